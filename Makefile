@@ -1,0 +1,44 @@
+# sim: set-up, tests, benchmarks and the demo. Every target is idempotent.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Build switches (pytorch_scatter style): FORCE_CUDA=1, FORCE_ONLY_CPU=1, TORCH_CUDA_ARCH_LIST, MAX_JOBS, DEBUG=1.
+export MAX_JOBS ?= 2
+
+.PHONY: setup system-deps venv deps build test test-all bench demo fuzz clean
+
+setup: system-deps venv deps build
+
+# espeak-ng synthesises the syllable data set (sim data); installed only when missing.
+system-deps:
+	@if ! command -v espeak-ng >/dev/null 2>&1; then \
+	  echo "[setup] installing espeak-ng"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq espeak-ng >/dev/null; \
+	fi
+
+venv:
+	@[ -x $(PY) ] || python3 -m venv $(VENV)
+
+# The stamp makes re-runs cheap; it is redone whenever requirements.txt changes.
+deps: $(VENV)/.deps-stamp
+$(VENV)/.deps-stamp: requirements.txt | venv
+	$(PIP) install -q -r requirements.txt
+	touch $@
+
+build: deps
+	$(PIP) install -q --no-build-isolation -e .
+
+test: setup
+	$(PY) -m pytest -q
+
+demo: setup
+	$(PY) -m sim_models.cli demo --out runs/demo
+
+bench: setup
+	$(PY) -m pytest benchmarks -q --benchmark-only --benchmark-json=benchmarks/results.json
+	$(PY) benchmarks/report.py benchmarks/results.json
+
+clean:
+	rm -rf build *.egg-info sim_kernels/*.so

@@ -1,0 +1,41 @@
+// The op schemas of sim_kernels, defined once. Kernels register per device in their own files
+// (csrc/cpu/*.cpp: CPU, csrc/cuda/*.cu: CUDA); Python registers fake and autograd in sim_kernels/ops.py.
+//
+// Shapes (B batch, T time, K prediction steps, N negatives, Cc context and Cz target channels):
+//   context (B, T, Cc)   targets (B, T, Cz)   weight (K, Cz, Cc)   neg_idx (K, B, T, N) int64
+//   mu, logvar (B, T, Cz) or None
+//   [t_begin, t_end): the anchor window; the anchor (b, t) is valid at step k when
+//   t_begin <= t < t_end - k (the whole sequence is t_begin = 0, t_end = T).
+//
+// smooth_infonce_fwd -> loss (K, B, T): -log softmax([s+, s-_1..N])_0 at valid anchors, 0 elsewhere;
+//                       correct (K, B, T) bool: s+ > max_n s-_n at valid anchors;
+//                       kl (B, T): 1/2 sum_c (mu^2 + e^logvar - logvar - 1), or (0,) without mu.
+//                       loss and kl are float64 for float64 inputs, float32 otherwise.
+// smooth_infonce_weighted -> value = sum(loss_weight * loss) + sum(kl_weight * kl), the fwd
+//                       outputs, and the gradient of value with respect to every input
+//                       (grad_mu, grad_logvar are (0,) without mu). It is the forward and the
+//                       backward in one pass, used when the upstream weights are known up front.
+#include <Python.h>
+#include <torch/library.h>
+
+extern "C" {
+// Importing sim_kernels._C runs the static initialisers below, which register the ops.
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+
+TORCH_LIBRARY(sim_kernels, m) {
+  m.def(
+      "smooth_infonce_fwd(Tensor context, Tensor targets, Tensor weight, Tensor neg_idx, "
+      "Tensor? mu, Tensor? logvar, int t_begin, int t_end) -> (Tensor loss, Tensor correct, Tensor kl)");
+  m.def(
+      "smooth_infonce_weighted(Tensor context, Tensor targets, Tensor weight, Tensor neg_idx, "
+      "Tensor? mu, Tensor? logvar, int t_begin, int t_end, Tensor loss_weight, Tensor? kl_weight) -> "
+      "(Tensor value, Tensor loss, Tensor correct, Tensor kl, Tensor grad_context, Tensor grad_targets, "
+      "Tensor grad_weight, Tensor grad_mu, Tensor grad_logvar)");
+  // Test hook for the shared math of smooth_infonce.h: row-wise online log-sum-exp of scores (R, M)
+  // and row-wise KL of (R, C) mu/logvar, computed with the very functions the kernels use.
+  m.def("_shared_math_selftest(Tensor scores, Tensor mu, Tensor logvar) -> (Tensor lse, Tensor kl)");
+}

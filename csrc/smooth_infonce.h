@@ -1,0 +1,69 @@
+// Shared math of the Smooth-InfoNCE kernels: inline functions that compile for the host (CPU
+// kernel) and the device (CUDA kernel), so the CPU tests exercise the code the GPU runs.
+#pragma once
+
+#include <cmath>
+#include <limits>
+
+#if defined(__CUDACC__) || defined(__HIPCC__)
+#define SIM_HOST_DEVICE __host__ __device__ __forceinline__
+#else
+#define SIM_HOST_DEVICE inline
+#endif
+
+namespace sim {
+
+SIM_HOST_DEVICE float sim_exp(float x) { return expf(x); }
+SIM_HOST_DEVICE double sim_exp(double x) { return exp(x); }
+SIM_HOST_DEVICE float sim_log(float x) { return logf(x); }
+SIM_HOST_DEVICE double sim_log(double x) { return log(x); }
+
+// Online log-sum-exp (Milakov & Gimelshein): one pass, keeps the running max m and
+// s = sum_j exp(x_j - m). Stable for |x| up to the dtype's range. A NaN score makes the result
+// NaN (it propagates, as torch.logsumexp does).
+template <typename acc_t>
+struct OnlineLogSumExp {
+  acc_t max_;
+  acc_t sum_;
+
+  SIM_HOST_DEVICE OnlineLogSumExp() : max_(-std::numeric_limits<acc_t>::infinity()), sum_(acc_t(0)) {}
+
+  SIM_HOST_DEVICE void push(acc_t x) {
+    if (x > max_) {
+      // Rescale the old sum to the new max; exp(-inf) = 0 covers the first push.
+      sum_ = sum_ * sim_exp(max_ - x) + acc_t(1);
+      max_ = x;
+    } else {
+      sum_ += sim_exp(x - max_);
+    }
+  }
+
+  SIM_HOST_DEVICE void merge(const OnlineLogSumExp& o) {
+    if (o.max_ > max_) {
+      sum_ = sum_ * sim_exp(max_ - o.max_) + o.sum_;
+      max_ = o.max_;
+    } else if (o.sum_ != acc_t(0) || o.max_ != o.max_) {
+      sum_ += o.sum_ * sim_exp(o.max_ - max_);
+    }
+  }
+
+  SIM_HOST_DEVICE acc_t value() const { return max_ + sim_log(sum_); }
+};
+
+// KL(N(mu, e^logvar) || N(0, 1)) of one channel: 1/2 (mu^2 + e^logvar - logvar - 1).
+template <typename acc_t>
+SIM_HOST_DEVICE acc_t kl_term(acc_t mu, acc_t logvar) {
+  return acc_t(0.5) * (mu * mu + sim_exp(logvar) - logvar - acc_t(1));
+}
+
+// d kl_term / d mu = mu;  d kl_term / d logvar = 1/2 (e^logvar - 1).
+template <typename acc_t>
+SIM_HOST_DEVICE acc_t kl_grad_mu(acc_t mu) {
+  return mu;
+}
+template <typename acc_t>
+SIM_HOST_DEVICE acc_t kl_grad_logvar(acc_t logvar) {
+  return acc_t(0.5) * (sim_exp(logvar) - acc_t(1));
+}
+
+}  // namespace sim

@@ -1,0 +1,80 @@
+"""Build sim_kernels._C: one extension holding the op schemas and every native kernel.
+
+Build switches (as in pytorch_scatter):
+  FORCE_CUDA=1          compile csrc/cuda/*.cu even when no GPU is visible (CI does this)
+  FORCE_ONLY_CPU=1      never compile the CUDA sources
+  TORCH_CUDA_ARCH_LIST  CUDA architectures, default "8.0;9.0"
+  MAX_JOBS              parallel compile jobs (ninja)
+  DEBUG=1               -O0 -g, no NDEBUG
+  SANITIZE=1            AddressSanitizer + UndefinedBehaviorSanitizer (CPU sources only)
+  SIM_NO_EXTENSION=1    install the pure-Python package only (backend="auto" then uses the reference)
+"""
+import glob
+import os
+
+from setuptools import find_packages, setup
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "0") not in ("", "0", "false", "False")
+
+
+def _want_cuda(cuda_home) -> bool:
+    import torch
+
+    if _flag("FORCE_ONLY_CPU"):
+        return False
+    if _flag("FORCE_CUDA"):
+        if cuda_home is None:
+            raise RuntimeError("FORCE_CUDA=1 but no CUDA toolkit was found (set CUDA_HOME)")
+        return True
+    return cuda_home is not None and torch.cuda.is_available()
+
+
+def _extensions():
+    if _flag("SIM_NO_EXTENSION"):
+        return [], {}
+    from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+    debug = _flag("DEBUG")
+    sanitize = _flag("SANITIZE")
+    opt = ["-O0", "-g"] if debug or sanitize else ["-O3"]
+    cxx = ["-std=c++17", "-fopenmp", *opt]
+    link = ["-fopenmp"]
+    if sanitize:
+        cxx += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
+        link += ["-fsanitize=address,undefined"]
+    if not debug:
+        cxx.append("-DNDEBUG")
+
+    sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
+    define_macros = []
+    extra = {"cxx": cxx}
+    ext_cls = CppExtension
+    if _want_cuda(CUDA_HOME):
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
+        sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
+        extra["nvcc"] = ["-std=c++17", "--expt-relaxed-constexpr", "-lineinfo", *(["-O0", "-G"] if debug else ["-O3"])]
+        define_macros.append(("SIM_WITH_CUDA", None))
+        ext_cls = CUDAExtension
+    ext = ext_cls(
+        name="sim_kernels._C",
+        sources=sources,
+        include_dirs=[os.path.join(ROOT, "csrc")],
+        define_macros=define_macros,
+        extra_compile_args=extra,
+        extra_link_args=link,
+        py_limited_api=False,
+    )
+    return [ext], {"build_ext": BuildExtension.with_options(no_python_abi_suffix=False)}
+
+
+ext_modules, cmdclass = _extensions()
+
+setup(
+    packages=find_packages(include=["sim_kernels", "sim_kernels.*", "sim_models", "sim_models.*"]),
+    ext_modules=ext_modules,
+    cmdclass=cmdclass,
+)

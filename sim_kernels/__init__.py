@@ -1,0 +1,12 @@
+"""sim_kernels: the Smooth-InfoNCE loss of Smooth InfoMax, fused on CPU (C++), CUDA and Triton.
+
+    from sim_kernels import SmoothInfoNCELoss, InfoNCELoss, smooth_infonce
+"""
+from .functional import smooth_infonce, smooth_infonce_with_metrics
+from .loss import InfoNCELoss, SmoothInfoNCELoss
+from .reference import smooth_infonce_reference
+from .sampling import sample_negatives
+
+__all__ = ["smooth_infonce", "smooth_infonce_with_metrics", "smooth_infonce_reference", "SmoothInfoNCELoss",
+           "InfoNCELoss", "sample_negatives"]
+__version__ = "0.1.0"

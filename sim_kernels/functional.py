@@ -1,0 +1,194 @@
+"""smooth_infonce(...): argument checks, backend choice and dispatch.
+
+The reductions live here, on top of three per-anchor statistics every backend produces
+(loss (K, B, T), correct (K, B, T), kl (B, T)); see sim_kernels/backends.py.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+from . import backends
+from .reference import accumulation_dtype
+
+__all__ = ["smooth_infonce", "smooth_infonce_with_metrics", "REDUCTIONS", "KL_REDUCTIONS", "BACKENDS"]
+
+REDUCTIONS = ("mean", "sum", "none")
+KL_REDUCTIONS = ("dims", "time")
+BACKENDS = ("auto", "native", "triton", "reference")
+_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def smooth_infonce(context, targets, weight, neg_idx, mu=None, logvar=None, beta=0.0,
+                   kl_reduction="dims", reduction="mean", backend="auto"):
+    """Smooth-InfoNCE loss (DESIGN.md §1), fused over all prediction steps.
+
+    Args:
+        context:  (B, T, Cc) float tensor, the context c[b, t].
+        targets:  (B, T, Cz) float tensor, the targets z[b, t] (same dtype and device).
+        weight:   (K, Cz, Cc) the bilinear maps; the score of target row r for anchor (b, t) at
+                  step k is targets_flat[r] · (weight[k-1] @ context[b, t]); K < T.
+        neg_idx:  int64 (K, B, T, N), or (B, T, N) shared over k: rows of targets.reshape(B*T, Cz).
+                  Entries at t >= T-k (no positive) are ignored.
+        mu, logvar: (B, T, Cz) posterior mean and log-variance, both or neither.
+        beta:     weight of the KL term (0 gives InfoNCE / GIM).
+        kl_reduction: "dims" (paper: mean over (b, t) of the channel sum) or
+                  "time" (authors' code: mean over (b, c) of the time sum).
+        reduction: "mean" (1/K sum over k of per-k anchor means) + beta*KL; "sum" (CPC: sum over k)
+                  + beta*KL; "none": the (K, B, T) per-anchor losses, 0 at t >= T-k, no KL term.
+        backend:  "auto" (native kernel for the device and dtype if built, else Triton on CUDA,
+                  else the reference with one warning), "native", "triton" or "reference".
+
+    Returns:
+        A scalar (mean, sum) or a (K, B, T) tensor (none), float64 for float64 inputs and
+        float32 otherwise.
+    """
+    loss, _ = _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, False)
+    return loss
+
+
+def smooth_infonce_with_metrics(context, targets, weight, neg_idx, mu=None, logvar=None, beta=0.0,
+                                kl_reduction="dims", reduction="mean", backend="auto", window=None):
+    """Same as smooth_infonce, and a dict of detached metric tensors (no host sync):
+    ``nce`` (K,) per-step mean loss, ``accuracy`` (K,) per-step share of anchors whose positive
+    outscores every negative, ``kl`` () the reduced KL without beta (0 without mu).
+
+    ``window=(t_begin, t_end)`` restricts the anchors to t_begin <= t < t_end - k, with per-k
+    means over B*(t_end - t_begin - k) anchors (GIM's subsampling; negatives still index all rows).
+    """
+    return _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, True, window)
+
+
+def _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, metrics, window=None):
+    B, T, K, t0, t1 = _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, window)
+    impl = backends.choose(backend, context)
+    if neg_idx.dim() == 3:
+        neg_idx = neg_idx.unsqueeze(0).expand(K, -1, -1, -1)
+    if impl.checks_indices_in_python:
+        _check_index_values(neg_idx, B * T, t0, t1)
+    acc = accumulation_dtype(context.dtype)
+    dev = context.device
+
+    steps = torch.arange(1, K + 1, device=dev)
+    count = (B * (t1 - t0 - steps)).to(acc)  # anchors per step (K,)
+    t = torch.arange(T, device=dev)
+    valid = (t >= t0) & (t.view(1, T) < (t1 - steps).view(K, 1))  # (K, T)
+
+    needs_grad = torch.is_grad_enabled() and any(
+        x is not None and x.requires_grad for x in (context, targets, weight, mu, logvar))
+    if reduction == "none" or not needs_grad:
+        loss, correct, kl = impl.fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1)
+        if reduction == "none":
+            out = loss
+        else:
+            per_k = loss.sum(dim=(1, 2)) / count
+            out = per_k.mean() if reduction == "mean" else per_k.sum()
+            if kl is not None:
+                out = out + beta * kl.sum() / _kl_denominator(kl_reduction, B, T, targets.shape[-1])
+    else:
+        # Upstream weights are known now, so the kernel does forward and backward in one pass.
+        scale = (1.0 / count) / (K if reduction == "mean" else 1)
+        loss_weight = (valid.to(acc) * scale.view(K, 1)).view(K, 1, T).expand(K, B, T)
+        kl_weight = None
+        if mu is not None:
+            kl_weight = torch.full((B, T), beta / _kl_denominator(kl_reduction, B, T, targets.shape[-1]), dtype=acc, device=dev)
+        out, loss, correct, kl = impl.weighted(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight)
+
+    if not metrics:
+        return out, None
+    with torch.no_grad():
+        m = {
+            "nce": loss.detach().sum(dim=(1, 2)) / count,
+            "accuracy": correct.sum(dim=(1, 2)).to(acc) / count,
+            "kl": (kl.detach().sum() / _kl_denominator(kl_reduction, B, T, targets.shape[-1])) if kl is not None
+            else torch.zeros((), dtype=acc, device=dev),
+        }
+    return out, m
+
+
+def _kl_denominator(kl_reduction, B, T, Cz):
+    return B * T if kl_reduction == "dims" else B * Cz
+
+
+def _check_index_values(neg_idx, rows, t0, t1):
+    """Used entries of (K, B, T, N) neg_idx must lie in [0, rows). Reads the data (a host sync on GPU)."""
+    if torch.compiler.is_compiling():
+        return
+    K = neg_idx.shape[0]
+    for k in range(1, K + 1):
+        used = neg_idx[k - 1, :, t0 : t1 - k]
+        if used.numel() and bool(((used < 0) | (used >= rows)).any()):
+            bad = used[(used < 0) | (used >= rows)][0].item()
+            raise ValueError(f"neg_idx: every value must lie in [0, B*T) = [0, {rows}), found {bad} (at step k={k})")
+
+
+def _tensor(name, x, ndim):
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(x.shape)}")
+
+
+def _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, window):
+    _tensor("context", context, 3)
+    _tensor("targets", targets, 3)
+    _tensor("weight", weight, 3)
+    if not isinstance(neg_idx, torch.Tensor):
+        raise TypeError(f"neg_idx must be a torch.Tensor, got {type(neg_idx).__name__}")
+    for name, x in (("context", context), ("targets", targets), ("weight", weight)):
+        if x.dtype not in _FLOATS:
+            raise TypeError(f"{name} must be float16, bfloat16, float32 or float64, got {x.dtype}")
+    for name, x in (("targets", targets), ("weight", weight)):
+        if x.dtype != context.dtype:
+            raise TypeError(f"{name} must have the dtype of context ({context.dtype}), got {x.dtype}")
+        if x.device != context.device:
+            raise ValueError(f"{name} must be on the device of context ({context.device}), got {x.device}")
+    B, T, Cc = context.shape
+    if B * T == 0:
+        raise ValueError(f"context must have B*T > 0, got shape {tuple(context.shape)}")
+    if targets.shape[:2] != (B, T):
+        raise ValueError(f"targets must have shape (B, T, Cz) = ({B}, {T}, Cz), got {tuple(targets.shape)}")
+    Cz = targets.shape[2]
+    if Cc == 0 or Cz == 0:
+        raise ValueError(f"context and targets need at least one channel, got Cc={Cc}, Cz={Cz}")
+    K = weight.shape[0]
+    if weight.shape[1:] != (Cz, Cc) or K < 1:
+        raise ValueError(f"weight must have shape (K, Cz, Cc) = (K >= 1, {Cz}, {Cc}), got {tuple(weight.shape)}")
+    t0, t1 = (0, T) if window is None else tuple(window)
+    if not (isinstance(t0, int) and isinstance(t1, int) and 0 <= t0 < t1 <= T):
+        raise ValueError(f"window must be (t_begin, t_end) with 0 <= t_begin < t_end <= T={T}, got {window}")
+    if K >= t1 - t0:
+        raise ValueError(f"weight: K (prediction steps) must be < T={t1 - t0} so every step has an anchor, got K={K}")
+    if neg_idx.dtype != torch.int64:
+        raise TypeError(f"neg_idx must be int64, got {neg_idx.dtype}")
+    if neg_idx.device != context.device:
+        raise ValueError(f"neg_idx must be on the device of context ({context.device}), got {neg_idx.device}")
+    ok = (neg_idx.dim() == 4 and neg_idx.shape[:3] == (K, B, T)) or (neg_idx.dim() == 3 and neg_idx.shape[:2] == (B, T))
+    if not ok or neg_idx.shape[-1] < 1:
+        raise ValueError(f"neg_idx must have shape (K, B, T, N) = ({K}, {B}, {T}, N) or (B, T, N) = ({B}, {T}, N) "
+                         f"with N >= 1, got {tuple(neg_idx.shape)}")
+    if (mu is None) != (logvar is None):
+        raise ValueError("mu and logvar must be given together (both or neither), got only "
+                         + ("mu" if logvar is None else "logvar"))
+    if mu is not None:
+        for name, x in (("mu", mu), ("logvar", logvar)):
+            _tensor(name, x, 3)
+            if x.shape != targets.shape:
+                raise ValueError(f"{name} must have the shape of targets {tuple(targets.shape)}, got {tuple(x.shape)}")
+            if x.dtype != context.dtype:
+                raise TypeError(f"{name} must have the dtype of context ({context.dtype}), got {x.dtype}")
+            if x.device != context.device:
+                raise ValueError(f"{name} must be on the device of context ({context.device}), got {x.device}")
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
+        raise TypeError(f"beta must be a real number, got {type(beta).__name__}")
+    if not math.isfinite(beta) or beta < 0:
+        raise ValueError(f"beta must be finite and >= 0, got {beta}")
+    if kl_reduction not in KL_REDUCTIONS:
+        raise ValueError(f"kl_reduction must be one of {KL_REDUCTIONS}, got {kl_reduction!r}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return B, T, K, t0, t1

@@ -1,0 +1,115 @@
+"""SmoothInfoNCELoss and InfoNCELoss: drop-in nn.Modules that own the K bilinear maps W_k."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .functional import BACKENDS, KL_REDUCTIONS, REDUCTIONS, smooth_infonce_with_metrics
+from .sampling import SAMPLERS, sample_negatives
+
+__all__ = ["SmoothInfoNCELoss", "InfoNCELoss"]
+
+
+class SmoothInfoNCELoss(nn.Module):
+    """Smooth-InfoNCE (DESIGN.md §1): InfoNCE over K future steps plus beta * KL(N(mu, sigma^2) || N(0, I)).
+
+    Args:
+        context_dim:   Cc, channels of the context c.
+        target_dim:    Cz, channels of the targets z (default: context_dim).
+        prediction_steps: K (paper: 10; thesis: 12).
+        negative_samples: N (paper: 10).
+        beta:          KL weight (paper: 0.01; thesis: 0.0035; 0 = GIM).
+        sampler:       "gim" | "within_sequence" | "cpc" (see sim_kernels.sampling).
+        kl_reduction:  "dims" (paper) | "time" (authors' code).
+        reduction:     "mean" | "sum" (CPC) | "none" (per-anchor (K, B, T), no KL).
+        subsample_window: GIM's random crop: when T > window, context and targets are cropped to a
+                       random window of that many frames (start uniform in [0, T - window), as in
+                       their code) while negatives are still drawn from the whole sequence.
+                       None (default) disables it; GIM used 128.
+        backend:       "auto" | "native" | "triton" | "reference".
+
+    Parameters:
+        weight (K, Cz, Cc): W_k = weight[k-1]. Initialised like GIM's predictor, an
+        nn.Linear(Cc, K*Cz, bias=False): uniform in [-1/sqrt(Cc), 1/sqrt(Cc)]. (weight.view(K*Cz, Cc)
+        is that Linear's weight, so their checkpoints load by reshaping.)
+
+    forward(context (B, T, Cc), targets (B, T, Cz), mu=None, logvar=None, *, generator=None,
+            neg_idx=None, return_metrics=False) -> loss, or (loss, metrics) with metrics a dict of
+            detached tensors: "nce" (K,), "accuracy" (K,), "kl" (). Nothing syncs with the host.
+    """
+
+    def __init__(self, context_dim: int, target_dim: int | None = None, prediction_steps: int = 10,
+                 negative_samples: int = 10, beta: float = 0.01, sampler: str = "gim", kl_reduction: str = "dims",
+                 reduction: str = "mean", subsample_window: int | None = None, backend: str = "auto"):
+        super().__init__()
+        target_dim = context_dim if target_dim is None else target_dim
+        for name, v in (("context_dim", context_dim), ("target_dim", target_dim),
+                        ("prediction_steps", prediction_steps), ("negative_samples", negative_samples)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        if kl_reduction not in KL_REDUCTIONS:
+            raise ValueError(f"kl_reduction must be one of {KL_REDUCTIONS}, got {kl_reduction!r}")
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if subsample_window is not None and (not isinstance(subsample_window, int) or subsample_window <= prediction_steps):
+            raise ValueError(f"subsample_window must be None or an int > prediction_steps={prediction_steps}, "
+                             f"got {subsample_window!r}")
+        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
+            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+        self.context_dim, self.target_dim = context_dim, target_dim
+        self.prediction_steps, self.negative_samples = prediction_steps, negative_samples
+        self.beta, self.sampler, self.kl_reduction, self.reduction = float(beta), sampler, kl_reduction, reduction
+        self.subsample_window, self.backend = subsample_window, backend
+        self.weight = nn.Parameter(torch.empty(prediction_steps, target_dim, context_dim))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        bound = 1.0 / math.sqrt(self.context_dim)
+        nn.init.uniform_(self.weight, -bound, bound)
+
+    def extra_repr(self):
+        return (f"context_dim={self.context_dim}, target_dim={self.target_dim}, K={self.prediction_steps}, "
+                f"N={self.negative_samples}, beta={self.beta}, sampler={self.sampler!r}, "
+                f"kl_reduction={self.kl_reduction!r}, reduction={self.reduction!r}, "
+                f"subsample_window={self.subsample_window}, backend={self.backend!r}")
+
+    def window(self, T: int, generator: torch.Generator | None = None):
+        """The anchor window (t_begin, t_end) of this call: GIM's random crop, or the whole sequence."""
+        W = self.subsample_window
+        if W is None or T <= W:
+            return None
+        start = int(torch.randint(0, T - W, (), generator=generator).item())  # CPU RNG, no device sync
+        return (start, start + W)
+
+    def forward(self, context, targets, mu=None, logvar=None, *, generator=None, neg_idx=None, return_metrics=False):
+        if not isinstance(context, torch.Tensor) or context.dim() != 3:
+            raise ValueError(f"context must be a (B, T, Cc) tensor, got {getattr(context, 'shape', type(context))}")
+        B, T, _ = context.shape
+        window = self.window(T, generator)
+        if neg_idx is None:
+            gen_device = context.device if generator is None else generator.device
+            neg_idx = sample_negatives(self.sampler, B, T, self.negative_samples, self.prediction_steps,
+                                       generator=generator, device=gen_device, window=window).to(context.device)
+        loss, metrics = smooth_infonce_with_metrics(
+            context, targets, self.weight.to(context.dtype), neg_idx, mu, logvar, beta=self.beta if mu is not None else 0.0,
+            kl_reduction=self.kl_reduction, reduction=self.reduction, backend=self.backend, window=window)
+        return (loss, metrics) if return_metrics else loss
+
+
+class InfoNCELoss(SmoothInfoNCELoss):
+    """The deterministic beta = 0 variant (GIM, CPC): forward(context, targets) without mu/logvar."""
+
+    def __init__(self, context_dim: int, target_dim: int | None = None, prediction_steps: int = 10,
+                 negative_samples: int = 10, sampler: str = "gim", reduction: str = "mean",
+                 subsample_window: int | None = None, backend: str = "auto"):
+        super().__init__(context_dim, target_dim, prediction_steps, negative_samples, beta=0.0, sampler=sampler,
+                         reduction=reduction, subsample_window=subsample_window, backend=backend)
+
+    def forward(self, context, targets, *, generator=None, neg_idx=None, return_metrics=False):
+        return super().forward(context, targets, generator=generator, neg_idx=neg_idx, return_metrics=return_metrics)

@@ -1,0 +1,86 @@
+"""Plain-PyTorch Smooth-InfoNCE: the definition of right. Never an op, never fast.
+
+Every kernel (CPU, CUDA, Triton) is tested against this file. It follows DESIGN.md §1 word for
+word and is differentiable by autograd. It accumulates in float32 for 16- and 32-bit inputs and
+in float64 for float64 inputs; the result has that accumulation dtype.
+
+Shapes: B batch, T time, K prediction steps, N negatives, Cc context / Cz target channels.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["accumulation_dtype", "per_anchor_terms", "smooth_infonce_reference"]
+
+
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 stays float64; every other floating dtype accumulates in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def per_anchor_terms(context, targets, weight, neg_idx, mu=None, logvar=None, t_begin=0, t_end=None):
+    """Per-anchor losses, hits and per-frame KL.
+
+    Args:
+        context:  (B, T, Cc) context vectors c[b, t].
+        targets:  (B, T, Cz) target vectors z[b, t]; negatives index targets.reshape(B*T, Cz).
+        weight:   (K, Cz, Cc) the bilinear maps W_k (weight[k-1] is W_k).
+        neg_idx:  (K, B, T, N) or (B, T, N) int64 rows of the flattened targets.
+        mu, logvar: (B, T, Cz) or None.
+        t_begin, t_end: anchor window; (b, t) is an anchor of step k when t_begin <= t < t_end - k.
+
+    Returns:
+        loss:    (K, B, T) -log softmax([s+, s-_1..s-_N])_0, 0 at non-anchors.
+        correct: (K, B, T) bool, s+ > max_n s-_n (a tie counts as wrong), False at non-anchors.
+        kl:      (B, T) 1/2 sum_c (mu^2 + e^logvar - logvar - 1), or None without mu.
+    """
+    B, T, _ = context.shape
+    K = weight.shape[0]
+    t_end = T if t_end is None else t_end
+    acc = accumulation_dtype(context.dtype)
+    c, z, w = context.to(acc), targets.to(acc), weight.to(acc)
+    z_flat = z.reshape(B * T, z.shape[-1])
+    if neg_idx.dim() == 3:
+        neg_idx = neg_idx.unsqueeze(0).expand(K, -1, -1, -1)
+    losses, hits = [], []
+    for k in range(1, K + 1):
+        lo, hi = t_begin, t_end - k  # anchors t in [lo, hi)
+        pred = torch.einsum("btc,zc->btz", c[:, lo:hi], w[k - 1])  # W_k c_t: (B, hi-lo, Cz)
+        pos = (z[:, lo + k : hi + k] * pred).sum(-1)  # (B, hi-lo)
+        negs = z_flat[neg_idx[k - 1, :, lo:hi]]  # (B, hi-lo, N, Cz)
+        neg = torch.einsum("btnz,btz->btn", negs, pred)  # (B, hi-lo, N)
+        logits = torch.cat([pos.unsqueeze(-1), neg], dim=-1)
+        loss_k = torch.logsumexp(logits, dim=-1) - pos
+        hit_k = pos > neg.max(dim=-1).values
+        pad = (lo, T - hi)
+        losses.append(torch.nn.functional.pad(loss_k, pad))
+        hits.append(torch.nn.functional.pad(hit_k, pad))
+    kl = None
+    if mu is not None:
+        m, lv = mu.to(acc), logvar.to(acc)
+        kl = 0.5 * (m * m + lv.exp() - lv - 1.0).sum(-1)
+    return torch.stack(losses), torch.stack(hits), kl
+
+
+def smooth_infonce_reference(context, targets, weight, neg_idx, mu=None, logvar=None, beta=0.0,
+                             kl_reduction="dims", reduction="mean", t_begin=0, t_end=None):
+    """The whole loss of DESIGN.md §1 (same arguments as sim_kernels.smooth_infonce).
+
+    reduction "mean": (1/K) sum_k mean over anchors of step k, plus beta * KL;
+              "sum":  sum_k of the same per-k means (CPC), plus beta * KL;
+              "none": the (K, B, T) per-anchor losses, 0 off the anchors, no KL term.
+    kl_reduction "dims": sum of KL over (b, t, c) / (B * T)  (mean over frames of the channel sum);
+                 "time": the same sum / (B * Cz)              (mean over (b, c) of the time sum).
+    """
+    B, T, _ = context.shape
+    K = weight.shape[0]
+    t_end = T if t_end is None else t_end
+    loss, _, kl = per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end)
+    if reduction == "none":
+        return loss
+    per_k = torch.stack([loss[k - 1].sum() / (B * (t_end - k - t_begin)) for k in range(1, K + 1)])
+    total = per_k.mean() if reduction == "mean" else per_k.sum()
+    if kl is not None:
+        denom = B * T if kl_reduction == "dims" else B * targets.shape[-1]
+        total = total + beta * kl.sum() / denom
+    return total

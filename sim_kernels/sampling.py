@@ -1,0 +1,87 @@
+"""Negative samplers: they produce index tensors and nothing else.
+
+Every sampler returns int64 indices into the flattened targets, ``targets.reshape(B*T, Cz)``,
+shaped (K, B, T, N) when the negatives differ per prediction step or (B, T, N) when they are
+shared over k. All randomness comes from the ``generator`` argument (the global RNG when None),
+so a seeded generator reproduces the draw exactly.
+
+Samplers (``sample_negatives(kind, ...)``):
+
+* ``"gim"`` — Löwe et al.'s Greedy InfoMax audio default. N random permutations of all B·T rows
+  are drawn once per call (``torch.randperm(B*T)`` N times, in that order, from the generator) and
+  shared over k by an offset: at step k, the anchor in row i of the (B, W-k) flattening of the
+  anchor window (W = T without subsampling) takes row ``B*T - B*(W-k) + i`` of each permutation.
+  The positive itself may be drawn as a negative (as in their code). Fed the same random stream
+  it reproduces their loss exactly.
+* ``"within_sequence"`` — N frames drawn uniformly, with replacement, from the anchor's own
+  utterance (any of its T frames; the positive may be drawn). Shared over k.
+* ``"cpc"`` — van den Oord et al. / cpc_audio: a random utterance b' and a random time offset
+  o in [1, T), giving frame (t + o) mod T of utterance b'; so a negative is never frame t of b'.
+  Shared over k.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["SAMPLERS", "sample_negatives", "gim_negatives", "within_sequence_negatives", "cpc_negatives"]
+
+
+def _check(batch: int, time: int, num_negatives: int):
+    for name, v in (("batch", batch), ("time", time), ("num_negatives", num_negatives)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+
+
+def gim_negatives(batch, time, num_negatives, prediction_steps, generator=None, device=None, window=None):
+    """GIM's shared-permutation negatives.
+
+    Args:
+        window: (t_begin, t_end) anchor window of GIM's subsampling, or None for the whole sequence.
+    Returns:
+        (K, B, T, N) int64; entries outside the step-k anchors [t_begin, t_end - k) are 0.
+    """
+    _check(batch, time, num_negatives)
+    K, B, T, N = prediction_steps, batch, time, num_negatives
+    t0, t1 = (0, T) if window is None else window
+    if not (0 <= t0 < t1 <= T) or K >= t1 - t0:
+        raise ValueError(f"window must satisfy 0 <= t_begin < t_end <= T with K < t_end - t_begin, got {window} for T={T}, K={K}")
+    W = t1 - t0
+    perms = torch.stack([torch.randperm(B * T, generator=generator, device=device) for _ in range(N)], dim=-1)  # (B*T, N)
+    out = torch.zeros(K, B, T, N, dtype=torch.int64, device=perms.device)
+    for k in range(1, K + 1):
+        rows = B * T - B * (W - k) + torch.arange(B * (W - k), device=perms.device)
+        out[k - 1, :, t0 : t1 - k] = perms[rows].view(B, W - k, N)
+    return out
+
+
+def within_sequence_negatives(batch, time, num_negatives, generator=None, device=None):
+    """(B, T, N) int64: uniform frames of the anchor's own utterance."""
+    _check(batch, time, num_negatives)
+    t = torch.randint(0, time, (batch, time, num_negatives), generator=generator, device=device)
+    base = torch.arange(batch, device=t.device).view(batch, 1, 1) * time
+    return base + t
+
+
+def cpc_negatives(batch, time, num_negatives, generator=None, device=None):
+    """(B, T, N) int64: random utterance, random non-zero time offset (mod T) from t."""
+    _check(batch, time, num_negatives)
+    if time < 2:
+        raise ValueError(f"the cpc sampler needs time >= 2 to avoid t, got time={time}")
+    b = torch.randint(0, batch, (batch, time, num_negatives), generator=generator, device=device)
+    off = torch.randint(1, time, (batch, time, num_negatives), generator=generator, device=device)
+    t = torch.arange(time, device=b.device).view(1, time, 1)
+    return b * time + (t + off) % time
+
+
+SAMPLERS = ("gim", "within_sequence", "cpc")
+
+
+def sample_negatives(kind, batch, time, num_negatives, prediction_steps, generator=None, device=None, window=None):
+    """Dispatch to a sampler by name (see the module docstring); returns (K,B,T,N) or (B,T,N)."""
+    if kind == "gim":
+        return gim_negatives(batch, time, num_negatives, prediction_steps, generator, device, window)
+    if kind == "within_sequence":
+        return within_sequence_negatives(batch, time, num_negatives, generator, device)
+    if kind == "cpc":
+        return cpc_negatives(batch, time, num_negatives, generator, device)
+    raise ValueError(f"sampler must be one of {SAMPLERS}, got {kind!r}")
