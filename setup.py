@@ -41,7 +41,7 @@ def _extensions():
     debug = _flag("DEBUG")
     sanitize = _flag("SANITIZE")
     opt = ["-O0", "-g"] if debug or sanitize else ["-O3"]
-    cxx = ["-std=c++17", "-fopenmp", *opt]
+    cxx = ["-std=c++20", "-fopenmp", *opt]
     link = ["-fopenmp"]
     if sanitize:
         cxx += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
@@ -56,7 +56,7 @@ def _extensions():
     if _want_cuda(CUDA_HOME):
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
         sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
-        extra["nvcc"] = ["-std=c++17", "--expt-relaxed-constexpr", "-lineinfo", *(["-O0", "-G"] if debug else ["-O3"])]
+        extra["nvcc"] = ["-std=c++20", "--expt-relaxed-constexpr", "-lineinfo", *(["-O0", "-G"] if debug else ["-O3"])]
         define_macros.append(("SIM_WITH_CUDA", None))
         ext_cls = CUDAExtension
     ext = ext_cls(
