@@ -24,11 +24,18 @@ venv:
 # The stamp makes re-runs cheap; it is redone whenever requirements.txt changes.
 deps: $(VENV)/.deps-stamp
 $(VENV)/.deps-stamp: requirements.txt | venv
-	$(PIP) install -q -r requirements.txt
+	set -o pipefail; $(PIP) install -q -r requirements.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(PY) -c "import torch, torchaudio, triton, soundfile, sklearn, hypothesis, pytest_benchmark"
 	touch $@
 
-build: deps
-	$(PIP) install -q --no-build-isolation -e .
+# Rebuilt when a source or a build switch changes (the stamp's name records FORCE_CUDA / FORCE_ONLY_CPU).
+BUILD_STAMP := $(VENV)/.build-stamp-cuda$(FORCE_CUDA)-cpu$(FORCE_ONLY_CPU)-dbg$(DEBUG)-san$(SANITIZE)
+build: $(BUILD_STAMP)
+$(BUILD_STAMP): $(VENV)/.deps-stamp setup.py pyproject.toml $(wildcard csrc/*.cpp csrc/*.h csrc/cpu/*.cpp csrc/cuda/*.cu csrc/cuda/*.cuh)
+	set -o pipefail; $(PIP) install -q --no-build-isolation -e . 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(PY) -c "import sim_kernels._C"
+	rm -f $(VENV)/.build-stamp-*
+	touch $@
 
 test: setup
 	$(PY) -m pytest -q
