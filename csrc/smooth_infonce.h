@@ -33,7 +33,8 @@ struct OnlineLogSumExp {
       // Rescale the old sum to the new max; exp(-inf) = 0 covers the first push.
       sum_ = sum_ * sim_exp(max_ - x) + acc_t(1);
       max_ = x;
-    } else {
+    } else if (x != -std::numeric_limits<acc_t>::infinity()) {
+      // exp(-inf) = 0 adds nothing (and -inf - -inf would be NaN); a NaN x lands here and propagates.
       sum_ += sim_exp(x - max_);
     }
   }
