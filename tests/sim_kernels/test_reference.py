@@ -310,3 +310,21 @@ def test_gradcheck_float64_window(backend):
         return smooth_infonce_with_metrics(c, z, w, idx, mu, lv, beta=0.2, backend=backend, window=(1, 5))[0]
 
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_large_scores_stay_finite(backend, dtype):
+    """Scores of several hundred: exp() would overflow without the max shift of the log-sum-exp."""
+    case = _case((2, 6, 3, 3, 2, 4), with_mu=False)
+    c, z, w, _, _, idx = _make(case)
+    c = (c * 40).to(dtype).requires_grad_()
+    z = (z * 40).to(dtype)
+    w = w.to(dtype)
+    out = smooth_infonce(c, z, w, idx, backend=backend)
+    expected = naive_smooth_infonce(c, z, w, idx)
+    assert torch.isfinite(out) and float(out.detach()) > 50
+    tol = dict(rtol=1e-5, atol=1e-3) if dtype == torch.float32 else {}
+    torch.testing.assert_close(out.double(), expected, **tol)
+    g, g_naive = torch.autograd.grad(out, c)[0], torch.autograd.grad(expected, c)[0]
+    assert torch.isfinite(g).all()
+    torch.testing.assert_close(g.double(), g_naive.double(), **tol)
