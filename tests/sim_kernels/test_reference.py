@@ -328,3 +328,27 @@ def test_large_scores_stay_finite(backend, dtype):
     g, g_naive = torch.autograd.grad(out, c)[0], torch.autograd.grad(expected, c)[0]
     assert torch.isfinite(g).all()
     torch.testing.assert_close(g.double(), g_naive.double(), **tol)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("leaf", ["context", "targets", "weight", "mu", "logvar"])
+def test_one_input_requires_grad_and_loss_is_not_the_last_layer(backend, leaf, reduction):
+    """Only one input requires grad, and the loss feeds a further computation (scaled upstream)."""
+    case = _case((2, 6, 3, 2, 3, 2), reduction=reduction)
+    c, z, w, mu, lv, idx = _make(case)
+    args = dict(context=c, targets=z, weight=w, mu=mu, logvar=lv)
+    x = args[leaf].requires_grad_()
+    kw = dict(beta=0.3, reduction=reduction)
+    out = smooth_infonce(args["context"], args["targets"], args["weight"], idx, args["mu"], args["logvar"],
+                         backend=backend, **kw)
+    expected = naive_smooth_infonce(args["context"], args["targets"], args["weight"], idx, args["mu"], args["logvar"],
+                                    **kw)
+    upstream = torch.linspace(-1.0, 2.0, out.numel(), dtype=out.dtype).view(out.shape) if out.dim() else None
+    y = 2.5 * out.sum() if upstream is None else (upstream * out).sum()
+    y_naive = 2.5 * expected.sum() if upstream is None else (upstream * expected).sum()
+    if reduction == "none" and leaf in ("mu", "logvar"):  # no KL term: the output does not depend on them
+        assert not y_naive.requires_grad
+        g = _grads(y, [x]) if y.requires_grad else (torch.zeros_like(x),)
+        torch.testing.assert_close(g, (torch.zeros_like(x),))
+        return
+    torch.testing.assert_close(_grads(y, [x]), _grads(y_naive, [x]))
