@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import sys
 
 import pytest
@@ -65,7 +66,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         "torch_version": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "native_cpu_kernel": _ext.has_kernel("cpu"),
-        "command": " ".join(["python -m pytest"] + sys.argv[1:]),
+        "command": "python -m pytest " + shlex.join(sys.argv[1:]),
         "shape_selection": config.getoption("--sim-shapes"),
         "stat_note": "times are per call (iterations=1); GEMM floor outputs preallocated",
     }
@@ -124,3 +125,14 @@ class ReferenceResults:
 @pytest.fixture(scope="session")
 def reference_results():
     return ReferenceResults()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run each shape's GEMM floor right after that shape's providers (same machine state), not
+    all floors at the end: a stable sort of this suite's items by shape-table position."""
+    table = [s for s, _ in shapes(config.getoption("--sim-shapes"))]
+    mine = [i for i, it in enumerate(items) if it.path.name == "test_smooth_infonce.py"
+            and "sim_shape" in getattr(getattr(it, "callspec", None), "params", {})]
+    ordered = sorted((items[i] for i in mine), key=lambda it: table.index(it.callspec.params["sim_shape"]))
+    for i, it in zip(mine, ordered):
+        items[i] = it
