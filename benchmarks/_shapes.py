@@ -41,7 +41,7 @@ THESIS = [Shape(8, T, 32, 12, 10) for T in (64, 512)]
 _CENTRE = dict(B=8, T=256, C=256, K=10, N=10)
 SWEEP_T = [Shape(**{**_CENTRE, "T": T}) for T in (64, 256, 1024)]
 SWEEP_N = [Shape(**{**_CENTRE, "N": N}) for N in (1, 10, 50)]
-SWEEP_K = [Shape(**{**_CENTRE, "K": K}) for K in (1, 5, 12)]
+SWEEP_K = [Shape(**{**_CENTRE, "K": K}) for K in (1, 5, 10, 12)]  # 10: the centre, no extra run
 # Tiny shapes for a smoke run (--sim-shapes=smoke): every code path in seconds, odd sizes on purpose.
 SMOKE = [Shape(2, 33, 16, 3, 4), Shape(2, 17, 8, 5, 1)]
 
