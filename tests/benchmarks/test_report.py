@@ -55,7 +55,7 @@ def _status(r):
 
 
 def test_targets_are_computed_from_the_cells():
-    r = report.load(_results_json())
+    r = report.load(_results_json(), stat="median")
     st = _status(r)
     assert st[(T512, "native fwd+bwd / GEMM floor")] == (pytest.approx(1.2), "pass")
     assert st[(T512, "eager ref / native (fwd+bwd)")] == (pytest.approx(4.6 / 1.2), "FAIL")
@@ -66,14 +66,14 @@ def test_targets_are_computed_from_the_cells():
 
 
 def test_stat_choice_is_used():
-    r = report.load(_results_json(), stat="min")
-    assert r.time(T512, "native", "fwd+bwd") == pytest.approx(1.2 * 0.9)
+    r = report.load(_results_json())  # default: min
+    assert r.stat == "min" and r.time(T512, "native", "fwd+bwd") == pytest.approx(1.2 * 0.9)
     with pytest.raises(ValueError, match="stat must be one of"):
         report.load(_results_json(), stat="max")
 
 
 def test_markdown_table_cells_and_machine_line():
-    r = report.load(_results_json())
+    r = report.load(_results_json(), stat="median")
     md = report.markdown(r, "benchmarks/results.json")
     assert "Machine: Test CPU 9000, 2 logical cores, torch 2.14.1, 2 torch threads; native CPU kernel: built" in md
     assert "`python -m pytest benchmarks -q --benchmark-only` then `python benchmarks/report.py benchmarks/results.json`" in md
@@ -93,7 +93,7 @@ def test_markdown_table_cells_and_machine_line():
 
 
 def test_missing_native_is_not_measured():
-    r = report.load(_results_json(native=False))
+    r = report.load(_results_json(native=False), stat="median")
     assert {s for _, _, s in report.target_rows(r)} == {"not measured"}
     md = report.markdown(r)
     assert "native CPU kernel: NOT built" in md
@@ -105,7 +105,7 @@ def test_main_writes_markdown_and_png(tmp_path, capsys):
     path.write_text(json.dumps(_results_json()))
     assert report.main([str(path)]) == 0
     out = capsys.readouterr().out
-    assert "### Targets (issue 3)" in out
+    assert "### Targets (issue 3)" in out and "the min over the rounds" in out
     assert (tmp_path / "results.md").read_text() in out
     png = (tmp_path / "results.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
@@ -139,3 +139,18 @@ def test_shape_tables():
         shapes("paper,nope")
     with pytest.raises(ValueError, match="shape id must look like"):
         shape_from_id("B8-T512")
+
+
+def test_native_skip_reason(monkeypatch):
+    """Without a CPU kernel the native provider skips with a reason naming the check and the fix."""
+    from benchmarks._providers import unavailable_reason
+    from sim_kernels import _ext
+
+    monkeypatch.setattr(_ext, "has_kernel", lambda device_type: False)
+    reason = unavailable_reason("native")
+    assert "has_kernel('cpu') is False" in reason and "pip install --no-build-isolation -e ." in reason
+    assert unavailable_reason("eager") is None and unavailable_reason("compiled") is None
+    monkeypatch.setattr(_ext, "has_kernel", lambda device_type: device_type == "cpu")
+    assert unavailable_reason("native") is None
+    with pytest.raises(ValueError, match="provider must be one of"):
+        unavailable_reason("triton")
