@@ -6,7 +6,8 @@ prints one JSON line. Method ("vmhwm"): build the inputs, run one warm-up step (
 compiles here), clear the grads, read the resident set size VmRSS, reset the kernel's
 high-water mark (write "5" to /proc/self/clear_refs), run one step, read VmHWM:
 peak_extra_bytes = VmHWM - VmRSS. It counts everything the step allocates and holds at its peak:
-saved activations, scratch, the new .grad buffers and the loss. When clear_refs is not writable
+saved activations, scratch, the new .grad buffers (reported apart as grad_bytes: every provider
+must allocate them) and the loss. When clear_refs is not writable
 (not Linux, or a locked-down /proc) it falls back to ("ru_maxrss") the getrusage peak minus the RSS
 before the warm-up, which also counts the warm-up (and compilation) and so overstates.
 
@@ -72,9 +73,10 @@ def probe(shape_id: str, provider: str, mode: str, threads: int) -> dict:
         loss = step()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit // 1024
         method = "ru_maxrss (includes warm-up and compilation)"
+    grad_bytes = sum(t.grad.numel() * t.grad.element_size() for t in x.leaves() if t.grad is not None)
     return {"shape": shape_id, "provider": provider, "mode": mode, "threads": threads, "method": method,
             "baseline_rss_bytes": base * 1024, "peak_rss_bytes": peak * 1024,
-            "peak_extra_bytes": max(0, peak - base) * 1024, "loss": float(loss)}
+            "peak_extra_bytes": max(0, peak - base) * 1024, "grad_bytes": grad_bytes, "loss": float(loss)}
 
 
 def measure(shape_id: str, provider: str, mode: str, threads: int, timeout: float = 1800.0) -> dict:

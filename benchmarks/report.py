@@ -38,6 +38,7 @@ class Cell:
     seconds: float
     rounds: int
     peak_extra_bytes: int | None = None
+    grad_bytes: int | None = None
 
 
 @dataclass
@@ -59,6 +60,14 @@ class Results:
     def memory(self, shape, provider, mode):
         c = self.cells.get((shape, provider, mode))
         return None if c is None else c.peak_extra_bytes
+
+    def grad_bytes(self, shape):
+        """Bytes of the .grad buffers fwd+bwd creates (the same for every provider), if recorded."""
+        for p in PROVIDERS:
+            c = self.cells.get((shape, p, "fwd+bwd"))
+            if c is not None and c.grad_bytes is not None:
+                return c.grad_bytes
+        return None
 
     def over_floor(self, shape, provider, mode):
         return ratio(self.time(shape, provider, mode), self.time(shape, FLOOR, mode))
@@ -93,7 +102,7 @@ def load(path, stat: str = "min") -> Results:
             r.others.append((b.get("fullname", b.get("name", "?")), st[stat], st.get("rounds", 0)))
             continue
         key = (ei["shape"], ei["provider"], ei["mode"])
-        r.cells[key] = Cell(st[stat], st.get("rounds", 0), ei.get("peak_extra_bytes"))
+        r.cells[key] = Cell(st[stat], st.get("rounds", 0), ei.get("peak_extra_bytes"), ei.get("grad_bytes"))
         order.setdefault(ei["shape"], (ei.get("shape_index", math.inf), len(order)))
         r.sets[ei["shape"]] = ei.get("sets", [])
     r.shapes = sorted(order, key=order.get)
@@ -171,12 +180,14 @@ def time_table(r: Results) -> str:
 
 def memory_table(r: Results) -> str:
     header = (["shape"] + [f"{LABELS[p]} {m}" for m in MODES for p in PROVIDERS]
-              + [f"native / eager ref {m}" for m in MODES] + [f"native / compiled ref {m}" for m in MODES])
+              + [f"native / eager ref {m}" for m in MODES] + [f"native / compiled ref {m}" for m in MODES]
+              + ["of fwd+bwd: .grad buffers"])
     rows = []
     for s in r.shapes:
         row = [_shape_cell(r, s)] + [fmt_mib(r.memory(s, p, m)) for m in MODES for p in PROVIDERS]
         row += [fmt_x(r.memory_ratio(s, "native", "eager", m), 3) for m in MODES]
         row += [fmt_x(r.memory_ratio(s, "native", "compiled", m), 3) for m in MODES]
+        row.append(fmt_mib(r.grad_bytes(s)))
         rows.append(row)
     return _table(header, rows)
 
@@ -252,6 +263,9 @@ def markdown(r: Results, json_path=None) -> str:
         time_table(r),
         "",
         "### Peak extra memory",
+        "",
+        "Each fwd+bwd figure includes the new .grad buffers of context, targets, weight, mu and logvar "
+        "(last column), which every provider must allocate.",
         "",
         memory_table(r),
         "",

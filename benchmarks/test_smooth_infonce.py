@@ -74,8 +74,8 @@ def test_smooth_infonce(benchmark, sim_shape, provider, mode, sim_options, refer
     del x, step, loss
     if sim_options.memory:
         m = measure(sim_shape.id, provider, mode, sim_options.threads)
-        benchmark.extra_info.update({"peak_extra_bytes": m["peak_extra_bytes"], "baseline_rss_bytes":
-                                     m["baseline_rss_bytes"], "memory_method": m["method"]})
+        benchmark.extra_info.update({k: m[k] for k in ("peak_extra_bytes", "grad_bytes", "baseline_rss_bytes")})
+        benchmark.extra_info["memory_method"] = m["method"]
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -19,6 +19,8 @@ def _bench(shape, provider, mode, median, index, memory=None, sets=("paper",)):
     ei = {"shape": shape, "provider": provider, "mode": mode, "shape_index": index, "sets": list(sets)}
     if memory is not None:
         ei["peak_extra_bytes"] = memory
+        if mode == "fwd+bwd":
+            ei["grad_bytes"] = 7 * MIB
     return {"name": f"test[{shape}-{provider}-{mode}]", "fullname": f"benchmarks/x.py::test[{shape}-{provider}-{mode}]",
             "group": shape, "extra_info": ei,
             "stats": {"median": median, "min": median * 0.9, "mean": median * 1.1, "rounds": 3}}
@@ -87,6 +89,7 @@ def test_markdown_table_cells_and_machine_line():
     assert time_row[9:13] == ["2.56×", "1.33×", "3.83×", "2.00×"]
     assert time_row[13:16] == ["200 MiB", "120 MiB", "10 MiB"]
     assert time_row[16] == "0.050× |"
+    assert rows[1].endswith("| 0.050× | 0.050× | 0.083× | 0.083× | 7 MiB |")  # memory table: ratios, .grad size
     # shape order follows shape_index (T512 before T64) although the JSON lists T64 first
     assert md.index(f"| {T512} (paper) |") < md.index(f"| {T64} (paper) |")
     assert "test_train_step.py::test_train_step[sim] | 250 ms | 5" in md
