@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 # Build switches (pytorch_scatter style): FORCE_CUDA=1, FORCE_ONLY_CPU=1, TORCH_CUDA_ARCH_LIST, MAX_JOBS, DEBUG=1.
 export MAX_JOBS ?= 2
 
-.PHONY: setup system-deps venv deps build test bench demo fuzz sanitize clean
+.PHONY: setup system-deps venv deps build test bench bench-smoke demo fuzz sanitize clean
 
 setup: system-deps venv deps build
 
@@ -46,6 +46,10 @@ demo: setup
 bench: setup
 	$(PY) -m pytest benchmarks -q --benchmark-only --benchmark-json=benchmarks/results.json
 	$(PY) benchmarks/report.py benchmarks/results.json
+
+# Quick check that the benchmark harness runs (nothing timed).
+bench-smoke: setup
+	$(PY) -m pytest benchmarks -q --benchmark-disable --sim-shapes=smoke --sim-no-memory -k "not compiled"
 
 # Long fuzz campaign (the default test run uses a short budget).
 fuzz: setup

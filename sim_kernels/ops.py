@@ -63,8 +63,17 @@ if _ext.available():
     def _weighted_backward(ctx, g_value, *_unused):
         loss, kl, gc, gt, gw, gmu, glv = ctx.saved_tensors
         g = g_value
-        return (g.to(gc.dtype) * gc, g.to(gt.dtype) * gt, g.to(gw.dtype) * gw, None,
-                g.to(gmu.dtype) * gmu if ctx.has_kl else None, g.to(glv.dtype) * glv if ctx.has_kl else None,
+        # Eager: scale the saved gradients in place, so no second copy of every input's size is
+        # held at the peak (a second backward through the same graph then fails loudly on the
+        # saved tensors' version counter instead of returning doubly scaled gradients). Traced
+        # (torch.compile, AOT): out of place, which the graph partitioner requires.
+        in_place = not torch.compiler.is_compiling() and type(gc) is torch.Tensor
+
+        def scale(x):
+            return x.mul_(g.to(x.dtype)) if in_place else x * g.to(x.dtype)
+
+        return (scale(gc), scale(gt), scale(gw), None,
+                scale(gmu) if ctx.has_kl else None, scale(glv) if ctx.has_kl else None,
                 None, None, g * loss, g * kl if ctx.has_kl else None)
 
     torch.library.register_autograd("sim_kernels::smooth_infonce_weighted", _weighted_backward,

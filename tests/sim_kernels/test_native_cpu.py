@@ -249,3 +249,15 @@ def test_two_python_threads_match_serial():
     for got, want in zip(results, serial):
         for a, b in zip(got, want):
             assert torch.equal(a, b)
+
+
+def test_second_backward_through_fused_loss_fails_loudly():
+    """The fused op scales its saved gradients in place: a retained second backward must raise,
+    never return doubly scaled gradients."""
+    c, z, w, idx, mu, lv = make_inputs(2, 9, 4, 4, 3, 2)
+    loss = smooth_infonce(c, z, w, idx, mu, lv, beta=0.1, backend="native")
+    first = torch.autograd.grad(loss, [c], retain_graph=True)[0].clone()
+    ref = torch.autograd.grad(smooth_infonce(c, z, w, idx, mu, lv, beta=0.1, backend="reference"), [c])[0]
+    torch.testing.assert_close(first, ref)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        torch.autograd.grad(loss, [c])
