@@ -62,9 +62,11 @@ sanitize: deps
 	rm -rf build/sanitize && mkdir -p build/sanitize
 	git ls-files -z | xargs -0 tar -cf - | tar -xf - -C build/sanitize
 	cd build/sanitize && SANITIZE=1 FORCE_ONLY_CPU=1 $(CURDIR)/$(PY) setup.py -q build_ext --inplace
-	cd build/sanitize && LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	cd build/sanitize && export LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  PYTHONPATH=$(CURDIR)/build/sanitize $(CURDIR)/$(PY) -m pytest -q -p no:cacheprovider $(SAN_TESTS)
+	  PYTHONPATH=$(CURDIR)/build/sanitize && \
+	  $(CURDIR)/$(PY) -c "import sim_kernels._C as c, sys; f = c.__file__; print('sanitized extension:', f); sys.exit('build/sanitize' not in f)" && \
+	  $(CURDIR)/$(PY) -m pytest -q -p no:cacheprovider $(SAN_TESTS)
 
 clean:
 	rm -rf build *.egg-info sim_kernels/*.so
