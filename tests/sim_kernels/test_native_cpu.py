@@ -134,9 +134,10 @@ def test_deterministic_repeat_and_threads(dtype):
         assert torch.equal(x, w), "1 thread vs 2 threads differs"
 
 
-def test_large_problem_deterministic_threads():
-    """Big enough for several row tiles and a real BLAS split."""
-    inputs = make_inputs(4, 300, 64, 64, 10, 10, dtype=torch.float32)
+@pytest.mark.parametrize("shape", [(5, 900, 24, 24, 4, 3), (2, 600, 512, 512, 10, 2)], ids=shape_id)
+def test_large_problem_deterministic_threads(shape):
+    """Several row tiles (4096-row tiles; 1024-row tiles at K*Cz = 5120) and real BLAS splits."""
+    inputs = make_inputs(*shape, dtype=torch.float32)
     prev = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
