@@ -18,6 +18,8 @@ from typing import Optional
 import torch
 import triton
 from torch import Tensor
+from torch._subclasses.fake_tensor import FakeTensor
+from torch._subclasses.functional_tensor import FunctionalTensorMode
 from torch.library import triton_op, wrap_triton
 
 from . import kernels
@@ -39,6 +41,20 @@ def _check(context):
     if context.device.type == "cpu" and not _interpreted():
         raise RuntimeError("backend='triton' needs CUDA tensors (or TRITON_INTERPRET=1 set before triton is "
                            "imported, to run the kernels in the Triton interpreter on CPU tensors)")
+
+
+def _launch(kernel, grid):
+    """wrap_triton(kernel)[grid], except that in the interpreter a launch on fake tensors is skipped.
+
+    Under TRITON_INTERPRET=1, wrap_triton returns the raw InterpretedFunction (torch/_library/triton.py),
+    which cannot run on FakeTensors; the op's fake impl (this same body) then only allocates outputs.
+    """
+    if _interpreted():
+        def launch(*args, **kw):
+            if not any(isinstance(a, FakeTensor) for a in args):
+                kernel[grid](*args, **kw)
+        return launch
+    return wrap_triton(kernel)[grid]
 
 
 def _precision() -> str:
@@ -80,7 +96,6 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
 
     loss = torch.empty((K, B, T), dtype=torch.float32, device=dev)
     correct = torch.empty((K, B, T), dtype=torch.int8, device=dev)
-    empty = torch.empty((0,), dtype=dt, device=dev)
     if grad:
         lw = loss_weight.to(torch.float32).contiguous()
         g = torch.empty((K, rows, N + 1), dtype=torch.float32, device=dev)
@@ -88,7 +103,7 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
     else:
         lw, g, g_ctx = loss, loss, loss  # unused pointers
     grid = (triton.cdiv(rows, cfg["BLOCK_M"]),)
-    wrap_triton(kernels._anchor_kernel)[grid](
+    _launch(kernels._anchor_kernel, grid)(
         ctx, tgt, w, neg_idx, lw, loss, correct, g, g_ctx,
         rows, T, t0, t1, K, N, Cc, Cz, s[0], s[1], s[2], s[3], GRAD=grad, **blocks)
 
@@ -96,10 +111,10 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
     if grad:
         order, offsets = _target_uses(neg_idx, K, B, T, t0, t1)
         g_tgt = torch.empty((rows, Cz), dtype=torch.float32, device=dev)
-        wrap_triton(kernels._target_kernel)[grid](ctx, w, g, order, offsets, g_tgt, rows, K, N, Cc, Cz, **blocks)
+        _launch(kernels._target_kernel, grid)(ctx, w, g, order, offsets, g_tgt, rows, K, N, Cc, Cz, **blocks)
         g_w = torch.empty((K, Cz, Cc), dtype=torch.float32, device=dev)
         wgrid = (K, triton.cdiv(Cz, cfg["BLOCK_WZ"]), triton.cdiv(Cc, cfg["BLOCK_WC"]))
-        wrap_triton(kernels._weight_kernel)[wgrid](
+        _launch(kernels._weight_kernel, wgrid)(
             ctx, tgt, neg_idx, g, g_w, rows, T, t0, t1, N, Cc, Cz, s[0], s[1], s[2], s[3],
             BLOCK_M=cfg["BLOCK_M"], BLOCK_WZ=cfg["BLOCK_WZ"], BLOCK_WC=cfg["BLOCK_WC"], PRECISION=prec,
             num_warps=cfg["num_warps"])
@@ -107,7 +122,8 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
     else:
         g_ctx = None
 
-    kl, g_mu, g_lv = torch.empty((0,), dtype=torch.float32, device=dev), empty, empty
+    kl = torch.empty((0,), dtype=torch.float32, device=dev)
+    g_mu, g_lv = torch.empty((0,), dtype=dt, device=dev), torch.empty((0,), dtype=dt, device=dev)  # distinct: no aliasing
     if mu is not None:
         m, lv = mu.contiguous(), logvar.contiguous()
         kl = torch.empty((B, T), dtype=torch.float32, device=dev)
@@ -115,13 +131,13 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
         if kw_grad:
             kw = kl_weight.to(torch.float32).contiguous()
             g_mu, g_lv = torch.empty_like(m), torch.empty_like(lv)
+        elif grad:  # no kl_weight: value has no KL term
+            kw, g_mu, g_lv = kl, torch.zeros_like(m), torch.zeros_like(lv)
         else:
-            kw, g_mu, g_lv = kl, kl, kl  # unused pointers
-        wrap_triton(kernels._kl_kernel)[(triton.cdiv(rows, cfg["BLOCK_R"]),)](
-            m, lv, kw, kl, g_mu, g_lv, rows, Cz, GRAD=kw_grad, BLOCK_R=cfg["BLOCK_R"],
-            BLOCK_Z=min(cfg["BLOCK_Z"], 128), num_warps=cfg["num_warps"])
-        if grad and not kw_grad:
-            g_mu, g_lv = torch.zeros_like(mu), torch.zeros_like(logvar)
+            kw = kl
+        _launch(kernels._kl_kernel, (triton.cdiv(rows, cfg["BLOCK_R"]),))(
+            m, lv, kw, kl, g_mu if kw_grad else kl, g_lv if kw_grad else kl, rows, Cz, GRAD=kw_grad,
+            BLOCK_R=cfg["BLOCK_R"], BLOCK_Z=min(cfg["BLOCK_Z"], 128), num_warps=cfg["num_warps"])
     return loss, correct.to(torch.bool), kl, g_ctx, g_tgt, g_w, g_mu, g_lv
 
 
@@ -148,6 +164,18 @@ def smooth_infonce_weighted(context: Tensor, targets: Tensor, weight: Tensor, ne
     return value, loss, correct, kl, g_ctx, g_tgt, g_w, g_mu, g_lv
 
 
+def _keep_opaque(mode, op, types, args, kwargs):
+    return mode.__torch_dispatch__(op, types, args, kwargs)
+
+
+if _interpreted():
+    # triton_op decomposes the op under FunctionalTensorMode (AOTAutograd) so that Inductor sees the
+    # kernels; interpreted kernels cannot be traced (see _launch), so keep the op opaque instead:
+    # torch.compile then calls it like any custom op (what torch.export does for triton ops, too).
+    for _op in (smooth_infonce_fwd, smooth_infonce_weighted):
+        _op.register_torch_dispatch(FunctionalTensorMode, _keep_opaque)
+
+
 # ---- autograd -----------------------------------------------------------------------------------
 
 def _fwd_setup(ctx, inputs, output):
@@ -155,6 +183,7 @@ def _fwd_setup(ctx, inputs, output):
     ctx.save_for_backward(context, targets, weight, neg_idx, mu, logvar)
     ctx.window = (t0, t1)
     ctx.mark_non_differentiable(output[1])
+    ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None
 
 
 def _fwd_backward(ctx, grad_loss, grad_correct, grad_kl):
