@@ -60,15 +60,16 @@ def override_block_sizes(**kw):
 def block_sizes(Cc: int, Cz: int) -> dict:
     """The block sizes for context width Cc and target width Cz (heuristics, then overrides)."""
     bz = max(16, triton.next_power_of_2(Cz))
-    # Keep the (BLOCK_M, next_pow2(Cz)) fp32 prediction tile around 8K elements (registers).
-    bm = max(16, min(64, 8192 // bz))
+    # The anchor kernel holds three (BLOCK_M, next_pow2(Cz)) fp32 tiles (prediction, gathered row,
+    # d/dprediction): keep each around 4K elements so they stay in registers.
+    bm = max(16, min(64, 4096 // bz))
     cfg = {
         "BLOCK_M": bm,
         "BLOCK_C": max(16, min(64, triton.next_power_of_2(Cc))),
         "BLOCK_WZ": max(16, min(64, bz)),
         "BLOCK_WC": max(16, min(128, triton.next_power_of_2(Cc))),
         "BLOCK_R": max(16, min(128, 8192 // bz)),
-        "num_warps": 4 if bz <= 256 else 8,
+        "num_warps": 4 if bz <= 128 else 8,
     }
     cfg.update(_overrides)
     cfg["BLOCK_Z"] = bz
