@@ -58,19 +58,25 @@ def override_block_sizes(**kw):
 
 
 def block_sizes(Cc: int, Cz: int) -> dict:
-    """The block sizes for context width Cc and target width Cz (heuristics, then overrides)."""
+    """The block sizes for context width Cc and target width Cz (heuristics, then overrides).
+
+    Register budget: gathers need a 64-bit pointer per tile element, so every 2-D tile is kept at
+    <= 16 elements per thread (num_warps * 32 threads), checked with compile_check.py.
+    """
     bz = max(16, triton.next_power_of_2(Cz))
-    # The anchor kernel holds three (BLOCK_M, next_pow2(Cz)) fp32 tiles (prediction, gathered row,
-    # d/dprediction): keep each around 4K elements so they stay in registers.
-    bm = max(16, min(64, 4096 // bz))
+    bc = max(16, triton.next_power_of_2(Cc))
+    bm = max(16, min(64, 2048 // bz))  # (BLOCK_M, next_pow2(Cz)) tiles: prediction, gathered row, d/dprediction
+    num_warps = _overrides.get("num_warps", max(4, min(16, bm * bz // 512)))
+    budget = num_warps * 32 * 16
     cfg = {
         "BLOCK_M": bm,
-        "BLOCK_C": max(16, min(64, triton.next_power_of_2(Cc))),
-        "BLOCK_WZ": max(16, min(64, bz)),
-        "BLOCK_WC": max(16, min(128, triton.next_power_of_2(Cc))),
-        "BLOCK_R": max(16, min(128, 8192 // bz)),
-        "num_warps": 4 if bz <= 128 else 8,
+        "BLOCK_C": max(16, min(64, bc, budget // bz)),  # the weight chunk (BLOCK_C, next_pow2(Cz))
+        "BLOCK_WZ": max(16, min(32, bz)),
+        "BLOCK_WC": max(16, min(64, bc, budget // 32)),
+        "BLOCK_R": max(16, min(128, budget // min(bz, 64))),
+        "num_warps": num_warps,
     }
     cfg.update(_overrides)
     cfg["BLOCK_Z"] = bz
+    cfg["BLOCK_KZ"] = min(bz, 64)  # KL kernel channel chunk
     return cfg

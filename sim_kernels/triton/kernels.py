@@ -72,7 +72,7 @@ def _anchor_kernel(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr,
     for kk in range(0, K):
         valid = in_range & (t >= t0) & (t < t1 - (kk + 1))
         pred = _predict(ctx_ptr, w_ptr, r, in_range, kk, Cc, Cz, z_cols, z_mask, BLOCK_M, BLOCK_C, BLOCK_Z, PRECISION)
-        s_pos, z_pos = _gather_score(tgt_ptr, r + kk + 1, valid, pred, Cz, z_cols, z_mask)
+        s_pos, _ = _gather_score(tgt_ptr, r + kk + 1, valid, pred, Cz, z_cols, z_mask)
         idx_row = idx_ptr + kk * s_ik + b * s_ib + t * s_it
         # Online log-sum-exp over [s_pos, s_1 .. s_N]: running max m and sum l = sum exp(s - m).
         m = s_pos
@@ -94,6 +94,9 @@ def _anchor_kernel(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr,
             # g_0 = lw (softmax_0 - 1), g_n = lw softmax_n; dp = sum_j g_j z_j.
             g = lw * (tl.exp(s_pos - lse) - 1.0)
             tl.store(g_ptr + out * (N + 1), g, mask=in_range)
+            # Reload the positive rather than keep it live through the loop (register pressure).
+            z_pos = tl.load(tgt_ptr + (r + kk + 1)[:, None] * Cz + z_cols[None, :],
+                            mask=valid[:, None] & z_mask[None, :], other=0.0).to(tl.float32)
             dp = g[:, None] * z_pos
             for n in range(0, N):
                 row = tl.load(idx_row + n * s_in, mask=valid, other=0)

@@ -137,7 +137,7 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
             kw = kl
         _launch(kernels._kl_kernel, (triton.cdiv(rows, cfg["BLOCK_R"]),))(
             m, lv, kw, kl, g_mu if kw_grad else kl, g_lv if kw_grad else kl, rows, Cz, GRAD=kw_grad,
-            BLOCK_R=cfg["BLOCK_R"], BLOCK_Z=min(cfg["BLOCK_Z"], 128), num_warps=cfg["num_warps"])
+            BLOCK_R=cfg["BLOCK_R"], BLOCK_Z=cfg["BLOCK_KZ"], num_warps=cfg["num_warps"])
     return loss, correct.to(torch.bool), kl, g_ctx, g_tgt, g_w, g_mu, g_lv
 
 
