@@ -73,7 +73,7 @@ def block_sizes(Cc: int, Cz: int) -> dict:
         "BLOCK_C": max(16, min(64, bc, budget // bz)),  # the weight chunk (BLOCK_C, next_pow2(Cz))
         "BLOCK_WZ": max(16, min(32, bz)),
         "BLOCK_WC": max(16, min(64, bc, budget // 32)),
-        "BLOCK_R": max(16, min(128, budget // min(bz, 64))),
+        "BLOCK_R": max(16, min(64, budget // 2 // min(bz, 64))),  # KL tiles (BLOCK_R, <= 64)
         "num_warps": num_warps,
     }
     cfg.update(_overrides)

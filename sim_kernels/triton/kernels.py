@@ -114,6 +114,9 @@ def _anchor_kernel(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr,
                 pmask = in_range[:, None] & cmask[None, :]
                 acc = tl.load(ptrs, mask=pmask, other=0.0)
                 tl.store(ptrs, tl.dot(dp, w, acc=acc, input_precision=PRECISION), mask=pmask)
+            # The next k reloads these rows, possibly from other threads of this program (the dot's
+            # layout differs from the load's): make this k's global stores visible first.
+            tl.debug_barrier()
 
 
 @triton.jit
