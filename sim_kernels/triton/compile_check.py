@@ -57,24 +57,25 @@ def compile_all(arch: int = 80, dtypes=("fp32", "fp16", "bf16"), widths=(64,)) -
     rows = []
     for dt in dtypes:
         p = "*" + dt
+        a = "*fp64" if dt == "fp64" else "*fp32"  # accumulation buffers (loss, g, kl, gradients)
         for width in widths:
             cfg = block_sizes(width, width)
             nw = cfg["num_warps"]
             common = dict(BLOCK_M=cfg["BLOCK_M"], PRECISION="ieee")
             for grad in (False, True):
-                types = dict(ctx_ptr=p, tgt_ptr=p, w_ptr=p, idx_ptr="*i64", lw_ptr="*fp32", loss_ptr="*fp32",
-                             correct_ptr="*i8", g_ptr="*fp32", gctx_ptr="*fp32")
+                types = dict(ctx_ptr=p, tgt_ptr=p, w_ptr=p, idx_ptr="*i64", lw_ptr=a, loss_ptr=a,
+                             correct_ptr="*i8", g_ptr=a, gctx_ptr=a)
                 consts = dict(common, GRAD=grad, BLOCK_C=cfg["BLOCK_C"], BLOCK_Z=cfg["BLOCK_Z"])
                 rows.append((f"anchor{'+grad' if grad else ''}", dt, width,
                              _resources(_build(kernels._anchor_kernel, types, consts, nw, arch))))
-            types = dict(ctx_ptr=p, w_ptr=p, g_ptr="*fp32", order_ptr="*i64", offs_ptr="*i64", gtgt_ptr="*fp32")
+            types = dict(ctx_ptr=p, w_ptr=p, g_ptr=a, order_ptr="*i64", offs_ptr="*i64", gtgt_ptr=a)
             consts = dict(common, BLOCK_C=cfg["BLOCK_C"], BLOCK_Z=cfg["BLOCK_Z"])
             rows.append(("target", dt, width, _resources(_build(kernels._target_kernel, types, consts, nw, arch))))
-            types = dict(ctx_ptr=p, tgt_ptr=p, idx_ptr="*i64", g_ptr="*fp32", gw_ptr="*fp32")
+            types = dict(ctx_ptr=p, tgt_ptr=p, idx_ptr="*i64", g_ptr=a, gw_ptr=a)
             consts = dict(common, BLOCK_WZ=cfg["BLOCK_WZ"], BLOCK_WC=cfg["BLOCK_WC"])
             rows.append(("weight", dt, width, _resources(_build(kernels._weight_kernel, types, consts, nw, arch))))
             for grad in (False, True):
-                types = dict(mu_ptr=p, lv_ptr=p, kw_ptr="*fp32", kl_ptr="*fp32", gmu_ptr=p, glv_ptr=p)
+                types = dict(mu_ptr=p, lv_ptr=p, kw_ptr=a, kl_ptr=a, gmu_ptr=p, glv_ptr=p)
                 consts = dict(GRAD=grad, BLOCK_R=cfg["BLOCK_R"], BLOCK_Z=cfg["BLOCK_KZ"])
                 rows.append((f"kl{'+grad' if grad else ''}", dt, width,
                              _resources(_build(kernels._kl_kernel, types, consts, nw, arch))))

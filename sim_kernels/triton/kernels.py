@@ -3,11 +3,12 @@
 Shapes (B batch, T time, K steps, N negatives, Cc / Cz channels, rows = B*T, r = b*T + t):
     context (rows, Cc), targets (rows, Cz), weight (K, Cz, Cc), all contiguous;
     neg_idx (K, B, T, N) int64 addressed through its strides (a stride-0 expansion over k is fine);
-    loss, lse-free outputs (K, rows) fp32; g (K, rows, N+1) fp32, the score gradients below.
+    loss (K, rows), g (K, rows, N+1) (the score gradients below), kl (rows,): all in the accumulation
+    dtype (fp32; fp64 for fp64 inputs), which the kernels read off these buffers' pointer types.
 Anchor (b, t) is valid at step k = kk+1 when t0 <= t < t1 - k; its positive is target row r + k.
 
 Forward, per anchor and step (one pass over the N+1 target rows, online log-sum-exp):
-    p = W_k c_r                     (Cz,)   tl.dot over Cc chunks, fp32 accumulation
+    p = W_k c_r                     (Cz,)   tl.dot over Cc chunks, fp32 (fp64) accumulation
     s_0 = z_{r+k} . p, s_n = z_{neg_n} . p
     loss = lse(s_0..s_N) - s_0,  correct = s_0 > max_n s_n
 Backward of value = sum lw * loss (chain rule through the softmax):
@@ -30,10 +31,10 @@ import triton.language as tl
 
 
 @triton.jit
-def _predict(ctx_ptr, w_ptr, r, row_mask, kk, Cc, Cz, z_cols, z_mask,
+def _predict(ctx_ptr, w_ptr, r, row_mask, kk, Cc, Cz, z_cols, z_mask, ACC: tl.constexpr,
              BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr, PRECISION: tl.constexpr):
-    """(BLOCK_M, BLOCK_Z) fp32 = context[r] @ weight[kk]^T, over Cc in chunks of BLOCK_C."""
-    pred = tl.zeros((BLOCK_M, BLOCK_Z), dtype=tl.float32)
+    """(BLOCK_M, BLOCK_Z) ACC = context[r] @ weight[kk]^T, over Cc in chunks of BLOCK_C."""
+    pred = tl.zeros((BLOCK_M, BLOCK_Z), dtype=ACC)
     for c0 in range(0, Cc, BLOCK_C):
         cols = c0 + tl.arange(0, BLOCK_C)
         cmask = cols < Cc
@@ -47,9 +48,9 @@ def _predict(ctx_ptr, w_ptr, r, row_mask, kk, Cc, Cz, z_cols, z_mask,
 
 @triton.jit
 def _gather_score(tgt_ptr, row, mask, pred, Cz, z_cols, z_mask):
-    """Rows z = targets[row] (fp32, 0 where masked) and their scores z . pred, (BLOCK_M,)."""
+    """Rows z = targets[row] (in pred's dtype, 0 where masked) and their scores z . pred, (BLOCK_M,)."""
     z = tl.load(tgt_ptr + row[:, None] * Cz + z_cols[None, :], mask=mask[:, None] & z_mask[None, :],
-                other=0.0).to(tl.float32)
+                other=0.0).to(pred.dtype)
     return tl.sum(z * pred, axis=1), z
 
 
@@ -69,15 +70,17 @@ def _anchor_kernel(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr,
     t = r % T
     z_cols = tl.arange(0, BLOCK_Z)
     z_mask = z_cols < Cz
+    ACC: tl.constexpr = loss_ptr.dtype.element_ty  # fp32, or fp64 for fp64 inputs
     for kk in range(0, K):
         valid = in_range & (t >= t0) & (t < t1 - (kk + 1))
-        pred = _predict(ctx_ptr, w_ptr, r, in_range, kk, Cc, Cz, z_cols, z_mask, BLOCK_M, BLOCK_C, BLOCK_Z, PRECISION)
+        pred = _predict(ctx_ptr, w_ptr, r, in_range, kk, Cc, Cz, z_cols, z_mask, ACC, BLOCK_M, BLOCK_C, BLOCK_Z,
+                        PRECISION)
         s_pos, _ = _gather_score(tgt_ptr, r + kk + 1, valid, pred, Cz, z_cols, z_mask)
         idx_row = idx_ptr + kk * s_ik + b * s_ib + t * s_it
         # Online log-sum-exp over [s_pos, s_1 .. s_N]: running max m and sum l = sum exp(s - m).
         m = s_pos
-        l = tl.full((BLOCK_M,), 1.0, tl.float32)
-        best = tl.full((BLOCK_M,), float("-inf"), tl.float32)
+        l = tl.full((BLOCK_M,), 1.0, ACC)
+        best = tl.full((BLOCK_M,), float("-inf"), ACC)
         for n in range(0, N):
             row = tl.load(idx_row + n * s_in, mask=valid, other=0)
             s, _ = _gather_score(tgt_ptr, row, valid & (row >= 0) & (row < rows), pred, Cz, z_cols, z_mask)
@@ -96,7 +99,7 @@ def _anchor_kernel(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr,
             tl.store(g_ptr + out * (N + 1), g, mask=in_range)
             # Reload the positive rather than keep it live through the loop (register pressure).
             z_pos = tl.load(tgt_ptr + (r + kk + 1)[:, None] * Cz + z_cols[None, :],
-                            mask=valid[:, None] & z_mask[None, :], other=0.0).to(tl.float32)
+                            mask=valid[:, None] & z_mask[None, :], other=0.0).to(ACC)
             dp = g[:, None] * z_pos
             for n in range(0, N):
                 row = tl.load(idx_row + n * s_in, mask=valid, other=0)
@@ -109,7 +112,7 @@ def _anchor_kernel(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr,
                 cols = c0 + tl.arange(0, BLOCK_C)
                 cmask = cols < Cc
                 w = tl.load(w_ptr + kk * Cz * Cc + z_cols[:, None] * Cc + cols[None, :],
-                            mask=z_mask[:, None] & cmask[None, :], other=0.0).to(tl.float32)
+                            mask=z_mask[:, None] & cmask[None, :], other=0.0).to(ACC)
                 ptrs = gctx_ptr + r[:, None] * Cc + cols[None, :]
                 pmask = in_range[:, None] & cmask[None, :]
                 acc = tl.load(ptrs, mask=pmask, other=0.0)
@@ -131,7 +134,8 @@ def _target_kernel(ctx_ptr, w_ptr, g_ptr, order_ptr, offs_ptr, gtgt_ptr, rows, K
     in_range = q < rows
     z_cols = tl.arange(0, BLOCK_Z)
     z_mask = z_cols < Cz
-    acc = tl.zeros((BLOCK_M, BLOCK_Z), dtype=tl.float32)
+    ACC: tl.constexpr = g_ptr.dtype.element_ty
+    acc = tl.zeros((BLOCK_M, BLOCK_Z), dtype=ACC)
     for kk in range(0, K):
         start = tl.load(offs_ptr + kk * rows + q, mask=in_range, other=0)
         cnt = tl.load(offs_ptr + kk * rows + q + 1, mask=in_range, other=0) - start
@@ -139,17 +143,17 @@ def _target_kernel(ctx_ptr, w_ptr, g_ptr, order_ptr, offs_ptr, gtgt_ptr, rows, K
         for c0 in range(0, Cc, BLOCK_C):
             cols = c0 + tl.arange(0, BLOCK_C)
             cmask = cols < Cc
-            h = tl.zeros((BLOCK_M, BLOCK_C), dtype=tl.float32)
+            h = tl.zeros((BLOCK_M, BLOCK_C), dtype=ACC)
             for i in range(0, most):
                 live = i < cnt
                 u = tl.load(order_ptr + start + i, mask=live, other=0)
                 g = tl.load(g_ptr + u, mask=live, other=0.0)
                 a = (u // (N + 1)) % rows
                 c = tl.load(ctx_ptr + a[:, None] * Cc + cols[None, :], mask=live[:, None] & cmask[None, :],
-                            other=0.0).to(tl.float32)
+                            other=0.0).to(ACC)
                 h += g[:, None] * c
             wt = tl.load(w_ptr + kk * Cz * Cc + z_cols[None, :] * Cc + cols[:, None],
-                         mask=cmask[:, None] & z_mask[None, :], other=0.0).to(tl.float32)
+                         mask=cmask[:, None] & z_mask[None, :], other=0.0).to(ACC)
             acc = tl.dot(h, wt, acc=acc, input_precision=PRECISION)
     tl.store(gtgt_ptr + q[:, None] * Cz + z_cols[None, :], acc, mask=in_range[:, None] & z_mask[None, :])
 
@@ -164,7 +168,8 @@ def _weight_kernel(ctx_ptr, tgt_ptr, idx_ptr, g_ptr, gw_ptr, rows, T, t0, t1, N,
     zm = zc < Cz
     cc = tl.program_id(2) * BLOCK_WC + tl.arange(0, BLOCK_WC)
     cm = cc < Cc
-    acc = tl.zeros((BLOCK_WZ, BLOCK_WC), dtype=tl.float32)
+    ACC: tl.constexpr = g_ptr.dtype.element_ty
+    acc = tl.zeros((BLOCK_WZ, BLOCK_WC), dtype=ACC)
     for r0 in range(0, rows, BLOCK_M):
         r = (r0 + tl.arange(0, BLOCK_M)).to(tl.int64)
         in_range = r < rows
@@ -175,34 +180,35 @@ def _weight_kernel(ctx_ptr, tgt_ptr, idx_ptr, g_ptr, gw_ptr, rows, T, t0, t1, N,
         # dp restricted to the channels zc: sum_j g_j z_j[zc].
         g = tl.load(gbase, mask=valid, other=0.0)
         z = tl.load(tgt_ptr + (r + kk + 1)[:, None] * Cz + zc[None, :], mask=valid[:, None] & zm[None, :], other=0.0)
-        dp = g[:, None] * z.to(tl.float32)
+        dp = g[:, None] * z.to(ACC)
         idx_row = idx_ptr + kk * s_ik + b * s_ib + t * s_it
         for n in range(0, N):
             row = tl.load(idx_row + n * s_in, mask=valid, other=0)
             ok = valid & (row >= 0) & (row < rows)
             g = tl.load(gbase + 1 + n, mask=valid, other=0.0)
             z = tl.load(tgt_ptr + row[:, None] * Cz + zc[None, :], mask=ok[:, None] & zm[None, :], other=0.0)
-            dp += g[:, None] * z.to(tl.float32)
+            dp += g[:, None] * z.to(ACC)
         c = tl.load(ctx_ptr + r[:, None] * Cc + cc[None, :], mask=valid[:, None] & cm[None, :], other=0.0)
-        acc = tl.dot(tl.trans(dp), c.to(tl.float32), acc=acc, input_precision=PRECISION)
+        acc = tl.dot(tl.trans(dp), c.to(ACC), acc=acc, input_precision=PRECISION)
     tl.store(gw_ptr + kk * Cz * Cc + zc[:, None] * Cc + cc[None, :], acc, mask=zm[:, None] & cm[None, :])
 
 
 @triton.jit
 def _kl_kernel(mu_ptr, lv_ptr, kw_ptr, kl_ptr, gmu_ptr, glv_ptr, rows, C,
                GRAD: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_Z: tl.constexpr):
-    """kl (rows,) fp32 and, with GRAD, d/dmu = kw mu, d/dlv = kw (e^lv - 1)/2 (stored in the input dtype)."""
+    """kl (rows,) (kl's dtype: fp32, fp64 for fp64) and, with GRAD, d/dmu = kw mu, d/dlv = kw (e^lv - 1)/2 (stored in the input dtype)."""
     r = (tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)).to(tl.int64)
     in_range = r < rows
-    kl = tl.zeros((BLOCK_R,), dtype=tl.float32)
+    ACC: tl.constexpr = kl_ptr.dtype.element_ty
+    kl = tl.zeros((BLOCK_R,), dtype=ACC)
     if GRAD:
         kw = tl.load(kw_ptr + r, mask=in_range, other=0.0)
     for c0 in range(0, C, BLOCK_Z):
         cols = c0 + tl.arange(0, BLOCK_Z)
         mask = in_range[:, None] & (cols < C)[None, :]
         off = r[:, None] * C + cols[None, :]
-        m = tl.load(mu_ptr + off, mask=mask, other=0.0).to(tl.float32)
-        lv = tl.load(lv_ptr + off, mask=mask, other=0.0).to(tl.float32)
+        m = tl.load(mu_ptr + off, mask=mask, other=0.0).to(ACC)
+        lv = tl.load(lv_ptr + off, mask=mask, other=0.0).to(ACC)
         e = tl.exp(lv)
         kl += tl.sum(tl.where(mask, 0.5 * (m * m + e - lv - 1.0), 0.0), axis=1)
         if GRAD:

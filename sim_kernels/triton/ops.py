@@ -6,7 +6,7 @@
 with the C++ TORCH_LIBRARY(sim_kernels) block. The bodies only call torch ops and wrap_triton
 kernels, so torch.compile can trace into them; autograd is registered below.
 
-Inputs: float16, bfloat16 or float32 (float64 raises TypeError), CUDA tensors, or CPU tensors when
+Inputs: float16, bfloat16, float32 (accumulated in fp32) or float64 (in fp64), CUDA tensors, or CPU tensors when
 TRITON_INTERPRET=1 was set before triton was imported (tests). Index values are not checked here
 (BACKEND.checks_indices_in_python=True: functional.py checks them); out-of-range indices are
 masked in the kernels, so they never read out of bounds.
@@ -22,12 +22,13 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch._subclasses.functional_tensor import FunctionalTensorMode
 from torch.library import triton_op, wrap_triton
 
+from ..reference import accumulation_dtype
 from . import kernels
 from .heuristics import block_sizes
 
 __all__ = ["smooth_infonce_fwd", "smooth_infonce_weighted", "SUPPORTED_DTYPES"]
 
-SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def _interpreted() -> bool:
@@ -36,8 +37,8 @@ def _interpreted() -> bool:
 
 def _check(context):
     if context.dtype not in SUPPORTED_DTYPES:
-        raise TypeError(f"backend='triton' supports context.dtype float16, bfloat16 and float32, got {context.dtype}; "
-                        "use backend='native' or 'reference' for float64")
+        raise TypeError(f"backend='triton' supports context.dtype float16, bfloat16, float32 and float64, "
+                        f"got {context.dtype}")
     if context.device.type == "cpu" and not _interpreted():
         raise RuntimeError("backend='triton' needs CUDA tensors (or TRITON_INTERPRET=1 set before triton is "
                            "imported, to run the kernels in the Triton interpreter on CPU tensors)")
@@ -87,6 +88,7 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
     B, T, Cc = context.shape
     Cz, K, N, rows = targets.shape[-1], weight.shape[0], neg_idx.shape[-1], B * T
     dev, dt = context.device, context.dtype
+    acc = accumulation_dtype(dt)  # the kernels accumulate in the dtype of their loss / g / kl buffers
     ctx, tgt, w = context.contiguous(), targets.contiguous(), weight.contiguous()
     cfg = block_sizes(Cc, Cz)
     prec = _precision()
@@ -94,12 +96,12 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
                   num_warps=cfg["num_warps"])
     s = neg_idx.stride()
 
-    loss = torch.empty((K, B, T), dtype=torch.float32, device=dev)
+    loss = torch.empty((K, B, T), dtype=acc, device=dev)
     correct = torch.empty((K, B, T), dtype=torch.int8, device=dev)
     if grad:
-        lw = loss_weight.to(torch.float32).contiguous()
-        g = torch.empty((K, rows, N + 1), dtype=torch.float32, device=dev)
-        g_ctx = torch.zeros((rows, Cc), dtype=torch.float32, device=dev)
+        lw = loss_weight.to(acc).contiguous()
+        g = torch.empty((K, rows, N + 1), dtype=acc, device=dev)
+        g_ctx = torch.zeros((rows, Cc), dtype=acc, device=dev)
     else:
         lw, g, g_ctx = loss, loss, loss  # unused pointers
     grid = (triton.cdiv(rows, cfg["BLOCK_M"]),)
@@ -110,9 +112,9 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
     g_tgt = g_w = None
     if grad:
         order, offsets = _target_uses(neg_idx, K, B, T, t0, t1)
-        g_tgt = torch.empty((rows, Cz), dtype=torch.float32, device=dev)
+        g_tgt = torch.empty((rows, Cz), dtype=acc, device=dev)
         _launch(kernels._target_kernel, grid)(ctx, w, g, order, offsets, g_tgt, rows, K, N, Cc, Cz, **blocks)
-        g_w = torch.empty((K, Cz, Cc), dtype=torch.float32, device=dev)
+        g_w = torch.empty((K, Cz, Cc), dtype=acc, device=dev)
         wgrid = (K, triton.cdiv(Cz, cfg["BLOCK_WZ"]), triton.cdiv(Cc, cfg["BLOCK_WC"]))
         _launch(kernels._weight_kernel, wgrid)(
             ctx, tgt, neg_idx, g, g_w, rows, T, t0, t1, N, Cc, Cz, s[0], s[1], s[2], s[3],
@@ -122,14 +124,14 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
     else:
         g_ctx = None
 
-    kl = torch.empty((0,), dtype=torch.float32, device=dev)
+    kl = torch.empty((0,), dtype=acc, device=dev)
     g_mu, g_lv = torch.empty((0,), dtype=dt, device=dev), torch.empty((0,), dtype=dt, device=dev)  # distinct: no aliasing
     if mu is not None:
         m, lv = mu.contiguous(), logvar.contiguous()
-        kl = torch.empty((B, T), dtype=torch.float32, device=dev)
+        kl = torch.empty((B, T), dtype=acc, device=dev)
         kw_grad = grad and kl_weight is not None
         if kw_grad:
-            kw = kl_weight.to(torch.float32).contiguous()
+            kw = kl_weight.to(acc).contiguous()
             g_mu, g_lv = torch.empty_like(m), torch.empty_like(lv)
         elif grad:  # no kl_weight: value has no KL term
             kw, g_mu, g_lv = kl, torch.zeros_like(m), torch.zeros_like(lv)
@@ -144,7 +146,7 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
 @triton_op("sim_kernels_triton::smooth_infonce_fwd", mutates_args=())
 def smooth_infonce_fwd(context: Tensor, targets: Tensor, weight: Tensor, neg_idx: Tensor, mu: Optional[Tensor],
                        logvar: Optional[Tensor], t_begin: int, t_end: int) -> tuple[Tensor, Tensor, Tensor]:
-    """loss (K, B, T) fp32, correct (K, B, T) bool, kl (B, T) fp32 or (0,) without mu."""
+    """loss (K, B, T), correct (K, B, T) bool, kl (B, T) or (0,) without mu; fp64 for fp64 inputs, else fp32."""
     loss, correct, kl, *_ = _run(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, None, None, False)
     return loss, correct, kl
 
@@ -154,13 +156,13 @@ def smooth_infonce_weighted(context: Tensor, targets: Tensor, weight: Tensor, ne
                             logvar: Optional[Tensor], t_begin: int, t_end: int, loss_weight: Tensor,
                             kl_weight: Optional[Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
                                                                   Tensor, Tensor, Tensor]:
-    """value () fp32 = sum(loss_weight*loss) + sum(kl_weight*kl), the fwd outputs, and d value / d
+    """value () (fp32; fp64 for fp64 inputs) = sum(loss_weight*loss) + sum(kl_weight*kl), the fwd outputs, and d value / d
     (context, targets, weight, mu, logvar) in the input dtype (grad_mu, grad_logvar (0,) without mu)."""
     loss, correct, kl, g_ctx, g_tgt, g_w, g_mu, g_lv = _run(
         context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, loss_weight, kl_weight, True)
-    value = (loss_weight.to(torch.float32) * loss).sum()
+    value = (loss_weight.to(loss.dtype) * loss).sum()
     if mu is not None and kl_weight is not None:
-        value = value + (kl_weight.to(torch.float32) * kl).sum()
+        value = value + (kl_weight.to(kl.dtype) * kl).sum()
     return value, loss, correct, kl, g_ctx, g_tgt, g_w, g_mu, g_lv
 
 
@@ -191,7 +193,7 @@ def _fwd_backward(ctx, grad_loss, grad_correct, grad_kl):
     context, targets, weight, neg_idx, mu, logvar = ctx.saved_tensors
     K, B, T = weight.shape[0], context.shape[0], context.shape[1]
     if grad_loss is None:
-        grad_loss = torch.zeros((K, B, T), dtype=torch.float32, device=context.device)
+        grad_loss = torch.zeros((K, B, T), dtype=accumulation_dtype(context.dtype), device=context.device)
     kw = grad_kl if mu is not None else None  # None: kl was not used, mu and logvar get no gradient
     out = torch.ops.sim_kernels_triton.smooth_infonce_weighted(
         context, targets, weight, neg_idx, mu, logvar, ctx.window[0], ctx.window[1], grad_loss, kw)
