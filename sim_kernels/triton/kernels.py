@@ -1,0 +1,217 @@
+"""Triton kernels of Smooth-InfoNCE (DESIGN.md §1). Launched by sim_kernels/triton/ops.py.
+
+Shapes (B batch, T time, K steps, N negatives, Cc / Cz channels, rows = B*T, r = b*T + t):
+    context (rows, Cc), targets (rows, Cz), weight (K, Cz, Cc), all contiguous;
+    neg_idx (K, B, T, N) int64 addressed through its strides (a stride-0 expansion over k is fine);
+    loss (K, rows), g (K, rows, N+1) (the score gradients below), kl (rows,): all in the accumulation
+    dtype (fp32; fp64 for fp64 inputs), which the kernels read off these buffers' pointer types.
+Anchor (b, t) is valid at step k = kk+1 when t0 <= t < t1 - k; its positive is target row r + k.
+
+Forward, per anchor and step (one pass over the N+1 target rows, online log-sum-exp):
+    p = W_k c_r                     (Cz,)   tl.dot over Cc chunks, fp32 (fp64) accumulation
+    s_0 = z_{r+k} . p, s_n = z_{neg_n} . p
+    loss = lse(s_0..s_N) - s_0,  correct = s_0 > max_n s_n
+Backward of value = sum lw * loss (chain rule through the softmax):
+    g_j  := d value / d s_j = lw * (softmax(s)_j - [j == 0])
+    dp   := d value / d p  = sum_j g_j z_j                    (Cz,)
+    d/dc_r  = sum_k W_k^T dp_k                  anchor kernel, loops over k in one program
+    d/dW_k  = sum_r dp_{k,r} c_r^T              weight kernel, one program per (k, Cz, Cc) tile,
+                                                recomputes dp from g, loops over all rows in order
+    d/dz_q  = sum_k W_k h_{k,q},  h_{k,q} = sum_{(r, j) : row j of anchor r at step k is q} g c_r
+                                                target kernel, one program per tile of target rows,
+                                                walks a CSR list of uses in a fixed order
+Every sum runs in a fixed order in one program: no atomics, so gradients are bitwise
+reproducible run after run.
+KL per row: kl = 1/2 sum_c (mu^2 + e^lv - lv - 1); d/dmu = kw mu, d/dlv = kw (e^lv - 1) / 2.
+"""
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _predict(ctx_ptr, w_ptr, r, row_mask, kk, Cc, Cz, z_cols, z_mask, ACC: tl.constexpr,
+             BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr, PRECISION: tl.constexpr):
+    """(BLOCK_M, BLOCK_Z) ACC = context[r] @ weight[kk]^T, over Cc in chunks of BLOCK_C."""
+    pred = tl.zeros((BLOCK_M, BLOCK_Z), dtype=ACC)
+    for c0 in range(0, Cc, BLOCK_C):
+        cols = c0 + tl.arange(0, BLOCK_C)
+        cmask = cols < Cc
+        c = tl.load(ctx_ptr + r[:, None] * Cc + cols[None, :], mask=row_mask[:, None] & cmask[None, :], other=0.0)
+        # weight[kk]^T chunk (BLOCK_C, BLOCK_Z): element (c, z) sits at kk*Cz*Cc + z*Cc + c.
+        wt = tl.load(w_ptr + kk * Cz * Cc + z_cols[None, :] * Cc + cols[:, None],
+                     mask=cmask[:, None] & z_mask[None, :], other=0.0)
+        pred = tl.dot(c, wt, acc=pred, input_precision=PRECISION)
+    return pred
+
+
+@triton.jit
+def _gather_score(tgt_ptr, row, mask, pred, Cz, z_cols, z_mask):
+    """Rows z = targets[row] (in pred's dtype, 0 where masked) and their scores z . pred, (BLOCK_M,)."""
+    z = tl.load(tgt_ptr + row[:, None] * Cz + z_cols[None, :], mask=mask[:, None] & z_mask[None, :],
+                other=0.0).to(pred.dtype)
+    return tl.sum(z * pred, axis=1), z
+
+
+@triton.jit
+def _anchor_kernel(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr,
+                   loss_ptr, correct_ptr, g_ptr, gctx_ptr,
+                   rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in,
+                   GRAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr,
+                   PRECISION: tl.constexpr):
+    """Forward (loss, correct) of a tile of BLOCK_M anchors for every k; with GRAD also g and d/dc.
+
+    gctx (rows, Cc) fp32 must be zero on entry; this program owns its rows, so += is race-free.
+    """
+    r = (tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
+    in_range = r < rows
+    b = r // T
+    t = r % T
+    z_cols = tl.arange(0, BLOCK_Z)
+    z_mask = z_cols < Cz
+    ACC: tl.constexpr = loss_ptr.dtype.element_ty  # fp32, or fp64 for fp64 inputs
+    for kk in range(0, K):
+        valid = in_range & (t >= t0) & (t < t1 - (kk + 1))
+        pred = _predict(ctx_ptr, w_ptr, r, in_range, kk, Cc, Cz, z_cols, z_mask, ACC, BLOCK_M, BLOCK_C, BLOCK_Z,
+                        PRECISION)
+        s_pos, _ = _gather_score(tgt_ptr, r + kk + 1, valid, pred, Cz, z_cols, z_mask)
+        idx_row = idx_ptr + kk * s_ik + b * s_ib + t * s_it
+        # Online log-sum-exp over [s_pos, s_1 .. s_N]: running max m and sum l = sum exp(s - m).
+        m = s_pos
+        l = tl.full((BLOCK_M,), 1.0, ACC)
+        best = tl.full((BLOCK_M,), float("-inf"), ACC)
+        for n in range(0, N):
+            row = tl.load(idx_row + n * s_in, mask=valid, other=0)
+            s, _ = _gather_score(tgt_ptr, row, valid & (row >= 0) & (row < rows), pred, Cz, z_cols, z_mask)
+            best = tl.maximum(best, s)
+            m_new = tl.maximum(m, s)
+            l = l * tl.exp(m - m_new) + tl.exp(s - m_new)
+            m = m_new
+        lse = m + tl.log(l)
+        out = kk * rows + r
+        tl.store(loss_ptr + out, tl.where(valid, lse - s_pos, 0.0), mask=in_range)
+        tl.store(correct_ptr + out, (valid & (s_pos > best)).to(tl.int8), mask=in_range)
+        if GRAD:
+            lw = tl.load(lw_ptr + out, mask=valid, other=0.0)
+            # g_0 = lw (softmax_0 - 1), g_n = lw softmax_n; dp = sum_j g_j z_j.
+            g = lw * (tl.exp(s_pos - lse) - 1.0)
+            tl.store(g_ptr + out * (N + 1), g, mask=in_range)
+            # Reload the positive rather than keep it live through the loop (register pressure).
+            z_pos = tl.load(tgt_ptr + (r + kk + 1)[:, None] * Cz + z_cols[None, :],
+                            mask=valid[:, None] & z_mask[None, :], other=0.0).to(ACC)
+            dp = g[:, None] * z_pos
+            for n in range(0, N):
+                row = tl.load(idx_row + n * s_in, mask=valid, other=0)
+                s, z = _gather_score(tgt_ptr, row, valid & (row >= 0) & (row < rows), pred, Cz, z_cols, z_mask)
+                g = lw * tl.exp(s - lse)
+                tl.store(g_ptr + out * (N + 1) + 1 + n, g, mask=in_range)
+                dp += g[:, None] * z
+            # d/dc_r += dp @ W_k, W_k chunk (BLOCK_Z, BLOCK_C).
+            for c0 in range(0, Cc, BLOCK_C):
+                cols = c0 + tl.arange(0, BLOCK_C)
+                cmask = cols < Cc
+                w = tl.load(w_ptr + kk * Cz * Cc + z_cols[:, None] * Cc + cols[None, :],
+                            mask=z_mask[:, None] & cmask[None, :], other=0.0).to(ACC)
+                ptrs = gctx_ptr + r[:, None] * Cc + cols[None, :]
+                pmask = in_range[:, None] & cmask[None, :]
+                acc = tl.load(ptrs, mask=pmask, other=0.0)
+                tl.store(ptrs, tl.dot(dp, w, acc=acc, input_precision=PRECISION), mask=pmask)
+            # The next k reloads these rows, possibly from other threads of this program (the dot's
+            # layout differs from the load's): make this k's global stores visible first.
+            tl.debug_barrier()
+
+
+@triton.jit
+def _target_kernel(ctx_ptr, w_ptr, g_ptr, order_ptr, offs_ptr, gtgt_ptr, rows, K, N, Cc, Cz,
+                   BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr, PRECISION: tl.constexpr):
+    """d value / d targets for a tile of BLOCK_M target rows q: sum_k (sum_uses g c_r) @ W_k^T.
+
+    order: flat use ids u = (kk*rows + r)*(N+1) + j sorted by (kk, target row), stably;
+    offs (K*rows + 1,): the uses of target row q at step kk+1 are order[offs[kk*rows+q] : offs[kk*rows+q+1]].
+    """
+    q = (tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
+    in_range = q < rows
+    z_cols = tl.arange(0, BLOCK_Z)
+    z_mask = z_cols < Cz
+    ACC: tl.constexpr = g_ptr.dtype.element_ty
+    acc = tl.zeros((BLOCK_M, BLOCK_Z), dtype=ACC)
+    for kk in range(0, K):
+        start = tl.load(offs_ptr + kk * rows + q, mask=in_range, other=0)
+        cnt = tl.load(offs_ptr + kk * rows + q + 1, mask=in_range, other=0) - start
+        most = tl.max(cnt, axis=0)
+        for c0 in range(0, Cc, BLOCK_C):
+            cols = c0 + tl.arange(0, BLOCK_C)
+            cmask = cols < Cc
+            h = tl.zeros((BLOCK_M, BLOCK_C), dtype=ACC)
+            for i in range(0, most):
+                live = i < cnt
+                u = tl.load(order_ptr + start + i, mask=live, other=0)
+                g = tl.load(g_ptr + u, mask=live, other=0.0)
+                a = (u // (N + 1)) % rows
+                c = tl.load(ctx_ptr + a[:, None] * Cc + cols[None, :], mask=live[:, None] & cmask[None, :],
+                            other=0.0).to(ACC)
+                h += g[:, None] * c
+            wt = tl.load(w_ptr + kk * Cz * Cc + z_cols[None, :] * Cc + cols[:, None],
+                         mask=cmask[:, None] & z_mask[None, :], other=0.0).to(ACC)
+            acc = tl.dot(h, wt, acc=acc, input_precision=PRECISION)
+    tl.store(gtgt_ptr + q[:, None] * Cz + z_cols[None, :], acc, mask=in_range[:, None] & z_mask[None, :])
+
+
+@triton.jit
+def _weight_kernel(ctx_ptr, tgt_ptr, idx_ptr, g_ptr, gw_ptr, rows, T, t0, t1, N, Cc, Cz,
+                   s_ik, s_ib, s_it, s_in,
+                   BLOCK_M: tl.constexpr, BLOCK_WZ: tl.constexpr, BLOCK_WC: tl.constexpr, PRECISION: tl.constexpr):
+    """d value / d W_k for one (BLOCK_WZ, BLOCK_WC) tile: sum over row tiles (in order) of dp^T @ c."""
+    kk = tl.program_id(0)
+    zc = tl.program_id(1) * BLOCK_WZ + tl.arange(0, BLOCK_WZ)
+    zm = zc < Cz
+    cc = tl.program_id(2) * BLOCK_WC + tl.arange(0, BLOCK_WC)
+    cm = cc < Cc
+    ACC: tl.constexpr = g_ptr.dtype.element_ty
+    acc = tl.zeros((BLOCK_WZ, BLOCK_WC), dtype=ACC)
+    for r0 in range(0, rows, BLOCK_M):
+        r = (r0 + tl.arange(0, BLOCK_M)).to(tl.int64)
+        in_range = r < rows
+        b = r // T
+        t = r % T
+        valid = in_range & (t >= t0) & (t < t1 - (kk + 1))
+        gbase = g_ptr + (kk * rows + r) * (N + 1)
+        # dp restricted to the channels zc: sum_j g_j z_j[zc].
+        g = tl.load(gbase, mask=valid, other=0.0)
+        z = tl.load(tgt_ptr + (r + kk + 1)[:, None] * Cz + zc[None, :], mask=valid[:, None] & zm[None, :], other=0.0)
+        dp = g[:, None] * z.to(ACC)
+        idx_row = idx_ptr + kk * s_ik + b * s_ib + t * s_it
+        for n in range(0, N):
+            row = tl.load(idx_row + n * s_in, mask=valid, other=0)
+            ok = valid & (row >= 0) & (row < rows)
+            g = tl.load(gbase + 1 + n, mask=valid, other=0.0)
+            z = tl.load(tgt_ptr + row[:, None] * Cz + zc[None, :], mask=ok[:, None] & zm[None, :], other=0.0)
+            dp += g[:, None] * z.to(ACC)
+        c = tl.load(ctx_ptr + r[:, None] * Cc + cc[None, :], mask=valid[:, None] & cm[None, :], other=0.0)
+        acc = tl.dot(tl.trans(dp), c.to(ACC), acc=acc, input_precision=PRECISION)
+    tl.store(gw_ptr + kk * Cz * Cc + zc[:, None] * Cc + cc[None, :], acc, mask=zm[:, None] & cm[None, :])
+
+
+@triton.jit
+def _kl_kernel(mu_ptr, lv_ptr, kw_ptr, kl_ptr, gmu_ptr, glv_ptr, rows, C,
+               GRAD: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_Z: tl.constexpr):
+    """kl (rows,) (kl's dtype: fp32, fp64 for fp64) and, with GRAD, d/dmu = kw mu, d/dlv = kw (e^lv - 1)/2 (stored in the input dtype)."""
+    r = (tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)).to(tl.int64)
+    in_range = r < rows
+    ACC: tl.constexpr = kl_ptr.dtype.element_ty
+    kl = tl.zeros((BLOCK_R,), dtype=ACC)
+    if GRAD:
+        kw = tl.load(kw_ptr + r, mask=in_range, other=0.0)
+    for c0 in range(0, C, BLOCK_Z):
+        cols = c0 + tl.arange(0, BLOCK_Z)
+        mask = in_range[:, None] & (cols < C)[None, :]
+        off = r[:, None] * C + cols[None, :]
+        m = tl.load(mu_ptr + off, mask=mask, other=0.0).to(ACC)
+        lv = tl.load(lv_ptr + off, mask=mask, other=0.0).to(ACC)
+        e = tl.exp(lv)
+        kl += tl.sum(tl.where(mask, 0.5 * (m * m + e - lv - 1.0), 0.0), axis=1)
+        if GRAD:
+            tl.store(gmu_ptr + off, kw[:, None] * m, mask=mask)
+            tl.store(glv_ptr + off, kw[:, None] * (0.5 * (e - 1.0)), mask=mask)
+    tl.store(kl_ptr + r, kl, mask=in_range)

@@ -1,0 +1,224 @@
+"""Triton sibling ops of the native sim_kernels ops, registered with torch.library.triton_op.
+
+    sim_kernels_triton::smooth_infonce_fwd       same schema and semantics as sim_kernels::smooth_infonce_fwd
+    sim_kernels_triton::smooth_infonce_weighted  same as sim_kernels::smooth_infonce_weighted
+(see csrc/ops.cpp). They live in their own namespace so that the Python registration never collides
+with the C++ TORCH_LIBRARY(sim_kernels) block. The bodies only call torch ops and wrap_triton
+kernels, so torch.compile can trace into them; autograd is registered below.
+
+Inputs: float16, bfloat16, float32 (accumulated in fp32) or float64 (in fp64), CUDA tensors, or CPU tensors when
+TRITON_INTERPRET=1 was set before triton was imported (tests). Index values are not checked here
+(BACKEND.checks_indices_in_python=True: functional.py checks them); out-of-range indices are
+masked in the kernels, so they never read out of bounds.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import triton
+from torch import Tensor
+from torch._subclasses.fake_tensor import FakeTensor
+from torch._subclasses.functional_tensor import FunctionalTensorMode
+from torch.library import triton_op, wrap_triton
+
+from ..reference import accumulation_dtype
+from . import kernels
+from .heuristics import block_sizes
+
+__all__ = ["smooth_infonce_fwd", "smooth_infonce_weighted", "SUPPORTED_DTYPES"]
+
+SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _interpreted() -> bool:
+    return type(kernels._anchor_kernel).__name__ == "InterpretedFunction"
+
+
+def _check(context):
+    if context.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"backend='triton' supports context.dtype float16, bfloat16, float32 and float64, "
+                        f"got {context.dtype}")
+    if context.device.type == "cpu" and not _interpreted():
+        raise RuntimeError("backend='triton' needs CUDA tensors (or TRITON_INTERPRET=1 set before triton is "
+                           "imported, to run the kernels in the Triton interpreter on CPU tensors)")
+
+
+def _launch(kernel, grid):
+    """wrap_triton(kernel)[grid], except that in the interpreter a launch on fake tensors is skipped.
+
+    Under TRITON_INTERPRET=1, wrap_triton returns the raw InterpretedFunction (torch/_library/triton.py),
+    which cannot run on FakeTensors; the op's fake impl (this same body) then only allocates outputs.
+    """
+    if _interpreted():
+        def launch(*args, **kw):
+            if not any(isinstance(a, FakeTensor) for a in args):
+                kernel[grid](*args, **kw)
+        return launch
+    return wrap_triton(kernel)[grid]
+
+
+def _precision() -> str:
+    # fp32 tl.dot follows torch's matmul TF32 switch (off by default); 16-bit inputs ignore it.
+    return "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee"
+
+
+def _target_uses(neg_idx: Tensor, K: int, B: int, T: int, t0: int, t1: int):
+    """CSR of the uses of every target row at every step (for the deterministic d/dtargets).
+
+    Use id u = (kk*rows + r)*(N+1) + j: row j of anchor r at step kk+1 (j = 0: the positive r+kk+1,
+    j >= 1: neg_idx[kk, b, t, j-1]). Returns order (uses sorted stably by key kk*rows + target row;
+    invalid anchors sort last) and offsets (K*rows + 1,) into order. Size O(K*B*T*N), like neg_idx.
+    """
+    rows, N, dev = B * T, neg_idx.shape[-1], neg_idx.device
+    r = torch.arange(rows, device=dev)
+    kk = torch.arange(K, device=dev).view(K, 1)
+    t = r % T
+    valid = (t >= t0) & (t < t1 - 1 - kk)  # (K, rows)
+    target = torch.cat([(r + kk + 1).unsqueeze(-1), neg_idx.reshape(K, rows, N)], dim=-1)  # (K, rows, N+1)
+    key = torch.where(valid.unsqueeze(-1), kk.unsqueeze(-1) * rows + target, K * rows)
+    sorted_key, order = torch.sort(key.reshape(-1), stable=True)
+    offsets = torch.searchsorted(sorted_key, torch.arange(K * rows + 1, device=dev))
+    return order, offsets
+
+
+def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, grad: bool):
+    """Launch the kernels; returns (loss, correct, kl, g_context, g_targets, g_weight, g_mu, g_logvar)."""
+    _check(context)
+    B, T, Cc = context.shape
+    Cz, K, N, rows = targets.shape[-1], weight.shape[0], neg_idx.shape[-1], B * T
+    dev, dt = context.device, context.dtype
+    acc = accumulation_dtype(dt)  # the kernels accumulate in the dtype of their loss / g / kl buffers
+    ctx, tgt, w = context.contiguous(), targets.contiguous(), weight.contiguous()
+    cfg = block_sizes(Cc, Cz)
+    prec = _precision()
+    blocks = dict(BLOCK_M=cfg["BLOCK_M"], BLOCK_C=cfg["BLOCK_C"], BLOCK_Z=cfg["BLOCK_Z"], PRECISION=prec,
+                  num_warps=cfg["num_warps"])
+    s = neg_idx.stride()
+
+    loss = torch.empty((K, B, T), dtype=acc, device=dev)
+    correct = torch.empty((K, B, T), dtype=torch.int8, device=dev)
+    if grad:
+        lw = loss_weight.to(acc).contiguous()
+        g = torch.empty((K, rows, N + 1), dtype=acc, device=dev)
+        g_ctx = torch.zeros((rows, Cc), dtype=acc, device=dev)
+    else:
+        lw, g, g_ctx = loss, loss, loss  # unused pointers
+    grid = (triton.cdiv(rows, cfg["BLOCK_M"]),)
+    _launch(kernels._anchor_kernel, grid)(
+        ctx, tgt, w, neg_idx, lw, loss, correct, g, g_ctx,
+        rows, T, t0, t1, K, N, Cc, Cz, s[0], s[1], s[2], s[3], GRAD=grad, **blocks)
+
+    g_tgt = g_w = None
+    if grad:
+        order, offsets = _target_uses(neg_idx, K, B, T, t0, t1)
+        g_tgt = torch.empty((rows, Cz), dtype=acc, device=dev)
+        _launch(kernels._target_kernel, grid)(ctx, w, g, order, offsets, g_tgt, rows, K, N, Cc, Cz, **blocks)
+        g_w = torch.empty((K, Cz, Cc), dtype=acc, device=dev)
+        wgrid = (K, triton.cdiv(Cz, cfg["BLOCK_WZ"]), triton.cdiv(Cc, cfg["BLOCK_WC"]))
+        _launch(kernels._weight_kernel, wgrid)(
+            ctx, tgt, neg_idx, g, g_w, rows, T, t0, t1, N, Cc, Cz, s[0], s[1], s[2], s[3],
+            BLOCK_M=cfg["BLOCK_M"], BLOCK_WZ=cfg["BLOCK_WZ"], BLOCK_WC=cfg["BLOCK_WC"], PRECISION=prec,
+            num_warps=cfg["num_warps"])
+        g_ctx, g_tgt, g_w = g_ctx.to(dt).view(B, T, Cc), g_tgt.to(dt).view(B, T, Cz), g_w.to(dt)
+    else:
+        g_ctx = None
+
+    kl = torch.empty((0,), dtype=acc, device=dev)
+    g_mu, g_lv = torch.empty((0,), dtype=dt, device=dev), torch.empty((0,), dtype=dt, device=dev)  # distinct: no aliasing
+    if mu is not None:
+        m, lv = mu.contiguous(), logvar.contiguous()
+        kl = torch.empty((B, T), dtype=acc, device=dev)
+        kw_grad = grad and kl_weight is not None
+        if kw_grad:
+            kw = kl_weight.to(acc).contiguous()
+            g_mu, g_lv = torch.empty_like(m), torch.empty_like(lv)
+        elif grad:  # no kl_weight: value has no KL term
+            kw, g_mu, g_lv = kl, torch.zeros_like(m), torch.zeros_like(lv)
+        else:
+            kw = kl
+        _launch(kernels._kl_kernel, (triton.cdiv(rows, cfg["BLOCK_R"]),))(
+            m, lv, kw, kl, g_mu if kw_grad else kl, g_lv if kw_grad else kl, rows, Cz, GRAD=kw_grad,
+            BLOCK_R=cfg["BLOCK_R"], BLOCK_Z=cfg["BLOCK_KZ"], num_warps=cfg["num_warps"])
+    return loss, correct.to(torch.bool), kl, g_ctx, g_tgt, g_w, g_mu, g_lv
+
+
+@triton_op("sim_kernels_triton::smooth_infonce_fwd", mutates_args=())
+def smooth_infonce_fwd(context: Tensor, targets: Tensor, weight: Tensor, neg_idx: Tensor, mu: Optional[Tensor],
+                       logvar: Optional[Tensor], t_begin: int, t_end: int) -> tuple[Tensor, Tensor, Tensor]:
+    """loss (K, B, T), correct (K, B, T) bool, kl (B, T) or (0,) without mu; fp64 for fp64 inputs, else fp32."""
+    loss, correct, kl, *_ = _run(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, None, None, False)
+    return loss, correct, kl
+
+
+@triton_op("sim_kernels_triton::smooth_infonce_weighted", mutates_args=())
+def smooth_infonce_weighted(context: Tensor, targets: Tensor, weight: Tensor, neg_idx: Tensor, mu: Optional[Tensor],
+                            logvar: Optional[Tensor], t_begin: int, t_end: int, loss_weight: Tensor,
+                            kl_weight: Optional[Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
+                                                                  Tensor, Tensor, Tensor]:
+    """value () (fp32; fp64 for fp64 inputs) = sum(loss_weight*loss) + sum(kl_weight*kl), the fwd outputs, and d value / d
+    (context, targets, weight, mu, logvar) in the input dtype (grad_mu, grad_logvar (0,) without mu)."""
+    loss, correct, kl, g_ctx, g_tgt, g_w, g_mu, g_lv = _run(
+        context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, loss_weight, kl_weight, True)
+    value = (loss_weight.to(loss.dtype) * loss).sum()
+    if mu is not None and kl_weight is not None:
+        value = value + (kl_weight.to(kl.dtype) * kl).sum()
+    return value, loss, correct, kl, g_ctx, g_tgt, g_w, g_mu, g_lv
+
+
+def _keep_opaque(mode, op, types, args, kwargs):
+    return mode.__torch_dispatch__(op, types, args, kwargs)
+
+
+if _interpreted():
+    # triton_op decomposes the op under FunctionalTensorMode (AOTAutograd) so that Inductor sees the
+    # kernels; interpreted kernels cannot be traced (see _launch), so keep the op opaque instead:
+    # torch.compile then calls it like any custom op (what torch.export does for triton ops, too).
+    for _op in (smooth_infonce_fwd, smooth_infonce_weighted):
+        _op.register_torch_dispatch(FunctionalTensorMode, _keep_opaque)
+
+
+# ---- autograd -----------------------------------------------------------------------------------
+
+def _fwd_setup(ctx, inputs, output):
+    context, targets, weight, neg_idx, mu, logvar, t0, t1 = inputs
+    ctx.save_for_backward(context, targets, weight, neg_idx, mu, logvar)
+    ctx.window = (t0, t1)
+    ctx.mark_non_differentiable(output[1])
+    ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None
+
+
+def _fwd_backward(ctx, grad_loss, grad_correct, grad_kl):
+    # d/dx sum(grad_loss * loss) + sum(grad_kl * kl) is exactly what the weighted op computes.
+    context, targets, weight, neg_idx, mu, logvar = ctx.saved_tensors
+    K, B, T = weight.shape[0], context.shape[0], context.shape[1]
+    if grad_loss is None:
+        grad_loss = torch.zeros((K, B, T), dtype=accumulation_dtype(context.dtype), device=context.device)
+    kw = grad_kl if mu is not None else None  # None: kl was not used, mu and logvar get no gradient
+    out = torch.ops.sim_kernels_triton.smooth_infonce_weighted(
+        context, targets, weight, neg_idx, mu, logvar, ctx.window[0], ctx.window[1], grad_loss, kw)
+    g_ctx, g_tgt, g_w, g_mu, g_lv = out[4:]
+    has = kw is not None
+    return g_ctx, g_tgt, g_w, None, (g_mu if has else None), (g_lv if has else None), None, None
+
+
+def _weighted_setup(ctx, inputs, output):
+    value, loss, correct, kl, g_ctx, g_tgt, g_w, g_mu, g_lv = output
+    ctx.has_kl = inputs[4] is not None and inputs[9] is not None
+    ctx.save_for_backward(g_ctx, g_tgt, g_w, g_mu, g_lv, loss, kl)
+    ctx.mark_non_differentiable(loss, correct, kl, g_ctx, g_tgt, g_w, g_mu, g_lv)
+
+
+def _weighted_backward(ctx, grad_value, *_unused):
+    # value is linear in the upstream weights, so d/dx (grad_value * value) = grad_value * d value/dx,
+    # all computed in the forward pass; d value / d loss_weight = loss, d value / d kl_weight = kl.
+    g_ctx, g_tgt, g_w, g_mu, g_lv, loss, kl = ctx.saved_tensors
+    gv = grad_value
+    mu_grads = (gv * g_mu, gv * g_lv) if ctx.has_kl else (None, None)
+    return (gv * g_ctx, gv * g_tgt, gv * g_w, None, *mu_grads, None, None,
+            gv * loss, gv * kl if ctx.has_kl else None)
+
+
+torch.library.register_autograd("sim_kernels_triton::smooth_infonce_fwd", _fwd_backward, setup_context=_fwd_setup)
+torch.library.register_autograd("sim_kernels_triton::smooth_infonce_weighted", _weighted_backward,
+                                setup_context=_weighted_setup)
