@@ -33,6 +33,10 @@ struct OnlineLogSumExp {
       // Rescale the old sum to the new max; exp(-inf) = 0 covers the first push.
       sum_ = sum_ * sim_exp(max_ - x) + acc_t(1);
       max_ = x;
+    } else if (x == max_) {
+      // exp(0) = 1, also when x = max_ = +-inf (where exp(x - max_) would be exp(NaN)):
+      // logsumexp([-inf, -inf]) = -inf + log 2 = -inf and logsumexp([-inf, 0]) = 0, as in torch.
+      sum_ += acc_t(1);
     } else {
       sum_ += sim_exp(x - max_);
     }
@@ -42,6 +46,8 @@ struct OnlineLogSumExp {
     if (o.max_ > max_) {
       sum_ = sum_ * sim_exp(max_ - o.max_) + o.sum_;
       max_ = o.max_;
+    } else if (o.max_ == max_) {
+      sum_ += o.sum_;  // avoids exp(-inf - -inf) = exp(NaN) when both maxima are infinite
     } else if (o.sum_ != acc_t(0) || o.max_ != o.max_) {
       sum_ += o.sum_ * sim_exp(o.max_ - max_);
     }
