@@ -142,6 +142,7 @@ Result run(const at::Tensor& context_in, const at::Tensor& targets_in, const at:
            const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu_in, const std::optional<at::Tensor>& logvar_in,
            int64_t t_begin, int64_t t_end, const std::optional<at::Tensor>& loss_weight_in,
            const std::optional<at::Tensor>& kl_weight_in) {
+  const at::NoGradGuard no_grad;  // the op is its own backward; matters only when called outside the dispatcher
   const Dims d = check_inputs(context_in, targets_in, weight_in, neg_idx, mu_in, logvar_in, t_begin, t_end);
   if constexpr (kGrad) check_weights(d, context_in, *loss_weight_in, kl_weight_in);
   check_index_values(d, neg_idx, t_begin, t_end);
