@@ -31,10 +31,31 @@ struct HostLauncher {
   }
 };
 
+// _shared_math_selftest on the CPU through the kernel's own selftest_item: scores (R, M), mu/logvar (R, C).
+std::tuple<at::Tensor, at::Tensor> shared_math_selftest(const at::Tensor& scores, const at::Tensor& mu,
+                                                        const at::Tensor& logvar) {
+  TORCH_CHECK_VALUE(scores.dim() == 2 && mu.dim() == 2 && logvar.sizes() == mu.sizes() && mu.size(0) == scores.size(0),
+                    "scores (R, M), mu and logvar (R, C) expected, got ", scores.sizes(), ", ", mu.sizes(), ", ",
+                    logvar.sizes());
+  const auto s = scores.contiguous(), m = mu.to(scores.scalar_type()).contiguous(),
+             lv = logvar.to(scores.scalar_type()).contiguous();
+  const int64_t R = s.size(0), M = s.size(1), C = m.size(1);
+  const auto acc_opts = s.options().dtype(sim::driver::acc_dtype(s.scalar_type()));
+  auto lse = at::empty({R}, acc_opts), kl = at::empty({R}, acc_opts);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, s.scalar_type(), "shared_math_selftest_emulation", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    for (int64_t r = 0; r < R; ++r)
+      sim::rows::selftest_item<scalar_t, acc_t>(s.data_ptr<scalar_t>(), m.data_ptr<scalar_t>(), lv.data_ptr<scalar_t>(),
+                                                lse.data_ptr<acc_t>(), kl.data_ptr<acc_t>(), M, C, r);
+  });
+  return {lse, kl};
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "CPU emulation of the CUDA smooth_infonce kernel (tests only)";
   m.def("smooth_infonce_fwd", &sim::driver::fwd<HostLauncher>);
   m.def("smooth_infonce_weighted", &sim::driver::weighted<HostLauncher>);
+  m.def("shared_math_selftest", &shared_math_selftest);
 }

@@ -225,6 +225,13 @@ def test_emulation_matches_reference(emulation, shape, dtype):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("dtype", FULL, ids=["fp32", "fp64"])
+def test_emulation_shared_math(emulation, dtype):
+    """The header's online log-sum-exp and KL through the kernel's selftest body, on the CPU."""
+    _check_selftest(emulation.shared_math_selftest, dtype, "cpu")
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("tile_rows", [1, 7])
 def test_emulation_many_tiles_and_expanded_neg_idx(emulation, monkeypatch, tile_rows):
     """Tiles smaller than B*T (and not dividing it), a stride-0 neg_idx and non-contiguous inputs."""
@@ -362,7 +369,6 @@ def test_gpu_opcheck(with_kl):
     torch.library.opcheck(ops.smooth_infonce_fwd.default, args)
     torch.library.opcheck(ops.smooth_infonce_weighted.default,
                           (*args, x["loss_weight"], x["kl_weight"] if with_kl else None))
-    torch.library.opcheck(ops._shared_math_selftest.default, tuple(t.cuda() for t in _selftest_cases(torch.float32)[0]))
 
 
 @gpu
