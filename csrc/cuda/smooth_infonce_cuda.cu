@@ -43,6 +43,9 @@ __device__ __forceinline__ int64_t warp_item() {
   return (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
 }
 
+// Gradient (full derivation beside rows::anchor_item): with p = softmax(s), lw the anchor's weight,
+// d value / d s_j = lw (p_j - [j = 0]) = coef_j;  dP[rk] = sum_j coef_j z_{row_j};
+// d value / d z_{row_j} += coef_j P[rk] (target_segment_kernel); grad_context, grad_W from dP by GEMMs.
 template <typename scalar_t, typename acc_t, bool kGrad>
 __global__ void __launch_bounds__(kThreads) anchor_kernel(rows::AnchorArgs<scalar_t, acc_t> a, int64_t items) {
   const int64_t item = warp_item();
