@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 # Build switches (pytorch_scatter style): FORCE_CUDA=1, FORCE_ONLY_CPU=1, TORCH_CUDA_ARCH_LIST, MAX_JOBS, DEBUG=1.
 export MAX_JOBS ?= 2
 
-.PHONY: setup system-deps venv deps build test test-all bench demo fuzz clean
+.PHONY: setup system-deps venv deps build test bench demo fuzz sanitize clean
 
 setup: system-deps venv deps build
 
@@ -24,11 +24,18 @@ venv:
 # The stamp makes re-runs cheap; it is redone whenever requirements.txt changes.
 deps: $(VENV)/.deps-stamp
 $(VENV)/.deps-stamp: requirements.txt | venv
-	$(PIP) install -q -r requirements.txt
+	set -o pipefail; $(PIP) install -q -r requirements.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(PY) -c "import torch, torchaudio, triton, soundfile, sklearn, hypothesis, pytest_benchmark"
 	touch $@
 
-build: deps
-	$(PIP) install -q --no-build-isolation -e .
+# Rebuilt when a source or a build switch changes (the stamp's name records FORCE_CUDA / FORCE_ONLY_CPU).
+BUILD_STAMP := $(VENV)/.build-stamp-cuda$(FORCE_CUDA)-cpu$(FORCE_ONLY_CPU)-dbg$(DEBUG)-san$(SANITIZE)
+build: $(BUILD_STAMP)
+$(BUILD_STAMP): $(VENV)/.deps-stamp setup.py pyproject.toml $(wildcard csrc/*.cpp csrc/*.h csrc/cpu/*.cpp csrc/cuda/*.cu csrc/cuda/*.cuh)
+	set -o pipefail; $(PIP) install -q --no-build-isolation -e . 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(PY) -c "import sim_kernels._C"
+	rm -f $(VENV)/.build-stamp-*
+	touch $@
 
 test: setup
 	$(PY) -m pytest -q
@@ -39,6 +46,21 @@ demo: setup
 bench: setup
 	$(PY) -m pytest benchmarks -q --benchmark-only --benchmark-json=benchmarks/results.json
 	$(PY) benchmarks/report.py benchmarks/results.json
+
+# Long fuzz campaign (the default test run uses a short budget).
+fuzz: setup
+	SIM_FUZZ_EXAMPLES=$${SIM_FUZZ_EXAMPLES:-3000} $(PY) -m pytest -q -p no:cacheprovider tests/sim_kernels/test_fuzz.py
+
+# The CPU kernel built with AddressSanitizer + UndefinedBehaviorSanitizer in a copy of the tracked
+# tree (build/sanitize), then the op tests run against it with the sanitizer runtimes preloaded.
+SAN_TESTS ?= tests/sim_kernels/test_native_cpu.py tests/sim_kernels/test_numerics.py tests/sim_kernels/test_fuzz.py
+sanitize: deps
+	rm -rf build/sanitize && mkdir -p build/sanitize
+	git ls-files -z | xargs -0 tar -cf - | tar -xf - -C build/sanitize
+	cd build/sanitize && SANITIZE=1 FORCE_ONLY_CPU=1 $(CURDIR)/$(PY) setup.py -q build_ext --inplace
+	cd build/sanitize && LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  PYTHONPATH=$(CURDIR)/build/sanitize $(CURDIR)/$(PY) -m pytest -q -p no:cacheprovider $(SAN_TESTS)
 
 clean:
 	rm -rf build *.egg-info sim_kernels/*.so

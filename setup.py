@@ -33,9 +33,35 @@ def _want_cuda(cuda_home) -> bool:
     return cuda_home is not None and torch.cuda.is_available()
 
 
+def _cuda_home_from_nvcc():
+    """torch derives CUDA_HOME from `which nvcc`; a wrapper script in /usr/local/bin would give
+    /usr/local. Resolve the toolkit that nvcc really runs instead (wrapper scripts included)."""
+    import re
+    import shutil
+
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        return None
+    real = os.path.realpath(nvcc)
+    try:
+        with open(real, "rb") as f:
+            head = f.read(512).decode("utf-8", "ignore")
+        m = re.search(r"(/\S+)/bin/nvcc", head) if head.startswith("#!") else None
+        if m:
+            real = m.group(1) + "/bin/nvcc"
+    except OSError:
+        pass
+    home = os.path.dirname(os.path.dirname(real))
+    return home if os.path.isdir(os.path.join(home, "include")) else None
+
+
 def _extensions():
     if _flag("SIM_NO_EXTENSION"):
         return [], {}
+    if not os.environ.get("CUDA_HOME") and not os.environ.get("CUDA_PATH") and not _flag("FORCE_ONLY_CPU"):
+        home = _cuda_home_from_nvcc()
+        if home:
+            os.environ["CUDA_HOME"] = home
     from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
 
     debug = _flag("DEBUG")

@@ -34,10 +34,11 @@ struct OnlineLogSumExp {
       sum_ = sum_ * sim_exp(max_ - x) + acc_t(1);
       max_ = x;
     } else if (x == max_) {
-      // exp(0) = 1, also when x = max_ = +-inf (where exp(x - max_) would be exp(NaN)):
-      // logsumexp([-inf, -inf]) = -inf + log 2 = -inf and logsumexp([-inf, 0]) = 0, as in torch.
+      // exp(0) = 1, without computing inf - inf = NaN when x = max_ = +inf (logsumexp([inf, inf]) = inf);
+      // for x = max_ = -inf the term is harmless: value() stays -inf until a finite x arrives.
       sum_ += acc_t(1);
-    } else {
+    } else if (x != -std::numeric_limits<acc_t>::infinity()) {
+      // exp(-inf) = 0 adds nothing (and -inf - -inf would be NaN); a NaN x lands here and propagates.
       sum_ += sim_exp(x - max_);
     }
   }

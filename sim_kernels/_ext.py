@@ -19,11 +19,14 @@ def available() -> bool:
     return _C is not None
 
 
+def _registered(key: str) -> bool:
+    return _C is not None and all(torch._C._dispatch_has_kernel_for_dispatch_key(f"sim_kernels::{op}", key) for op in OPS)
+
+
+# Looked up once at import (kernels register when _C loads), so torch.compile sees constants.
+_KERNELS = {"cpu": _registered("CPU"), "cuda": _registered("CUDA")}
+
+
 def has_kernel(device_type: str) -> bool:
     """True when a native kernel is registered for ``device_type`` ("cpu", "cuda")."""
-    if _C is None:
-        return False
-    key = {"cpu": "CPU", "cuda": "CUDA"}.get(device_type)
-    if key is None:
-        return False
-    return all(torch._C._dispatch_has_kernel_for_dispatch_key(f"sim_kernels::{op}", key) for op in OPS)
+    return _KERNELS.get(device_type, False)

@@ -60,7 +60,7 @@ class SmoothInfoNCELoss(nn.Module):
         if subsample_window is not None and (not isinstance(subsample_window, int) or subsample_window <= prediction_steps):
             raise ValueError(f"subsample_window must be None or an int > prediction_steps={prediction_steps}, "
                              f"got {subsample_window!r}")
-        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
+        if isinstance(beta, bool) or not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
             raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
         self.context_dim, self.target_dim = context_dim, target_dim
         self.prediction_steps, self.negative_samples = prediction_steps, negative_samples

@@ -43,8 +43,10 @@ def gim_negatives(batch, time, num_negatives, prediction_steps, generator=None, 
     _check(batch, time, num_negatives)
     K, B, T, N = prediction_steps, batch, time, num_negatives
     t0, t1 = (0, T) if window is None else window
-    if not (0 <= t0 < t1 <= T) or K >= t1 - t0:
-        raise ValueError(f"window must satisfy 0 <= t_begin < t_end <= T with K < t_end - t_begin, got {window} for T={T}, K={K}")
+    if not (0 <= t0 < t1 <= T):
+        raise ValueError(f"window must satisfy 0 <= t_begin < t_end <= T={T}, got {window}")
+    if K >= t1 - t0:
+        raise ValueError(f"prediction_steps K={K} must be < the anchor window length {t1 - t0} (T={T}, window={window})")
     W = t1 - t0
     perms = torch.stack([torch.randperm(B * T, generator=generator, device=device) for _ in range(N)], dim=-1)  # (B*T, N)
     out = torch.zeros(K, B, T, N, dtype=torch.int64, device=perms.device)

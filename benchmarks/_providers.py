@@ -1,0 +1,93 @@
+"""The timed things: the three loss providers and the GEMM floor, in two modes.
+
+Providers (all call the public sim_kernels.smooth_infonce; there is no second reference here):
+    eager     backend="reference", plain PyTorch eager
+    compiled  torch.compile(dynamic=False) around smooth_infonce(..., backend="reference")
+    native    backend="native" (the fused C++ kernel; skipped when it is not built)
+Modes:
+    fwd       the loss under torch.no_grad()
+    fwd+bwd   loss.backward() into fresh .grad buffers (the grads are cleared before each round)
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ._shapes import BETA, FloorOperands, LossInputs
+
+__all__ = ["PROVIDERS", "MODES", "FLOOR", "LABELS", "unavailable_reason", "make_step", "make_floor_step"]
+
+PROVIDERS = ("eager", "compiled", "native")
+MODES = ("fwd", "fwd+bwd")
+FLOOR = "gemm_floor"
+LABELS = {"eager": "reference (eager)", "compiled": "reference (torch.compile)", "native": "native",
+          FLOOR: "GEMM floor"}
+
+
+def unavailable_reason(provider: str) -> str | None:
+    """None when ``provider`` can run here, else a one-line reason for pytest.skip."""
+    if provider not in PROVIDERS:
+        raise ValueError(f"provider must be one of {PROVIDERS}, got {provider!r}")
+    if provider == "native":
+        from sim_kernels import _ext
+
+        if not _ext.has_kernel("cpu"):
+            why = (f"the extension sim_kernels._C did not load ({_ext.LOAD_ERROR})" if not _ext.available()
+                   else "sim_kernels._C loaded but registers no CPU kernel for the sim_kernels ops")
+            return (f"native provider skipped: sim_kernels._ext.has_kernel('cpu') is False: {why}. "
+                    "Build it with `pip install --no-build-isolation -e .` (make build)")
+    return None
+
+
+def _reference_loss(context, targets, weight, neg_idx, mu, logvar):
+    from sim_kernels import smooth_infonce
+
+    return smooth_infonce(context, targets, weight, neg_idx, mu, logvar, beta=BETA, backend="reference")
+
+
+def _loss_fn(provider: str) -> Callable:
+    from sim_kernels import smooth_infonce
+
+    if provider == "eager":
+        return _reference_loss
+    if provider == "native":
+        return lambda c, z, w, idx, mu, lv: smooth_infonce(c, z, w, idx, mu, lv, beta=BETA, backend="native")
+    if provider == "compiled":
+        # A fresh cache per (shape, mode): one code object compiled for many static shapes would
+        # otherwise hit dynamo's recompile limit and silently fall back to eager.
+        torch._dynamo.reset()
+        return torch.compile(_reference_loss, dynamic=False)
+    raise ValueError(f"provider must be one of {PROVIDERS}, got {provider!r}")
+
+
+def make_step(provider: str, mode: str, x: LossInputs) -> Callable[[], torch.Tensor]:
+    """A no-argument callable running one ``mode`` step of ``provider`` on ``x``; returns the loss.
+
+    For "fwd+bwd" the inputs must require grad and the caller clears the grads between calls
+    (``x.clear_grads``, the pedantic setup), so every round writes fresh .grad buffers.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    fn = _loss_fn(provider)
+    args = (x.context, x.targets, x.weight, x.neg_idx, x.mu, x.logvar)
+    if mode == "fwd":
+        def step():
+            with torch.no_grad():
+                return fn(*args)
+    else:
+        if not x.context.requires_grad:
+            raise ValueError("make_step: mode 'fwd+bwd' needs inputs built with requires_grad=True")
+
+        def step():
+            loss = fn(*args)
+            loss.backward()
+            return loss.detach()
+    return step
+
+
+def make_floor_step(mode: str, ops: FloorOperands) -> Callable[[], None]:
+    """The GEMM floor of ``mode``: the forward projection ("fwd") or all three GEMMs ("fwd+bwd")."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return ops.forward if mode == "fwd" else ops.forward_backward

@@ -1,0 +1,431 @@
+// Fused Smooth-InfoNCE on the CPU: sim_kernels::smooth_infonce_fwd / smooth_infonce_weighted.
+//
+// Shapes: B batch, T time, K steps, N negatives, Cc/Cz channels; rows r = b*T + t of the flattened
+// (B*T, C) context and targets; Wcat = weight.view(K*Cz, Cc), so P[r, k] = W_k c_r is the k-th Cz
+// block of the row  C[r] @ Wcat^T.
+//
+// One pass over row tiles of R anchors. Per tile:
+//   1. P_tile (R, K*Cz) = C_tile @ Wcat^T                       one BLAS GEMM
+//   2. per anchor and step (parallel over rows): the positive score and N gathered negative scores
+//      s_j = z[rho_j] . P[r, k], an online log-sum-exp, loss = lse - s_0, correct = s_0 > max s_n.
+//   With gradients (the weighted op, upstream weights g = loss_weight[k, b, t] known up front):
+//   3. dP_tile rows (see derivation), then
+//      grad_context[tile] = dP_tile @ Wcat                      one GEMM
+//      grad_Wcat         += dP_tile^T @ C_tile                  one GEMM, tiles in a fixed order
+//   4. grad_targets[rho_j] += alpha_j P[r, k], scattered in parallel over channel slices: every
+//      element receives its contributions in the fixed (tile, row, k, j) order whatever the thread
+//      count, so the result is bitwise reproducible (no atomics, no per-thread partial sums).
+// Only the tile buffers (P, dP: R x K*Cz; alpha: R x K x (N+1)) and O(B*T*K) outputs are held:
+// neither the whole projection nor the gathered negatives are ever materialised.
+//
+// Gradient derivation, for one anchor r, step k, upstream weight g:
+//   loss = LSE(s) - s_0,   s_j = z[rho_j] . P,   P = W_k c_r,   p = softmax(s)
+//   d loss / d s_j   = p_j - [j == 0]                      =>  alpha_j := g (p_j - [j == 0])
+//   d / d P          = sum_j alpha_j z[rho_j]              =: dP[r, k]
+//   d / d z[rho]    += alpha_j P   for every j with rho_j = rho (the positive may repeat as a negative)
+//   d / d c_r        = sum_k W_k^T dP[r, k]                 =  (dP[r] @ Wcat)
+//   d / d W_k        = sum_r dP[r, k] c_r^T                 =  (dP^T @ C) block k
+//   KL: value += kw[b,t] * 1/2 sum_c (mu^2 + e^lv - lv - 1)
+//   d / d mu = kw * mu,   d / d lv = kw * 1/2 (e^lv - 1)
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <vector>
+
+#include "smooth_infonce.h"
+
+namespace sim {
+namespace cpu {
+namespace {
+
+// ---- vector primitives, cloned for AVX2+FMA with a portable fallback --------------------------
+
+#define SIM_CLONES __attribute__((target_clones("arch=haswell", "default")))
+
+SIM_CLONES float dot_f(const float* a, const float* b, int64_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += a[i + l] * b[i + l];
+  float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+SIM_CLONES double dot_d(const double* a, const double* b, int64_t n) {
+  double acc[4] = {0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int l = 0; l < 4; ++l) acc[l] += a[i + l] * b[i + l];
+  double s = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+SIM_CLONES void axpy_f(float alpha, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+SIM_CLONES void axpy_d(double alpha, const double* x, double* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+inline float dot(const float* a, const float* b, int64_t n) { return dot_f(a, b, n); }
+inline double dot(const double* a, const double* b, int64_t n) { return dot_d(a, b, n); }
+inline void axpy(float a, const float* x, float* y, int64_t n) { axpy_f(a, x, y, n); }
+inline void axpy(double a, const double* x, double* y, int64_t n) { axpy_d(a, x, y, n); }
+
+// ---- argument checks ----------------------------------------------------------------------
+
+struct Sizes {
+  int64_t B, T, Cc, Cz, K, N, t0, t1;
+  bool has_kl;
+};
+
+Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
+                   const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu,
+                   const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end) {
+  TORCH_CHECK_VALUE(context.dim() == 3, "context must be (B, T, Cc), got ", context.sizes());
+  TORCH_CHECK_VALUE(targets.dim() == 3, "targets must be (B, T, Cz), got ", targets.sizes());
+  TORCH_CHECK_VALUE(weight.dim() == 3, "weight must be (K, Cz, Cc), got ", weight.sizes());
+  TORCH_CHECK_VALUE(neg_idx.dim() == 4, "neg_idx must be (K, B, T, N), got ", neg_idx.sizes());
+  for (const at::Tensor* t : {&context, &targets, &weight, &neg_idx})
+    TORCH_CHECK_VALUE(t->device().is_cpu(), "sim_kernels CPU kernel: every input must be on the CPU, got ",
+                      t->device());
+  const auto dt = context.scalar_type();
+  TORCH_CHECK_TYPE(dt == at::kFloat || dt == at::kDouble,
+                   "context: the CPU kernel supports float32 and float64, got ", dt);
+  TORCH_CHECK_TYPE(targets.scalar_type() == dt, "targets must have the dtype of context (", dt, "), got ",
+                   targets.scalar_type());
+  TORCH_CHECK_TYPE(weight.scalar_type() == dt, "weight must have the dtype of context (", dt, "), got ",
+                   weight.scalar_type());
+  TORCH_CHECK_TYPE(neg_idx.scalar_type() == at::kLong, "neg_idx must be int64, got ", neg_idx.scalar_type());
+  Sizes s{};
+  s.B = context.size(0);
+  s.T = context.size(1);
+  s.Cc = context.size(2);
+  s.Cz = targets.size(2);
+  s.K = weight.size(0);
+  s.N = neg_idx.size(3);
+  s.t0 = t_begin;
+  s.t1 = t_end;
+  TORCH_CHECK_VALUE(s.B * s.T > 0, "context must have B*T > 0, got ", context.sizes());
+  TORCH_CHECK_VALUE(s.Cc > 0 && s.Cz > 0, "context and targets need at least one channel, got Cc=", s.Cc,
+                    ", Cz=", s.Cz);
+  TORCH_CHECK_VALUE(targets.size(0) == s.B && targets.size(1) == s.T, "targets must be (B, T, Cz) = (", s.B,
+                    ", ", s.T, ", Cz), got ", targets.sizes());
+  TORCH_CHECK_VALUE(s.K >= 1 && weight.size(1) == s.Cz && weight.size(2) == s.Cc,
+                    "weight must be (K, Cz, Cc) = (K, ", s.Cz, ", ", s.Cc, "), got ", weight.sizes());
+  TORCH_CHECK_VALUE(0 <= s.t0 && s.t0 < s.t1 && s.t1 <= s.T, "t_begin, t_end must satisfy 0 <= t_begin < t_end <= T=",
+                    s.T, ", got ", s.t0, ", ", s.t1);
+  TORCH_CHECK_VALUE(s.K < s.t1 - s.t0, "weight: K (prediction steps) must be < the anchor window ", s.t1 - s.t0,
+                    ", got K=", s.K);
+  TORCH_CHECK_VALUE(neg_idx.size(0) == s.K && neg_idx.size(1) == s.B && neg_idx.size(2) == s.T && s.N >= 1,
+                    "neg_idx must be (K, B, T, N) = (", s.K, ", ", s.B, ", ", s.T, ", N >= 1), got ", neg_idx.sizes());
+  TORCH_CHECK_VALUE(mu.has_value() == logvar.has_value(), "mu and logvar must be given together");
+  s.has_kl = mu.has_value();
+  if (s.has_kl) {
+    for (const at::Tensor* t : {&*mu, &*logvar}) {
+      TORCH_CHECK_VALUE(t->sizes() == targets.sizes(), "mu and logvar must have the shape of targets ",
+                        targets.sizes(), ", got ", t->sizes());
+      TORCH_CHECK_TYPE(t->scalar_type() == dt, "mu and logvar must have the dtype of context (", dt, "), got ",
+                       t->scalar_type());
+      TORCH_CHECK_VALUE(t->device().is_cpu(), "mu and logvar must be on the CPU, got ", t->device());
+    }
+  }
+  // Every index that will be read must lie in [0, B*T): checked before any gather touches memory.
+  const int64_t rows = s.B * s.T;
+  auto idx = neg_idx.accessor<int64_t, 4>();
+  for (int64_t k = 1; k <= s.K; ++k)
+    for (int64_t b = 0; b < s.B; ++b)
+      for (int64_t t = s.t0; t < s.t1 - k; ++t)
+        for (int64_t n = 0; n < s.N; ++n) {
+          const int64_t v = idx[k - 1][b][t][n];
+          TORCH_CHECK_VALUE(v >= 0 && v < rows, "neg_idx: every value must lie in [0, B*T) = [0, ", rows,
+                            "), found ", v, " at [", k - 1, ", ", b, ", ", t, ", ", n, "]");
+        }
+  return s;
+}
+
+void check_weights(const Sizes& s, const at::Tensor& context, const at::Tensor& loss_weight,
+                   const std::optional<at::Tensor>& kl_weight) {
+  const auto acc = context.scalar_type();
+  TORCH_CHECK_VALUE(loss_weight.dim() == 3 && loss_weight.size(0) == s.K && loss_weight.size(1) == s.B &&
+                        loss_weight.size(2) == s.T,
+                    "loss_weight must be (K, B, T) = (", s.K, ", ", s.B, ", ", s.T, "), got ", loss_weight.sizes());
+  TORCH_CHECK_TYPE(loss_weight.scalar_type() == acc, "loss_weight must be ", acc, ", got ", loss_weight.scalar_type());
+  TORCH_CHECK_VALUE(loss_weight.device().is_cpu(), "loss_weight must be on the CPU");
+  TORCH_CHECK_VALUE(kl_weight.has_value() == s.has_kl, "kl_weight must be given exactly when mu and logvar are");
+  if (kl_weight.has_value()) {
+    TORCH_CHECK_VALUE(kl_weight->dim() == 2 && kl_weight->size(0) == s.B && kl_weight->size(1) == s.T,
+                      "kl_weight must be (B, T) = (", s.B, ", ", s.T, "), got ", kl_weight->sizes());
+    TORCH_CHECK_TYPE(kl_weight->scalar_type() == acc, "kl_weight must be ", acc, ", got ", kl_weight->scalar_type());
+    TORCH_CHECK_VALUE(kl_weight->device().is_cpu(), "kl_weight must be on the CPU");
+  }
+}
+
+// ---- the fused pass ------------------------------------------------------------------------
+
+struct Outputs {
+  at::Tensor loss, correct, kl;                       // (K,B,T), (K,B,T) bool, (B,T) or (0,)
+  at::Tensor grad_context, grad_targets, grad_weight;  // undefined in forward-only mode
+  at::Tensor grad_mu, grad_logvar;
+  double value = 0.0;
+};
+
+// Rows per tile: P_tile and dP_tile of about 20 MB each, 256..4096 rows. Smaller tiles make the
+// BLAS repack Wcat for every call: measured here (MKL, 2 cores, K*Cz = 5120), 96-row tiles ran the
+// projection GEMM 3x slower than one full GEMM, 1024-row tiles within ~10%.
+int64_t tile_rows(int64_t KCz, int64_t elem) {
+  const int64_t r = (int64_t(20) << 20) / std::max<int64_t>(1, KCz * elem);
+  return std::clamp<int64_t>(r / 16 * 16, 256, 4096);
+}
+
+template <typename scalar_t>
+void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
+                const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu_in,
+                const std::optional<at::Tensor>& lv_in, const at::Tensor* loss_weight,
+                const std::optional<at::Tensor>& kl_weight, Outputs& out) {
+  const bool grad = loss_weight != nullptr;
+  const int64_t B = s.B, T = s.T, Cc = s.Cc, Cz = s.Cz, K = s.K, N = s.N, KCz = K * Cz, BT = B * T;
+  const auto opts = context.options();
+
+  const at::Tensor C = context.contiguous().view({BT, Cc});
+  const at::Tensor Z = targets.contiguous().view({BT, Cz});
+  const at::Tensor Wcat = weight.contiguous().view({KCz, Cc});
+  const scalar_t* z = Z.const_data_ptr<scalar_t>();
+  const auto idx = neg_idx.accessor<int64_t, 4>();
+
+  out.loss = at::zeros({K, B, T}, opts);
+  out.correct = at::zeros({K, B, T}, opts.dtype(at::kBool));
+  scalar_t* loss = out.loss.mutable_data_ptr<scalar_t>();
+  bool* correct = out.correct.mutable_data_ptr<bool>();
+
+  at::Tensor lw_c;
+  if (grad) {
+    lw_c = loss_weight->contiguous();
+    out.grad_context = at::zeros({B, T, Cc}, opts);
+    out.grad_targets = at::zeros({B, T, Cz}, opts);
+    out.grad_weight = at::zeros({K, Cz, Cc}, opts);
+  }
+  const scalar_t* lw = grad ? lw_c.const_data_ptr<scalar_t>() : nullptr;
+  scalar_t* gz = grad ? out.grad_targets.mutable_data_ptr<scalar_t>() : nullptr;
+  at::Tensor GC = grad ? out.grad_context.view({BT, Cc}) : at::Tensor();
+  at::Tensor GW = grad ? out.grad_weight.view({KCz, Cc}) : at::Tensor();
+
+  // Anchor rows come in segments of consecutive rows: the whole flattened input when the window
+  // is the full sequence (the last frame of each sequence is a non-anchor, skipped), else one
+  // segment per sequence.
+  std::vector<std::pair<int64_t, int64_t>> segments;
+  if (s.t0 == 0 && s.t1 == T) {
+    segments.emplace_back(0, BT);
+  } else {
+    for (int64_t b = 0; b < B; ++b) segments.emplace_back(b * T + s.t0, b * T + s.t1 - 1);
+  }
+  const int64_t R_max = tile_rows(KCz, sizeof(scalar_t));
+  at::Tensor P_buf = at::empty({R_max, KCz}, opts);
+  at::Tensor dP_buf = grad ? at::empty({R_max, KCz}, opts) : at::Tensor();
+  // alpha[i, k, j] and its target row rho[i, k, j]; rho = -1 marks a non-anchor (k invalid at row i).
+  std::vector<scalar_t> alpha(grad ? R_max * K * (N + 1) : 0);
+  std::vector<int64_t> rho(grad ? R_max * K * (N + 1) : 0);
+
+  for (const auto& seg : segments) {
+    for (int64_t r0 = seg.first; r0 < seg.second; r0 += R_max) {
+      const int64_t R = std::min(R_max, seg.second - r0);
+      at::Tensor C_tile = C.narrow(0, r0, R);
+      at::Tensor P = P_buf.narrow(0, 0, R);
+      at::mm_out(P, C_tile, Wcat.t());  // (R, K*Cz): P[i, k-block] = W_k c_{r0+i}
+      const scalar_t* Pp = P.const_data_ptr<scalar_t>();
+      scalar_t* dPp = grad ? dP_buf.mutable_data_ptr<scalar_t>() : nullptr;
+
+      at::parallel_for(0, R, 4, [&](int64_t i_begin, int64_t i_end) {
+        std::vector<scalar_t> sc(N + 1);
+        for (int64_t i = i_begin; i < i_end; ++i) {
+          const int64_t r = r0 + i, b = r / T, t = r % T;
+          for (int64_t k = 1; k <= K; ++k) {
+            const scalar_t* p = Pp + i * KCz + (k - 1) * Cz;
+            scalar_t* dp = grad ? dPp + i * KCz + (k - 1) * Cz : nullptr;
+            const int64_t a = (i * K + (k - 1)) * (N + 1);
+            if (t < s.t0 || t >= s.t1 - k) {  // no positive for this step: not an anchor
+              if (grad) {
+                std::fill(dp, dp + Cz, scalar_t(0));
+                rho[a] = -1;
+              }
+              continue;
+            }
+            const int64_t pos_row = r + k;
+            sc[0] = dot(p, z + pos_row * Cz, Cz);
+            OnlineLogSumExp<scalar_t> lse;
+            lse.push(sc[0]);
+            scalar_t max_neg = -std::numeric_limits<scalar_t>::infinity();
+            for (int64_t n = 0; n < N; ++n) {
+              const int64_t j = idx[k - 1][b][t][n];  // range-checked in check_inputs
+              sc[n + 1] = dot(p, z + j * Cz, Cz);
+              lse.push(sc[n + 1]);
+              max_neg = std::max(max_neg, sc[n + 1]);
+            }
+            const scalar_t L = lse.value();
+            const int64_t o = ((k - 1) * B + b) * T + t;
+            loss[o] = L - sc[0];
+            correct[o] = sc[0] > max_neg;
+            if (!grad) continue;
+            const scalar_t g = lw[o];
+            std::fill(dp, dp + Cz, scalar_t(0));
+            for (int64_t j = 0; j <= N; ++j) {
+              const int64_t row = j == 0 ? pos_row : idx[k - 1][b][t][j - 1];
+              const scalar_t al = g * (sim_exp(sc[j] - L) - (j == 0 ? scalar_t(1) : scalar_t(0)));
+              alpha[a + j] = al;
+              rho[a + j] = row;
+              axpy(al, z + row * Cz, dp, Cz);
+            }
+          }
+        }
+      });
+
+      if (!grad) continue;
+      at::Tensor dP = dP_buf.narrow(0, 0, R);
+      at::Tensor GC_tile = GC.narrow(0, r0, R);
+      at::mm_out(GC_tile, dP, Wcat);  // grad_context rows = dP @ Wcat
+      GW.addmm_(dP.t(), C_tile);     // grad_Wcat += dP^T @ C_tile, tiles in order
+      // grad_targets: each thread owns a channel slice and walks all (i, k, j) in order.
+      at::parallel_for(0, Cz, 64, [&](int64_t c_begin, int64_t c_end) {
+        const int64_t w = c_end - c_begin;
+        for (int64_t i = 0; i < R; ++i)
+          for (int64_t k = 0; k < K; ++k) {
+            const int64_t a = (i * K + k) * (N + 1);
+            if (rho[a] < 0) continue;
+            const scalar_t* p = Pp + i * KCz + k * Cz + c_begin;
+            for (int64_t j = 0; j <= N; ++j) axpy(alpha[a + j], p, gz + rho[a + j] * Cz + c_begin, w);
+          }
+      });
+    }
+  }
+
+  // Sum of loss_weight * loss, in double and in a fixed order.
+  if (grad) {
+    double v = 0.0;
+    const int64_t total = K * B * T;
+    for (int64_t o = 0; o < total; ++o) v += double(lw[o]) * double(loss[o]);
+    out.value = v;
+  }
+
+  // KL over every frame (b, t), and its gradients.
+  if (!s.has_kl) {
+    out.kl = at::empty({0}, opts);
+    if (grad) {
+      out.grad_mu = at::empty({0}, opts);
+      out.grad_logvar = at::empty({0}, opts);
+    }
+    return;
+  }
+  const at::Tensor MU = mu_in->contiguous(), LV = lv_in->contiguous();
+  const scalar_t* mu = MU.const_data_ptr<scalar_t>();
+  const scalar_t* lv = LV.const_data_ptr<scalar_t>();
+  out.kl = at::empty({B, T}, opts);
+  scalar_t* kl = out.kl.mutable_data_ptr<scalar_t>();
+  at::Tensor kw_c;
+  const scalar_t* kw = nullptr;
+  scalar_t *gmu = nullptr, *glv = nullptr;
+  if (grad) {
+    kw_c = kl_weight->contiguous();
+    kw = kw_c.const_data_ptr<scalar_t>();
+    out.grad_mu = at::empty({B, T, Cz}, opts);
+    out.grad_logvar = at::empty({B, T, Cz}, opts);
+    gmu = out.grad_mu.mutable_data_ptr<scalar_t>();
+    glv = out.grad_logvar.mutable_data_ptr<scalar_t>();
+  }
+  at::parallel_for(0, BT, 16, [&](int64_t r_begin, int64_t r_end) {
+    for (int64_t r = r_begin; r < r_end; ++r) {
+      scalar_t acc = 0;
+      const scalar_t* m = mu + r * Cz;
+      const scalar_t* l = lv + r * Cz;
+      for (int64_t c = 0; c < Cz; ++c) acc += kl_term<scalar_t>(m[c], l[c]);
+      kl[r] = acc;
+      if (grad) {
+        const scalar_t w = kw[r];
+        for (int64_t c = 0; c < Cz; ++c) {
+          gmu[r * Cz + c] = w * kl_grad_mu<scalar_t>(m[c]);
+          glv[r * Cz + c] = w * kl_grad_logvar<scalar_t>(l[c]);
+        }
+      }
+    }
+  });
+  if (grad) {
+    double v = 0.0;
+    for (int64_t r = 0; r < BT; ++r) v += double(kw[r]) * double(kl[r]);
+    out.value += v;
+  }
+}
+
+// ---- op entry points -----------------------------------------------------------------------
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> smooth_infonce_fwd_cpu(
+    const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight, const at::Tensor& neg_idx,
+    const std::optional<at::Tensor>& mu, const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end) {
+  const Sizes s = check_inputs(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end);
+  Outputs out;
+  AT_DISPATCH_FLOATING_TYPES(context.scalar_type(), "smooth_infonce_fwd_cpu", [&] {
+    fused_pass<scalar_t>(s, context, targets, weight, neg_idx, mu, logvar, nullptr, std::nullopt, out);
+  });
+  return {out.loss, out.correct, out.kl};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
+smooth_infonce_weighted_cpu(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
+                            const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu,
+                            const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end,
+                            const at::Tensor& loss_weight, const std::optional<at::Tensor>& kl_weight) {
+  const Sizes s = check_inputs(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end);
+  check_weights(s, context, loss_weight, kl_weight);
+  Outputs out;
+  AT_DISPATCH_FLOATING_TYPES(context.scalar_type(), "smooth_infonce_weighted_cpu", [&] {
+    fused_pass<scalar_t>(s, context, targets, weight, neg_idx, mu, logvar, &loss_weight, kl_weight, out);
+  });
+  at::Tensor value = at::scalar_tensor(out.value, context.options());
+  return {value, out.loss, out.correct, out.kl, out.grad_context, out.grad_targets, out.grad_weight,
+          out.grad_mu, out.grad_logvar};
+}
+
+// Row-wise online log-sum-exp of scores (R, M) and KL of mu/logvar (R, C), with the shared header.
+std::tuple<at::Tensor, at::Tensor> shared_math_selftest_cpu(const at::Tensor& scores, const at::Tensor& mu,
+                                                            const at::Tensor& logvar) {
+  TORCH_CHECK_VALUE(scores.dim() == 2, "scores must be (R, M), got ", scores.sizes());
+  TORCH_CHECK_VALUE(mu.dim() == 2 && logvar.sizes() == mu.sizes(), "mu and logvar must be (R, C) alike, got ",
+                    mu.sizes(), " and ", logvar.sizes());
+  TORCH_CHECK_TYPE(scores.scalar_type() == at::kDouble && mu.scalar_type() == at::kDouble &&
+                       logvar.scalar_type() == at::kDouble,
+                   "the self-test takes float64 tensors");
+  const at::Tensor S = scores.contiguous(), M = mu.contiguous(), L = logvar.contiguous();
+  at::Tensor lse = at::empty({S.size(0)}, S.options());
+  at::Tensor kl = at::empty({M.size(0)}, M.options());
+  for (int64_t r = 0; r < S.size(0); ++r) {
+    OnlineLogSumExp<double> acc;
+    // Two halves merged, so merge() is exercised as well as push().
+    const int64_t half = S.size(1) / 2;
+    OnlineLogSumExp<double> rest;
+    for (int64_t j = 0; j < half; ++j) acc.push(S[r][j].item<double>());
+    for (int64_t j = half; j < S.size(1); ++j) rest.push(S[r][j].item<double>());
+    acc.merge(rest);
+    lse[r] = acc.value();
+  }
+  const double* m = M.const_data_ptr<double>();
+  const double* l = L.const_data_ptr<double>();
+  for (int64_t r = 0; r < M.size(0); ++r) {
+    double acc = 0;
+    for (int64_t c = 0; c < M.size(1); ++c) acc += kl_term<double>(m[r * M.size(1) + c], l[r * M.size(1) + c]);
+    kl[r] = acc;
+  }
+  return {lse, kl};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(sim_kernels, CPU, m) {
+  m.impl("smooth_infonce_fwd", &smooth_infonce_fwd_cpu);
+  m.impl("smooth_infonce_weighted", &smooth_infonce_weighted_cpu);
+  m.impl("_shared_math_selftest", &shared_math_selftest_cpu);
+}
+
+}  // namespace cpu
+}  // namespace sim

@@ -1,0 +1,251 @@
+"""The fused CPU kernel (backend="native") against the plain-PyTorch reference."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim_kernels import SmoothInfoNCELoss, _ext, smooth_infonce
+from sim_kernels import ops  # noqa: F401  (registers fake + autograd)
+
+from .inputs import SHAPES, differentiable, make_inputs, shape_id
+
+
+
+def test_extension_built_with_cpu_kernel():
+    assert _ext.available(), f"sim_kernels._C failed to load: {_ext.LOAD_ERROR}"
+    assert _ext.has_kernel("cpu")
+
+
+def _loss_and_grads(inputs, backend, upstream=None, **kw):
+    c, z, w, idx, mu, lv = inputs
+    loss = smooth_infonce(c, z, w, idx, mu, lv, backend=backend, **kw)
+    g = torch.ones_like(loss) if upstream is None else upstream
+    grads = torch.autograd.grad(loss, differentiable(*inputs), g, allow_unused=True)
+    return loss, grads
+
+
+def _compare(inputs, upstream=None, atol=None, rtol=None, **kw):
+    ref, g_ref = _loss_and_grads(inputs, "reference", upstream, **kw)
+    nat, g_nat = _loss_and_grads(inputs, "native", upstream, **kw)
+    torch.testing.assert_close(nat, ref, atol=atol, rtol=rtol)
+    for a, b in zip(g_nat, g_ref):
+        if b is None:  # unused by the reference (KL off): the kernel must give exact zeros
+            assert a is None or not a.any()
+            continue
+        torch.testing.assert_close(a, b, atol=atol, rtol=rtol)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("kl_reduction", ["dims", "time"])
+@pytest.mark.parametrize("shared", [False, True], ids=["perk", "shared"])
+def test_matches_reference_float64(shape, reduction, kl_reduction, shared):
+    inputs = make_inputs(*shape, shared=shared)
+    up = None
+    if reduction == "none":
+        B, T, _, _, K, _ = shape
+        up = torch.randn(K, B, T, dtype=torch.float64)  # the loss is not the last layer
+    _compare(inputs, up, beta=0.37, kl_reduction=kl_reduction, reduction=reduction)
+
+
+@pytest.mark.parametrize("shape", SHAPES[:4], ids=shape_id)
+def test_matches_reference_float32(shape):
+    inputs = make_inputs(*shape, dtype=torch.float32)
+    _compare(inputs, atol=2e-5, rtol=2e-4, beta=0.01)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(B=st.integers(1, 3), T=st.integers(2, 17), Cc=st.integers(1, 9), Cz=st.integers(1, 9), data=st.data())
+def test_matches_reference_hypothesis(B, T, Cc, Cz, data):
+    K = data.draw(st.integers(1, T - 1), label="K")
+    N = data.draw(st.integers(1, 6), label="N")
+    shared = data.draw(st.booleans(), label="shared")
+    with_kl = data.draw(st.booleans(), label="with_kl")
+    reduction = data.draw(st.sampled_from(["mean", "sum", "none"]), label="reduction")
+    kl_reduction = data.draw(st.sampled_from(["dims", "time"]), label="kl_reduction")
+    inputs = make_inputs(B, T, Cc, Cz, K, N, shared=shared, with_kl=with_kl, seed=B * 1000 + T * 10 + Cc)
+    up = torch.randn(K, B, T, dtype=torch.float64) if reduction == "none" else None
+    _compare(inputs, up, beta=0.5, kl_reduction=kl_reduction, reduction=reduction)
+
+
+def test_window_matches_reference():
+    """GIM's subsampling: anchors restricted to a window, negatives from all rows."""
+    from sim_kernels import smooth_infonce_with_metrics
+
+    c, z, w, idx, mu, lv = make_inputs(2, 30, 6, 5, 4, 3)
+    out = {}
+    for backend in ("reference", "native"):
+        loss, m = smooth_infonce_with_metrics(c, z, w, idx, mu, lv, beta=0.1, backend=backend, window=(7, 19))
+        out[backend] = (loss, m, torch.autograd.grad(loss, [c, z, w, mu, lv]))
+    torch.testing.assert_close(out["native"][0], out["reference"][0])
+    for key in ("nce", "accuracy", "kl"):
+        torch.testing.assert_close(out["native"][1][key], out["reference"][1][key])
+    for a, b in zip(out["native"][2], out["reference"][2]):
+        torch.testing.assert_close(a, b)
+
+
+def test_non_contiguous_inputs():
+    B, T, Cc, Cz, K, N = 2, 11, 6, 5, 3, 4
+    base = make_inputs(B, T, Cc, Cz, K, N, requires_grad=False)
+    # Transposed storage and a strided neg_idx: same values, other memory layouts.
+    nc = []
+    for x in base:
+        if x is None:
+            nc.append(None)
+        elif x.is_floating_point():
+            y = x.detach().transpose(0, -1).contiguous().transpose(0, -1).requires_grad_()
+            assert not y.is_contiguous()
+            nc.append(y)
+        else:
+            y = torch.stack([x, x], dim=-1)[..., 0]
+            assert not y.is_contiguous()
+            nc.append(y)
+    contig = [x.detach().clone().requires_grad_() if x is not None and x.is_floating_point() else x for x in base]
+    l1, g1 = _loss_and_grads(nc, "native", beta=0.2)
+    l2, g2 = _loss_and_grads(contig, "reference", beta=0.2)
+    torch.testing.assert_close(l1, l2)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b)
+
+
+def _grads_bits(inputs, **kw):
+    loss, grads = _loss_and_grads(inputs, "native", **kw)
+    return [loss.detach().clone()] + [g.clone() for g in grads]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_deterministic_repeat_and_threads(dtype):
+    inputs = make_inputs(3, 63, 37, 37, 5, 7, dtype=dtype)
+    prev = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        a = _grads_bits(inputs, beta=0.1)
+        b = _grads_bits(inputs, beta=0.1)
+        torch.set_num_threads(1)
+        c = _grads_bits(inputs, beta=0.1)
+    finally:
+        torch.set_num_threads(prev)
+    for x, y, w in zip(a, b, c):
+        assert torch.equal(x, y), "repeated call differs"
+        assert torch.equal(x, w), "1 thread vs 2 threads differs"
+
+
+def test_large_problem_deterministic_threads():
+    """Big enough for several row tiles and a real BLAS split."""
+    inputs = make_inputs(4, 300, 64, 64, 10, 10, dtype=torch.float32)
+    prev = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        a = _grads_bits(inputs, beta=0.01)
+        torch.set_num_threads(1)
+        b = _grads_bits(inputs, beta=0.01)
+    finally:
+        torch.set_num_threads(prev)
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+
+
+@pytest.mark.parametrize("bad", [-1, 26, 10**12])
+def test_out_of_range_index_raises(bad):
+    c, z, w, idx, mu, lv = make_inputs(2, 13, 4, 4, 3, 2)
+    idx = idx.clone()
+    idx[1, 0, 2, 1] = bad  # used: t=2 < T-k=11
+    with pytest.raises(ValueError, match="neg_idx"):
+        smooth_infonce(c, z, w, idx, mu, lv, backend="native")
+    with pytest.raises(ValueError, match="neg_idx"):
+        torch.ops.sim_kernels.smooth_infonce_fwd(c, z, w, idx, mu, lv, 0, 13)
+
+
+def test_ignored_index_positions_are_not_read():
+    c, z, w, idx, mu, lv = make_inputs(2, 13, 4, 4, 3, 2)
+    idx = idx.clone()
+    idx[0, :, 12:] = -5  # t >= T-k for k=1: ignored
+    idx[2, :, 10:] = 10**9  # t >= T-k for k=3
+    ref = smooth_infonce(c, z, w, idx.clamp(0, 25), mu, lv, backend="reference")
+    nat = smooth_infonce(c, z, w, idx, mu, lv, backend="native")
+    torch.testing.assert_close(nat, ref)
+
+
+def test_op_errors_name_the_argument():
+    c, z, w, idx, mu, lv = make_inputs(2, 9, 4, 4, 3, 2, requires_grad=False)
+    op = torch.ops.sim_kernels.smooth_infonce_fwd
+    with pytest.raises(ValueError, match="weight"):
+        op(c, z, w[:, :3], idx, mu, lv, 0, 9)
+    with pytest.raises(TypeError, match="targets"):
+        op(c, z.float(), w, idx, mu, lv, 0, 9)
+    with pytest.raises(TypeError, match="neg_idx"):
+        op(c, z, w, idx.int(), mu, lv, 0, 9)
+    with pytest.raises(ValueError, match="t_begin"):
+        op(c, z, w, idx, mu, lv, 5, 3)
+    with pytest.raises(ValueError, match="K"):
+        op(c, z, w, idx, mu, lv, 0, 3)
+    with pytest.raises(ValueError, match="mu and logvar"):
+        op(c, z, w, idx, mu, None, 0, 9)
+    with pytest.raises(TypeError, match="CPU kernel supports"):
+        op(c.half(), z.half(), w.half(), idx, None, None, 0, 9)
+
+
+def test_shared_math_header():
+    """The online log-sum-exp and KL of csrc/smooth_infonce.h, as the kernels use them."""
+    g = torch.Generator().manual_seed(1)
+    scores = torch.randn(6, 9, generator=g, dtype=torch.float64) * torch.tensor([1, 10, 100, 1e3, 1e4, 0.0]).view(6, 1).double()
+    scores[5] = 3.0  # all equal
+    mu = torch.randn(4, 7, generator=g, dtype=torch.float64)
+    lv = torch.empty(4, 7, dtype=torch.float64).uniform_(-30, 30, generator=g)
+    lse, kl = torch.ops.sim_kernels._shared_math_selftest(scores, mu, lv)
+    torch.testing.assert_close(lse, torch.logsumexp(scores, dim=1))
+    torch.testing.assert_close(kl, 0.5 * (mu**2 + lv.exp() - lv - 1).sum(1))
+
+
+@pytest.mark.parametrize("with_kl", [True, False])
+def test_opcheck(with_kl):
+    c, z, w, idx, mu, lv = make_inputs(2, 9, 5, 4, 3, 2, with_kl=with_kl)
+    idx4 = idx if idx.dim() == 4 else idx.unsqueeze(0).expand(3, -1, -1, -1)
+    torch.library.opcheck(torch.ops.sim_kernels.smooth_infonce_fwd, (c, z, w, idx4, mu, lv, 0, 9))
+    lw = torch.rand(3, 2, 9, dtype=torch.float64)
+    kw = torch.rand(2, 9, dtype=torch.float64) if with_kl else None
+    torch.library.opcheck(torch.ops.sim_kernels.smooth_infonce_weighted, (c, z, w, idx4, mu, lv, 0, 9, lw, kw))
+
+
+def test_torch_compile_fullgraph():
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    mod = SmoothInfoNCELoss(8, prediction_steps=3, negative_samples=4, beta=0.01, backend="native")
+    c = torch.randn(2, 16, 8, requires_grad=True)
+    mu = torch.randn(2, 16, 8, requires_grad=True)
+    lv = torch.randn(2, 16, 8, requires_grad=True)
+    idx = torch.randint(0, 32, (2, 16, 4))
+
+    def step(c, mu, lv, idx):
+        return mod(c, mu, mu, lv, neg_idx=idx)
+
+    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    eager = step(c, mu, lv, idx)
+    got = compiled(c, mu, lv, idx)
+    torch.testing.assert_close(got, eager)
+    g_e = torch.autograd.grad(eager, [c, mu, lv, mod.weight])
+    g_c = torch.autograd.grad(compiled(c, mu, lv, idx), [c, mu, lv, mod.weight])
+    for a, b in zip(g_c, g_e):
+        torch.testing.assert_close(a, b)
+
+
+def test_two_python_threads_match_serial():
+    inputs = [make_inputs(2, 40, 16, 16, 5, 6, dtype=torch.float32, seed=s) for s in (1, 2)]
+    serial = [_grads_bits(x, beta=0.01) for x in inputs]
+    results = [None, None]
+
+    def work(i):
+        results[i] = _grads_bits(inputs[i], beta=0.01)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, want in zip(results, serial):
+        for a, b in zip(got, want):
+            assert torch.equal(a, b)

@@ -1,0 +1,94 @@
+"""Numerical stress and the NaN/Inf policy, for every backend that exists on this machine.
+
+Policy (documented in the README): NaN and Inf propagate as in torch. A non-finite input value makes
+exactly the per-anchor losses (and the KL rows) that read it non-finite; nothing else changes,
+nothing crashes, and the finite/non-finite pattern matches the reference.
+"""
+import pytest
+import torch
+
+from sim_kernels import _ext, smooth_infonce
+
+from .inputs import make_inputs
+
+BACKENDS = ["reference", "native"]
+
+
+def _grads(loss, inputs):
+    return torch.autograd.grad(loss, [x for x in inputs if x is not None and x.requires_grad])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_huge_scores_are_finite_and_correct(dtype):
+    # |s| up to ~1e4: the online log-sum-exp must not overflow.
+    c, z, w, idx, _, _ = make_inputs(2, 12, 4, 4, 3, 5, dtype=torch.float64, requires_grad=False)
+    c = (c * 25).to(dtype).requires_grad_()
+    z = (z * 25).to(dtype).requires_grad_()
+    w = torch.eye(4, dtype=dtype).expand(3, 4, 4).contiguous().requires_grad_()
+    scores = torch.einsum("btc,btc->bt", c.detach()[:, :-1], z.detach()[:, 1:])
+    assert scores.abs().max() > 2e3
+    out = {}
+    for b in BACKENDS:
+        loss = smooth_infonce(c, z, w, idx, backend=b, reduction="none")
+        g = _grads(loss.sum(), (c, z, w))
+        assert torch.isfinite(loss).all() and all(torch.isfinite(x).all() for x in g)
+        out[b] = (loss, g)
+    tol = dict(atol=1e-6, rtol=1e-6) if dtype == torch.float64 else dict(atol=5e-2, rtol=1e-4)
+    torch.testing.assert_close(out["native"][0], out["reference"][0], **tol)
+    for a, b in zip(out["native"][1], out["reference"][1]):
+        torch.testing.assert_close(a, b, **tol)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_logvar_extremes_give_finite_kl(backend):
+    c, z, w, idx, mu, _ = make_inputs(2, 8, 3, 3, 2, 2, dtype=torch.float32)
+    lv = torch.linspace(-30, 30, 2 * 8 * 3).view(2, 8, 3).requires_grad_()
+    loss = smooth_infonce(c, z, w, idx, mu, lv, beta=1.0, backend=backend)
+    g = _grads(loss, (c, z, w, mu, lv))
+    assert torch.isfinite(loss) and all(torch.isfinite(x).all() for x in g)
+    ref = smooth_infonce(c, z, w, idx, mu, lv, beta=1.0, backend="reference")
+    torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_all_equal_scores(backend):
+    # Zero weight: every score is 0, the loss is log(N+1) exactly, and no positive "wins".
+    B, T, C, K, N = 2, 7, 3, 2, 4
+    c, z, _, idx, _, _ = make_inputs(B, T, C, C, K, N)
+    w = torch.zeros(K, C, C, dtype=torch.float64, requires_grad=True)
+    from sim_kernels import smooth_infonce_with_metrics
+
+    loss, m = smooth_infonce_with_metrics(c, z, w, idx, backend=backend)
+    torch.testing.assert_close(loss, torch.tensor(float(N + 1), dtype=torch.float64).log())
+    assert (m["accuracy"] == 0).all()
+
+
+@pytest.mark.parametrize("where", ["context", "targets"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_inputs_propagate_like_the_reference(where, bad):
+    c, z, w, idx, mu, lv = make_inputs(2, 10, 4, 4, 3, 3, requires_grad=False)
+    x = (c if where == "context" else z).clone()
+    x[1, 4, 2] = bad
+    c, z = (x, z) if where == "context" else (c, x)
+    ref = smooth_infonce(c, z, w, idx, backend="reference", reduction="none")
+    nat = smooth_infonce(c, z, w, idx, backend="native", reduction="none")
+    assert not torch.isfinite(ref).all()
+    assert torch.equal(torch.isfinite(nat), torch.isfinite(ref))
+    fin = torch.isfinite(ref)
+    torch.testing.assert_close(nat[fin], ref[fin])
+    assert torch.isnan(smooth_infonce(c, z, w, idx, backend="native")) or \
+        torch.isinf(smooth_infonce(c, z, w, idx, backend="native"))
+
+
+def test_nan_in_logvar_gives_nan_kl_rows_only():
+    c, z, w, idx, mu, lv = make_inputs(2, 6, 3, 3, 2, 2, requires_grad=False)
+    lv = lv.clone()
+    lv[0, 3, 1] = float("nan")
+    out = torch.ops.sim_kernels.smooth_infonce_fwd(c, z, w, idx.expand(2, -1, -1, -1) if idx.dim() == 3 else idx,
+                                                   mu, lv, 0, 6)
+    kl = out[2]
+    assert torch.isnan(kl[0, 3]) and torch.isfinite(kl).sum() == kl.numel() - 1
+
+
+def test_native_extension_present():
+    assert _ext.has_kernel("cpu")
