@@ -54,11 +54,13 @@ inline Dims check_inputs(const at::Tensor& context, const at::Tensor& targets, c
   TORCH_CHECK_TYPE(is_float_dtype(context.scalar_type()),
                    "context must be float16, bfloat16, float32 or float64, got ", context.scalar_type());
   const int64_t B = context.size(0), T = context.size(1), Cc = context.size(2);
+  TORCH_CHECK_VALUE(B * T > 0, "context must have B*T > 0, got ", context.sizes());
   TORCH_CHECK_VALUE(targets.dim() == 3 && targets.size(0) == B && targets.size(1) == T,
                     "targets must have shape (B, T, Cz) = (", B, ", ", T, ", Cz), got ", targets.sizes());
   check_same(targets, "targets", context);
   const int64_t Cz = targets.size(2);
-  TORCH_CHECK_VALUE(weight.dim() == 3 && weight.size(1) == Cz && weight.size(2) == Cc,
+  TORCH_CHECK_VALUE(Cc > 0 && Cz > 0, "context and targets need at least one channel, got Cc=", Cc, ", Cz=", Cz);
+  TORCH_CHECK_VALUE(weight.dim() == 3 && weight.size(0) >= 1 && weight.size(1) == Cz && weight.size(2) == Cc,
                     "weight must have shape (K, Cz, Cc) = (K, ", Cz, ", ", Cc, "), got ", weight.sizes());
   check_same(weight, "weight", context);
   const int64_t K = weight.size(0);
@@ -77,26 +79,28 @@ inline Dims check_inputs(const at::Tensor& context, const at::Tensor& targets, c
       check_same(*x, name, context);
     }
   }
-  TORCH_CHECK_VALUE(0 <= t_begin && t_begin <= t_end && t_end <= T,
-                    "t_begin, t_end must satisfy 0 <= t_begin <= t_end <= T = ", T, ", got t_begin = ", t_begin,
-                    ", t_end = ", t_end);
+  TORCH_CHECK_VALUE(0 <= t_begin && t_begin < t_end && t_end <= T,
+                    "t_begin, t_end must satisfy 0 <= t_begin < t_end <= T=", T, ", got ", t_begin, ", ", t_end);
+  TORCH_CHECK_VALUE(K < t_end - t_begin, "weight: K (prediction steps) must be < the anchor window ", t_end - t_begin,
+                    ", got K=", K);
   return Dims{B, T, Cc, Cz, K, neg_idx.size(3), B * T};
 }
 
+// Same rules as the CPU kernel: weights in the accumulation dtype, kl_weight exactly when mu/logvar are.
 inline void check_weights(const Dims& d, const at::Tensor& context, const at::Tensor& loss_weight,
-                          const std::optional<at::Tensor>& kl_weight) {
+                          const std::optional<at::Tensor>& kl_weight, bool has_kl) {
+  const auto acc = acc_dtype(context.scalar_type());
   TORCH_CHECK_VALUE(loss_weight.dim() == 3 && loss_weight.size(0) == d.K && loss_weight.size(1) == d.B &&
                         loss_weight.size(2) == d.T,
                     "loss_weight must have shape (K, B, T) = (", d.K, ", ", d.B, ", ", d.T, "), got ", loss_weight.sizes());
-  TORCH_CHECK_TYPE(at::isFloatingType(loss_weight.scalar_type()), "loss_weight must be a floating tensor, got ",
-                   loss_weight.scalar_type());
+  TORCH_CHECK_TYPE(loss_weight.scalar_type() == acc, "loss_weight must be ", acc, ", got ", loss_weight.scalar_type());
   TORCH_CHECK_VALUE(loss_weight.device() == context.device(), "loss_weight must be on the device of context (",
                     context.device(), "), got ", loss_weight.device());
+  TORCH_CHECK_VALUE(kl_weight.has_value() == has_kl, "kl_weight must be given exactly when mu and logvar are");
   if (kl_weight.has_value()) {
     TORCH_CHECK_VALUE(kl_weight->dim() == 2 && kl_weight->size(0) == d.B && kl_weight->size(1) == d.T,
                       "kl_weight must have shape (B, T) = (", d.B, ", ", d.T, "), got ", kl_weight->sizes());
-    TORCH_CHECK_TYPE(at::isFloatingType(kl_weight->scalar_type()), "kl_weight must be a floating tensor, got ",
-                     kl_weight->scalar_type());
+    TORCH_CHECK_TYPE(kl_weight->scalar_type() == acc, "kl_weight must be ", acc, ", got ", kl_weight->scalar_type());
     TORCH_CHECK_VALUE(kl_weight->device() == context.device(), "kl_weight must be on the device of context (",
                       context.device(), "), got ", kl_weight->device());
   }
@@ -144,7 +148,7 @@ Result run(const at::Tensor& context_in, const at::Tensor& targets_in, const at:
            const std::optional<at::Tensor>& kl_weight_in) {
   const at::NoGradGuard no_grad;  // the op is its own backward; matters only when called outside the dispatcher
   const Dims d = check_inputs(context_in, targets_in, weight_in, neg_idx, mu_in, logvar_in, t_begin, t_end);
-  if constexpr (kGrad) check_weights(d, context_in, *loss_weight_in, kl_weight_in);
+  if constexpr (kGrad) check_weights(d, context_in, *loss_weight_in, kl_weight_in, mu_in.has_value());
   check_index_values(d, neg_idx, t_begin, t_end);
 
   const auto dtype = context_in.scalar_type();
@@ -257,7 +261,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> fwd(const at::Tensor& context, co
 using WeightedOut = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
                                at::Tensor, at::Tensor>;
 
-// kl_weight = None with mu given means a zero KL weight (value gets no KL term, grad_mu = grad_logvar = 0).
 template <class L>
 WeightedOut weighted(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
                      const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu,

@@ -245,31 +245,24 @@ def test_emulation_many_tiles_and_expanded_neg_idx(emulation, monkeypatch, tile_
 
 
 @pytest.mark.slow
-def test_emulation_without_kl_and_kl_weight_none(emulation):
+def test_emulation_without_kl(emulation):
     x = make_inputs(SHAPES[1], torch.float64)
     loss, correct, kl = emulation.smooth_infonce_fwd(*op_args(x, with_kl=False))
     assert kl.shape == (0,)
     out = emulation.smooth_infonce_weighted(*op_args(x, with_kl=False), x["loss_weight"], None)
-    assert out[7].shape == (0,) and out[8].shape == (0,)
-    x["kl_weight"] = torch.zeros_like(x["kl_weight"])
-    r_value, _, _, _, r_grads = reference_weighted(x)
+    assert out[3].shape == (0,) and out[7].shape == (0,) and out[8].shape == (0,)
+    assert out[7].dtype == out[8].dtype == torch.float64
+    x["kl_weight"] = torch.zeros_like(x["kl_weight"])  # the reference with the KL term weighted 0
+    r_value, r_loss, _, _, r_grads = reference_weighted(x)
+    torch.testing.assert_close(loss, r_loss)
     torch.testing.assert_close(out[0], r_value)
     for i, n in enumerate(GRAD_NAMES[:3]):
         torch.testing.assert_close(out[4 + i], r_grads[n])
-    # mu given, kl_weight None: a zero KL weight.
-    out = emulation.smooth_infonce_weighted(*op_args(x), x["loss_weight"], None)
-    torch.testing.assert_close(out[0], r_value)
-    assert not out[7].any() and not out[8].any()
 
 
 @pytest.mark.slow
-def test_emulation_empty_window_and_determinism(emulation):
+def test_emulation_determinism(emulation):
     x = make_inputs(SHAPES[0], torch.float32)
-    x["window"] = (5, 5)  # no anchors at all: zero losses, only the KL has gradients
-    fwd, w = _emulated(emulation, x)
-    assert not fwd[0].any() and not fwd[1].any()
-    assert not w[4].any() and not w[5].any() and not w[6].any()
-    x["window"] = SHAPES[0][6:]
     a, b = _emulated(emulation, x)[1], _emulated(emulation, x)[1]
     for u, v in zip(a, b):
         assert torch.equal(u, v)
@@ -299,8 +292,18 @@ def test_emulation_rejects_bad_arguments(emulation):
         emulation.smooth_infonce_fwd(*args[:5], None, *args[6:])
     with pytest.raises(ValueError, match="t_begin, t_end"):
         emulation.smooth_infonce_fwd(*args[:6], 3, 10)
+    with pytest.raises(ValueError, match="t_begin, t_end"):
+        emulation.smooth_infonce_fwd(*args[:6], 4, 4)
+    with pytest.raises(ValueError, match=r"K \(prediction steps\) must be < the anchor window 1"):
+        emulation.smooth_infonce_fwd(*args[:6], 4, 5)
     with pytest.raises(ValueError, match=r"loss_weight must have shape \(K, B, T\)"):
         emulation.smooth_infonce_weighted(*args, x["loss_weight"][:, :, :3], x["kl_weight"])
+    with pytest.raises(TypeError, match="loss_weight must be Float"):
+        emulation.smooth_infonce_weighted(*args, x["loss_weight"].double(), x["kl_weight"])
+    with pytest.raises(ValueError, match="kl_weight must be given exactly when mu and logvar are"):
+        emulation.smooth_infonce_weighted(*args, x["loss_weight"], None)
+    with pytest.raises(ValueError, match="kl_weight must be given exactly when mu and logvar are"):
+        emulation.smooth_infonce_weighted(*args[:4], None, None, *args[6:], x["loss_weight"], x["kl_weight"])
 
 
 # ----------------------------------------------------------------------------------------------
