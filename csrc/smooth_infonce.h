@@ -33,6 +33,10 @@ struct OnlineLogSumExp {
       // Rescale the old sum to the new max; exp(-inf) = 0 covers the first push.
       sum_ = sum_ * sim_exp(max_ - x) + acc_t(1);
       max_ = x;
+    } else if (x == max_) {
+      // exp(0) = 1, without computing inf - inf = NaN when x = max_ = +inf (logsumexp([inf, inf]) = inf);
+      // for x = max_ = -inf the term is harmless: value() stays -inf until a finite x arrives.
+      sum_ += acc_t(1);
     } else if (x != -std::numeric_limits<acc_t>::infinity()) {
       // exp(-inf) = 0 adds nothing (and -inf - -inf would be NaN); a NaN x lands here and propagates.
       sum_ += sim_exp(x - max_);
@@ -43,6 +47,8 @@ struct OnlineLogSumExp {
     if (o.max_ > max_) {
       sum_ = sum_ * sim_exp(max_ - o.max_) + o.sum_;
       max_ = o.max_;
+    } else if (o.max_ == max_) {
+      sum_ += o.sum_;  // avoids exp(-inf - -inf) = exp(NaN) when both maxima are infinite
     } else if (o.sum_ != acc_t(0) || o.max_ != o.max_) {
       sum_ += o.sum_ * sim_exp(o.max_ - max_);
     }

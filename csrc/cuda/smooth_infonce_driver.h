@@ -1,0 +1,274 @@
+// Host side of the CUDA Smooth-InfoNCE kernel: argument checks, row tiling, the GEMMs (at::mm ->
+// cuBLAS) and the order of the kernel launches. It is a template over a Launcher so the same code
+// drives the CUDA kernels (smooth_infonce_cuda.cu) and, in tests, a CPU emulation of them
+// (host_emulation.cpp). A Launcher provides, for the per-warp bodies of smooth_infonce_rows.cuh:
+//   template <scalar_t, acc_t, bool kGrad> static void anchors(const AnchorArgs&, int64_t items);
+//   template <acc_t> static void target_segments(sorted, perm, coef, proj, grad_targets, M, N1, Cz, R);
+//   template <scalar_t, acc_t, bool kGrad> static void kl(mu, logvar, kl_weight, kl, grad_mu, grad_logvar, Cz, R);
+//
+// Shapes: context (B, T, Cc), targets (B, T, Cz), weight (K, Cz, Cc), neg_idx (K, B, T, N) int64 (any
+// strides, e.g. a stride-0 expansion over K), mu/logvar (B, T, Cz) or none, loss_weight (K, B, T),
+// kl_weight (B, T) or none. R = B*T. Per tile of rt rows the kernel holds P and dP (rt, K*Cz),
+// coef and rows (rt*K, N+1): never the whole (R, K*Cz) projection.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/OpMathType.h>
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <optional>
+#include <tuple>
+
+#include "smooth_infonce_rows.cuh"
+
+namespace sim {
+namespace driver {
+
+// Elements of one tile buffer (P, dP, coef): 4M floats = 16 MB each in fp32.
+constexpr int64_t kTileElements = int64_t(1) << 22;
+
+struct Dims {
+  int64_t B, T, Cc, Cz, K, N, R;
+};
+
+inline bool is_float_dtype(at::ScalarType s) {
+  return s == at::kHalf || s == at::kBFloat16 || s == at::kFloat || s == at::kDouble;
+}
+
+inline at::ScalarType acc_dtype(at::ScalarType s) { return s == at::kDouble ? at::kDouble : at::kFloat; }
+
+inline void check_same(const at::Tensor& x, const char* name, const at::Tensor& context) {
+  TORCH_CHECK_TYPE(x.scalar_type() == context.scalar_type(), name, " must have the dtype of context (",
+                   context.scalar_type(), "), got ", x.scalar_type());
+  TORCH_CHECK_VALUE(x.device() == context.device(), name, " must be on the device of context (", context.device(),
+                    "), got ", x.device());
+}
+
+// Every argument check; used neg_idx values are checked separately (check_index_values).
+inline Dims check_inputs(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
+                         const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu,
+                         const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end) {
+  TORCH_CHECK_VALUE(context.dim() == 3, "context must be 3-D (B, T, Cc), got shape ", context.sizes());
+  TORCH_CHECK_TYPE(is_float_dtype(context.scalar_type()),
+                   "context must be float16, bfloat16, float32 or float64, got ", context.scalar_type());
+  const int64_t B = context.size(0), T = context.size(1), Cc = context.size(2);
+  TORCH_CHECK_VALUE(B * T > 0, "context must have B*T > 0, got ", context.sizes());
+  TORCH_CHECK_VALUE(targets.dim() == 3 && targets.size(0) == B && targets.size(1) == T,
+                    "targets must have shape (B, T, Cz) = (", B, ", ", T, ", Cz), got ", targets.sizes());
+  check_same(targets, "targets", context);
+  const int64_t Cz = targets.size(2);
+  TORCH_CHECK_VALUE(Cc > 0 && Cz > 0, "context and targets need at least one channel, got Cc=", Cc, ", Cz=", Cz);
+  TORCH_CHECK_VALUE(weight.dim() == 3 && weight.size(0) >= 1 && weight.size(1) == Cz && weight.size(2) == Cc,
+                    "weight must have shape (K, Cz, Cc) = (K, ", Cz, ", ", Cc, "), got ", weight.sizes());
+  check_same(weight, "weight", context);
+  const int64_t K = weight.size(0);
+  TORCH_CHECK_TYPE(neg_idx.scalar_type() == at::kLong, "neg_idx must be int64, got ", neg_idx.scalar_type());
+  TORCH_CHECK_VALUE(neg_idx.dim() == 4 && neg_idx.size(0) == K && neg_idx.size(1) == B && neg_idx.size(2) == T &&
+                        neg_idx.size(3) >= 1,
+                    "neg_idx must have shape (K, B, T, N) = (", K, ", ", B, ", ", T, ", N >= 1), got ", neg_idx.sizes());
+  TORCH_CHECK_VALUE(neg_idx.device() == context.device(), "neg_idx must be on the device of context (",
+                    context.device(), "), got ", neg_idx.device());
+  TORCH_CHECK_VALUE(mu.has_value() == logvar.has_value(),
+                    "mu and logvar must be given together (both or neither), got only ", mu.has_value() ? "mu" : "logvar");
+  if (mu.has_value()) {
+    for (const auto& [name, x] : {std::pair<const char*, const at::Tensor*>{"mu", &*mu}, {"logvar", &*logvar}}) {
+      TORCH_CHECK_VALUE(x->sizes() == targets.sizes(), name, " must have the shape of targets ", targets.sizes(),
+                        ", got ", x->sizes());
+      check_same(*x, name, context);
+    }
+  }
+  TORCH_CHECK_VALUE(0 <= t_begin && t_begin < t_end && t_end <= T,
+                    "t_begin, t_end must satisfy 0 <= t_begin < t_end <= T=", T, ", got ", t_begin, ", ", t_end);
+  TORCH_CHECK_VALUE(K < t_end - t_begin, "weight: K (prediction steps) must be < the anchor window ", t_end - t_begin,
+                    ", got K=", K);
+  return Dims{B, T, Cc, Cz, K, neg_idx.size(3), B * T};
+}
+
+// Same rules as the CPU kernel: weights in the accumulation dtype, kl_weight exactly when mu/logvar are.
+inline void check_weights(const Dims& d, const at::Tensor& context, const at::Tensor& loss_weight,
+                          const std::optional<at::Tensor>& kl_weight, bool has_kl) {
+  const auto acc = acc_dtype(context.scalar_type());
+  TORCH_CHECK_VALUE(loss_weight.dim() == 3 && loss_weight.size(0) == d.K && loss_weight.size(1) == d.B &&
+                        loss_weight.size(2) == d.T,
+                    "loss_weight must have shape (K, B, T) = (", d.K, ", ", d.B, ", ", d.T, "), got ", loss_weight.sizes());
+  TORCH_CHECK_TYPE(loss_weight.scalar_type() == acc, "loss_weight must be ", acc, ", got ", loss_weight.scalar_type());
+  TORCH_CHECK_VALUE(loss_weight.device() == context.device(), "loss_weight must be on the device of context (",
+                    context.device(), "), got ", loss_weight.device());
+  TORCH_CHECK_VALUE(kl_weight.has_value() == has_kl, "kl_weight must be given exactly when mu and logvar are");
+  if (kl_weight.has_value()) {
+    TORCH_CHECK_VALUE(kl_weight->dim() == 2 && kl_weight->size(0) == d.B && kl_weight->size(1) == d.T,
+                      "kl_weight must have shape (B, T) = (", d.B, ", ", d.T, "), got ", kl_weight->sizes());
+    TORCH_CHECK_TYPE(kl_weight->scalar_type() == acc, "kl_weight must be ", acc, ", got ", kl_weight->scalar_type());
+    TORCH_CHECK_VALUE(kl_weight->device() == context.device(), "kl_weight must be on the device of context (",
+                      context.device(), "), got ", kl_weight->device());
+  }
+}
+
+// Used entries of neg_idx (t_begin <= t < t_end - k, all n) must lie in [0, R). A few elementwise
+// ops and one any() reduction over the (K, B, T, N) view, then ONE host sync to raise the error
+// before any kernel reads a row: the price of a clear error instead of an illegal memory access.
+inline void check_index_values(const Dims& d, const at::Tensor& neg_idx, int64_t t_begin, int64_t t_end) {
+  if (neg_idx.numel() == 0) return;
+  const auto opts = neg_idx.options();
+  const auto t = at::arange(d.T, opts).view({1, d.T});
+  const auto step = at::arange(1, d.K + 1, opts).view({d.K, 1});
+  const auto used = ((t >= t_begin) & (t < (t_end - step))).view({d.K, 1, d.T, 1});  // (K, 1, T, 1)
+  const auto bad = used & ((neg_idx < 0) | (neg_idx >= d.R));
+  if (!bad.any().item<bool>()) return;  // the one sync
+  const auto where = bad.nonzero().select(0, 0).cpu();  // error path only
+  const auto k = where[0].item<int64_t>(), b = where[1].item<int64_t>(), tt = where[2].item<int64_t>(),
+             n = where[3].item<int64_t>();
+  const auto value = neg_idx[k][b][tt][n].item<int64_t>();
+  TORCH_CHECK_VALUE(false, "neg_idx: every used value (t_begin <= t < t_end - k) must lie in [0, B*T) = [0, ", d.R,
+                    "), found ", value, " at neg_idx[", k, ", ", b, ", ", tt, ", ", n, "]");
+}
+
+// Rows per tile: every tile buffer stays under kTileElements; SIM_CUDA_TILE_ROWS (read per call)
+// overrides it so tests can force many tiles on small inputs.
+inline int64_t tile_rows(const Dims& d) {
+  const int64_t per_row = std::max<int64_t>(1, d.K * std::max(d.Cz, d.N + 1));
+  int64_t rt = std::max<int64_t>(1, kTileElements / per_row);
+  if (const char* env = std::getenv("SIM_CUDA_TILE_ROWS")) {
+    const long long v = std::atoll(env);
+    if (v > 0) rt = v;
+  }
+  return std::max<int64_t>(1, std::min(rt, d.R));
+}
+
+struct Result {
+  at::Tensor value, loss, correct, kl, grad_context, grad_targets, grad_weight, grad_mu, grad_logvar;
+};
+
+template <class L, bool kGrad>
+Result run(const at::Tensor& context_in, const at::Tensor& targets_in, const at::Tensor& weight_in,
+           const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu_in, const std::optional<at::Tensor>& logvar_in,
+           int64_t t_begin, int64_t t_end, const std::optional<at::Tensor>& loss_weight_in,
+           const std::optional<at::Tensor>& kl_weight_in) {
+  const at::NoGradGuard no_grad;  // the op is its own backward; matters only when called outside the dispatcher
+  const Dims d = check_inputs(context_in, targets_in, weight_in, neg_idx, mu_in, logvar_in, t_begin, t_end);
+  if constexpr (kGrad) check_weights(d, context_in, *loss_weight_in, kl_weight_in, mu_in.has_value());
+  check_index_values(d, neg_idx, t_begin, t_end);
+
+  const auto dtype = context_in.scalar_type();
+  const auto acc = acc_dtype(dtype);
+  const auto acc_opts = context_in.options().dtype(acc);
+  const auto context = context_in.contiguous().view({d.R, d.Cc}).to(acc);  // C (R, Cc), no copy for fp32
+  const auto targets = targets_in.contiguous();
+  const auto w_cat = weight_in.contiguous().view({d.K * d.Cz, d.Cc}).to(acc);  // W_cat (K*Cz, Cc)
+  const int64_t N1 = d.N + 1;
+
+  Result out;
+  out.loss = at::empty({d.K, d.B, d.T}, acc_opts);
+  out.correct = at::empty({d.K, d.B, d.T}, context_in.options().dtype(at::kBool));
+  at::Tensor loss_weight, grad_context, grad_targets, grad_w;
+  if (kGrad) {
+    loss_weight = loss_weight_in->to(acc).contiguous();
+    grad_context = at::empty({d.R, d.Cc}, acc_opts);  // every row is written by one tile's GEMM
+    grad_targets = at::zeros({d.R, d.Cz}, acc_opts);
+    grad_w = at::zeros({d.K * d.Cz, d.Cc}, acc_opts);
+  }
+
+  const int64_t rt_max = tile_rows(d);
+  const auto proj_buf = at::empty({rt_max, d.K * d.Cz}, acc_opts);
+  at::Tensor dproj_buf, coef_buf, rows_buf;
+  if (kGrad) {
+    dproj_buf = at::empty({rt_max, d.K * d.Cz}, acc_opts);
+    coef_buf = at::empty({rt_max * d.K * N1}, acc_opts);
+    rows_buf = at::empty({rt_max * d.K * N1}, neg_idx.options());
+  }
+
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "smooth_infonce_cuda", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    for (int64_t r0 = 0; r0 < d.R; r0 += rt_max) {
+      const int64_t rt = std::min(rt_max, d.R - r0);
+      const auto c_tile = context.narrow(0, r0, rt);       // (rt, Cc)
+      auto proj = proj_buf.narrow(0, 0, rt);                // P = C_tile W_cat^T: (rt, K*Cz)
+      at::mm_out(proj, c_tile, w_cat.t());
+      rows::AnchorArgs<scalar_t, acc_t> a{};
+      a.targets = targets.data_ptr<scalar_t>();
+      a.proj = proj.data_ptr<acc_t>();
+      a.neg_idx = neg_idx.data_ptr<int64_t>();
+      a.s_k = neg_idx.stride(0), a.s_b = neg_idx.stride(1), a.s_t = neg_idx.stride(2), a.s_n = neg_idx.stride(3);
+      a.loss = out.loss.data_ptr<acc_t>();
+      a.correct = out.correct.data_ptr<bool>();
+      a.R = d.R, a.T = d.T, a.K = d.K, a.N = d.N, a.Cz = d.Cz, a.r0 = r0, a.t_begin = t_begin, a.t_end = t_end;
+      if (kGrad) {
+        auto dproj = dproj_buf.narrow(0, 0, rt);
+        a.loss_weight = loss_weight.data_ptr<acc_t>();
+        a.coef = coef_buf.data_ptr<acc_t>();
+        a.rows = rows_buf.data_ptr<int64_t>();
+        a.dproj = dproj.data_ptr<acc_t>();
+        L::template anchors<scalar_t, acc_t, true>(a, rt * d.K);
+        // grad_context rows of this tile = dP W_cat; grad_W_cat += dP^T C_tile (tile order is fixed).
+        auto grad_context_tile = grad_context.narrow(0, r0, rt);
+        at::mm_out(grad_context_tile, dproj, w_cat);
+        grad_w.addmm_(dproj.t(), c_tile);
+        // grad_targets: stable sort of the row ids, then one head item per run of equal ids.
+        const int64_t M = rt * d.K * N1;
+        const auto [sorted, perm] = at::sort(rows_buf.narrow(0, 0, M), /*stable=*/true, /*dim=*/0, /*descending=*/false);
+        L::template target_segments<acc_t>(sorted.data_ptr<int64_t>(), perm.data_ptr<int64_t>(), a.coef, a.proj,
+                                           grad_targets.data_ptr<acc_t>(), M, N1, d.Cz, d.R);
+      } else {
+        L::template anchors<scalar_t, acc_t, false>(a, rt * d.K);
+      }
+    }
+    if (mu_in.has_value()) {
+      const auto mu = mu_in->contiguous(), logvar = logvar_in->contiguous();
+      out.kl = at::empty({d.B, d.T}, acc_opts);
+      at::Tensor kl_weight;
+      if (kGrad) {
+        out.grad_mu = at::empty_like(mu);
+        out.grad_logvar = at::empty_like(logvar);
+        if (kl_weight_in.has_value()) kl_weight = kl_weight_in->to(acc).contiguous();
+      }
+      L::template kl<scalar_t, acc_t, kGrad>(
+          mu.data_ptr<scalar_t>(), logvar.data_ptr<scalar_t>(),
+          kl_weight.defined() ? kl_weight.data_ptr<acc_t>() : nullptr, out.kl.data_ptr<acc_t>(),
+          kGrad ? out.grad_mu.data_ptr<scalar_t>() : nullptr, kGrad ? out.grad_logvar.data_ptr<scalar_t>() : nullptr,
+          d.Cz, d.R);
+    }
+  });
+
+  if (!mu_in.has_value()) {
+    out.kl = at::empty({0}, acc_opts);
+    if (kGrad) {
+      out.grad_mu = at::empty({0}, context_in.options());
+      out.grad_logvar = at::empty({0}, context_in.options());
+    }
+  }
+  if (kGrad) {
+    out.value = (loss_weight * out.loss).sum();
+    if (mu_in.has_value() && kl_weight_in.has_value()) out.value = out.value + (kl_weight_in->to(acc) * out.kl).sum();
+    out.grad_context = grad_context.view({d.B, d.T, d.Cc}).to(dtype);
+    out.grad_targets = grad_targets.view({d.B, d.T, d.Cz}).to(dtype);
+    out.grad_weight = grad_w.view({d.K, d.Cz, d.Cc}).to(dtype);
+  }
+  return out;
+}
+
+template <class L>
+std::tuple<at::Tensor, at::Tensor, at::Tensor> fwd(const at::Tensor& context, const at::Tensor& targets,
+                                                   const at::Tensor& weight, const at::Tensor& neg_idx,
+                                                   const std::optional<at::Tensor>& mu,
+                                                   const std::optional<at::Tensor>& logvar, int64_t t_begin,
+                                                   int64_t t_end) {
+  Result r = run<L, false>(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, std::nullopt, std::nullopt);
+  return {r.loss, r.correct, r.kl};
+}
+
+using WeightedOut = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
+                               at::Tensor, at::Tensor>;
+
+template <class L>
+WeightedOut weighted(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
+                     const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu,
+                     const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end,
+                     const at::Tensor& loss_weight, const std::optional<at::Tensor>& kl_weight) {
+  Result r = run<L, true>(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, loss_weight, kl_weight);
+  return {r.value, r.loss, r.correct, r.kl, r.grad_context, r.grad_targets, r.grad_weight, r.grad_mu, r.grad_logvar};
+}
+
+}  // namespace driver
+}  // namespace sim
