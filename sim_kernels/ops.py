@@ -63,14 +63,18 @@ if _ext.available():
     def _weighted_backward(ctx, g_value, *_unused):
         loss, kl, gc, gt, gw, gmu, glv = ctx.saved_tensors
         g = g_value
-        # Eager: scale the saved gradients in place, so no second copy of every input's size is
-        # held at the peak (a second backward through the same graph then fails loudly on the
-        # saved tensors' version counter instead of returning doubly scaled gradients). Traced
-        # (torch.compile, AOT): out of place, which the graph partitioner requires.
-        in_place = not torch.compiler.is_compiling() and type(gc) is torch.Tensor
+        # loss.backward() sends g = 1: the saved gradients are then returned as they are. Without
+        # retain_graph autograd has released its saved copies by the time it accumulates, so
+        # .grad takes these very tensors: no second copy of every input's size at the peak (the
+        # paper shape: 133 -> 89 MB). With retain_graph autograd clones them, as for any shared
+        # gradient. Reading g is free for a CPU tensor; on CUDA (it would sync) and while tracing
+        # (torch.compile, AOT) the gradients are scaled out of place.
+        if not torch.compiler.is_compiling() and type(gc) is torch.Tensor and g.device.type == "cpu" and g.item() == 1.0:
+            return (gc, gt, gw, None, gmu if ctx.has_kl else None, glv if ctx.has_kl else None, None, None,
+                    loss, kl if ctx.has_kl else None)
 
         def scale(x):
-            return x.mul_(g.to(x.dtype)) if in_place else x * g.to(x.dtype)
+            return x * g.to(x.dtype)
 
         return (scale(gc), scale(gt), scale(gw), None,
                 scale(gmu) if ctx.has_kl else None, scale(glv) if ctx.has_kl else None,

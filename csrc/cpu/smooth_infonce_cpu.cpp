@@ -263,7 +263,7 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
               const int64_t j = idx[k - 1][b][t][n];  // range-checked in check_inputs
               sc[n + 1] = dot(p, z + j * Cz, Cz);
               lse.push(sc[n + 1]);
-              max_neg = std::max(max_neg, sc[n + 1]);
+              if (sc[n + 1] > max_neg || sc[n + 1] != sc[n + 1]) max_neg = sc[n + 1];  // NaN sticks: s+ > NaN is false
             }
             const scalar_t L = lse.value();
             const int64_t o = ((k - 1) * B + b) * T + t;

@@ -92,3 +92,17 @@ def test_nan_in_logvar_gives_nan_kl_rows_only():
 
 def test_native_extension_present():
     assert _ext.has_kernel("cpu")
+
+
+def test_nan_negative_score_is_never_a_hit():
+    """s+ > NaN is false: an anchor with a NaN negative score must not count as correct."""
+    from sim_kernels.reference import per_anchor_terms
+
+    c, z, w, idx, _, _ = make_inputs(2, 10, 4, 4, 3, 3, requires_grad=False)
+    z = z.clone()
+    z[0, 0, 1] = float("nan")  # row 0 is drawn as a negative by some anchors, never a positive
+    idx4 = idx if idx.dim() == 4 else idx.expand(3, -1, -1, -1)
+    _, ref_hit, _ = per_anchor_terms(c, z, w, idx4)
+    _, hit, _ = torch.ops.sim_kernels.smooth_infonce_fwd(c, z, w, idx4, None, None, 0, 10)
+    assert (idx4 == 0).any()
+    assert torch.equal(hit, ref_hit)
