@@ -63,6 +63,7 @@ class ModelConfig:
     kl_reduction: str = "dims"       # "dims" (paper) | "time" (authors' code)
     reduction: str = "mean"          # "mean" | "sum" (CPC)
     subsample_window: int | None = None
+    logvar_bias_init: float | None = None  # constant init of the logvar heads' bias (None: PyTorch's default)
     independent_context_sample: bool = False  # True: context and targets are two independent samples (authors' code)
     loss_backend: str = "auto"
 
@@ -188,8 +189,19 @@ def apply_overrides(cfg: Config, overrides) -> Config:
         section, name = parts
         if name not in d[section]:
             raise ValueError(f"override {key!r}: config.{section} has no key {name!r}; known: {sorted(d[section])}")
-        d[section][name] = yaml.safe_load(raw)
+        d[section][name] = _parse_value(raw)
     return Config.from_dict(d)
+
+
+def _parse_value(raw: str):
+    """YAML scalar/list parsing, plus numbers YAML 1.1 leaves as strings ("2e-4" -> 0.0002)."""
+    v = yaml.safe_load(raw)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    return v
 
 
 def save_config(cfg: Config, path) -> Path:
