@@ -1,9 +1,10 @@
 """One training step of "sim-paper" (batch 8, 10240 samples) and of "tiny", per loss backend.
 
 Run with ``pytest benchmarks --benchmark-only`` (outside the default test run). Each case also
-times, in the same run, the loss alone (forward + backward of every module's loss on that step's
-inputs, saved as fresh leaves) and stores its share of the step in
-``benchmark.extra_info["loss_share"]``.
+times, in the same run, the loss alone (forward + backward of every module's loss on a step's
+inputs, saved as fresh leaves) right after a timed step, and stores the median of the per-round
+ratios in ``benchmark.extra_info["loss_share"]`` (paired rounds: on a shared machine the load
+changes from one second to the next).
 """
 from __future__ import annotations
 
@@ -60,14 +61,26 @@ def _loss_inputs(model, audio, gen):
     return args
 
 
-def _time_loss(args, gen, reps=3):
-    times = []
-    for _ in range(reps):
+def _time_loss(args, gen):
+    t0 = time.perf_counter()
+    for loss_fn, tensors in args:
+        loss_fn(*tensors, generator=gen).backward()
+    return time.perf_counter() - t0
+
+
+def _loss_share(model, opts, audio, gen, rounds=3):
+    """Median over paired rounds of (loss fwd+bwd time) / (step time), measured back to back so that
+    both see the same machine load."""
+    pairs = []
+    for _ in range(rounds):
+        args = _loss_inputs(model, audio, gen)
         t0 = time.perf_counter()
-        for loss_fn, tensors in args:
-            loss_fn(*tensors, generator=gen).backward()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        _step(model, opts, audio, gen)
+        step = time.perf_counter() - t0
+        pairs.append((_time_loss(args, gen), step))
+    shares = sorted(loss / step for loss, step in pairs)
+    loss_t, step_t = (statistics.median(x) for x in zip(*pairs))
+    return statistics.median(shares), loss_t, step_t
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -77,10 +90,9 @@ def test_train_step(benchmark, name, backend):
     gen = torch.Generator().manual_seed(0)
     _step(model, opts, audio, gen)  # warm-up (allocations, first-call dispatch)
     benchmark.pedantic(_step, args=(model, opts, audio, gen), rounds=3, iterations=1, warmup_rounds=0)
-    step_time = benchmark.stats.stats.median
-    loss_time = _time_loss(_loss_inputs(model, audio, gen), gen)
+    share, loss_t, step_t = _loss_share(model, opts, audio, gen)
     benchmark.extra_info.update({
         "config": name, "backend": backend, "batch": CONFIGS[name], "samples": LENGTH,
-        "threads": torch.get_num_threads(), "loss_seconds": loss_time, "step_seconds": step_time,
-        "loss_share": loss_time / step_time,
+        "threads": torch.get_num_threads(), "loss_seconds": loss_t, "paired_step_seconds": step_t,
+        "loss_share": share,
     })
