@@ -4,6 +4,15 @@
     sim train --config NAME|FILE --data DIR --out RUN_DIR [--epochs E] [--resume] [section.key=value ...]
     sim eval  --run RUN_DIR --data DIR
     sim demo  --out DIR [--words N] [--epochs E]     data -> train "tiny" -> eval, prints the table
+
+The demo's defaults (400 words, 12 epochs of "tiny", one torch thread) took 2 min on this project's
+2-core machine when it was quiet (data 28 s, training 78 s, probes 9 s) and about 7 min while
+other jobs loaded it, well inside the ~15 min budget. Test accuracy it reached (seed 0):
+
+    | module   | vowel  | vowel, random init | syllable | syllable, random init |
+    | 1 (conv) | 97.9 % | 95.4 %             | 40.0 %   | 39.2 %                |
+    | 2 (conv) | 98.3 % | 57.1 %             | 41.7 %   | 24.2 %                |
+    | 3 (GRU)  | 96.2 % | 56.2 %             | 41.7 %   | 23.3 %                |
 """
 from __future__ import annotations
 
