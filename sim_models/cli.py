@@ -6,7 +6,7 @@
     sim demo  --out DIR [--words N] [--epochs E]     data -> train "tiny" -> eval, prints the table
 
 The demo's defaults (400 words, 12 epochs of "tiny", one torch thread) took 2 min on this project's
-2-core machine when it was quiet (data 28 s, training 78 s, probes 9 s) and about 7 min while
+2-core machine when it was quiet (data 28 s, training 78 s, probes 9 s) and about 8 min while
 other jobs loaded it, well inside the ~15 min budget. Test accuracy it reached (seed 0):
 
     | module   | vowel  | vowel, random init | syllable | syllable, random init |
