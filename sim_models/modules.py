@@ -1,0 +1,91 @@
+"""The building blocks: a conv encoder module (probabilistic or deterministic) and the GRU module.
+
+Layouts: audio and conv activations are (B, C, L) ("conv layout"); losses and the GRU take
+(B, T, C) ("sequence layout"). ``forward`` returns a ``ModuleOutput`` in sequence layout.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["ModuleOutput", "ConvModule", "ARModule"]
+
+
+@dataclass
+class ModuleOutput:
+    """z: (B, T, C) the module's output (a sample in training for probabilistic modules, else mu).
+    mu, logvar: (B, T, C) or None for deterministic modules.
+    context: (B, T, C) the sample the loss uses as context (z, or an independent second sample)."""
+    z: torch.Tensor
+    mu: torch.Tensor | None = None
+    logvar: torch.Tensor | None = None
+    context: torch.Tensor | None = None
+
+    @property
+    def representation(self) -> torch.Tensor:
+        """What downstream tasks see: mu for probabilistic modules, z otherwise. (B, T, C)."""
+        return self.mu if self.mu is not None else self.z
+
+
+class ConvModule(nn.Module):
+    """Conv1d + ReLU layers, an optional MaxPool1d, then (probabilistic) parallel 1x1 mu and logvar heads.
+
+    forward(x (B, C_in, L), generator=None) -> ModuleOutput with T = L / (product of strides, pool).
+    Probabilistic, training: z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) from ``generator``; with
+    ``independent_context_sample`` a second eps' gives the context (the SIM authors' code), else the
+    context is z itself (the paper's text). Probabilistic, eval: z = context = mu. Deterministic: the
+    conv output (after ReLU, as in GIM) is z and the context.
+    """
+
+    def __init__(self, in_channels: int, layers, maxpool: int = 0, probabilistic: bool = True,
+                 independent_context_sample: bool = False, logvar_bias_init: float | None = None):
+        super().__init__()
+        convs, c = [], in_channels
+        for k, s, p, out in layers:
+            convs += [nn.Conv1d(c, out, kernel_size=k, stride=s, padding=p), nn.ReLU()]
+            c = out
+        if maxpool:
+            convs.append(nn.MaxPool1d(maxpool))
+        self.body = nn.Sequential(*convs)
+        self.out_channels = c
+        self.probabilistic = probabilistic
+        self.independent_context_sample = independent_context_sample
+        if probabilistic:
+            self.mu_head = nn.Conv1d(c, c, kernel_size=1)
+            self.logvar_head = nn.Conv1d(c, c, kernel_size=1)
+            if logvar_bias_init is not None:  # start with sigma = exp(init / 2) instead of ~1
+                nn.init.constant_(self.logvar_head.bias, logvar_bias_init)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> ModuleOutput:
+        h = self.body(x)
+        if not self.probabilistic:
+            z = h.transpose(1, 2)
+            return ModuleOutput(z=z, context=z)
+        mu = self.mu_head(h).transpose(1, 2)
+        logvar = self.logvar_head(h).transpose(1, 2)
+        if not self.training:
+            return ModuleOutput(z=mu, mu=mu, logvar=logvar, context=mu)
+        std = torch.exp(0.5 * logvar)
+        z = mu + std * _normal(mu, generator)
+        ctx = mu + std * _normal(mu, generator) if self.independent_context_sample else z
+        return ModuleOutput(z=z, mu=mu, logvar=logvar, context=ctx)
+
+
+def _normal(like: torch.Tensor, generator):
+    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+
+
+class ARModule(nn.Module):
+    """A one-layer GRU (deterministic, as in the paper). forward(z (B, T, C_in)) -> ModuleOutput,
+    z = context = the GRU outputs (B, T, hidden)."""
+
+    def __init__(self, in_channels: int, hidden: int):
+        super().__init__()
+        self.gru = nn.GRU(in_channels, hidden, batch_first=True)
+        self.out_channels = hidden
+
+    def forward(self, z: torch.Tensor, generator: torch.Generator | None = None) -> ModuleOutput:
+        c, _ = self.gru(z)
+        return ModuleOutput(z=c, context=c)

@@ -1,0 +1,185 @@
+"""The greedy trainer: parallel or sequential module training, logs, exact resume.
+
+Modes (``train.mode``):
+* "parallel":   every step runs all modules; each training unit (a module and its loss, or the whole
+                model end to end) has its own Adam optimiser and ExponentialLR schedule.
+* "sequential": unit u trains for ``train.epochs`` epochs while units before it run frozen under
+                no_grad (no activations kept: GIM's memory saving); then unit u+1, and so on.
+
+Determinism and resume: the weights are initialised from ``train.seed``; the order of examples in
+epoch e of unit u is ``randperm`` from a generator seeded with (seed, u, e); every other draw (the
+reparameterisation noise, the negatives, GIM's crop) comes from one ``torch.Generator`` whose state
+is checkpointed. A checkpoint stores model, optimisers, schedules, that generator's state and the
+position (unit, epoch, batch, step), so ``resume`` continues exactly where the run stopped.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .architectures import GreedyModel, count_frames
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import Config, save_config
+from .run_log import RunLogger
+
+__all__ = ["Trainer", "CHECKPOINT_NAME", "build_model"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def build_model(cfg: Config) -> GreedyModel:
+    """The model with its initial weights: a function of ``cfg.train.seed`` only (the random-init baseline)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.train.seed)
+        return GreedyModel(cfg.model)
+
+
+class Trainer:
+    """Trainer(cfg, dataset, run_dir).fit(resume=False) -> summary dict.
+
+    dataset: any object with __len__ and __getitem__(i) -> (cfg.data.length,) float tensor.
+    run_dir: receives config.yaml, checkpoint.pt, metrics.csv / metrics.jsonl (/ tensorboard/).
+    """
+
+    def __init__(self, cfg: Config, dataset, run_dir, progress: bool = True, tensorboard: bool = True):
+        self.cfg, self.dataset, self.dir = cfg, dataset, Path(run_dir)
+        self.progress, self.tensorboard = progress, tensorboard
+        if len(dataset) == 0:
+            raise ValueError("dataset is empty")
+        frames = count_frames(cfg.model, cfg.data.length)
+        if min(frames) <= cfg.model.prediction_steps:
+            raise ValueError(f"data.length={cfg.data.length} gives {frames} frames per module, but every module needs "
+                             f"more than K=model.prediction_steps={cfg.model.prediction_steps} frames")
+        self.model = build_model(cfg)
+        self.units = self.model.training_units()
+        self.optimizers = [torch.optim.Adam(self.model.unit_parameters(u), lr=cfg.train.lr) for u in self.units]
+        self.schedulers = [torch.optim.lr_scheduler.ExponentialLR(o, gamma=cfg.train.lr_decay) for o in self.optimizers]
+        self.generator = torch.Generator().manual_seed(cfg.train.seed)
+        self.pos = {"unit": 0, "epoch": 0, "batch": 0, "step": 0, "done": False}
+
+    # -- state -------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers],
+                "schedulers": [s.state_dict() for s in self.schedulers], "generator": self.generator.get_state(),
+                "position": dict(self.pos), "config": self.cfg.to_dict()}
+
+    def load_state_dict(self, state: dict):
+        self.model.load_state_dict(state["model"])
+        for o, s in zip(self.optimizers, state["optimizers"]):
+            o.load_state_dict(s)
+        for sch, s in zip(self.schedulers, state["schedulers"]):
+            sch.load_state_dict(s)
+        self.generator.set_state(state["generator"])
+        self.pos = dict(state["position"])
+
+    def save(self):
+        save_checkpoint(self.state_dict(), self.dir / CHECKPOINT_NAME)
+
+    # -- data --------------------------------------------------------------------------------
+    def _batches(self, unit: int, epoch: int) -> list:
+        n, bs = len(self.dataset), self.cfg.train.batch_size
+        g = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + unit * 10_007 + epoch)
+        perm = torch.randperm(n, generator=g)
+        if n < bs:
+            return [perm]
+        return [perm[i:i + bs] for i in range(0, n - bs + 1, bs)]  # drop the last partial batch
+
+    def _collate(self, idx) -> torch.Tensor:
+        return torch.stack([self.dataset[int(i)] for i in idx])
+
+    # -- training ----------------------------------------------------------------------------
+    def _stage_plan(self) -> list:
+        """[(unit index, active stage list, optimiser indices)] per training phase."""
+        if self.cfg.train.mode == "parallel":
+            return [(0, [m for u in self.units for m in u], list(range(len(self.units))))]
+        return [(u, self.units[u], [u]) for u in range(len(self.units))]
+
+    def fit(self, resume: bool = False, epochs: int | None = None) -> dict:
+        """Train (or continue, with ``resume``) until ``epochs`` (default cfg.train.epochs) per phase."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        ckpt = self.dir / CHECKPOINT_NAME
+        if resume:
+            if not ckpt.exists():
+                raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
+            self.load_state_dict(load_checkpoint(ckpt))
+        save_config(self.cfg, self.dir / "config.yaml")
+        epochs = self.cfg.train.epochs if epochs is None else epochs
+        log = RunLogger(self.dir, tensorboard=self.tensorboard)
+        t_start, steps_at_start = time.time(), self.pos["step"]
+        self.model.train()
+        try:
+            done_already = self.cfg.train.max_steps is not None and self.pos["step"] >= self.cfg.train.max_steps
+            stopped = True if done_already else self._run(epochs, log)
+        finally:
+            log.close()
+        self.pos["done"] = not stopped
+        self.save()
+        return {"steps": self.pos["step"], "stopped_early": stopped, "seconds": time.time() - t_start,
+                "steps_this_run": self.pos["step"] - steps_at_start}
+
+    def _run(self, epochs: int, log: RunLogger) -> bool:
+        tc = self.cfg.train
+        for unit, active, opt_ids in self._stage_plan():
+            if unit < self.pos["unit"]:
+                continue
+            while self.pos["unit"] == unit and self.pos["epoch"] < epochs:
+                epoch = self.pos["epoch"]
+                batches = self._batches(unit, epoch)
+                bar = tqdm(total=len(batches), initial=self.pos["batch"], disable=not self.progress, leave=False,
+                           desc=f"unit {unit} epoch {epoch + 1}/{epochs}" if tc.mode == "sequential" else f"epoch {epoch + 1}/{epochs}")
+                for b in range(self.pos["batch"], len(batches)):
+                    results = self._step(self._collate(batches[b]), active, opt_ids)
+                    self.pos["batch"], self.pos["step"] = b + 1, self.pos["step"] + 1
+                    step = self.pos["step"]
+                    if step % tc.log_every == 0 or b == len(batches) - 1:
+                        rows = self._rows(results, unit, epoch)
+                        for r in rows:
+                            log.log(r)
+                        bar.set_postfix_str(" ".join(f"m{r['module']} L={r['loss']:.3f} nce={r['nce']:.3f} "
+                                                     f"kl={r['kl']:.3f} acc={r['accuracy']:.2f}" for r in rows))
+                    bar.update(1)
+                    stop = tc.max_steps is not None and step >= tc.max_steps
+                    if stop and b < len(batches) - 1:
+                        bar.close()
+                        return True
+                    if tc.checkpoint_every and step % tc.checkpoint_every == 0:
+                        self.save()
+                bar.close()
+                for i in opt_ids:
+                    self.schedulers[i].step()
+                self.pos["epoch"], self.pos["batch"] = epoch + 1, 0
+                if self.pos["epoch"] >= epochs and tc.mode == "sequential":
+                    self.pos["unit"], self.pos["epoch"] = unit + 1, 0  # next unit (parallel keeps counting epochs)
+                log.flush()
+                if stop:
+                    return True
+                self.save()
+            if self.pos["unit"] == unit and tc.mode == "sequential":  # resumed with this unit's epochs done
+                self.pos["unit"], self.pos["epoch"], self.pos["batch"] = unit + 1, 0, 0
+        return False
+
+    def _step(self, audio: torch.Tensor, active: list, opt_ids: list) -> list:
+        results = self.model.losses_for(audio, active, self.generator)
+        total = sum(r.loss for r in results)
+        for i in opt_ids:
+            self.optimizers[i].zero_grad(set_to_none=True)
+        total.backward()  # gradients are isolated: module m's loss only reaches module m's parameters
+        for i in opt_ids:
+            self.optimizers[i].step()
+        return results
+
+    def _rows(self, results, unit, epoch) -> list:
+        rows = []
+        for r in results:
+            opt = self.optimizers[self._unit_of(r.index)]
+            rows.append({"step": self.pos["step"], "unit": unit, "epoch": epoch, "module": r.index,
+                         "loss": float(r.loss.detach()), "nce": float(r.metrics["nce"].mean()),
+                         "kl": float(r.metrics["kl"]), "accuracy": float(r.metrics["accuracy"].mean()),
+                         "lr": opt.param_groups[0]["lr"]})
+        return rows
+
+    def _unit_of(self, stage: int) -> int:
+        return next(i for i, u in enumerate(self.units) if stage in u)
