@@ -87,9 +87,10 @@ def entanglement_delta(decoder, latents: torch.Tensor, ns=TABLE3_NS, pairs=None,
     ns = ns_for_width(c, ns)
 
     def feats(z):
-        # one latent at a time: a decode then never depends on what else is in the batch (oneDNN picks
-        # kernels by batch size), so swapping all C dims reproduces D(z_b) bit for bit and δ(C) = 0 exactly
-        x = torch.cat([decoder(z[i:i + 1]) for i in range(z.shape[0])])
+        # one latent at a time, each in a fresh (aligned) copy: a decode then depends neither on what else is
+        # in the batch nor on the memory offset (BLAS / oneDNN pick kernels by batch size and alignment), so
+        # swapping all C dims reproduces D(z_b) bit for bit and δ(C) = 0 exactly
+        x = torch.cat([decoder(z[i:i + 1].clone()) for i in range(z.shape[0])])
         return (torch.cat([logmel(x[i:i + 1]) for i in range(x.shape[0])]) if space == "mel" else x).flatten(1)
 
     decoded = feats(latents)                                          # (U, D): D(z_u) once per utterance
