@@ -124,7 +124,7 @@ class Trainer:
         for unit, active, opt_ids in self._stage_plan():
             if unit < self.pos["unit"]:
                 continue
-            while self.pos["epoch"] < epochs:
+            while self.pos["unit"] == unit and self.pos["epoch"] < epochs:
                 epoch = self.pos["epoch"]
                 batches = self._batches(unit, epoch)
                 bar = tqdm(total=len(batches), initial=self.pos["batch"], disable=not self.progress, leave=False,
@@ -140,7 +140,8 @@ class Trainer:
                         bar.set_postfix_str(" ".join(f"m{r['module']} L={r['loss']:.3f} nce={r['nce']:.3f} "
                                                      f"kl={r['kl']:.3f} acc={r['accuracy']:.2f}" for r in rows))
                     bar.update(1)
-                    if tc.max_steps is not None and step >= tc.max_steps:
+                    stop = tc.max_steps is not None and step >= tc.max_steps
+                    if stop and b < len(batches) - 1:
                         bar.close()
                         return True
                     if tc.checkpoint_every and step % tc.checkpoint_every == 0:
@@ -149,9 +150,14 @@ class Trainer:
                 for i in opt_ids:
                     self.schedulers[i].step()
                 self.pos["epoch"], self.pos["batch"] = epoch + 1, 0
+                if self.pos["epoch"] >= epochs and tc.mode == "sequential":
+                    self.pos["unit"], self.pos["epoch"] = unit + 1, 0  # next unit (parallel keeps counting epochs)
                 log.flush()
+                if stop:
+                    return True
                 self.save()
-            self.pos["unit"], self.pos["epoch"], self.pos["batch"] = unit + 1, 0, 0
+            if self.pos["unit"] == unit and tc.mode == "sequential":  # resumed with this unit's epochs done
+                self.pos["unit"], self.pos["epoch"], self.pos["batch"] = unit + 1, 0, 0
         return False
 
     def _step(self, audio: torch.Tensor, active: list, opt_ids: list) -> list:

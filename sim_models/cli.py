@@ -1,0 +1,154 @@
+"""The `sim` command: data, train, eval, demo.
+
+    sim data  --out DIR [--words N] [--seed S]
+    sim train --config NAME|FILE --data DIR --out RUN_DIR [--epochs E] [--resume] [section.key=value ...]
+    sim eval  --run RUN_DIR --data DIR
+    sim demo  --out DIR [--words N] [--epochs E]     data -> train "tiny" -> eval, prints the table
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+__all__ = ["main", "DEMO_WORDS", "DEMO_EPOCHS"]
+
+# The demo's budget: < ~15 min of CPU on 2 cores for data + training + evaluation (see README).
+DEMO_WORDS = 400
+DEMO_EPOCHS = 12
+
+
+def _threads(n: int):
+    if n and n > 0:
+        torch.set_num_threads(n)
+
+
+def cmd_data(a) -> int:
+    from .data.synth import generate
+    t = time.time()
+    meta = generate(a.out, num_words=a.words, seed=a.seed, processes=a.processes)
+    n_test = sum(it["split"] == "test" for it in meta["items"])
+    print(f"wrote {len(meta['items'])} words ({len(meta['items']) - n_test} train / {n_test} test) to {a.out} "
+          f"in {time.time() - t:.0f} s")
+    return 0
+
+
+def _load_config(a):
+    from .config import apply_overrides, get_config, load_config
+    run = Path(a.out)
+    if a.resume and (run / "config.yaml").exists():
+        cfg = load_config(run / "config.yaml")  # the run's own config; overrides still apply
+    else:
+        cfg = get_config(a.config)
+    overrides = list(a.overrides)
+    if a.epochs is not None:
+        overrides.append(f"train.epochs={a.epochs}")
+    return apply_overrides(cfg, overrides)
+
+
+def cmd_train(a) -> int:
+    from .data.datasets import open_dataset
+    from .trainer import Trainer
+    cfg = _load_config(a)
+    _threads(a.threads or cfg.train.num_threads)
+    ds = open_dataset(a.data, "train", cfg.data.sample_rate, cfg.data.length)
+    print(f"training {cfg.name!r} ({cfg.train.mode}) on {len(ds)} examples from {a.data} -> {a.out}")
+    summary = Trainer(cfg, ds, a.out, progress=not a.no_progress).fit(resume=a.resume)
+    state = "stopped at max_steps" if summary["stopped_early"] else "finished"
+    print(f"{state}: step {summary['steps']} ({summary['steps_this_run']} this run, {summary['seconds']:.0f} s); "
+          f"checkpoint {Path(a.out) / 'checkpoint.pt'}")
+    return 0
+
+
+def cmd_eval(a) -> int:
+    from .evaluation.report import evaluate_run, markdown_table
+    _threads(a.threads)
+    result = evaluate_run(a.run, a.data, epochs=a.probe_epochs)
+    print(markdown_table(result))
+    print(f"\nwrote {Path(a.run) / 'eval.json'}")
+    return 0
+
+
+def cmd_demo(a) -> int:
+    from .data.synth import generate
+    from .data.datasets import SyllableDataset
+    from .config import apply_overrides, get_config
+    from .evaluation.report import evaluate_run, markdown_table
+    from .trainer import Trainer
+    _threads(a.threads)
+    out = Path(a.out)
+    data_dir, run_dir = out / "data", out / "run"
+    t0 = time.time()
+    if not (data_dir / "metadata.json").exists():
+        print(f"[demo 1/3] synthesising {a.words} words with espeak-ng -> {data_dir}")
+        generate(data_dir, num_words=a.words, seed=a.seed)
+    else:
+        print(f"[demo 1/3] reusing {data_dir}")
+    t1 = time.time()
+    cfg = apply_overrides(get_config("tiny"), [f"train.epochs={a.epochs}", f"train.seed={a.seed}"] + list(a.overrides))
+    ds = SyllableDataset(data_dir, "train", cfg.data.sample_rate, cfg.data.length)
+    print(f"[demo 2/3] training 'tiny' for {cfg.train.epochs} epochs on {len(ds)} words -> {run_dir}")
+    resume = (run_dir / "checkpoint.pt").exists()
+    Trainer(cfg, ds, run_dir, progress=not a.no_progress).fit(resume=resume)
+    t2 = time.time()
+    print("[demo 3/3] linear probes (trained modules and random init)")
+    result = evaluate_run(run_dir, data_dir)
+    t3 = time.time()
+    print()
+    print(markdown_table(result))
+    print(f"\ntimes: data {t1 - t0:.0f} s, training {t2 - t1:.0f} s, probes {t3 - t2:.0f} s; results in {run_dir / 'eval.json'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sim", description="Smooth InfoMax / GIM / CPC: data, training, evaluation")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("data", help="synthesise the syllable data set with espeak-ng")
+    d.add_argument("--out", required=True)
+    d.add_argument("--words", type=int, default=851)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--processes", type=int, default=2, help="parallel espeak-ng workers")
+    d.set_defaults(func=cmd_data)
+
+    t = sub.add_parser("train", help="train a named config (or a YAML/JSON config file)")
+    t.add_argument("--config", default="sim-paper", help="sim-paper | vgim-thesis | gim | cpc | tiny | path.yaml")
+    t.add_argument("--data", required=True, help="a `sim data` folder, or any folder of wav/flac (LibriSpeech too)")
+    t.add_argument("--out", required=True, help="run folder: config.yaml, checkpoint.pt, metrics.csv/jsonl")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
+    t.add_argument("--threads", type=int, default=0, help="torch threads (0: train.num_threads or torch's default)")
+    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.lr=1e-3 model.beta=0")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="linear probes of every module and of the random-init baseline")
+    e.add_argument("--run", required=True)
+    e.add_argument("--data", required=True)
+    e.add_argument("--probe-epochs", type=int, default=50)
+    e.add_argument("--threads", type=int, default=0)
+    e.set_defaults(func=cmd_eval)
+
+    m = sub.add_parser("demo", help="data -> train 'tiny' -> eval, end to end")
+    m.add_argument("--out", default="runs/demo")
+    m.add_argument("--words", type=int, default=DEMO_WORDS)
+    m.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: on a shared or busy machine more threads slow small convs down)")
+    m.add_argument("--no-progress", action="store_true")
+    m.add_argument("overrides", nargs="*")
+    m.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
