@@ -224,3 +224,21 @@ def test_report_rejects_a_folder_that_is_not_a_run(toy, tmp_path):
     args = _report_args([tmp_path], toy["data"])
     with pytest.raises(FileNotFoundError, match="config.yaml"):
         args.func(args)
+
+
+def test_report_on_espeak_syllable_data(syllable_data, tmp_path):
+    """The real `sim data` format (espeak-ng, 10240-sample clips; skips when espeak-ng is missing)."""
+    cfg = tiny_config()
+    cfg.data = DataConfig(sample_rate=SR, length=10240)
+    ds = SyllableDataset(syllable_data, "train", SR, 10240)
+    Trainer(cfg, ds, tmp_path / "run", progress=False, tensorboard=False).fit()
+    args = _report_args([tmp_path / "run"], syllable_data)
+    assert args.func(args) == 0
+    summary = json.loads((tmp_path / "run" / "report" / "analysis.json").read_text())
+    assert summary["n_test_syllables"] > 0 and len(summary["modules"]) == 3
+    for m in summary["modules"]:
+        assert m["frames"] == (512 if m["stage"] == 0 else 64)
+        assert 0.0 <= m["concentration"]["test_accuracy"] <= 1.0
+        assert m["entanglement"]["waveform"]["delta"][-1] == 0.0
+    wav, sr = sf.read(tmp_path / "run" / "report" / "interpolation_m2.wav")
+    assert sr == SR and wav.shape[0] == 3 * 10240 + 2 * int(0.15 * SR)
