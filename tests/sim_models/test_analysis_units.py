@@ -11,7 +11,7 @@ from torch import nn
 
 from sim_models.analysis.concentration import vowel_concentration
 from sim_models.analysis.decoder_training import LogMel, decoder_loss
-from sim_models.analysis.decoders import DecoderConfig, ModuleDecoder, build_decoders, decoder_layer_plan, stage_widths
+from sim_models.analysis.decoders import DecoderConfig, build_decoders, decoder_layer_plan, stage_widths
 from sim_models.analysis.entanglement import TABLE3_NS, entanglement_delta, most_different_dims, ns_for_width, swap_dims
 from sim_models.analysis.interpolation import interpolate_latents, write_interpolation_wav
 from sim_models.architectures import count_frames
