@@ -115,7 +115,8 @@ def comparison_markdown(summaries: list, base: Path) -> list:
         cols = {}
         for n, s in zip(names, summaries):
             cols.update(_delta_columns(s, space, prefix=f"{n}: "))
-        out += [f"Entanglement δ on the {space}:", "", delta_table(cols), ""]
+        out += [f"Entanglement δ on {'the waveform' if space == 'waveform' else 'log-mel spectrograms'}:", "",
+                delta_table(cols), ""]
     out += ["Vowel concentration:", ""] + _CONC_HEADER
     for n, s in zip(names, summaries):
         out += _concentration_rows(s, prefix=f"{n}: ")

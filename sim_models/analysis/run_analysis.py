@@ -105,7 +105,7 @@ def _plot_delta(results: dict, path, title: str):
             ax.plot(r["ns"], r["delta"], marker="o", ms=3, label=name)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("N swapped dimensions", fontsize=8)
-        ax.set_title(f"δ on the {space}", fontsize=9)
+        ax.set_title("δ on the waveform" if space == "waveform" else "δ on log-mel spectrograms", fontsize=9)
         ax.set_ylim(-0.02, 1.02)
         ax.tick_params(labelsize=7)
     axes[0].set_ylabel("δ", fontsize=8)
