@@ -42,7 +42,8 @@ class GreedyModel(nn.Module):
         stages, c = [], 1
         for m, layer_ids in enumerate(cfg.modules):
             layers = [(cfg.kernel_sizes[i], cfg.strides[i], cfg.paddings[i], cfg.channels[i]) for i in layer_ids]
-            stages.append(ConvModule(c, layers, cfg.maxpool[m], cfg.probabilistic, cfg.independent_context_sample))
+            stages.append(ConvModule(c, layers, cfg.maxpool[m], cfg.probabilistic, cfg.independent_context_sample,
+                                     cfg.logvar_bias_init))
             c = stages[-1].out_channels
         if cfg.ar_hidden:
             stages.append(ARModule(c, cfg.ar_hidden))

@@ -41,6 +41,7 @@ def _load_config(a):
     run = Path(a.out)
     if a.resume and (run / "config.yaml").exists():
         cfg = load_config(run / "config.yaml")  # the run's own config; overrides still apply
+        cfg.train.max_steps = None  # a stop requested for the previous invocation is not inherited
     else:
         cfg = get_config(a.config)
     overrides = list(a.overrides)

@@ -40,7 +40,7 @@ class ConvModule(nn.Module):
     """
 
     def __init__(self, in_channels: int, layers, maxpool: int = 0, probabilistic: bool = True,
-                 independent_context_sample: bool = False):
+                 independent_context_sample: bool = False, logvar_bias_init: float | None = None):
         super().__init__()
         convs, c = [], in_channels
         for k, s, p, out in layers:
@@ -55,6 +55,8 @@ class ConvModule(nn.Module):
         if probabilistic:
             self.mu_head = nn.Conv1d(c, c, kernel_size=1)
             self.logvar_head = nn.Conv1d(c, c, kernel_size=1)
+            if logvar_bias_init is not None:  # start with sigma = exp(init / 2) instead of ~1
+                nn.init.constant_(self.logvar_head.bias, logvar_bias_init)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> ModuleOutput:
         h = self.body(x)

@@ -111,7 +111,8 @@ class Trainer:
         t_start, steps_at_start = time.time(), self.pos["step"]
         self.model.train()
         try:
-            stopped = self._run(epochs, log)
+            done_already = self.cfg.train.max_steps is not None and self.pos["step"] >= self.cfg.train.max_steps
+            stopped = True if done_already else self._run(epochs, log)
         finally:
             log.close()
         self.pos["done"] = not stopped

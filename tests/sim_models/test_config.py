@@ -36,9 +36,10 @@ def test_round_trip(tmp_path, suffix):
 
 def test_overrides_parse_yaml_values():
     cfg = apply_overrides(get_config("tiny"), ["model.beta=0", "model.probabilistic=false", "train.mode=sequential",
-                                               "model.channels=[8,8,8,8,8]"])
+                                               "model.channels=[8,8,8,8,8]", "train.lr=2e-4", "model.loss_backend=reference"])
     assert cfg.model.beta == 0 and cfg.model.probabilistic is False and cfg.train.mode == "sequential"
     assert cfg.model.channels == [8] * 5
+    assert cfg.train.lr == 2e-4 and cfg.model.loss_backend == "reference"
     assert get_config("tiny").model.channels == [48] * 5  # named configs are fresh copies
 
 

@@ -118,3 +118,37 @@ def test_resume_with_more_epochs_continues_training(tmp_path):
     s = Trainer(_cfg("parallel"), _data(), tmp_path / "part", progress=False, tensorboard=False).fit(resume=True)
     assert s["steps_this_run"] == 3
     _assert_same_state(load_checkpoint(tmp_path / "full" / CHECKPOINT_NAME), load_checkpoint(tmp_path / "part" / CHECKPOINT_NAME))
+
+
+def test_max_steps_reached_is_not_exceeded_on_resume(tmp_path):
+    cfg = _cfg("parallel", "train.max_steps=2")
+    assert Trainer(cfg, _data(), tmp_path, progress=False, tensorboard=False).fit()["steps"] == 2
+    s = Trainer(cfg, _data(), tmp_path, progress=False, tensorboard=False).fit(resume=True)
+    assert s["steps"] == 2 and s["steps_this_run"] == 0 and s["stopped_early"]
+
+
+def test_tensorboard_gets_the_scalars_when_installed(tmp_path, monkeypatch):
+    """tensorboard is optional; a stand-in SummaryWriter checks what the logger sends it."""
+    import sys
+    import types
+
+    calls = []
+
+    class Writer:
+        def __init__(self, log_dir):
+            calls.append(("init", log_dir))
+
+        def add_scalar(self, tag, value, step):
+            calls.append((tag, value, step))
+
+        def flush(self):
+            pass
+
+        def close(self):
+            calls.append(("close",))
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=Writer))
+    Trainer(_cfg("parallel", "train.epochs=1"), _data(), tmp_path, progress=False).fit()
+    tags = {c[0] for c in calls}
+    assert ("init", str(tmp_path / "tensorboard")) in calls and ("close",) in calls
+    assert {"module0/loss", "module1/nce", "module2/accuracy", "module0/kl", "module0/lr"} <= tags
