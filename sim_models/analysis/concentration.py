@@ -1,9 +1,11 @@
 """Vowel concentration (the paper's Fig. 2): how many latent dimensions a linear vowel classifier uses.
 
 Per module, a bias-free linear probe ``W x`` (W: (3, C)) is trained on the frozen, time-averaged
-syllable representations (Adam, lr 1e-3, 50 epochs, cross-entropy, as the accuracy probes). The
-features are used as they are (not standardised), as in the paper: SIM's KL term already keeps
-every dimension on the scale of N(0, 1).
+syllable representations (Adam, lr 1e-3, 50 epochs, cross-entropy, as the accuracy probes). By
+default the features are used as they are, as in the paper (SIM's KL term keeps every dimension on
+the scale of N(0, 1)); ``standardize=True`` z-scores each dimension with the train split's mean and
+standard deviation first, so that a weight's size is the dimension's importance in standard-deviation
+units whatever its raw scale (fairer for GIM/CPC, whose dimensions have arbitrary scales).
 
 Normalised weights: per vowel class k, |W[k, c]| / max_c |W[k, c]| ∈ [0, 1]. Their histogram (all
 3·C entries) shows how the vowel information is spread: many weights near 0 and a few near 1 mean
@@ -47,10 +49,13 @@ def train_linear_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, bias:
 
 
 def vowel_concentration(x_train, y_train, x_test, y_test, num_classes: int = 3, epochs: int = 50, lr: float = 1e-3,
-                        seed: int = 0, bins: int = 20) -> dict:
+                        seed: int = 0, bins: int = 20, standardize: bool = False) -> dict:
     """Bias-free vowel probe on (S, C) features. Returns {"weights": (K, C), "normalised": (K, C),
     "train_accuracy", "test_accuracy", "top10_mass", "frac_above_half", "hist": {"bins": [bins + 1], "counts": [bins]},
     "dim_importance": (C,) max_k normalised weight}."""
+    if standardize:
+        mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-8)
+        x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
     probe = train_linear_probe(x_train, y_train, num_classes, bias=False, epochs=epochs, lr=lr, seed=seed)
     with torch.no_grad():
         acc_tr = float((probe(x_train).argmax(1) == y_train).float().mean())

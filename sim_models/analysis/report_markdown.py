@@ -96,7 +96,8 @@ def run_markdown(summary: dict, base: Path) -> list:
             f"![entanglement]({L(summary['files']['entanglement_png'])})", ""]
 
     out += ["## Vowel concentration (Fig. 2)", "",
-            "A bias-free linear vowel probe per module on time-averaged syllable representations; histogram of "
+            "A bias-free linear vowel probe per module on time-averaged syllable representations "
+            f"({'z-scored' if rc.get('probe_standardize') else 'raw, not standardised'}); histogram of "
             "|w| / max |w| per vowel class.", ""] + _CONC_HEADER + _concentration_rows(summary) + [
             "", f"![vowel concentration]({L(summary['files']['concentration_png'])})", ""]
 

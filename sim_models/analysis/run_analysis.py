@@ -50,6 +50,7 @@ class ReportConfig:
     delta_utterances: int = 12         # test utterances; every ordered pair of them
     delta_ns: tuple = TABLE3_NS
     probe_epochs: int = 50
+    probe_standardize: bool = False    # z-score features before the bias-free vowel probe (default: raw, as the paper)
     tsne_max_points: int = 800
     tsne_iterations: int = 1000
     max_decoder_utterances: int | None = None  # cap the decoder training set (None: the whole train split)
@@ -159,7 +160,8 @@ def analyse_run(run_dir, data_dir, rcfg: ReportConfig | None = None, log=print) 
     for m, name in enumerate(names):
         log(f"  {name}: concentration, t-SNE, traversal, interpolation, δ")
         dec = decoders[m]
-        conc = vowel_concentration(f_tr[m], v_tr, f_te[m], v_te, epochs=rcfg.probe_epochs, seed=rcfg.seed)
+        conc = vowel_concentration(f_tr[m], v_tr, f_te[m], v_te, epochs=rcfg.probe_epochs, seed=rcfg.seed,
+                                   standardize=rcfg.probe_standardize)
         conc_panels.append((name, conc))
         feats_all = torch.cat([f_tr[m], f_te[m]])
         emb, kept = tsne_embedding(feats_all, rcfg.tsne_max_points, rcfg.seed, max_iter=rcfg.tsne_iterations)

@@ -241,6 +241,11 @@ def test_concentration_finds_the_informative_dims():
     spread = vowel_concentration(spread_x[:450], spread_y[:450], spread_x[450:], spread_y[450:], epochs=60, lr=1e-2)
     assert r["top10_mass"] > 1.5 * spread["top10_mass"] and r["frac_above_half"] < spread["frac_above_half"]
     assert sum(r["hist"]["counts"]) == 120 and len(r["hist"]["bins"]) == 21
+    # standardising: same informative dims found even when they are scaled down 100x (raw weights would have to grow)
+    x_small = x.clone()
+    x_small[:, [3, 17]] /= 100
+    z = vowel_concentration(x_small[:450], y[:450], x_small[450:], y[450:], epochs=60, lr=1e-2, standardize=True)
+    assert set(torch.topk(z["dim_importance"], 2).indices.tolist()) == {3, 17} and z["test_accuracy"] > 0.9
 
 
 def test_tsne_embedding_and_subsampling():
