@@ -1,11 +1,13 @@
 """Vowel concentration (the paper's Fig. 2): how many latent dimensions a linear vowel classifier uses.
 
 Per module, a bias-free linear probe ``W x`` (W: (3, C)) is trained on the frozen, time-averaged
-syllable representations (Adam, lr 1e-3, 50 epochs, cross-entropy, as the accuracy probes). By
-default the features are used as they are, as in the paper (SIM's KL term keeps every dimension on
-the scale of N(0, 1)); ``standardize=True`` z-scores each dimension with the train split's mean and
-standard deviation first, so that a weight's size is the dimension's importance in standard-deviation
-units whatever its raw scale (fairer for GIM/CPC, whose dimensions have arbitrary scales).
+syllable representations (Adam, lr 1e-3, 50 epochs, cross-entropy, as the accuracy probes).
+``standardize=True`` (what `sim report` uses unless ``--probe-raw``) first z-scores each dimension
+with the train split's mean and standard deviation, as `sim eval` does: a weight's size is then the
+dimension's importance in standard-deviation units whatever its raw scale (GIM/CPC dimensions have
+arbitrary scales; the mu of a barely trained SIM module spreads ~1e-4, on which 50 epochs of Adam at
+lr 1e-3 never leave the majority class). It also centres the features, which a bias-free probe needs.
+``standardize=False`` is the paper's recipe (raw features).
 
 Normalised weights: per vowel class k, |W[k, c]| / max_c |W[k, c]| ∈ [0, 1]. Their histogram (all
 3·C entries) shows how the vowel information is spread: many weights near 0 and a few near 1 mean

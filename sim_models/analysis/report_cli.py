@@ -40,8 +40,9 @@ def add_report_parser(subparsers):
     a.add_argument("--interpolation-steps", type=int, default=7)
     a.add_argument("--delta-utterances", type=int, default=12)
     a.add_argument("--probe-epochs", type=int, default=50)
-    a.add_argument("--probe-standardize", action="store_true",
-                   help="z-score features before the bias-free vowel probe (default: raw features, as the paper)")
+    a.add_argument("--probe-raw", action="store_true",
+                   help="train the bias-free vowel probe on raw features, as the paper (default: z-scored per dimension "
+                        "with the train split's statistics, as `sim eval`)")
     a.add_argument("--tsne-max-points", type=int, default=800)
     a.add_argument("--tsne-iterations", type=int, default=1000, help="scikit-learn max_iter (>= 250)")
     r.add_argument("--seed", type=int, default=0)
@@ -58,7 +59,7 @@ def config_from_args(args):
                          batch_size=args.decoder_batch_size, seed=args.seed)
     return ReportConfig(decoder=dcfg, traversal_steps=args.traversal_steps, traversal_dims=args.traversal_dims,
                         interpolation_steps=args.interpolation_steps, delta_utterances=args.delta_utterances,
-                        probe_epochs=args.probe_epochs, probe_standardize=args.probe_standardize,
+                        probe_epochs=args.probe_epochs, probe_standardize=not args.probe_raw,
                         tsne_max_points=args.tsne_max_points,
                         tsne_iterations=args.tsne_iterations,
                         max_decoder_utterances=args.max_decoder_utterances, retrain_decoders=args.retrain_decoders,

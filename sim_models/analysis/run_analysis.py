@@ -30,7 +30,7 @@ from .decoders import DecoderConfig, downsampling
 from .entanglement import TABLE3_NS, entanglement_delta
 from .interpolation import interpolate_latents, plot_interpolation, write_interpolation_wav
 from .plotting import new_figure, save_figure
-from .representations import encode_frames, pad_segments, pooled_features
+from .representations import encode_frames, pooled_features, segments_tensor
 from .runs import load_run, stage_names
 from .traversal import TRAVERSAL_RANGE, latent_traversal, plot_traversal, zero_start
 from .tsne import plot_tsne, tsne_embedding
@@ -50,7 +50,7 @@ class ReportConfig:
     delta_utterances: int = 12         # test utterances; every ordered pair of them
     delta_ns: tuple = TABLE3_NS
     probe_epochs: int = 50
-    probe_standardize: bool = False    # z-score features before the bias-free vowel probe (default: raw, as the paper)
+    probe_standardize: bool = True     # z-score features before the bias-free vowel probe (False: raw, as the paper)
     tsne_max_points: int = 800
     tsne_iterations: int = 1000
     max_decoder_utterances: int | None = None  # cap the decoder training set (None: the whole train split)
@@ -143,8 +143,8 @@ def analyse_run(run_dir, data_dir, rcfg: ReportConfig | None = None, log=print) 
     longest = max(s[0].shape[0] for s in seg_tr + seg_te)
     mult = downsampling(cfg.model)
     seg_len = -(-longest // mult) * mult
-    a_tr, _, v_tr = pad_segments(seg_tr, length=seg_len)
-    a_te, _, v_te = pad_segments(seg_te, length=seg_len)
+    a_tr, _, v_tr = segments_tensor(seg_tr, length=seg_len)
+    a_te, _, v_te = segments_tensor(seg_te, length=seg_len)
     log(f"  features of {len(seg_tr)} train / {len(seg_te)} test syllables")
     f_tr, f_te = pooled_features(model, a_tr), pooled_features(model, a_te)
 
