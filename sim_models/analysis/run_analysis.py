@@ -122,6 +122,8 @@ def analyse_run(run_dir, data_dir, rcfg: ReportConfig | None = None, log=print) 
     cfg, model, rd = run.cfg, run.model, run.run_dir
     out = rd / REPORT_SUBDIR
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("traversal_m*_dim*_*.png"):  # an earlier report may have shown other dims
+        stale.unlink()
     sr, length = cfg.data.sample_rate, cfg.data.length
     names = stage_names(model)
     log(f"[report] {rd} ({cfg.name}, {run.steps} steps): {', '.join(names)}")

@@ -184,6 +184,7 @@ def test_report_one_run_writes_every_file(toy, capsys):
     for name in expected:
         assert (rep / name).is_file(), name
     assert len(list(rep.glob("traversal_m*_dim*_zero.png"))) == 3 and len(list(rep.glob("traversal_m*_utterance.png"))) == 3
+    (rep / "traversal_m1_dim99_zero.png").write_bytes(b"stale")  # the next report removes traversals it did not make
     # every image the markdown links to exists
     import re
     links = re.findall(r"\]\(([^)]+\.(?:png|wav))\)", md)
@@ -210,6 +211,7 @@ def test_report_two_runs_side_by_side(toy, tmp_path, capsys):
     # same checkpoint, same settings: the sim run's decoders are reused, the gim run's trained
     assert printed.count("reusing decoders") == (1 if had_decoders else 0)
     assert printed.count("training 3 decoders") == (1 if had_decoders else 2)
+    assert not (runs[0] / "report" / "traversal_m1_dim99_zero.png").exists() or not had_decoders
     for run_dir in runs:
         md = (run_dir / "report.md").read_text()
         assert "## Side by side: `sim`, `gim`" in md
