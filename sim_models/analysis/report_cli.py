@@ -1,0 +1,83 @@
+"""`sim report RUN_DIR [RUN_DIR ...] --data DIR`: every analysis of one or several runs, as markdown.
+
+Hook into sim_models/cli.py (``build_parser``, after the other sub-commands)::
+
+    from .analysis.report_cli import add_report_parser
+    add_report_parser(sub)
+
+``run_report(args)`` is the handler (``set_defaults(func=run_report)``); it returns the exit code.
+Heavy imports (matplotlib, scikit-learn) happen only when the command runs.
+"""
+from __future__ import annotations
+
+import time
+
+__all__ = ["add_report_parser", "run_report"]
+
+
+def add_report_parser(subparsers):
+    r = subparsers.add_parser(
+        "report", help="decoders, latent traversal, interpolation, entanglement δ, vowel concentration, t-SNE",
+        description="Writes RUN_DIR/report.md (figures and numbers in RUN_DIR/report/) for each run; with several "
+                    "runs every report also compares them side by side.")
+    r.add_argument("runs", nargs="+", metavar="RUN_DIR", help="`sim train --out` folders")
+    r.add_argument("--data", required=True, help="a `sim data` folder (syllable labels and boundaries)")
+    r.add_argument("--out", help="also write a stand-alone side-by-side comparison markdown file here")
+    g = r.add_argument_group("decoders")
+    g.add_argument("--decoder-epochs", type=int, default=20)
+    g.add_argument("--decoder-loss", choices=("mel", "mse", "mse+mel"), default="mel")
+    g.add_argument("--decoder-lr", type=float, default=1e-3)
+    g.add_argument("--decoder-batch-size", type=int, default=16)
+    g.add_argument("--mel-weight", type=float, default=1.0, help="weight of the mel term in 'mse+mel'")
+    g.add_argument("--n-fft", type=int, default=4096)
+    g.add_argument("--hop-length", type=int, default=2048)
+    g.add_argument("--n-mels", type=int, default=128)
+    g.add_argument("--max-decoder-utterances", type=int, default=None, help="cap the decoder training set")
+    g.add_argument("--retrain-decoders", action="store_true", help="ignore RUN_DIR/report/decoders.pt")
+    a = r.add_argument_group("analyses")
+    a.add_argument("--traversal-steps", type=int, default=9)
+    a.add_argument("--traversal-dims", type=int, default=2)
+    a.add_argument("--interpolation-steps", type=int, default=7)
+    a.add_argument("--delta-utterances", type=int, default=12)
+    a.add_argument("--probe-epochs", type=int, default=50)
+    a.add_argument("--probe-raw", action="store_true",
+                   help="train the bias-free vowel probe on raw features, as the paper (default: z-scored per dimension "
+                        "with the train split's statistics, as `sim eval`)")
+    a.add_argument("--tsne-max-points", type=int, default=800)
+    a.add_argument("--tsne-iterations", type=int, default=1000, help="scikit-learn max_iter (>= 250)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
+    r.set_defaults(func=run_report)
+    return r
+
+
+def config_from_args(args):
+    from .decoders import DecoderConfig
+    from .run_analysis import ReportConfig
+    dcfg = DecoderConfig(loss=args.decoder_loss, n_fft=args.n_fft, hop_length=args.hop_length, n_mels=args.n_mels,
+                         mel_weight=args.mel_weight, lr=args.decoder_lr, epochs=args.decoder_epochs,
+                         batch_size=args.decoder_batch_size, seed=args.seed)
+    return ReportConfig(decoder=dcfg, traversal_steps=args.traversal_steps, traversal_dims=args.traversal_dims,
+                        interpolation_steps=args.interpolation_steps, delta_utterances=args.delta_utterances,
+                        probe_epochs=args.probe_epochs, probe_standardize=not args.probe_raw,
+                        tsne_max_points=args.tsne_max_points,
+                        tsne_iterations=args.tsne_iterations,
+                        max_decoder_utterances=args.max_decoder_utterances, retrain_decoders=args.retrain_decoders,
+                        seed=args.seed)
+
+
+def run_report(args) -> int:
+    import torch
+
+    from .report_markdown import write_reports
+    from .run_analysis import analyse_run
+
+    if args.threads and args.threads > 0:
+        torch.set_num_threads(args.threads)
+    rcfg = config_from_args(args)
+    t0 = time.time()
+    summaries = [analyse_run(run, args.data, rcfg) for run in args.runs]
+    for path in write_reports(summaries, args.out):
+        print(f"wrote {path}")
+    print(f"report done in {time.time() - t0:.0f} s")
+    return 0

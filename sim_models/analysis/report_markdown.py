@@ -1,0 +1,156 @@
+"""RUN_DIR/report.md from the summaries of analyse_run; with several runs, a side-by-side section.
+
+Image links are relative to the markdown file, so a report (and the comparison, which points into
+the other runs' report/ folders) renders wherever the run folders sit together.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .entanglement import delta_table
+
+__all__ = ["run_markdown", "comparison_markdown", "write_reports"]
+
+
+def _link(summary: dict, rel: str, base: Path) -> str:
+    """Path of ``rel`` (relative to the summary's run dir) as seen from folder ``base``."""
+    return Path(os.path.relpath(Path(summary["run"]) / rel, base)).as_posix()
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None or x != x else f"{100 * x:.1f} %"
+
+
+def _concentration_rows(summary: dict, prefix: str = "") -> list:
+    rows = []
+    for mod in summary["modules"]:
+        c = mod["concentration"]
+        rows.append(f"| {prefix}{mod['module']} | {mod['width']} | {_pct(c['test_accuracy'])} | {_pct(c['train_accuracy'])} | "
+                    f"{c['top10_mass']:.2f} | {c['frac_above_half']:.2f} |")
+    return rows
+
+
+_CONC_HEADER = ["| module | C | vowel acc. (test) | (train) | top-10 % weight mass | share of weights > 0.5 |",
+                "|---|---|---|---|---|---|"]
+
+
+def _delta_columns(summary: dict, space: str, prefix: str = "") -> dict:
+    return {f"{prefix}{m['module']}": m["entanglement"][space] for m in summary["modules"]}
+
+
+def run_markdown(summary: dict, base: Path) -> list:
+    """The sections of one run's report, links relative to ``base``."""
+    L = lambda rel: _link(summary, rel, base)  # noqa: E731
+    rc = summary["report_config"]
+    dc = rc["decoder"]
+    out = [f"# Analysis of `{summary['name']}`", "",
+           f"Run `{summary['run']}` (config `{summary['config']}`, {summary['steps']} training steps); data `{summary['data']}` "
+           f"({summary['n_train_syllables']} train / {summary['n_test_syllables']} test syllables). "
+           "Representations: the frozen model in eval mode (μ for SIM modules, the ReLU output for GIM/CPC "
+           "conv modules, the GRU output for the GRU module).", ""]
+    eval_md = Path(summary["run"]) / "eval.md"
+    if eval_md.is_file():
+        out += ["## Linear probes (from `sim eval`)", "", eval_md.read_text().strip(), ""]
+
+    out += ["## Decoders", "",
+            f"One decoder per module (transposed convolutions mirroring the encoder; module 1 with two extra kernel-3 "
+            f"layers), trained on the frozen representations of the train split: loss `{dc['loss']}`, log-mel with "
+            f"n_fft {dc['n_fft']}, hop {dc['hop_length']}, {dc['n_mels']} mels; Adam lr {dc['lr']}, {dc['epochs']} epochs, "
+            f"batch {dc['batch_size']}. Errors on test utterances:", "",
+            "| module | frames × C | waveform MSE | log-mel MSE | final training loss |", "|---|---|---|---|---|"]
+    for m in summary["modules"]:
+        fl = m["decoder_final_loss"]
+        out.append(f"| {m['module']} | {m['frames']} × {m['width']} | {m['reconstruction']['mse']:.3g} | "
+                   f"{m['reconstruction']['mel']:.3g} | {'n/a' if fl is None else f'{fl:.3g}'} |")
+
+    out += ["", "## Latent traversal", "",
+            f"Dimension d set to {rc['traversal_steps']} values in [−{rc['traversal_range']}, {rc['traversal_range']}] in "
+            f"every frame, from the zero vector and from the test utterance '{summary['traversal_utterance']}'; the "
+            f"dims shown are the {rc['traversal_dims']} the vowel probe weighs most. Rows: steps; left waveform, right "
+            "spectrum (dB).", ""]
+    for m in summary["modules"]:
+        out.append(f"### {m['module']}")
+        out.append("")
+        for t in m["files"]["traversal"]:
+            out.append(f"![{m['module']} dim {t['dim']} from {t['start']}]({L(t['png'])})")
+        out.append("")
+
+    pair = summary["interpolation_pair"]
+    out += ["## Interpolation", "",
+            f"z(α) = (1 − α) z_a + α z_b between the test utterances '{pair[0]}' and '{pair[1]}' (per frame), decoded. "
+            "Grey: the original recordings.", ""]
+    for m in summary["modules"]:
+        f = m["files"]
+        out += [f"{m['module']}: [audio]({L(f['interpolation_wav'])})", "",
+                f"![{m['module']} interpolation]({L(f['interpolation_png'])})", ""]
+
+    n_pairs = summary["modules"][0]["entanglement"]["waveform"]["pairs"] if summary["modules"] else 0
+    out += ["## Entanglement δ (Table 3)", "",
+            f"δ(N) = Σ‖D(z_swap) − D(z_b)‖² / Σ‖D(z_a) − D(z_b)‖² over {n_pairs} ordered pairs of test utterances, "
+            "clipped to [0, 1]: z_swap is z_a with the N dimensions whose time-averaged values differ most from z_b's "
+            "taken from z_b (in every frame). 0 = the N dims explain the whole difference; 1 = none of it. "
+            f"Numbers: `{summary['files']['entanglement_json']}`.", "",
+            "On the waveform:", "", delta_table(_delta_columns(summary, "waveform")), "",
+            "On log-mel spectrograms:", "", delta_table(_delta_columns(summary, "mel")), "",
+            f"![entanglement]({L(summary['files']['entanglement_png'])})", ""]
+
+    out += ["## Vowel concentration (Fig. 2)", "",
+            "A bias-free linear vowel probe per module on time-averaged syllable representations "
+            f"({'z-scored' if rc.get('probe_standardize') else 'raw, not standardised'}); histogram of "
+            "|w| / max |w| per vowel class.", ""] + _CONC_HEADER + _concentration_rows(summary) + [
+            "", f"![vowel concentration]({L(summary['files']['concentration_png'])})", ""]
+
+    out += ["## t-SNE", "", "Time-averaged syllable representations per module, coloured by vowel.", "",
+            f"![t-SNE]({L(summary['files']['tsne_png'])})", ""]
+    return out
+
+
+def comparison_markdown(summaries: list, base: Path) -> list:
+    """Side-by-side tables and figures of several runs (links relative to ``base``)."""
+    names = [s["name"] for s in summaries]
+    if len(set(names)) < len(names):
+        names = [s["run"] for s in summaries]
+    out = ["## Side by side: " + ", ".join(f"`{n}`" for n in names), ""]
+    for space in ("waveform", "mel"):
+        cols = {}
+        for n, s in zip(names, summaries):
+            cols.update(_delta_columns(s, space, prefix=f"{n}: "))
+        out += [f"Entanglement δ on {'the waveform' if space == 'waveform' else 'log-mel spectrograms'}:", "",
+                delta_table(cols), ""]
+    out += ["Vowel concentration:", ""] + _CONC_HEADER
+    for n, s in zip(names, summaries):
+        out += _concentration_rows(s, prefix=f"{n}: ")
+    out += ["", "| figure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key, label in (("concentration_png", "vowel concentration"), ("tsne_png", "t-SNE"),
+                       ("entanglement_png", "δ")):
+        out.append(f"| {label} | " + " | ".join(f"![{label}]({_link(s, s['files'][key], base)})" for s in summaries) + " |")
+    n_mod = min(len(s["modules"]) for s in summaries)
+    for m in range(n_mod):
+        out.append(f"| interpolation, module {m + 1} | " + " | ".join(
+            f"![interpolation]({_link(s, s['modules'][m]['files']['interpolation_png'], base)})" for s in summaries) + " |")
+    out.append("")
+    return out
+
+
+def write_reports(summaries: list, compare_out=None) -> list:
+    """Writes RUN_DIR/report.md for every summary (each with the side-by-side section when there are
+    several) and, with ``compare_out``, a stand-alone comparison file. Returns the written paths."""
+    written = []
+    for s in summaries:
+        base = Path(s["run"])
+        lines = run_markdown(s, base)
+        if len(summaries) > 1:
+            lines += comparison_markdown(summaries, base)
+        path = base / "report.md"
+        tmp = base / "report.md.tmp"
+        tmp.write_text("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+        written.append(path)
+    if compare_out is not None:
+        compare_out = Path(compare_out)
+        compare_out.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["# Comparison", ""] + comparison_markdown(summaries, compare_out.parent)
+        compare_out.write_text("\n".join(lines) + "\n")
+        written.append(compare_out)
+    return written

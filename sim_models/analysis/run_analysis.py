@@ -1,0 +1,213 @@
+"""Every analysis of one run, written under RUN_DIR/report/; returns a summary dict for the markdown.
+
+Data: a ``sim data`` folder (SyllableDataset). Decoders train on the train split's utterances; every
+analysis runs on the test split (utterances for traversal / interpolation / δ, syllables for the
+probe's test accuracy). The vowel probe trains on the train split's syllables; t-SNE embeds the
+syllables of both splits (it uses no labels).
+
+Files (paths in the summary are relative to RUN_DIR)::
+
+    report/decoders.pt                       trained decoders (reused unless the run or the settings changed)
+    report/traversal_m{M}_dim{D}_{zero,utterance}.png
+    report/interpolation_m{M}.png, .wav
+    report/entanglement.json, entanglement.png
+    report/concentration.png, tsne.png
+    report/analysis.json                     every number below
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..data.datasets import SyllableDataset
+from .concentration import plot_concentration, vowel_concentration
+from .decoder_training import LogMel, load_decoders, reconstruction_errors, save_decoders, train_decoders
+from .decoders import DecoderConfig, downsampling
+from .entanglement import TABLE3_NS, entanglement_delta
+from .interpolation import interpolate_latents, plot_interpolation, write_interpolation_wav
+from .plotting import new_figure, save_figure
+from .representations import encode_frames, pooled_features, segments_tensor
+from .runs import load_run, stage_names
+from .traversal import TRAVERSAL_RANGE, latent_traversal, plot_traversal, zero_start
+from .tsne import plot_tsne, tsne_embedding
+
+__all__ = ["ReportConfig", "analyse_run", "REPORT_SUBDIR"]
+
+REPORT_SUBDIR = "report"
+
+
+@dataclass
+class ReportConfig:
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    traversal_steps: int = 9
+    traversal_dims: int = 2            # per module: the dims the vowel probe weighs most
+    traversal_range: float = TRAVERSAL_RANGE
+    interpolation_steps: int = 7
+    delta_utterances: int = 12         # test utterances; every ordered pair of them
+    delta_ns: tuple = TABLE3_NS
+    probe_epochs: int = 50
+    probe_standardize: bool = True     # z-score features before the bias-free vowel probe (False: raw, as the paper)
+    tsne_max_points: int = 800
+    tsne_iterations: int = 1000
+    max_decoder_utterances: int | None = None  # cap the decoder training set (None: the whole train split)
+    retrain_decoders: bool = False
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["delta_ns"] = list(self.delta_ns)
+        return d
+
+
+def _rel(path: Path, run_dir: Path) -> str:
+    return os.path.relpath(path, run_dir)
+
+
+def _decoders(run, train_audio, rcfg: ReportConfig, out: Path, log):
+    path = out / "decoders.pt"
+    cfg = run.cfg
+    if path.exists() and not rcfg.retrain_decoders:
+        try:
+            decs, dcfg, meta = load_decoders(path, cfg.model)
+        except Exception as e:  # stale or foreign file: retrain
+            log(f"  cannot reuse {path} ({e}); retraining")
+        else:
+            if dcfg == rcfg.decoder and meta["run_steps"] == run.steps and meta["length"] == cfg.data.length:
+                log(f"  reusing decoders from {path}")
+                return decs, meta["history"]
+            log(f"  {path} was trained for other settings or another checkpoint; retraining")
+    log(f"  training {run.model.num_stages} decoders on {train_audio.shape[0]} utterances for "
+        f"{rcfg.decoder.epochs} epochs (loss {rcfg.decoder.loss})")
+    decs, hist = train_decoders(run.model, train_audio, rcfg.decoder, cfg.data.sample_rate)
+    save_decoders(path, decs, rcfg.decoder, cfg.data.length, cfg.data.sample_rate, run.steps, hist)
+    return decs, hist
+
+
+def _interpolation_pair(test_set) -> tuple:
+    """The first two test utterances with different words (or 0, 1)."""
+    words = [it["word"] for it in test_set.items]
+    for j in range(1, len(words)):
+        if words[j] != words[0]:
+            return 0, j
+    return 0, 1
+
+
+def _plot_delta(results: dict, path, title: str):
+    fig = new_figure(7.5, 3.4)
+    axes = fig.subplots(1, 2, sharey=True, squeeze=False)[0]
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.82, wspace=0.08)
+    for ax, space in zip(axes, ("waveform", "mel")):
+        for name, per_space in results.items():
+            r = per_space[space]
+            ax.plot(r["ns"], r["delta"], marker="o", ms=3, label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("N swapped dimensions", fontsize=8)
+        ax.set_title("δ on the waveform" if space == "waveform" else "δ on log-mel spectrograms", fontsize=9)
+        ax.set_ylim(-0.02, 1.02)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("δ", fontsize=8)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def analyse_run(run_dir, data_dir, rcfg: ReportConfig | None = None, log=print) -> dict:
+    """Run every analysis on one trained run. Returns the summary (also saved as report/analysis.json)."""
+    rcfg = rcfg or ReportConfig()
+    run = load_run(run_dir)
+    cfg, model, rd = run.cfg, run.model, run.run_dir
+    out = rd / REPORT_SUBDIR
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("traversal_m*_dim*_*.png"):  # an earlier report may have shown other dims
+        stale.unlink()
+    sr, length = cfg.data.sample_rate, cfg.data.length
+    names = stage_names(model)
+    log(f"[report] {rd} ({cfg.name}, {run.steps} steps): {', '.join(names)}")
+
+    train_set = SyllableDataset(data_dir, "train", sr, length)
+    test_set = SyllableDataset(data_dir, "test", sr, length)
+    if len(test_set) < 2:
+        raise ValueError(f"{data_dir}: the test split needs at least 2 utterances for interpolation and δ, "
+                         f"got {len(test_set)}")
+    train_audio = train_set.audio
+    if rcfg.max_decoder_utterances:
+        train_audio = train_audio[:rcfg.max_decoder_utterances]
+
+    decoders, history = _decoders(run, train_audio, rcfg, out, log)
+    recon = reconstruction_errors(model, decoders, test_set.audio[:64], rcfg.decoder, sr)
+
+    # syllable features: train split for the probe, test split for its accuracy, both for t-SNE
+    seg_tr, seg_te = train_set.syllable_segments(), test_set.syllable_segments()
+    longest = max(s[0].shape[0] for s in seg_tr + seg_te)
+    mult = downsampling(cfg.model)
+    seg_len = -(-longest // mult) * mult
+    a_tr, _, v_tr = segments_tensor(seg_tr, length=seg_len)
+    a_te, _, v_te = segments_tensor(seg_te, length=seg_len)
+    log(f"  features of {len(seg_tr)} train / {len(seg_te)} test syllables")
+    f_tr, f_te = pooled_features(model, a_tr), pooled_features(model, a_te)
+
+    n_delta = min(rcfg.delta_utterances, len(test_set))
+    logmel = LogMel.from_config(rcfg.decoder, sr)
+    ia, ib = _interpolation_pair(test_set)
+    summary = {"run": str(rd), "name": run.name, "config": cfg.name, "steps": run.steps, "data": str(data_dir),
+               "report_config": rcfg.to_dict(), "modules": [], "files": {}, "decoder_history": history,
+               "n_train_syllables": len(seg_tr), "n_test_syllables": len(seg_te),
+               "interpolation_pair": [test_set.items[ia]["word"], test_set.items[ib]["word"]],
+               "traversal_utterance": test_set.items[0]["word"]}
+    conc_panels, tsne_panels, delta_results = [], [], {}
+    for m, name in enumerate(names):
+        log(f"  {name}: concentration, t-SNE, traversal, interpolation, δ")
+        dec = decoders[m]
+        conc = vowel_concentration(f_tr[m], v_tr, f_te[m], v_te, epochs=rcfg.probe_epochs, seed=rcfg.seed,
+                                   standardize=rcfg.probe_standardize)
+        conc_panels.append((name, conc))
+        feats_all = torch.cat([f_tr[m], f_te[m]])
+        emb, kept = tsne_embedding(feats_all, rcfg.tsne_max_points, rcfg.seed, max_iter=rcfg.tsne_iterations)
+        tsne_panels.append((name, emb, torch.cat([v_tr, v_te]).numpy()[kept]))
+
+        files = {"traversal": []}
+        latents = encode_frames(model, test_set.audio[:max(n_delta, ib + 1)], m)   # (U, T, C)
+        dims = torch.argsort(conc["dim_importance"], descending=True, stable=True)[:rcfg.traversal_dims].tolist()
+        width = latents.shape[2]
+        for d in dims:
+            for start_name, start in (("zero", zero_start(cfg.model, m, length, width)), ("utterance", latents[0])):
+                res = latent_traversal(dec, start, d, rcfg.traversal_steps, rcfg.traversal_range, sr)
+                p = plot_traversal(res, out / f"traversal_m{m + 1}_dim{d}_{start_name}.png",
+                                   f"{run.name}, {name}: dimension {d}, start = "
+                                   + ("zero vector" if start_name == "zero" else f"'{summary['traversal_utterance']}'"), sr)
+                files["traversal"].append({"dim": d, "start": start_name, "png": _rel(p, rd)})
+        res = interpolate_latents(dec, latents[ia], latents[ib], rcfg.interpolation_steps)
+        words = summary["interpolation_pair"]
+        files["interpolation_png"] = _rel(plot_interpolation(
+            res, out / f"interpolation_m{m + 1}.png", f"{run.name}, {name}: '{words[0]}' → '{words[1]}'", sr,
+            (test_set.audio[ia], test_set.audio[ib])), rd)
+        files["interpolation_wav"] = _rel(write_interpolation_wav(res, out / f"interpolation_m{m + 1}.wav", sr), rd)
+        delta = {space: entanglement_delta(dec, latents[:n_delta], rcfg.delta_ns, space=space, logmel=logmel)
+                 for space in ("waveform", "mel")}
+        delta_results[name] = delta
+        summary["modules"].append({
+            "module": name, "stage": m, "width": width, "frames": latents.shape[1],
+            "reconstruction": recon[m], "decoder_final_loss": history["loss"][-1][m] if history["loss"] else None,
+            "concentration": {k: conc[k] for k in ("train_accuracy", "test_accuracy", "top10_mass", "frac_above_half",
+                                                   "hist")},
+            "traversal_dims": dims, "entanglement": delta, "files": files})
+
+    summary["files"]["concentration_png"] = _rel(plot_concentration(
+        conc_panels, out / "concentration.png", title=f"{run.name}: vowel classifier weights"), rd)
+    summary["files"]["tsne_png"] = _rel(plot_tsne(tsne_panels, out / "tsne.png", title=f"{run.name}: t-SNE of syllables"), rd)
+    summary["files"]["entanglement_png"] = _rel(_plot_delta(delta_results, out / "entanglement.png",
+                                                            f"{run.name}: entanglement δ"), rd)
+    ent_json = {"definition": "delta(N) = sum_pairs ||D(z_swap_N) - D(z_b)||^2 / sum_pairs ||D(z_a) - D(z_b)||^2, "
+                              "clipped to [0, 1]; top-N dims by squared difference of time-averaged latents, "
+                              "swapped in every frame",
+                "utterances": n_delta, "modules": delta_results}
+    (out / "entanglement.json").write_text(json.dumps(ent_json, indent=2))
+    summary["files"]["entanglement_json"] = _rel(out / "entanglement.json", rd)
+    tmp = out / "analysis.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, out / "analysis.json")
+    return summary

@@ -1,0 +1,50 @@
+"""Loading a trained run (RUN_DIR/config.yaml + RUN_DIR/checkpoint.pt) for analysis.
+
+The model is rebuilt from the run's own config with ``trainer.build_model`` and the checkpoint's
+``"model"`` state dict, then put in eval mode: probabilistic modules then output mu (no sampling),
+which is what every analysis uses as "the representation".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..architectures import GreedyModel
+from ..checkpoint import load_checkpoint
+from ..config import Config, load_config
+from ..modules import ARModule
+from ..trainer import CHECKPOINT_NAME, build_model
+
+__all__ = ["LoadedRun", "load_run", "stage_names"]
+
+
+@dataclass
+class LoadedRun:
+    """run_dir: the folder; cfg: its Config; model: GreedyModel in eval mode; steps: training steps done."""
+    run_dir: Path
+    cfg: Config
+    model: GreedyModel
+    steps: int
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name or str(self.run_dir)
+
+
+def stage_names(model: GreedyModel) -> list:
+    """Paper numbering, 1-based: ["module 1 (conv)", "module 2 (conv)", "module 3 (GRU)"]."""
+    return [f"module {m + 1} ({'GRU' if isinstance(st, ARModule) else 'conv'})" for m, st in enumerate(model.stages)]
+
+
+def load_run(run_dir) -> LoadedRun:
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"run_dir {run_dir} has no config.yaml: is it a `sim train --out` folder?")
+    cfg = load_config(run_dir / "config.yaml")
+    state = load_checkpoint(run_dir / CHECKPOINT_NAME)
+    model = build_model(cfg)
+    model.load_state_dict(state["model"])
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return LoadedRun(run_dir, cfg, model, int(state.get("position", {}).get("step", 0)))

@@ -1,0 +1,51 @@
+"""t-SNE of syllable representations (time-averaged, frozen) per module, coloured by vowel (scikit-learn).
+
+At most ``max_points`` syllables are embedded (a seeded random subset: t-SNE is O(S²) here);
+perplexity = min(30, (S − 1) / 3); PCA initialisation; ``random_state=seed``; ``max_iter`` iterations
+(scikit-learn's default 1000); exact gradients below 300 points (faster there than Barnes-Hut).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .plotting import VOWEL_COLOURS, new_figure, save_figure
+
+__all__ = ["tsne_embedding", "plot_tsne"]
+
+
+def tsne_embedding(features: torch.Tensor, max_points: int = 800, seed: int = 0, perplexity: float | None = None,
+                   max_iter: int = 1000):
+    """features (S, C) -> (embedding (S', 2) numpy, kept indices (S',) numpy), S' = min(S, max_points)."""
+    from sklearn.manifold import TSNE
+
+    if features.dim() != 2 or features.shape[0] < 4:
+        raise ValueError(f"features must be (S, C) with S >= 4 points for t-SNE, got {tuple(features.shape)}")
+    s = features.shape[0]
+    idx = np.sort(np.random.default_rng(seed).permutation(s)[:max_points]) if s > max_points else np.arange(s)
+    x = features[torch.from_numpy(idx)].double().numpy()
+    perp = perplexity if perplexity is not None else min(30.0, (len(idx) - 1) / 3.0)
+    method = "exact" if len(idx) < 300 else "barnes_hut"
+    emb = TSNE(n_components=2, perplexity=perp, init="pca", random_state=seed, max_iter=max(250, max_iter),
+               method=method).fit_transform(x)
+    return emb, idx
+
+
+def plot_tsne(panels, path, class_names=("a", "i", "u"), title: str = ""):
+    """panels: [(name, embedding (S, 2), labels (S,) ints)]. One scatter per panel."""
+    n = len(panels)
+    fig = new_figure(3.2 * n + 0.4, 3.4)
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    fig.subplots_adjust(left=0.03, right=0.97, bottom=0.04, top=0.8, wspace=0.08)
+    for ax, (name, emb, labels) in zip(axes, panels):
+        labels = np.asarray(labels)
+        for k, cname in enumerate(class_names):
+            sel = labels == k
+            if sel.any():
+                ax.scatter(emb[sel, 0], emb[sel, 1], s=5, color=VOWEL_COLOURS[k % len(VOWEL_COLOURS)], label=f"/{cname}/")
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0].legend(fontsize=7, markerscale=2)
+    fig.suptitle(title or "t-SNE of syllable representations, coloured by vowel", fontsize=10)
+    return save_figure(fig, path)
