@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--no-progress", action="store_true")
     m.add_argument("overrides", nargs="*")
     m.set_defaults(func=cmd_demo)
+    from .analysis.report_cli import add_report_parser
+
+    add_report_parser(sub)
     return p
 
 
