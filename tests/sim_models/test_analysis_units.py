@@ -278,14 +278,10 @@ def test_interpolation_endpoints_and_wav(tmp_path):
 
 
 def test_report_parser_hooks_into_the_sim_cli():
-    """What the lead adds to sim_models/cli.py: `add_report_parser(sub)` inside build_parser."""
-    import argparse
-
-    from sim_models.analysis.report_cli import add_report_parser, run_report
+    """`sim report` is part of the real CLI parser."""
+    from sim_models.analysis.report_cli import run_report
     from sim_models.cli import build_parser
     p = build_parser()
-    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-    add_report_parser(sub)
     a = p.parse_args(["report", "runs/a", "runs/b", "--data", "d", "--n-fft", "1024", "--decoder-loss", "mse+mel"])
     assert a.func is run_report and a.runs == ["runs/a", "runs/b"] and a.data == "d"
     assert (a.n_fft, a.hop_length, a.n_mels, a.decoder_loss) == (1024, 2048, 128, "mse+mel")
