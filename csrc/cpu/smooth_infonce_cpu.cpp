@@ -218,9 +218,12 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
   at::Tensor lw_c;
   if (grad) {
     lw_c = loss_weight->contiguous();
-    out.grad_context = at::zeros({B, T, Cc}, opts);
+    // Every context row lies in some tile when the window is the whole sequence; grad_weight is
+    // written (not accumulated) by the first tile. Only what may stay unwritten is zeroed.
+    const bool full = s.t0 == 0 && s.t1 == T;
+    out.grad_context = full ? at::empty({B, T, Cc}, opts) : at::zeros({B, T, Cc}, opts);
     out.grad_targets = at::zeros({B, T, Cz}, opts);
-    out.grad_weight = at::zeros({K, Cz, Cc}, opts);
+    out.grad_weight = at::empty({K, Cz, Cc}, opts);
   }
   const scalar_t* lw = grad ? lw_c.const_data_ptr<scalar_t>() : nullptr;
   scalar_t* gz = grad ? out.grad_targets.mutable_data_ptr<scalar_t>() : nullptr;
@@ -243,6 +246,7 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
   std::vector<scalar_t> alpha(grad ? R_max * K * (N + 1) : 0);
   std::vector<int64_t> rho(grad ? R_max * K * (N + 1) : 0);
 
+  bool first_tile = true;
   for (const auto& seg : segments) {
     for (int64_t r0 = seg.first; r0 < seg.second; r0 += R_max) {
       const int64_t R = std::min(R_max, seg.second - r0);
@@ -301,7 +305,12 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
       at::Tensor dP = dP_buf.narrow(0, 0, R);
       at::Tensor GC_tile = GC.narrow(0, r0, R);
       at::mm_out(GC_tile, dP, Wcat);  // grad_context rows = dP @ Wcat
-      GW.addmm_(dP.t(), C_tile);     // grad_Wcat += dP^T @ C_tile, tiles in order
+      if (first_tile) {
+        at::mm_out(GW, dP.t(), C_tile);  // grad_Wcat = dP^T @ C_tile
+      } else {
+        GW.addmm_(dP.t(), C_tile);  // grad_Wcat += dP^T @ C_tile, tiles in order
+      }
+      first_tile = false;
       // grad_targets: each thread owns a channel slice and walks all (i, k, j) in order.
       at::parallel_for(0, Cz, 64, [&](int64_t c_begin, int64_t c_end) {
         const int64_t w = c_end - c_begin;
