@@ -44,22 +44,33 @@ def _reference_weighted(context, targets, weight, neg_idx, mu, logvar, t0, t1, l
 REFERENCE = Backend("reference", per_anchor_terms, _reference_weighted, True)
 
 
-def _native_fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1):
-    from . import ops  # noqa: F401  (registers fake + autograd)
+def ops_backend(name: str, namespace: str, checks_indices_in_python: bool, prepare: Callable | None = None) -> Backend:
+    """A backend made of the two ops ``<namespace>::smooth_infonce_fwd`` and ``::smooth_infonce_weighted``
+    with the schemas of csrc/ops.cpp (the native C++/CUDA kernels, the Triton kernels).
+    ``prepare`` runs before each call (e.g. to import the module that registers autograd)."""
 
-    loss, correct, kl = torch.ops.sim_kernels.smooth_infonce_fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1)
-    return loss, correct, (kl if mu is not None else None)
+    def fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1):
+        if prepare is not None:
+            prepare()
+        loss, correct, kl = getattr(torch.ops, namespace).smooth_infonce_fwd(
+            context, targets, weight, neg_idx, mu, logvar, t0, t1)
+        return loss, correct, (kl if mu is not None else None)
+
+    def weighted(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight):
+        if prepare is not None:
+            prepare()
+        value, loss, correct, kl, *_ = getattr(torch.ops, namespace).smooth_infonce_weighted(
+            context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight)
+        return value, loss, correct, (kl if mu is not None else None)
+
+    return Backend(name, fwd, weighted, checks_indices_in_python)
 
 
-def _native_weighted(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight):
-    from . import ops  # noqa: F401
-
-    value, loss, correct, kl, *_ = torch.ops.sim_kernels.smooth_infonce_weighted(
-        context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight)
-    return value, loss, correct, (kl if mu is not None else None)
+def _register_native_autograd():
+    from . import ops  # noqa: F401  (registers fake + autograd of the C++ ops, once)
 
 
-NATIVE = Backend("native", _native_fwd, _native_weighted, False)
+NATIVE = ops_backend("native", "sim_kernels", False, prepare=_register_native_autograd)
 
 _NATIVE_DTYPES = {"cpu": (torch.float32, torch.float64), "cuda": (torch.float16, torch.bfloat16, torch.float32, torch.float64)}
 _warned: set = set()

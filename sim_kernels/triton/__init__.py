@@ -14,7 +14,7 @@ except Exception as e:  # a broken triton install is as good as none
 
 import torch
 
-from ..backends import Backend
+from ..backends import ops_backend
 from . import ops  # noqa: F401  (registers the ops and their autograd)
 from .heuristics import block_sizes, override_block_sizes, set_block_sizes
 from .ops import SUPPORTED_DTYPES
@@ -22,17 +22,4 @@ from .ops import SUPPORTED_DTYPES
 __all__ = ["BACKEND", "SUPPORTED_DTYPES", "block_sizes", "override_block_sizes", "set_block_sizes"]
 
 
-def _fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1):
-    """-> loss (K, B, T) fp32, correct (K, B, T) bool, kl (B, T) fp32 or None; loss, kl differentiable."""
-    loss, correct, kl = torch.ops.sim_kernels_triton.smooth_infonce_fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1)
-    return loss, correct, (kl if mu is not None else None)
-
-
-def _weighted(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight):
-    """-> value () (differentiable), loss (K, B, T), correct (K, B, T), kl (B, T) or None."""
-    value, loss, correct, kl, *_ = torch.ops.sim_kernels_triton.smooth_infonce_weighted(
-        context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight)
-    return value, loss, correct, (kl if mu is not None else None)
-
-
-BACKEND = Backend("triton", _fwd, _weighted, checks_indices_in_python=True)
+BACKEND = ops_backend("triton", "sim_kernels_triton", checks_indices_in_python=True)

