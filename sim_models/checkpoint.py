@@ -57,7 +57,8 @@ def remove_stale_temp_files(path) -> list:
 
     Call it only when no other process is writing this checkpoint (at the start of a run)."""
     path = Path(path)
-    stale = sorted(Path(p) for p in glob.glob(os.path.join(glob.escape(str(path.parent)), glob.escape(path.name) + ".*.tmp")))
+    pattern = os.path.join(glob.escape(str(path.parent)), glob.escape(path.name) + ".*.tmp")
+    stale = sorted(Path(p) for p in glob.glob(pattern))
     for p in stale:
         p.unlink(missing_ok=True)
     return stale
