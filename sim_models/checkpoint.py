@@ -1,18 +1,23 @@
 """Atomic checkpoints: write to a temp file in the same folder, fsync, then os.replace.
 
-A reader therefore sees either the previous checkpoint or the new one, never half a file.
+A reader therefore sees either the previous checkpoint or the new one, never half a file; a process
+killed mid-write (even by SIGKILL) leaves at most a stray ``PATH.<random>.tmp`` beside it, which
+``remove_stale_temp_files`` deletes (the trainer calls it when a run starts or resumes).
 Loading uses ``torch.load(weights_only=True)``: a checkpoint holds tensors and plain containers
 only (state dicts, generator states as uint8 tensors, numbers, strings), never pickled objects.
 """
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from pathlib import Path
 
 import torch
 
-__all__ = ["save_checkpoint", "load_checkpoint"]
+from .fault_injection import pause_point
+
+__all__ = ["save_checkpoint", "load_checkpoint", "remove_stale_temp_files"]
 
 
 def save_checkpoint(state: dict, path) -> Path:
@@ -24,12 +29,39 @@ def save_checkpoint(state: dict, path) -> Path:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
+        pause_point("checkpoint")  # test hook (fault_injection.py): a SIGKILL here must not harm the run
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)  # make the rename itself durable (power loss; SIGKILL needs no more than the replace)
     return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot fsync a directory
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temp_files(path) -> list:
+    """Delete the temp files that killed ``save_checkpoint(..., path)`` calls left; returns their paths.
+
+    Call it only when no other process is writing this checkpoint (at the start of a run)."""
+    path = Path(path)
+    pattern = os.path.join(glob.escape(str(path.parent)), glob.escape(path.name) + ".*.tmp")
+    stale = sorted(Path(p) for p in glob.glob(pattern))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:

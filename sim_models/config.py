@@ -36,6 +36,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,6 +136,8 @@ class Config:
 
 
 def _build(kind, values: dict, section: str):
+    if not isinstance(values, dict):
+        raise ValueError(f"config.{section} must be a mapping of keys to values, got {type(values).__name__} {values!r}")
     names = {f.name for f in dataclasses.fields(kind)}
     unknown = set(values) - names
     if unknown:
@@ -176,7 +180,9 @@ def get_config(name: str) -> Config:
     """A fresh copy of a named config, or the config stored in a .yaml/.yml/.json file."""
     if name in _NAMED:
         return _NAMED[name]()
-    if Path(name).suffix in (".yaml", ".yml", ".json") and Path(name).exists():
+    if Path(name).suffix in (".yaml", ".yml", ".json"):
+        if not Path(name).is_file():
+            raise FileNotFoundError(f"config file not found: {name}")
         return load_config(name)
     raise ValueError(f"config must be one of {CONFIG_NAMES} or a .yaml/.json file, got {name!r}")
 
@@ -214,18 +220,36 @@ def save_config(cfg: Config, path) -> Path:
     path = Path(path)
     d = cfg.to_dict()
     if path.suffix == ".json":
-        path.write_text(json.dumps(d, indent=2))
+        text = json.dumps(d, indent=2)
     elif path.suffix in (".yaml", ".yml"):
-        path.write_text(yaml.safe_dump(d, sort_keys=False))
+        text = yaml.safe_dump(d, sort_keys=False)
     else:
         raise ValueError(f"config path must end in .yaml, .yml or .json, got {str(path)!r}")
+    # atomic (temp file + os.replace): a run killed here keeps the previous file, which --resume reads
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a config is meant to be read by others
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
     return path
 
 
 def load_config(path) -> Config:
+    """The config in a .yaml/.yml/.json file; a bad file or an unknown key raises ValueError naming both."""
     path = Path(path)
     text = path.read_text()
-    d = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    try:
+        d = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        raise ValueError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {e}") from e
     if not isinstance(d, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
-    return Config.from_dict(d)
+    try:
+        return Config.from_dict(d)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path}: {e}") from e

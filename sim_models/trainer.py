@@ -11,9 +11,15 @@ epoch e of unit u is ``randperm`` from a generator seeded with (seed, u, e); eve
 reparameterisation noise, the negatives, GIM's crop) comes from one ``torch.Generator`` whose state
 is checkpointed. A checkpoint stores model, optimisers, schedules, that generator's state and the
 position (unit, epoch, batch, step), so ``resume`` continues exactly where the run stopped.
+
+Crash safety (run_safety.py, docs/reliability.md): before the first step the run folder gets a write
+probe and a free-space check; checkpoints are atomic and the logs are flushed before each one; a NaN or
+infinite loss stops the run before it can be checkpointed; a run that fails raises ``TrainingFailed``
+saying where it stopped and which checkpoint to resume from (also in RUN_DIR/failure.json).
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -21,9 +27,12 @@ import torch
 from tqdm.auto import tqdm
 
 from .architectures import GreedyModel, count_frames
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
 from .config import Config, save_config
+from .fault_injection import pause_point
 from .run_log import RunLogger
+from .run_safety import (LOG_HEADROOM_BYTES, FiniteLossWatch, TrainingFailed, clear_failure, estimate_checkpoint_bytes,
+                         prepare_run_dir, record_failure, trim_logs)
 
 __all__ = ["Trainer", "CHECKPOINT_NAME", "build_model"]
 
@@ -59,6 +68,8 @@ class Trainer:
         self.schedulers = [torch.optim.lr_scheduler.ExponentialLR(o, gamma=cfg.train.lr_decay) for o in self.optimizers]
         self.generator = torch.Generator().manual_seed(cfg.train.seed)
         self.pos = {"unit": 0, "epoch": 0, "batch": 0, "step": 0, "done": False}
+        self.last_checkpoint = None  # (path, step) of the last checkpoint this run wrote or resumed from
+        self._finite = FiniteLossWatch()
 
     # -- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -76,7 +87,9 @@ class Trainer:
         self.pos = dict(state["position"])
 
     def save(self):
-        save_checkpoint(self.state_dict(), self.dir / CHECKPOINT_NAME)
+        self._finite.check()  # a diverged state never replaces the last good checkpoint
+        path = save_checkpoint(self.state_dict(), self.dir / CHECKPOINT_NAME)
+        self.last_checkpoint = (path, self.pos["step"])
 
     # -- data --------------------------------------------------------------------------------
     def _batches(self, unit: int, epoch: int) -> list:
@@ -99,12 +112,16 @@ class Trainer:
 
     def fit(self, resume: bool = False, epochs: int | None = None) -> dict:
         """Train (or continue, with ``resume``) until ``epochs`` (default cfg.train.epochs) per phase."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        # before any step: the folder exists, takes a real write and has room for a checkpoint (RunDirError)
+        prepare_run_dir(self.dir, estimate_checkpoint_bytes(self.model) + LOG_HEADROOM_BYTES)
         ckpt = self.dir / CHECKPOINT_NAME
+        remove_stale_temp_files(ckpt)  # left by a process killed while writing a checkpoint
         if resume:
             if not ckpt.exists():
                 raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
             self.load_state_dict(load_checkpoint(ckpt))
+            self.last_checkpoint = (ckpt, self.pos["step"])
+            trim_logs(self.dir, self.pos["step"])  # rows of steps after the checkpoint are logged again below
         save_config(self.cfg, self.dir / "config.yaml")
         epochs = self.cfg.train.epochs if epochs is None else epochs
         log = RunLogger(self.dir, tensorboard=self.tensorboard)
@@ -113,10 +130,17 @@ class Trainer:
         try:
             done_already = self.cfg.train.max_steps is not None and self.pos["step"] >= self.cfg.train.max_steps
             stopped = True if done_already else self._run(epochs, log)
+            self.pos["done"] = not stopped
+            log.flush()
+            self.save()
+        except Exception as e:
+            raise TrainingFailed(record_failure(self.dir, e, self.pos, self.last_checkpoint)) from e
+        except KeyboardInterrupt as e:
+            print(record_failure(self.dir, e, self.pos, self.last_checkpoint), file=sys.stderr)
+            raise
         finally:
             log.close()
-        self.pos["done"] = not stopped
-        self.save()
+        clear_failure(self.dir)
         return {"steps": self.pos["step"], "stopped_early": stopped, "seconds": time.time() - t_start,
                 "steps_this_run": self.pos["step"] - steps_at_start}
 
@@ -134,7 +158,10 @@ class Trainer:
                     results = self._step(self._collate(batches[b]), active, opt_ids)
                     self.pos["batch"], self.pos["step"] = b + 1, self.pos["step"] + 1
                     step = self.pos["step"]
+                    self._finite.update([r.loss for r in results], step)
+                    pause_point("step", step)  # test hook (fault_injection.py)
                     if step % tc.log_every == 0 or b == len(batches) - 1:
+                        self._finite.check()
                         rows = self._rows(results, unit, epoch)
                         for r in rows:
                             log.log(r)
@@ -146,6 +173,7 @@ class Trainer:
                         bar.close()
                         return True
                     if tc.checkpoint_every and step % tc.checkpoint_every == 0:
+                        log.flush()  # the logs on disk always reach the checkpoint's step
                         self.save()
                 bar.close()
                 for i in opt_ids:
