@@ -105,9 +105,9 @@ class Trainer:
             if not ckpt.exists():
                 raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
             self.load_state_dict(load_checkpoint(ckpt))
-        save_config(self.cfg, self.dir / "config.yaml")
+        self._write_config()
         epochs = self.cfg.train.epochs if epochs is None else epochs
-        log = RunLogger(self.dir, tensorboard=self.tensorboard)
+        log = self._open_log()
         t_start, steps_at_start = time.time(), self.pos["step"]
         self.model.train()
         try:
@@ -183,3 +183,10 @@ class Trainer:
 
     def _unit_of(self, stage: int) -> int:
         return next(i for i, u in enumerate(self.units) if stage in u)
+
+    # -- hooks (sim_models.distributed overrides these: only rank 0 writes) ---------------------
+    def _write_config(self):
+        save_config(self.cfg, self.dir / "config.yaml")
+
+    def _open_log(self):
+        return RunLogger(self.dir, tensorboard=self.tensorboard)
