@@ -95,14 +95,14 @@ class DataParallelTrainer(Trainer):
                  info: DistInfo | None = None, find_unused_parameters: bool = False):
         self.info = info or current()
         P = self.info.world_size
-        if P > 1 and not dist.is_initialized():
-            raise RuntimeError("DataParallelTrainer: call sim_models.distributed.init_distributed() first")
         if cfg.train.batch_size % P:
             raise ValueError(f"train.batch_size={cfg.train.batch_size} is the global batch and must be divisible by "
                              f"the number of processes ({P})")
         if len(dataset) < cfg.train.batch_size:
             raise ValueError(f"data parallel training needs at least train.batch_size={cfg.train.batch_size} "
                              f"examples, got {len(dataset)}")
+        if P > 1 and not dist.is_initialized():
+            raise RuntimeError("DataParallelTrainer: call sim_models.distributed.init_distributed() first")
         super().__init__(cfg, dataset, run_dir, progress=progress and self.info.is_main,
                          tensorboard=tensorboard and self.info.is_main)
         self.local_batch = cfg.train.batch_size // P

@@ -93,14 +93,14 @@ class ModuleParallelTrainer(Trainer):
                  info: DistInfo | None = None, groups=None):
         self.info = info or current()
         P, rank = self.info.world_size, self.info.rank
-        if P < 2 or not dist.is_initialized():
-            raise RuntimeError("ModuleParallelTrainer needs an initialised process group of >= 2 processes "
-                               "(torchrun --nproc_per_node=2 ..., then init_distributed())")
         if cfg.model.end_to_end:
             raise ValueError("module parallel: model.end_to_end=True (CPC) has one training unit and no detached "
                              "boundary to split at; use data parallel")
         if cfg.train.mode != "parallel":
             raise ValueError(f"module parallel needs train.mode='parallel', got {cfg.train.mode!r}")
+        if P < 2 or not dist.is_initialized():
+            raise RuntimeError("ModuleParallelTrainer needs an initialised process group of >= 2 processes "
+                               "(torchrun --nproc_per_node=2 ..., then init_distributed())")
         super().__init__(cfg, dataset, run_dir, progress=progress and self.info.is_main,
                          tensorboard=tensorboard and self.info.is_main)
         groups = split_units(len(self.units), P) if groups is None else groups
