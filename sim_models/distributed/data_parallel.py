@@ -111,8 +111,9 @@ class DataParallelTrainer(Trainer):
         self.generator = torch.Generator(device=self.device).manual_seed(rank_seed(cfg.train.seed, self.info.rank))
         self.unit_modules = [UnitModule(self.model, u) for u in self.units]
         if P > 1:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ddp = [DistributedDataParallel(um, device_ids=ids, broadcast_buffers=False,
+            # device_ids=None: the unit already sits on its device and the batch is moved in _collate
+            # (DDP would otherwise copy the inputs, and the list of outputs the unit appends to with them).
+            self.ddp = [DistributedDataParallel(um, device_ids=None, broadcast_buffers=False,
                                                 find_unused_parameters=find_unused_parameters)
                         for um in self.unit_modules]
         else:

@@ -187,6 +187,20 @@ def test_module_parallel_matches_single_process_step_for_step(tmp_path, groups):
                         {k: v for k, v in init.items() if k.startswith("stages.0.")}, rtol=0, atol=0)
 
 
+def test_module_parallel_checkpoint_resumes_on_one_process(tmp_path):
+    """The checkpoint has the single-process format: stop a 2-process run after 3 steps, finish it on one
+    process with --resume, and land exactly where an uninterrupted single-process run lands."""
+    cfg, audio = _cfg(), _audio()
+    _spawn("module", _cfg("train.max_steps=3"), audio, tmp_path / "mp")
+    assert load_checkpoint(tmp_path / "mp" / CHECKPOINT_NAME)["position"]["step"] == 3
+    Trainer(cfg, TensorAudioDataset(audio), tmp_path / "mp", progress=False, tensorboard=False).fit(resume=True)
+    Trainer(cfg, TensorAudioDataset(audio), tmp_path / "single", progress=False, tensorboard=False).fit()
+    a, b = load_checkpoint(tmp_path / "mp" / CHECKPOINT_NAME), load_checkpoint(tmp_path / "single" / CHECKPOINT_NAME)
+    assert a["position"] == b["position"]
+    _assert_same_params(a["model"], b["model"], rtol=0, atol=0)
+    assert torch.equal(a["generator"], b["generator"])
+
+
 def _two_ranks():
     from sim_models.distributed.env import DistInfo
     return DistInfo(rank=0, world_size=2, local_rank=0, backend="gloo", device=torch.device("cpu"))
