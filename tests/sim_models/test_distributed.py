@@ -188,11 +188,11 @@ def test_module_parallel_matches_single_process_step_for_step(tmp_path, groups):
 
 
 def test_module_parallel_checkpoint_resumes_on_one_process(tmp_path):
-    """The checkpoint has the single-process format: stop a 2-process run after 3 steps, finish it on one
+    """The checkpoint has the single-process format: stop a 2-process run after 4 steps (mid epoch), finish it on one
     process with --resume, and land exactly where an uninterrupted single-process run lands."""
     cfg, audio = _cfg(), _audio()
-    _spawn("module", _cfg("train.max_steps=3"), audio, tmp_path / "mp")
-    assert load_checkpoint(tmp_path / "mp" / CHECKPOINT_NAME)["position"]["step"] == 3
+    _spawn("module", _cfg("train.max_steps=4"), audio, tmp_path / "mp")
+    assert load_checkpoint(tmp_path / "mp" / CHECKPOINT_NAME)["position"]["step"] == 4
     Trainer(cfg, TensorAudioDataset(audio), tmp_path / "mp", progress=False, tensorboard=False).fit(resume=True)
     Trainer(cfg, TensorAudioDataset(audio), tmp_path / "single", progress=False, tensorboard=False).fit()
     a, b = load_checkpoint(tmp_path / "mp" / CHECKPOINT_NAME), load_checkpoint(tmp_path / "single" / CHECKPOINT_NAME)
