@@ -100,6 +100,7 @@ def _assert_same_params(got: dict, want: dict, **tol):
 def _dp_reference(cfg, audio, world):
     """One process emulating `world` DDP processes: per step, part r = batch[r::world] with generator r,
     backward of loss_r / world for each part (gradients accumulate: the DDP average), then one step.
+    Follows the Trainer's plan (parallel: all units at once; sequential: unit after unit).
     Returns (model, [(step, module, mean loss over parts)])."""
     from sim_models.distributed.data_parallel import rank_seed
     tc = cfg.train
@@ -108,35 +109,42 @@ def _dp_reference(cfg, audio, world):
     opts = [torch.optim.Adam(model.unit_parameters(u), lr=tc.lr) for u in units]
     scheds = [torch.optim.lr_scheduler.ExponentialLR(o, gamma=tc.lr_decay) for o in opts]
     gens = [torch.Generator().manual_seed(rank_seed(tc.seed, r)) for r in range(world)]
-    stages, B, step, logged = list(range(model.num_stages)), tc.batch_size, 0, []
-    for epoch in range(tc.epochs):
-        perm = torch.randperm(len(audio), generator=torch.Generator().manual_seed(tc.seed * 1_000_003 + epoch))
-        for j in range(len(audio) // B):
-            batch = perm[j * B:(j + 1) * B]
-            for o in opts:
-                o.zero_grad(set_to_none=True)
-            parts = []
-            for r in range(world):
-                results = model.losses_for(audio[batch[r::world]], stages, gens[r])
-                (sum(x.loss for x in results) / world).backward()
-                parts.append(torch.stack([x.loss.detach() for x in results]))
-            for o in opts:
-                o.step()
-            step += 1
-            mean = (sum(parts) / world).tolist()
-            logged += [(step, m, mean[m]) for m in stages]
-        for s in scheds:
-            s.step()
+    if tc.mode == "parallel":
+        plan = [(0, [m for u in units for m in u], list(range(len(units))))]
+    else:
+        plan = [(u, units[u], [u]) for u in range(len(units))]
+    B, step, logged = tc.batch_size, 0, []
+    for unit, active, opt_ids in plan:
+        for epoch in range(tc.epochs):
+            g = torch.Generator().manual_seed(tc.seed * 1_000_003 + unit * 10_007 + epoch)
+            perm = torch.randperm(len(audio), generator=g)
+            for j in range(len(audio) // B):
+                batch = perm[j * B:(j + 1) * B]
+                for i in opt_ids:
+                    opts[i].zero_grad(set_to_none=True)
+                parts = []
+                for r in range(world):
+                    results = model.losses_for(audio[batch[r::world]], active, gens[r])
+                    (sum(x.loss for x in results) / world).backward()
+                    parts.append(torch.stack([x.loss.detach() for x in results]))
+                for i in opt_ids:
+                    opts[i].step()
+                step += 1
+                mean = (sum(parts) / world).tolist()
+                logged += [(step, m, loss) for m, loss in zip(active, mean)]
+            for i in opt_ids:
+                scheds[i].step()
     return model, logged
 
 
-def test_data_parallel_two_processes_equal_one_process_with_split_batches(tmp_path):
-    cfg, audio = _cfg(), _audio()
+@pytest.mark.parametrize("mode", ["parallel", "sequential"])
+def test_data_parallel_two_processes_equal_one_process_with_split_batches(tmp_path, mode):
+    cfg, audio = _cfg(f"train.mode={mode}", *(["train.epochs=1"] if mode == "sequential" else [])), _audio()
     _spawn("data", cfg, audio, tmp_path / "dp")
     ref_model, ref_logged = _dp_reference(cfg, audio, WORLD)
 
     ckpt = load_checkpoint(tmp_path / "dp" / CHECKPOINT_NAME)
-    assert ckpt["position"]["step"] == 6 and len(ckpt["rank_generators"]) == WORLD
+    assert ckpt["position"]["step"] == ref_logged[-1][0] and len(ckpt["rank_generators"]) == WORLD
     want = ref_model.state_dict()
     _assert_same_params(ckpt["model"], want)
     for r in range(WORLD):  # every rank holds the same parameters
