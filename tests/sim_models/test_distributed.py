@@ -131,15 +131,20 @@ def _dp_reference(cfg, audio, world):
                     opts[i].step()
                 step += 1
                 mean = (sum(parts) / world).tolist()
-                logged += [(step, m, loss) for m, loss in zip(active, mean)]
+                logged += [(step, x.index, loss) for x, loss in zip(results, mean)]
             for i in opt_ids:
                 scheds[i].step()
     return model, logged
 
 
-@pytest.mark.parametrize("mode", ["parallel", "sequential"])
-def test_data_parallel_two_processes_equal_one_process_with_split_batches(tmp_path, mode):
-    cfg, audio = _cfg(f"train.mode={mode}", *(["train.epochs=1"] if mode == "sequential" else [])), _audio()
+END_TO_END = ["model.end_to_end=true", "model.modules=[[0,1,2,3,4]]", "model.maxpool=[0]", "model.probabilistic=false",
+              "model.beta=0"]  # CPC: one training unit, one DDP over the whole model
+
+
+@pytest.mark.parametrize("extra", [[], ["train.mode=sequential", "train.epochs=1"], END_TO_END],
+                         ids=["parallel", "sequential", "end-to-end"])
+def test_data_parallel_two_processes_equal_one_process_with_split_batches(tmp_path, extra):
+    cfg, audio = _cfg(*extra), _audio()
     _spawn("data", cfg, audio, tmp_path / "dp")
     ref_model, ref_logged = _dp_reference(cfg, audio, WORLD)
 
@@ -215,8 +220,7 @@ def _two_ranks():
 
 
 @pytest.mark.parametrize("extra, error, match", [
-    (["model.end_to_end=true", "model.modules=[[0,1,2,3,4]]", "model.maxpool=[0]", "model.probabilistic=false",
-      "model.beta=0"], ValueError, "end_to_end"),
+    (END_TO_END, ValueError, "end_to_end"),
     (["train.mode=sequential"], ValueError, "train.mode='parallel'"),
     ([], RuntimeError, "process group"),  # a valid config, but no group initialised in this process
 ], ids=["end-to-end", "sequential", "no-group"])
