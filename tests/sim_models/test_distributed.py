@@ -59,6 +59,8 @@ def _worker(rank, world, port, kind, cfg_dict, audio, run_dir, extra):
     from sim_models.distributed import init_distributed, shutdown
     info = init_distributed("gloo", timeout_s=60)
     cfg = Config.from_dict(cfg_dict)
+    extra = dict(extra)
+    resume = extra.pop("resume", False)
     if kind == "data":
         from sim_models.distributed.data_parallel import DataParallelTrainer
         trainer = DataParallelTrainer(cfg, TensorAudioDataset(audio), run_dir, progress=False, tensorboard=False, info=info)
@@ -66,7 +68,7 @@ def _worker(rank, world, port, kind, cfg_dict, audio, run_dir, extra):
         from sim_models.distributed.module_parallel import ModuleParallelTrainer
         trainer = ModuleParallelTrainer(cfg, TensorAudioDataset(audio), run_dir, progress=False, tensorboard=False,
                                         info=info, **extra)
-    trainer.fit()
+    trainer.fit(resume=resume)
     torch.save({k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}, Path(run_dir) / f"rank{rank}.params.pt")
     shutdown()
 
@@ -163,6 +165,21 @@ def test_data_parallel_two_processes_equal_one_process_with_split_batches(tmp_pa
     single = load_checkpoint(tmp_path / "single" / CHECKPOINT_NAME)["model"]
     gap = max((single[k] - want[k]).abs().max().item() for k in want)
     assert gap > 1e-4, f"one process on the whole batch ended within {gap:.2e} of the split-batch run"
+
+
+def test_data_parallel_resumes_exactly(tmp_path):
+    """Stop 2 processes after 4 steps (mid epoch 2), resume with 2 processes: every rank's generator comes
+    back from the checkpoint, so the run ends where the uninterrupted split-batch reference ends."""
+    cfg, audio = _cfg(), _audio()
+    _spawn("data", _cfg("train.max_steps=4"), audio, tmp_path / "dp")
+    assert load_checkpoint(tmp_path / "dp" / CHECKPOINT_NAME)["position"]["step"] == 4
+    _spawn("data", cfg, audio, tmp_path / "dp", {"resume": True})
+    ref_model, ref_logged = _dp_reference(cfg, audio, WORLD)
+    ckpt = load_checkpoint(tmp_path / "dp" / CHECKPOINT_NAME)
+    assert ckpt["position"]["step"] == 6
+    _assert_same_params(ckpt["model"], ref_model.state_dict())
+    rows = _rows(tmp_path / "dp")
+    torch.testing.assert_close(torch.tensor([r["loss"] for r in rows]), torch.tensor([x for _, _, x in ref_logged]))
 
 
 # -- module parallel -----------------------------------------------------------------------------
