@@ -7,6 +7,8 @@
   (negatives are sampled within each process's batch).
 * Module parallel: 2 processes, each training its own modules and sending the detached z forward,
   log the same losses at every step and end with the same checkpoint as the single-process Trainer.
+* Resume: a 2-process data-parallel run stopped mid epoch resumes exactly (every rank's generator is
+  checkpointed); a module-parallel checkpoint (single-process format) resumes on one process.
 * The torchrun entry point: ``torchrun --nproc_per_node=2 -m sim_models.cli train`` runs and only
   rank 0 writes.
 
