@@ -68,12 +68,18 @@ def _load_config(a):
 
 def cmd_train(a) -> int:
     from .data.datasets import open_dataset
-    from .trainer import Trainer
+    from .distributed import is_main_process, make_trainer, shutdown  # torchrun: docs/distributed.md
     cfg = _load_config(a)
     _threads(a.threads or cfg.train.num_threads)
     ds = open_dataset(a.data, "train", cfg.data.sample_rate, cfg.data.length)
-    print(f"training {cfg.name!r} ({cfg.train.mode}) on {len(ds)} examples from {a.data} -> {a.out}")
-    summary = Trainer(cfg, ds, a.out, progress=not a.no_progress).fit(resume=a.resume)
+    trainer = make_trainer(cfg, ds, a.out, progress=not a.no_progress, parallel=a.parallel)  # Trainer unless WORLD_SIZE > 1
+    main = is_main_process()
+    if main:
+        print(f"training {cfg.name!r} ({cfg.train.mode}) on {len(ds)} examples from {a.data} -> {a.out}")
+    summary = trainer.fit(resume=a.resume)
+    shutdown()
+    if not main:
+        return 0
     state = "stopped at max_steps" if summary["stopped_early"] else "finished"
     print(f"{state}: step {summary['steps']} ({summary['steps_this_run']} this run, {summary['seconds']:.0f} s); "
           f"checkpoint {Path(a.out) / 'checkpoint.pt'}")
@@ -139,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
     t.add_argument("--threads", type=int, default=0, help="torch threads (0: train.num_threads or torch's default)")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--parallel", choices=("data", "module"), default="data",
+                   help="under torchrun with several processes: data parallel (DDP) or module parallel")
     t.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.lr=1e-3 model.beta=0")
     t.set_defaults(func=cmd_train)
 

@@ -9,7 +9,7 @@ import csv
 import json
 from pathlib import Path
 
-__all__ = ["RunLogger", "FIELDS"]
+__all__ = ["RunLogger", "NullLogger", "FIELDS"]
 
 FIELDS = ("step", "unit", "epoch", "module", "loss", "nce", "kl", "accuracy", "lr")
 
@@ -54,3 +54,16 @@ class RunLogger:
         self._jsonl.close()
         if self._tb is not None:
             self._tb.close()
+
+
+class NullLogger:
+    """The RunLogger interface writing nothing: what processes other than rank 0 log into."""
+
+    def log(self, row: dict):
+        pass
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass

@@ -107,11 +107,16 @@ class FiniteLossWatch:
         bad = ~torch.isfinite(vals).all()
         self._first_bad = torch.where(bad & (self._first_bad < 0), step, self._first_bad)
 
-    def check(self) -> None:
-        if self._first_bad is not None:
-            first = int(self._first_bad)
-            if first >= 0:
-                raise FloatingPointError(f"the loss became NaN or infinite at step {first}")
+    def first_bad_step(self) -> int | None:
+        """The first step whose loss was NaN or inf, or None (a host sync)."""
+        first = -1 if self._first_bad is None else int(self._first_bad)
+        return first if first >= 0 else None
+
+    def check(self, first_bad: int | None = None) -> None:
+        """Raise at the first bad step: this watch's own, or ``first_bad`` if given (agreed over ranks)."""
+        first = self.first_bad_step() if first_bad is None else first_bad
+        if first is not None:
+            raise FloatingPointError(f"the loss became NaN or infinite at step {first}")
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -128,8 +133,9 @@ def _atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def record_failure(run_dir, error: BaseException, position: dict, last_checkpoint) -> str:
-    """Write RUN_DIR/failure.json; return a message saying where the run stopped.
+def record_failure(run_dir, error: BaseException, position: dict, last_checkpoint, write: bool = True) -> str:
+    """Write RUN_DIR/failure.json (unless ``write`` is False: ranks other than 0); return a message saying
+    where the run stopped.
 
     position: the trainer's {"unit", "epoch", "batch", "step"} when it stopped (counted from 0; "step" =
     optimiser steps completed, "batch" = the next batch of that epoch). last_checkpoint: (path, step) of
@@ -149,6 +155,8 @@ def record_failure(run_dir, error: BaseException, position: dict, last_checkpoin
     msg = f"training stopped {where} by {type(error).__name__}: {error}\n  {resume}"
     record = {"error": type(error).__name__, "message": str(error), "position": pos, "last_checkpoint": ck_path,
               "last_checkpoint_step": ck_step, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if not write:
+        return msg
     try:
         _atomic_write_text(run_dir / FAILURE_NAME, json.dumps(record, indent=2) + "\n")
         msg += f"\n  details: {run_dir / FAILURE_NAME}"

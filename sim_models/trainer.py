@@ -30,7 +30,7 @@ from .architectures import GreedyModel, count_frames
 from .checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
 from .config import Config, save_config
 from .fault_injection import pause_point
-from .run_log import RunLogger
+from .run_log import NullLogger, RunLogger
 from .run_safety import (LOG_HEADROOM_BYTES, FiniteLossWatch, TrainingFailed, clear_failure, estimate_checkpoint_bytes,
                          prepare_run_dir, record_failure, trim_logs)
 
@@ -87,9 +87,12 @@ class Trainer:
         self.pos = dict(state["position"])
 
     def save(self):
-        self._finite.check()  # a diverged state never replaces the last good checkpoint
-        path = save_checkpoint(self.state_dict(), self.dir / CHECKPOINT_NAME)
+        self._check_finite()  # a diverged state never replaces the last good checkpoint
+        state, path = self.state_dict(), self.dir / CHECKPOINT_NAME  # state_dict: a collective when distributed
+        if self._writes_files():
+            save_checkpoint(state, path)
         self.last_checkpoint = (path, self.pos["step"])
+        self._sync()
 
     # -- data --------------------------------------------------------------------------------
     def _batches(self, unit: int, epoch: int) -> list:
@@ -112,19 +115,21 @@ class Trainer:
 
     def fit(self, resume: bool = False, epochs: int | None = None) -> dict:
         """Train (or continue, with ``resume``) until ``epochs`` (default cfg.train.epochs) per phase."""
-        # before any step: the folder exists, takes a real write and has room for a checkpoint (RunDirError)
-        prepare_run_dir(self.dir, estimate_checkpoint_bytes(self.model) + LOG_HEADROOM_BYTES)
-        ckpt = self.dir / CHECKPOINT_NAME
-        remove_stale_temp_files(ckpt)  # left by a process killed while writing a checkpoint
+        writer, ckpt = self._writes_files(), self.dir / CHECKPOINT_NAME
+        if writer:
+            # before any step: the folder exists, takes a real write and has room for a checkpoint (RunDirError)
+            prepare_run_dir(self.dir, estimate_checkpoint_bytes(self.model) + LOG_HEADROOM_BYTES)
+            remove_stale_temp_files(ckpt)  # left by a process killed while writing a checkpoint
         if resume:
             if not ckpt.exists():
                 raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
             self.load_state_dict(load_checkpoint(ckpt))
             self.last_checkpoint = (ckpt, self.pos["step"])
-            trim_logs(self.dir, self.pos["step"])  # rows of steps after the checkpoint are logged again below
-        save_config(self.cfg, self.dir / "config.yaml")
+            if writer:
+                trim_logs(self.dir, self.pos["step"])  # rows of steps after the checkpoint are logged again below
+        self._write_config()
         epochs = self.cfg.train.epochs if epochs is None else epochs
-        log = RunLogger(self.dir, tensorboard=self.tensorboard)
+        log = self._open_log()
         t_start, steps_at_start = time.time(), self.pos["step"]
         self.model.train()
         try:
@@ -134,13 +139,14 @@ class Trainer:
             log.flush()
             self.save()
         except Exception as e:
-            raise TrainingFailed(record_failure(self.dir, e, self.pos, self.last_checkpoint)) from e
+            raise TrainingFailed(record_failure(self.dir, e, self.pos, self.last_checkpoint, write=writer)) from e
         except KeyboardInterrupt as e:
-            print(record_failure(self.dir, e, self.pos, self.last_checkpoint), file=sys.stderr)
+            print(record_failure(self.dir, e, self.pos, self.last_checkpoint, write=writer), file=sys.stderr)
             raise
         finally:
             log.close()
-        clear_failure(self.dir)
+        if writer:
+            clear_failure(self.dir)
         return {"steps": self.pos["step"], "stopped_early": stopped, "seconds": time.time() - t_start,
                 "steps_this_run": self.pos["step"] - steps_at_start}
 
@@ -161,7 +167,7 @@ class Trainer:
                     self._finite.update([r.loss for r in results], step)
                     pause_point("step", step)  # test hook (fault_injection.py)
                     if step % tc.log_every == 0 or b == len(batches) - 1:
-                        self._finite.check()
+                        self._check_finite()
                         rows = self._rows(results, unit, epoch)
                         for r in rows:
                             log.log(r)
@@ -211,3 +217,24 @@ class Trainer:
 
     def _unit_of(self, stage: int) -> int:
         return next(i for i, u in enumerate(self.units) if stage in u)
+
+    # -- hooks (sim_models.distributed overrides these: only rank 0 writes) ---------------------
+    def _writes_files(self) -> bool:
+        """Whether this process writes config, logs, checkpoints and failure.json (rank 0 only when distributed)."""
+        return True
+
+    def _sync(self):
+        """Wait for the other processes (after a checkpoint write); nothing to wait for in one process."""
+
+    def _check_finite(self):
+        """Raise FloatingPointError if a loss so far was NaN or inf (on every rank at once when distributed)."""
+        self._finite.check()
+
+    def _write_config(self):
+        if self._writes_files():
+            save_config(self.cfg, self.dir / "config.yaml")
+
+    def _open_log(self):
+        if not self._writes_files():
+            return NullLogger()
+        return RunLogger(self.dir, tensorboard=self.tensorboard)

@@ -1,0 +1,210 @@
+"""Module parallel training: each process (device) holds and trains a contiguous group of modules.
+
+Gradient isolation makes this cheap: module m's input is the previous module's output *detached*,
+so no gradient ever flows back across a module boundary. Process p therefore only needs the
+activations z of the last module of process p-1, sent forward once per batch; nothing is ever sent
+backward. Each process keeps the parameters, optimiser states and activations of its own modules
+only on its device, so a model larger than one device trains.
+
+Schedule (a synchronous pipeline per batch; P processes, process p owns modules M_p):
+
+    p = 0:     load batch j, forward + loss of M_0 ──send z, rng──▶ backward, Adam step ··· recv rng ◀─┐
+    p = 1:     recv z, rng ─▶ forward + loss of M_1 ──send z, rng──▶ backward, Adam step              │
+    ...                                                                                               │
+    p = P-1:   recv z, rng ─▶ forward + loss of M_{P-1} ──send rng to p = 0 ─────────────────────────┘
+                              ▶ backward, Adam step
+
+Every draw of the single-process trainer (reparameterisation noise, negatives, GIM's crop) comes
+from one generator, stage after stage. To reproduce it exactly, the generator's state travels with
+the activations: process p continues the stream where process p-1 stopped, and the last process
+hands it back to process 0 for the next batch. So P processes compute, step for step, what one
+process computes (tests/sim_models/test_distributed.py checks it), and the checkpoint has the
+single-process format: a module-parallel run resumes on one process and vice versa.
+
+Cost: per batch, process p sends B·T_m·C_m floats (its last module's z) and a generator state
+(5 KB on CPU, 16 bytes on CUDA). A process's backward and optimiser step overlap the forward of the
+processes after it, but batch j+1 starts on process 0 only once the last process has drawn its
+random numbers for batch j, so the forward passes of the P groups run one after another: time per
+batch ≈ Σ_p forward_p + max_p (backward_p + step_p) + P transfers, against Σ_p (forward_p + backward_p
++ step_p) on one device. The gain is memory (each device holds 1/P of the model, its optimiser state
+and its activations) and the overlap of backward passes, not throughput; data parallelism is the
+tool for throughput. A pipeline over micro-batches with one generator per module would overlap
+more, at the price of changing the random streams (not done).
+
+Limits: train.mode must be "parallel" (in "sequential" mode one unit trains at a time, so a pipeline
+of processes has nothing to overlap), the model must not be end to end (CPC has one training unit
+and no detach to cut at), and there must be at least as many training units as processes. Every
+process builds the whole model on the CPU first (build_model is a function of the seed) and moves
+only its own modules to its device.
+"""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+from ..architectures import GreedyModel, count_frames
+from ..modules import ConvModule, ModuleOutput
+from ..trainer import Trainer
+from .common import RankZeroWrites, to_cpu
+from .env import DistInfo, current
+
+__all__ = ["ModuleParallelTrainer", "split_units"]
+
+_TAG_RNG, _TAG_Z, _TAG_RNG_BACK = 0, 1, 2
+
+
+def split_units(num_units: int, world_size: int) -> list:
+    """Contiguous groups of unit indices, one per process, sizes differing by at most one (earlier ranks larger).
+
+    >>> split_units(3, 2)
+    [[0, 1], [2]]
+    """
+    if world_size > num_units:
+        raise ValueError(f"module parallel: {world_size} processes but only {num_units} training units; "
+                         f"start at most {num_units} processes")
+    q, r = divmod(num_units, world_size)
+    groups, start = [], 0
+    for p in range(world_size):
+        n = q + (1 if p < r else 0)
+        groups.append(list(range(start, start + n)))
+        start += n
+    return groups
+
+
+def _check_groups(groups, num_units: int, world_size: int) -> list:
+    groups = [list(g) for g in groups]
+    if len(groups) != world_size or any(not g for g in groups):
+        raise ValueError(f"groups must give each of the {world_size} processes a non-empty list of training units, "
+                         f"got {groups}")
+    if [u for g in groups for u in g] != list(range(num_units)):
+        raise ValueError(f"groups must split the training units 0..{num_units - 1} in order, contiguously, got {groups}")
+    return groups
+
+
+class ModuleParallelTrainer(RankZeroWrites, Trainer):
+    """ModuleParallelTrainer(cfg, dataset, run_dir, progress=True, tensorboard=True, info=None, groups=None).
+
+    info:   a DistInfo (default ``env.current()``; call ``init_distributed()`` first), world_size >= 2.
+    groups: training-unit indices per rank, contiguous and in order (default ``split_units``).
+    Only rank 0 reads audio, logs (the rows of every module, gathered) and writes checkpoints.
+    """
+
+    def __init__(self, cfg, dataset, run_dir, progress: bool = True, tensorboard: bool = True,
+                 info: DistInfo | None = None, groups=None):
+        self.info = info or current()
+        P, rank = self.info.world_size, self.info.rank
+        if cfg.model.end_to_end:
+            raise ValueError("module parallel: model.end_to_end=True (CPC) has one training unit and no detached "
+                             "boundary to split at; use data parallel")
+        if cfg.train.mode != "parallel":
+            raise ValueError(f"module parallel needs train.mode='parallel', got {cfg.train.mode!r}")
+        if P < 2 or not dist.is_initialized():
+            raise RuntimeError("ModuleParallelTrainer needs an initialised process group of >= 2 processes "
+                               "(torchrun --nproc_per_node=2 ..., then init_distributed())")
+        super().__init__(cfg, dataset, run_dir, progress=progress and self.info.is_main,
+                         tensorboard=tensorboard and self.info.is_main)
+        groups = split_units(len(self.units), P) if groups is None else groups
+        self.groups = _check_groups(groups, len(self.units), P)
+        self.my_units = self.groups[rank]
+        self.my_stages = [m for u in self.my_units for m in self.units[u]]
+        self.device = self.info.device
+        for m in self.my_stages:  # in place: the optimisers keep their parameters
+            self.model.stages[m].to(self.device)
+            if str(m) in self.model.losses:
+                self.model.losses[str(m)].to(self.device)
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg.train.seed)
+        self._rng_numel = self.generator.get_state().numel()
+        self._frames = count_frames(cfg.model, cfg.data.length)
+        self._owned_prefixes = tuple(f"{kind}.{m}." for m in self.my_stages for kind in ("stages", "losses"))
+
+    # -- data: only rank 0 reads audio -----------------------------------------------------------
+    def _collate(self, idx) -> torch.Tensor:
+        if self.info.rank == 0:
+            return super()._collate(idx).to(self.device, non_blocking=True)
+        return torch.empty(len(idx), 0)  # the batch size is all a later process needs
+
+    # -- communication ---------------------------------------------------------------------------
+    def _rng_buffer(self) -> torch.Tensor:
+        return torch.empty(self._rng_numel, dtype=torch.uint8, device=self.device)
+
+    def _recv_rng(self, src: int, tag: int):
+        buf = self._rng_buffer()
+        dist.recv(buf, src=src, tag=tag)
+        self.generator.set_state(buf.cpu())
+
+    def _input_shape(self, batch: int) -> tuple:
+        m = self.my_stages[0] - 1
+        return (batch, self._frames[m], self.model.stages[m].out_channels)
+
+    # -- one step --------------------------------------------------------------------------------
+    def _step(self, audio: torch.Tensor, active: list, opt_ids: list) -> list:
+        P, rank, model = self.info.world_size, self.info.rank, self.model
+        B = audio.shape[0]
+        outs = []
+        if rank > 0:
+            self._recv_rng(rank - 1, _TAG_RNG)  # continue the random stream where rank - 1 stopped
+            z_in = torch.empty(self._input_shape(B), device=self.device)
+            dist.recv(z_in, src=rank - 1, tag=_TAG_Z)
+            outs = [None] * (self.my_stages[0] - 1) + [ModuleOutput(z=z_in)]
+        results = []
+        for m in self.my_stages:  # GreedyModel.losses_for, for this rank's stages
+            st = model.stages[m]
+            if m == 0:
+                h = GreedyModel._as_conv_input(audio)
+            else:
+                h = outs[m - 1].z.detach()
+                if isinstance(st, ConvModule):
+                    h = h.transpose(1, 2)
+            outs.append(st(h, self.generator))
+            if m in active and str(m) in model.losses:
+                results.append(model._stage_loss(m, outs, self.generator))
+        rng = self.generator.get_state().to(self.device)
+        pending = []
+        if rank < P - 1:
+            z_out = outs[-1].z.detach().contiguous()
+            expected = (B, self._frames[self.my_stages[-1]], model.stages[self.my_stages[-1]].out_channels)
+            if tuple(z_out.shape) != expected:
+                raise RuntimeError(f"module parallel: rank {rank} produced z of shape {tuple(z_out.shape)}, rank {rank + 1} "
+                                   f"expects {expected} (are all examples data.length={self.cfg.data.length} samples?)")
+            pending += [dist.isend(rng, rank + 1, tag=_TAG_RNG), dist.isend(z_out, rank + 1, tag=_TAG_Z)]
+        else:
+            pending.append(dist.isend(rng, 0, tag=_TAG_RNG_BACK))
+        mine = [i for i in opt_ids if i in self.my_units]
+        for i in mine:
+            self.optimizers[i].zero_grad(set_to_none=True)
+        if results:
+            sum(r.loss for r in results).backward()  # overlaps the forward of the ranks after this one
+        for i in mine:
+            self.optimizers[i].step()
+        for w in pending:
+            w.wait()
+        if rank == 0:
+            self._recv_rng(P - 1, _TAG_RNG_BACK)  # the stream after the whole batch: where batch j+1 starts
+        return results
+
+    def _rows(self, results, unit, epoch) -> list:
+        """Every rank's rows, gathered on rank 0 (a collective: every rank calls it); [] elsewhere."""
+        rows = super()._rows(results, unit, epoch)
+        gathered = [None] * self.info.world_size if self.info.is_main else None
+        dist.gather_object(rows, gathered, dst=0)
+        if not self.info.is_main:
+            return []
+        return sorted((r for part in gathered for r in part), key=lambda r: r["module"])
+
+    # -- state: gathered on rank 0 in the single-process format -----------------------------------
+    def _local_state(self) -> dict:
+        return to_cpu({"model": {k: v for k, v in self.model.state_dict().items() if k.startswith(self._owned_prefixes)},
+                       "optimizers": {u: self.optimizers[u].state_dict() for u in self.my_units}})
+
+    def state_dict(self):
+        """The full single-process state on rank 0 (None elsewhere). A collective: every rank calls it."""
+        gathered = [None] * self.info.world_size if self.info.is_main else None
+        dist.gather_object(self._local_state(), gathered, dst=0)
+        if not self.info.is_main:
+            return None
+        state = super().state_dict()
+        for part in gathered:
+            state["model"].update(part["model"])
+            for u, s in part["optimizers"].items():
+                state["optimizers"][u] = s
+        return state
