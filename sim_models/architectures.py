@@ -86,6 +86,12 @@ class GreedyModel(nn.Module):
             raise ValueError(f"audio must be (B, L) or (B, 1, L), got {tuple(audio.shape)}")
         return audio
 
+    def _next_input(self, prev: ModuleOutput, stage) -> torch.Tensor:
+        """The input of ``stage`` from the previous stage's output: z (B, T, C), detached unless end to end,
+        as (B, C, T) for a conv stage."""
+        h = prev.z if self.cfg.end_to_end else prev.z.detach()
+        return h.transpose(1, 2) if isinstance(stage, ConvModule) else h
+
     def forward(self, audio: torch.Tensor, generator: torch.Generator | None = None, upto: int | None = None) -> list:
         return self.encode(audio, generator, upto)
 
@@ -96,9 +102,7 @@ class GreedyModel(nn.Module):
         for m in range(last + 1):
             st = self.stages[m]
             if m > 0:
-                h = outs[-1].z if self.cfg.end_to_end else outs[-1].z.detach()
-                if isinstance(st, ConvModule):
-                    h = h.transpose(1, 2)
+                h = self._next_input(outs[-1], st)
             outs.append(st(h, generator))
         return outs
 
@@ -115,9 +119,7 @@ class GreedyModel(nn.Module):
         for m in range(last + 1):
             st = self.stages[m]
             if m > 0:
-                h = outs[-1].z if self.cfg.end_to_end else outs[-1].z.detach()
-                if isinstance(st, ConvModule):
-                    h = h.transpose(1, 2)
+                h = self._next_input(outs[-1], st)
             with torch.set_grad_enabled(torch.is_grad_enabled() and m >= first):
                 out = st(h, generator)
             outs.append(out)

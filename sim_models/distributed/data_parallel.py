@@ -37,7 +37,6 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from ..architectures import GreedyModel, StageResult
-from ..modules import ConvModule
 from ..trainer import Trainer
 from .common import RankZeroWrites
 from .env import DistInfo, current
@@ -70,11 +69,7 @@ class UnitModule(nn.Module):
         model, results = self._model, []
         for m in self.unit:
             st = model.stages[m]
-            h = audio
-            if m > 0:
-                h = outs[-1].z if model.cfg.end_to_end else outs[-1].z.detach()
-                if isinstance(st, ConvModule):
-                    h = h.transpose(1, 2)
+            h = model._next_input(outs[-1], st) if m > 0 else audio
             outs.append(st(h, generator))
             if m in active and str(m) in model.losses:
                 results.append(model._stage_loss(m, outs, generator))

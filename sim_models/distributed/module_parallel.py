@@ -43,7 +43,7 @@ import torch
 import torch.distributed as dist
 
 from ..architectures import GreedyModel, count_frames
-from ..modules import ConvModule, ModuleOutput
+from ..modules import ModuleOutput
 from ..trainer import Trainer
 from .common import RankZeroWrites, to_cpu
 from .env import DistInfo, current
@@ -149,12 +149,7 @@ class ModuleParallelTrainer(RankZeroWrites, Trainer):
         results = []
         for m in self.my_stages:  # GreedyModel.losses_for, for this rank's stages
             st = model.stages[m]
-            if m == 0:
-                h = GreedyModel._as_conv_input(audio)
-            else:
-                h = outs[m - 1].z.detach()
-                if isinstance(st, ConvModule):
-                    h = h.transpose(1, 2)
+            h = GreedyModel._as_conv_input(audio) if m == 0 else model._next_input(outs[m - 1], st)  # detached
             outs.append(st(h, self.generator))
             if m in active and str(m) in model.losses:
                 results.append(model._stage_loss(m, outs, self.generator))

@@ -8,8 +8,9 @@ import torch
 from sim_models.config import apply_overrides, get_config
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _one_thread():
+    """Module scope: it also covers module-scoped fixtures (the analysis tests' trained model)."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -68,15 +68,6 @@ def tiny_config(beta=0.01, probabilistic=True, seed=0):
     return Config("tiny-test", m, t, DataConfig(sample_rate=SR, length=LENGTH))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny convs: one thread is faster than two on a shared, busy CPU (no OpenMP barrier spinning)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("analysis")

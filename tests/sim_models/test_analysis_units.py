@@ -18,14 +18,6 @@ from sim_models.architectures import count_frames
 from sim_models.config import CONFIG_NAMES, ModelConfig, get_config
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _out_length(plan, t):
     for _, _, k, s, p, op in plan:
         assert 0 <= op < max(s, 1), (k, s, p, op)
