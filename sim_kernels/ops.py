@@ -90,6 +90,7 @@ if _ext.available():
         ctx.has_kl = mu is not None
         ctx.save_for_backward(context, targets, weight, neg_idx, mu, logvar)
         ctx.mark_non_differentiable(output[1])
+        ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None
 
     def _fwd_backward(ctx, g_loss, _g_correct, g_kl):
         context, targets, weight, neg_idx, mu, logvar = ctx.saved_tensors
@@ -97,13 +98,13 @@ if _ext.available():
         acc = _acc(context.dtype)
         if g_loss is None:
             g_loss = torch.zeros((weight.shape[0], B, T), dtype=acc, device=context.device)
-        kl_w = None
-        if ctx.has_kl:
-            kl_w = g_kl if g_kl is not None else torch.zeros((B, T), dtype=acc, device=context.device)
+        # An unused kl output (reduction="none") leaves mu and logvar out of the graph: their gradient
+        # is None, as autograd gives the reference, and the kernel skips the KL.
+        kl_used = ctx.has_kl and g_kl is not None
         out = torch.ops.sim_kernels.smooth_infonce_weighted(
-            context, targets, weight, neg_idx, mu, logvar, ctx.window[0], ctx.window[1],
-            g_loss.contiguous(), kl_w.contiguous() if kl_w is not None else None)
+            context, targets, weight, neg_idx, mu if kl_used else None, logvar if kl_used else None,
+            ctx.window[0], ctx.window[1], g_loss.contiguous(), g_kl.contiguous() if kl_used else None)
         _, _, _, _, gc, gt, gw, gmu, glv = out
-        return (gc, gt, gw, None, gmu if ctx.has_kl else None, glv if ctx.has_kl else None, None, None)
+        return (gc, gt, gw, None, gmu if kl_used else None, glv if kl_used else None, None, None)
 
     torch.library.register_autograd("sim_kernels::smooth_infonce_fwd", _fwd_backward, setup_context=_fwd_setup)

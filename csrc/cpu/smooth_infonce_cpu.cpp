@@ -283,16 +283,16 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
               lse.push(sc[n + 1]);
               if (sc[n + 1] > max_neg || sc[n + 1] != sc[n + 1]) max_neg = sc[n + 1];  // NaN sticks: s+ > NaN is false
             }
-            const scalar_t L = lse.value();
             const int64_t o = ((k - 1) * B + b) * T + t;
-            loss[o] = L - sc[0];
+            loss[o] = lse.minus(sc[0]);  // LSE(s) - s_0, rounded relative to the loss (smooth_infonce.h)
             correct[o] = sc[0] > max_neg;
             if (!grad) continue;
             const scalar_t g = lw[o];
             std::fill(dp, dp + Cz, scalar_t(0));
+            const scalar_t log_sum = lse.log_sum();
             for (int64_t j = 0; j <= N; ++j) {
               const int64_t row = j == 0 ? pos_row : idx[k - 1][b][t][j - 1];
-              const scalar_t al = g * (sim_exp(sc[j] - L) - (j == 0 ? scalar_t(1) : scalar_t(0)));
+              const scalar_t al = g * (lse.softmax(sc[j], log_sum) - (j == 0 ? scalar_t(1) : scalar_t(0)));
               alpha[a + j] = al;
               rho[a + j] = row;
               axpy(al, z + row * Cz, dp, Cz);

@@ -62,7 +62,8 @@ SIM_HOST_DEVICE acc_t row_dot(const scalar_t* z, const acc_t* p, int64_t Cz, int
 //   s_0 = z[b, t+step] . P[rk],  s_{n+1} = z_flat[neg_idx[k, b, t, n]] . P[rk],
 //   lse = logsumexp_j s_j (online, sim::OnlineLogSumExp),  loss = lse - s_0,
 //   correct = s_0 > max_n s_{n+1}  (NaN propagates into the max, so NaN scores count as wrong).
-// Backward of value = sum lw * loss (kGrad), with p_j = exp(s_j - lse) the softmax:
+// Backward of value = sum lw * loss (kGrad), with p_j = exp(s_j - lse) the softmax (computed as
+// exp((s_j - max) - log sum), see OnlineLogSumExp::softmax):
 //   d loss / d s_j = p_j - [j = 0]                  ->  coef_j = lw * (p_j - [j = 0])
 //   s_j = z_{row_j} . P[rk]  =>  d value / d P[rk]   = sum_j coef_j z_{row_j}     (dP, this function)
 //                               d value / d z_{row_j} += coef_j P[rk]             (target_segment)
@@ -110,17 +111,16 @@ SIM_HOST_DEVICE void anchor_item(const AnchorArgs<scalar_t, acc_t>& a, int64_t r
       a.rows[rk * N1 + n + 1] = row;
     }
   }
-  const acc_t lse_v = lse.value();
   if (lane == 0) {
-    a.loss[out] = lse_v - s_pos;
+    a.loss[out] = lse.minus(s_pos);  // lse - s_pos, rounded relative to the loss (smooth_infonce.h)
     a.correct[out] = s_pos > max_neg;
   }
   if (!kGrad) return;
   lanes_sync();
-  const acc_t lw = a.loss_weight[out];
+  const acc_t lw = a.loss_weight[out], log_sum = lse.log_sum();
   for (int64_t j = lane; j < N1; j += lanes) {
     const acc_t s = a.coef[rk * N1 + j];
-    a.coef[rk * N1 + j] = lw * (sim_exp(s - lse_v) - (j == 0 ? acc_t(1) : acc_t(0)));
+    a.coef[rk * N1 + j] = lw * (lse.softmax(s, log_sum) - (j == 0 ? acc_t(1) : acc_t(0)));
   }
   lanes_sync();
   for (int64_t c = lane; c < a.Cz; c += lanes) {

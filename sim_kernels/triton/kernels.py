@@ -88,14 +88,16 @@ def _anchor_kernel(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr,
             m_new = tl.maximum(m, s)
             l = l * tl.exp(m - m_new) + tl.exp(s - m_new)
             m = m_new
-        lse = m + tl.log(l)
+        # lse - s and exp(s - lse) around the max, lse = m + log_l: rounded relative to the result, not
+        # to lse (with |s| ~ 1e4 in fp32, lse alone is off by ~1e-3). csrc/smooth_infonce.h does the same.
+        log_l = tl.log(l)
         out = kk * rows + r
-        tl.store(loss_ptr + out, tl.where(valid, lse - s_pos, 0.0), mask=in_range)
+        tl.store(loss_ptr + out, tl.where(valid, (m - s_pos) + log_l, 0.0), mask=in_range)
         tl.store(correct_ptr + out, (valid & (s_pos > best)).to(tl.int8), mask=in_range)
         if GRAD:
             lw = tl.load(lw_ptr + out, mask=valid, other=0.0)
             # g_0 = lw (softmax_0 - 1), g_n = lw softmax_n; dp = sum_j g_j z_j.
-            g = lw * (tl.exp(s_pos - lse) - 1.0)
+            g = lw * (tl.exp((s_pos - m) - log_l) - 1.0)
             tl.store(g_ptr + out * (N + 1), g, mask=in_range)
             # Reload the positive rather than keep it live through the loop (register pressure).
             z_pos = tl.load(tgt_ptr + (r + kk + 1)[:, None] * Cz + z_cols[None, :],
@@ -104,7 +106,7 @@ def _anchor_kernel(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr,
             for n in range(0, N):
                 row = tl.load(idx_row + n * s_in, mask=valid, other=0)
                 s, z = _gather_score(tgt_ptr, row, valid & (row >= 0) & (row < rows), pred, Cz, z_cols, z_mask)
-                g = lw * tl.exp(s - lse)
+                g = lw * tl.exp((s - m) - log_l)
                 tl.store(g_ptr + out * (N + 1) + 1 + n, g, mask=in_range)
                 dp += g[:, None] * z
             # d/dc_r += dp @ W_k, W_k chunk (BLOCK_Z, BLOCK_C).

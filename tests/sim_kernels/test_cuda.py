@@ -115,8 +115,11 @@ def max_err(a, b):
 
 def assert_low_precision_ok(ours, ref_lp, ref_hi, name, floor=1e-5):
     """flash-attention's rule: our error vs the float64 reference <= 2x the reference's own error in
-    the low-precision dtype (plus a small floor for tensors the low-precision reference gets exact)."""
+    the low-precision dtype, plus a small floor for tensors the low-precision reference gets exact:
+    ``floor`` and one float32 rounding of the largest value (the fp32 accumulators' last rounding:
+    a value of ~2600 is stored to +-1.2e-4 however well it was summed)."""
     e_ours, e_ref = max_err(ours, ref_hi), max_err(ref_lp, ref_hi)
+    floor = floor + torch.finfo(torch.float32).eps * (ref_hi.abs().max().item() if ref_hi.numel() else 0.0)
     assert e_ours <= 2 * e_ref + floor, f"{name}: error {e_ours:.3g} > 2 x reference error {e_ref:.3g}"
 
 
