@@ -4,6 +4,8 @@ Policy (documented in the README): NaN and Inf propagate as in torch. A non-fini
 exactly the per-anchor losses (and the KL rows) that read it non-finite; nothing else changes,
 nothing crashes, and the finite/non-finite pattern matches the reference.
 """
+import math
+
 import pytest
 import torch
 
@@ -106,3 +108,22 @@ def test_nan_negative_score_is_never_a_hit():
     _, hit, _ = torch.ops.sim_kernels.smooth_infonce_fwd(c, z, w, idx4, None, None, 0, 10)
     assert (idx4 == 0).any()
     assert torch.equal(hit, ref_hit)
+
+
+@pytest.mark.parametrize("backend", ["native", "triton"])
+def test_fp32_loss_and_softmax_rounded_relative_to_the_loss_not_the_lse(backend):
+    # A positive and a negative with the same score |s| ~ 5e3 (the negative is the positive row): the
+    # loss is log 2 and the two softmax gradients cancel. Rounded relative to lse (~5e3, ulp 5e-4), the
+    # loss was off by ~1e-4 and grad_targets of that row by ~1e-4 * |W c|; the kernels round around
+    # the max (csrc/smooth_infonce.h, OnlineLogSumExp::minus / softmax), so both are exact to fp32.
+    B, T, C, K = 1, 4, 3, 1
+    c = torch.full((B, T, C), 40.0)
+    z = torch.full((B, T, C), 41.0)
+    w = torch.eye(C).unsqueeze(0).clone()
+    idx = torch.arange(1, T + 1).clamp(max=T - 1).view(K, B, T, 1)  # negative = the positive row t + 1
+    leaves = [x.clone().requires_grad_() for x in (c, z, w)]
+    loss = smooth_infonce(*leaves, idx, reduction="none", backend=backend)
+    assert float(loss[0, 0, 0]) > 0  # scores ~ 4.9e3
+    torch.testing.assert_close(loss[0, 0, :T - 1], torch.full((T - 1,), math.log(2.0)), rtol=2e-7, atol=0)
+    loss.sum().backward()
+    torch.testing.assert_close(leaves[1].grad, torch.zeros_like(z), rtol=0, atol=1e-6)
