@@ -195,6 +195,32 @@ int64_t tile_rows(int64_t KCz, int64_t elem) {
   return std::clamp<int64_t>(r / 16 * 16, 256, 4096);
 }
 
+// Tile buffers kept per calling thread and reused by the next call: a fresh buffer of this size
+// comes back from malloc as new pages, and faulting them in cost ~2300 page faults (9 MiB) per
+// fwd+bwd at the paper's T = 64 (getrusage ru_minflt), ~1 us each in this VM. Buffers above
+// kWorkspaceCacheBytes are not kept; a thread holds at most two (P and dP) plus the alpha/rho lists.
+constexpr int64_t kWorkspaceCacheBytes = int64_t(64) << 20;
+
+at::Tensor tile_workspace(int slot, int64_t rows, int64_t cols, const at::TensorOptions& opts) {
+  thread_local at::Tensor cache[2];
+  const int64_t numel = rows * cols;
+  if (numel * int64_t(c10::elementSize(opts.dtype().toScalarType())) > kWorkspaceCacheBytes)
+    return at::empty({rows, cols}, opts);
+  at::Tensor& c = cache[slot];
+  if (!c.defined() || c.scalar_type() != opts.dtype().toScalarType() || c.numel() < numel)
+    c = at::empty({numel}, opts);
+  return c.narrow(0, 0, numel).view({rows, cols});
+}
+
+// n elements: the calling thread's cached list, or ``local`` (resized) above kWorkspaceCacheBytes.
+template <typename T>
+T* tile_list(int64_t n, std::vector<T>& local) {
+  thread_local std::vector<T> cache;
+  std::vector<T>& list = n * int64_t(sizeof(T)) > kWorkspaceCacheBytes ? local : cache;
+  if (int64_t(list.size()) < n) list.resize(n);
+  return list.data();
+}
+
 template <typename scalar_t>
 void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
                 const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu_in,
@@ -239,12 +265,16 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
   } else {
     for (int64_t b = 0; b < B; ++b) segments.emplace_back(b * T + s.t0, b * T + s.t1 - 1);
   }
-  const int64_t R_max = tile_rows(KCz, sizeof(scalar_t));
-  at::Tensor P_buf = at::empty({R_max, KCz}, opts);
-  at::Tensor dP_buf = grad ? at::empty({R_max, KCz}, opts) : at::Tensor();
+  int64_t longest = 0;
+  for (const auto& seg : segments) longest = std::max(longest, seg.second - seg.first);
+  const int64_t R_max = std::max<int64_t>(1, std::min(tile_rows(KCz, sizeof(scalar_t)), longest));
+  at::Tensor P_buf = tile_workspace(0, R_max, KCz, opts);
+  at::Tensor dP_buf = grad ? tile_workspace(1, R_max, KCz, opts) : at::Tensor();
   // alpha[i, k, j] and its target row rho[i, k, j]; rho = -1 marks a non-anchor (k invalid at row i).
-  std::vector<scalar_t> alpha(grad ? R_max * K * (N + 1) : 0);
-  std::vector<int64_t> rho(grad ? R_max * K * (N + 1) : 0);
+  std::vector<scalar_t> alpha_local;
+  std::vector<int64_t> rho_local;
+  scalar_t* alpha = grad ? tile_list<scalar_t>(R_max * K * (N + 1), alpha_local) : nullptr;
+  int64_t* rho = grad ? tile_list<int64_t>(R_max * K * (N + 1), rho_local) : nullptr;
 
   bool first_tile = true;
   for (const auto& seg : segments) {

@@ -150,6 +150,28 @@ def test_large_problem_deterministic_threads(shape):
         assert torch.equal(x, y)
 
 
+def test_reused_tile_buffers_across_shapes_and_dtypes():
+    """The kernel keeps its tile buffers per thread between calls: a 2-tile float32 call (1024-row
+    tiles at K*Cz = 5120), then smaller float64 and float32 calls (a narrowed buffer, a dtype switch)
+    and the large one again must each match the reference, values and gradients."""
+    shapes = [((2, 600, 512, 512, 10, 2), torch.float32), ((3, 17, 5, 7, 4, 3), torch.float64),
+              ((2, 40, 16, 8, 3, 5), torch.float32), ((2, 600, 512, 512, 10, 2), torch.float32)]
+    for shape, dtype in shapes:
+        inputs = make_inputs(*shape, dtype=dtype)
+        got = _value_and_grads(inputs, "native")
+        want = _value_and_grads(inputs, "reference")
+        tol = {} if dtype == torch.float64 else dict(rtol=2e-4, atol=1e-5)
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, **tol, msg=lambda m, s=shape: f"{s} {dtype}: {m}")
+
+
+def _value_and_grads(inputs, backend):
+    c, z, w, idx, mu, lv = (x.detach().clone().requires_grad_() if x.is_floating_point() else x for x in inputs)
+    loss = smooth_infonce(c, z, w, idx, mu, lv, beta=0.01, backend=backend)
+    loss.backward()
+    return [loss.detach(), c.grad, z.grad, w.grad, mu.grad, lv.grad]
+
+
 @pytest.mark.parametrize("bad", [-1, 26, 10**12])
 def test_out_of_range_index_raises(bad):
     c, z, w, idx, mu, lv = make_inputs(2, 13, 4, 4, 3, 2)
