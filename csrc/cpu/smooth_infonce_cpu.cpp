@@ -196,8 +196,8 @@ int64_t tile_rows(int64_t KCz, int64_t elem) {
 }
 
 // Tile buffers kept per calling thread and reused by the next call: a fresh buffer of this size
-// comes back from malloc as new pages, and faulting them in cost ~2300 page faults (9 MiB) per
-// fwd+bwd at the paper's T = 64 (getrusage ru_minflt), ~1 us each in this VM. Buffers above
+// comes back from malloc as new pages; faulting them in cost ~2300 page faults (9 MiB) per
+// fwd+bwd at the paper's T = 64, 408 with the reuse (getrusage ru_minflt). Buffers above
 // kWorkspaceCacheBytes are not kept; a thread holds at most two (P and dP) plus the alpha/rho lists.
 constexpr int64_t kWorkspaceCacheBytes = int64_t(64) << 20;
 
@@ -314,12 +314,12 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
               if (sc[n + 1] > max_neg || sc[n + 1] != sc[n + 1]) max_neg = sc[n + 1];  // NaN sticks: s+ > NaN is false
             }
             const int64_t o = ((k - 1) * B + b) * T + t;
-            loss[o] = lse.minus(sc[0]);  // LSE(s) - s_0, rounded relative to the loss (smooth_infonce.h)
+            const scalar_t log_sum = lse.log_sum();
+            loss[o] = lse.minus(sc[0], log_sum);  // LSE(s) - s_0, rounded relative to the loss (smooth_infonce.h)
             correct[o] = sc[0] > max_neg;
             if (!grad) continue;
             const scalar_t g = lw[o];
             std::fill(dp, dp + Cz, scalar_t(0));
-            const scalar_t log_sum = lse.log_sum();
             for (int64_t j = 0; j <= N; ++j) {
               const int64_t row = j == 0 ? pos_row : idx[k - 1][b][t][j - 1];
               const scalar_t al = g * (lse.softmax(sc[j], log_sum) - (j == 0 ? scalar_t(1) : scalar_t(0)));

@@ -111,13 +111,14 @@ SIM_HOST_DEVICE void anchor_item(const AnchorArgs<scalar_t, acc_t>& a, int64_t r
       a.rows[rk * N1 + n + 1] = row;
     }
   }
+  const acc_t log_sum = lse.log_sum();
   if (lane == 0) {
-    a.loss[out] = lse.minus(s_pos);  // lse - s_pos, rounded relative to the loss (smooth_infonce.h)
+    a.loss[out] = lse.minus(s_pos, log_sum);  // lse - s_pos, rounded relative to the loss (smooth_infonce.h)
     a.correct[out] = s_pos > max_neg;
   }
   if (!kGrad) return;
   lanes_sync();
-  const acc_t lw = a.loss_weight[out], log_sum = lse.log_sum();
+  const acc_t lw = a.loss_weight[out];
   for (int64_t j = lane; j < N1; j += lanes) {
     const acc_t s = a.coef[rk * N1 + j];
     a.coef[rk * N1 + j] = lw * (lse.softmax(s, log_sum) - (j == 0 ? acc_t(1) : acc_t(0)));

@@ -5,9 +5,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from ..run_log import NullLogger
-
-__all__ = ["NullLogger", "RankZeroWrites", "to_cpu"]
+__all__ = ["RankZeroWrites", "to_cpu"]
 
 _NONE = 2 ** 62  # "no bad step" in the all-reduce below
 

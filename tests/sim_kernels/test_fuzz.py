@@ -119,9 +119,8 @@ def _check_grads_against_reference(args, backend, seed):
     the kernels round relative to the loss, csrc/smooth_infonce.h). The kernels' old lse-relative
     form failed this check at 6-8x."""
     g = torch.Generator().manual_seed(seed)
-    shape = args["neg_idx"].shape[:-1] if args["reduction"] == "none" else ()
-    if args["reduction"] == "none" and len(shape) == 3:  # shared negatives: the output is still (K, B, T)
-        shape = (args["weight"].shape[0], *shape)
+    K, (B, T) = args["weight"].shape[0], args["context"].shape[:2]
+    shape = (K, B, T) if args["reduction"] == "none" else ()
     upstream = torch.randn(shape, generator=g, dtype=torch.float64)
     got = _value_and_grads(args, backend, upstream)
     exact = _value_and_grads(args, "reference", upstream, torch.float64)
