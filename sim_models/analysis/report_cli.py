@@ -1,4 +1,5 @@
-"""`sim report RUN_DIR [RUN_DIR ...] --data DIR`: every analysis of one or several runs, as markdown.
+"""`sim report RUN_DIR [RUN_DIR ...] --data DIR`: every analysis of one or several runs, as an HTML page with
+audio players (RUN_DIR/report.html, the main output) and as markdown (RUN_DIR/report.md).
 
 Hook into sim_models/cli.py (``build_parser``, after the other sub-commands)::
 
@@ -38,6 +39,8 @@ def add_report_parser(subparsers):
     a.add_argument("--traversal-steps", type=int, default=9)
     a.add_argument("--traversal-dims", type=int, default=2)
     a.add_argument("--interpolation-steps", type=int, default=7)
+    a.add_argument("--audio-examples", type=int, default=3,
+                   help="test utterances written as original vs reconstruction wavs (HTML players)")
     a.add_argument("--delta-utterances", type=int, default=12)
     a.add_argument("--probe-epochs", type=int, default=50)
     a.add_argument("--probe-raw", action="store_true",
@@ -63,12 +66,14 @@ def config_from_args(args):
                         tsne_max_points=args.tsne_max_points,
                         tsne_iterations=args.tsne_iterations,
                         max_decoder_utterances=args.max_decoder_utterances, retrain_decoders=args.retrain_decoders,
+                        audio_examples=args.audio_examples,
                         seed=args.seed)
 
 
 def run_report(args) -> int:
     import torch
 
+    from .report_html import write_html_reports
     from .report_markdown import write_reports
     from .run_analysis import analyse_run
 
@@ -77,7 +82,7 @@ def run_report(args) -> int:
     rcfg = config_from_args(args)
     t0 = time.time()
     summaries = [analyse_run(run, args.data, rcfg) for run in args.runs]
-    for path in write_reports(summaries, args.out):
+    for path in write_html_reports(summaries, args.out) + write_reports(summaries, args.out):
         print(f"wrote {path}")
     print(f"report done in {time.time() - t0:.0f} s")
     return 0
