@@ -22,7 +22,8 @@ def add_report_parser(subparsers):
         description="Writes RUN_DIR/report.md (figures and numbers in RUN_DIR/report/) for each run; with several "
                     "runs every report also compares them side by side.")
     r.add_argument("runs", nargs="+", metavar="RUN_DIR", help="`sim train --out` folders")
-    r.add_argument("--data", required=True, help="a `sim data` folder (syllable labels and boundaries)")
+    r.add_argument("--data", help="a `sim data` folder (syllable labels and boundaries); default: the data each run "
+                                  "was trained on (RUN_DIR/run_info.json, recorded by `sim train`)")
     r.add_argument("--out", help="also write a stand-alone side-by-side comparison markdown file here")
     g = r.add_argument_group("decoders")
     g.add_argument("--decoder-epochs", type=int, default=20)
@@ -71,8 +72,11 @@ def config_from_args(args):
 
 
 def run_report(args) -> int:
+    import sys
+
     import torch
 
+    from ..run_info import resolve_data
     from .report_html import write_html_reports
     from .report_markdown import write_reports
     from .run_analysis import analyse_run
@@ -81,7 +85,12 @@ def run_report(args) -> int:
         torch.set_num_threads(args.threads)
     rcfg = config_from_args(args)
     t0 = time.time()
-    summaries = [analyse_run(run, args.data, rcfg) for run in args.runs]
+    try:
+        data = [resolve_data(run, args.data) for run in args.runs]
+    except ValueError as e:
+        print(f"sim report: error: {e}", file=sys.stderr)
+        return 2
+    summaries = [analyse_run(run, d, rcfg) for run, d in zip(args.runs, data)]
     for path in write_html_reports(summaries, args.out) + write_reports(summaries, args.out):
         print(f"wrote {path}")
     print(f"report done in {time.time() - t0:.0f} s")
