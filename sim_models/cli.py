@@ -4,6 +4,7 @@
     sim train --config NAME|FILE --data DIR --out RUN_DIR [--epochs E] [--resume] [section.key=value ...]
     sim eval  --run RUN_DIR [--data DIR]             --data defaults to the data the run was trained on (run_info.json)
     sim demo  --out DIR [--words N] [--epochs E]     data -> train "tiny" -> eval, prints the table
+    sim tune-beta --config NAME --data DIR --out DIR [--betas B ...] [--epochs E]   β search (analysis/beta_search.py)
 
 The demo's defaults (851 words as in the paper, 12 epochs of "tiny" = 1020 steps of batch 8, one
 torch thread) took 4.5 min on this project's 2-core machine while other jobs shared it (data 67 s,
@@ -186,8 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("overrides", nargs="*")
     m.set_defaults(func=cmd_demo)
     from .analysis.report_cli import add_report_parser
+    from .analysis.tune_beta_cli import add_tune_beta_parser
 
     add_report_parser(sub)
+    add_tune_beta_parser(sub)
     return p
 
 
