@@ -25,6 +25,8 @@ def add_report_parser(subparsers):
     r.add_argument("--data", help="a `sim data` folder (syllable labels and boundaries); default: the data each run "
                                   "was trained on (RUN_DIR/run_info.json, recorded by `sim train`)")
     r.add_argument("--out", help="also write a stand-alone side-by-side comparison markdown file here")
+    r.add_argument("--verdicts", metavar="JSON", help="a verdicts file (sim_models/analysis/verdicts.py, "
+                   "verdicts_to_json) to show as a Verdicts section in every report")
     g = r.add_argument_group("decoders")
     g.add_argument("--decoder-epochs", type=int, default=20)
     g.add_argument("--decoder-loss", choices=("mel", "mse", "mse+mel"), default="mel")
@@ -83,6 +85,12 @@ def run_report(args) -> int:
 
     if args.threads and args.threads > 0:
         torch.set_num_threads(args.threads)
+    verdicts = None
+    if getattr(args, "verdicts", None):
+        from pathlib import Path
+
+        from .verdicts import verdicts_from_json
+        verdicts = verdicts_from_json(Path(args.verdicts).read_text())
     rcfg = config_from_args(args)
     t0 = time.time()
     try:
@@ -91,7 +99,7 @@ def run_report(args) -> int:
         print(f"sim report: error: {e}", file=sys.stderr)
         return 2
     summaries = [analyse_run(run, d, rcfg) for run, d in zip(args.runs, data)]
-    for path in write_html_reports(summaries, args.out) + write_reports(summaries, args.out):
+    for path in write_html_reports(summaries, args.out, verdicts) + write_reports(summaries, args.out, verdicts):
         print(f"wrote {path}")
     print(f"report done in {time.time() - t0:.0f} s")
     return 0

@@ -258,7 +258,7 @@ def write_html_reports(summaries: list, compare_out=None, verdicts=None) -> list
         body = [_nav(bool(verdicts), several)]
         body += run_html(s, base)
         if verdicts:
-            body[2:2] = verdicts_html(verdicts)  # after the title and the run's description
+            body[3:3] = verdicts_html(verdicts)  # after the title and the run's description
         if several:
             body += comparison_html(summaries, base)
         written.append(_write(base / "report.html", page(f"sim report: {s['name']}", body)))
