@@ -279,6 +279,8 @@ def table3_delta(measured: dict, module: int, n_dims: int = 8, width: int | None
         raise ValueError(f"module must be a 1-based int, got {module!r}")
     if not isinstance(n_dims, int) or n_dims < 1:
         raise ValueError(f"n_dims must be an int >= 1, got {n_dims!r}")
+    if width is not None and n_dims >= width:
+        raise ValueError(f"n_dims must be below the module's width {width} (at N = C every δ is 0), got {n_dims}")
     ms = _coerce_methods(measured, ("SIM",), "measured")
     bases = [b for b in _BASELINES if b in ms]
     if not bases:

@@ -97,6 +97,8 @@ def test_table3_delta_per_module():
     assert "no paper figure" in table3_delta({"SIM": M(1), "GIM": M(50)}, module=1, n_dims=3).paper
     with pytest.raises(ValueError, match="module"):
         table3_delta({"SIM": M(1), "GIM": M(2)}, module=0)
+    with pytest.raises(ValueError, match="n_dims must be below"):
+        table3_delta({"SIM": M(1), "GIM": M(2)}, module=1, n_dims=8, width=8)
 
 
 def test_fig2_concentration():
