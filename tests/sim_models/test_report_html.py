@@ -33,6 +33,12 @@ def _need_browser():
         pytest.skip("websocket-client is not installed (pip install websocket-client)")
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Module scope and listed first, so a missing browser skips before the runs are trained."""
+    _need_browser()
+
+
 def _shot_dir(tmp_path) -> Path:
     d = os.environ.get("SIM_SCREENSHOT_DIR")
     return Path(d) if d else tmp_path
@@ -89,8 +95,7 @@ def test_page_escapes_text():
     assert "<title>a &lt;b&gt; &amp; c</title>" in text and text.startswith("<!doctype html>")
 
 
-def test_report_in_headless_chromium(reported, tmp_path):
-    _need_browser()
+def test_report_in_headless_chromium(browser, reported, tmp_path):
     run = reported["runs"][0]
     shot = _shot_dir(tmp_path) / "report_sim.png"
     r = check_page(run / "report.html", shot)
@@ -110,9 +115,8 @@ def test_report_in_headless_chromium(reported, tmp_path):
     assert cmp["failed"] == [] and cmp["audio"] and all(a["duration"] > 0 for a in cmp["audio"])
 
 
-def test_browser_check_catches_a_missing_file(reported, tmp_path):
+def test_browser_check_catches_a_missing_file(browser, reported, tmp_path):
     """The check can fail: a copy of the page whose run folder lacks one wav and one png."""
-    _need_browser()
     src = reported["runs"][1]
     run = tmp_path / src.name
     shutil.copytree(src, run)
