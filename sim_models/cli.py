@@ -77,7 +77,7 @@ def cmd_train(a) -> int:
                            val_dataset=val)  # validation loss per epoch on the test split (`sim data` folders)
     main = is_main_process()
     if main:
-        print(f"training {cfg.name!r} ({cfg.train.mode}) on {len(ds)} examples from {a.data} -> {a.out}")
+        print(f"training {cfg.name!r} ({cfg.train.mode}) on {len(trainer.dataset)} examples from {a.data} -> {a.out}")
     summary = trainer.fit(resume=a.resume)
     shutdown()
     if not main:
