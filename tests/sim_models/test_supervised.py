@@ -91,7 +91,7 @@ def test_few_steps_decrease_the_cross_entropy():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(model.losses_for(x, [0, 1, 2, 3], labels=y)[0].loss) < first
+    assert float(model.losses_for(x, [0, 1, 2, 3], labels=y)[0].loss.detach()) < first
 
 
 def test_sim_train_supervised_run_is_an_ordinary_run(toy_data, tmp_path):
@@ -112,3 +112,19 @@ def test_trainer_trains_on_segments(toy_data, tmp_path):
     t = Trainer(cfg, train, tmp_path, progress=False, tensorboard=False)
     assert isinstance(t.dataset, SyllableSegments) and len(t.dataset) == len(train.syllable_segments())
     assert t.fit()["steps"] == 2
+
+
+def test_data_parallel_trainer_carries_the_labels(toy_data, tmp_path):
+    """The labels travel through DataParallelTrainer's collate and unit modules (one process: no group needed)."""
+    from sim_models.distributed.data_parallel import DataParallelTrainer
+    from sim_models.distributed.env import DistInfo
+    info = DistInfo(rank=0, world_size=1, local_rank=0, backend="gloo", device=torch.device("cpu"))
+    train = SyllableDataset(toy_data, "train", SR, LENGTH)
+    test = SyllableDataset(toy_data, "test", SR, LENGTH)
+    cfg = _cfg("train.epochs=2", "train.max_steps=5")  # an epoch is 4 steps: one validation at step 4
+    t = DataParallelTrainer(cfg, train, tmp_path / "dp", progress=False, tensorboard=False, info=info, val_dataset=test)
+    assert t.fit()["steps"] == 5
+    Trainer(cfg, train, tmp_path / "single", progress=False, tensorboard=False, val_dataset=test).fit()
+    got, want = read_metrics(tmp_path / "dp", None), read_metrics(tmp_path / "single", None)
+    assert [(r["split"], r["step"]) for r in got if r["split"] == "val"] == [("val", 4)]
+    torch.testing.assert_close([r["loss"] for r in got], [r["loss"] for r in want])
