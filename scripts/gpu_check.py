@@ -203,7 +203,8 @@ def main(argv=None) -> int:
 
     # tests -----------------------------------------------------------------------------------------------
     if built:
-        test_env = {**py_env, "SIM_GPU_FUZZ_EXAMPLES": os.environ.get("SIM_GPU_FUZZ_EXAMPLES", "30")}
+        test_env = {**py_env, "SIM_GPU_FUZZ_EXAMPLES": os.environ.get("SIM_GPU_FUZZ_EXAMPLES", "30"),
+                    "FORCE_CUDA": "1" if env.get("nvcc") else "0"}  # test_cuda then checks the CUDA kernels registered
         if gpu:
             test_env["TRITON_INTERPRET"] = "0"  # compiled Triton on the GPU, not the interpreter
         junit = logs / "tests.xml"

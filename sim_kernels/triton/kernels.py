@@ -42,7 +42,7 @@ def _predict(ctx_ptr, w_ptr, r, row_mask, kk, Cc, Cz, z_cols, z_mask, ACC: tl.co
         # weight[kk]^T chunk (BLOCK_C, BLOCK_Z): element (c, z) sits at kk*Cz*Cc + z*Cc + c.
         wt = tl.load(w_ptr + kk * Cz * Cc + z_cols[None, :] * Cc + cols[:, None],
                      mask=cmask[:, None] & z_mask[None, :], other=0.0)
-        pred = tl.dot(c, wt, acc=pred, input_precision=PRECISION)
+        pred = tl.dot(c, wt, acc=pred, input_precision=PRECISION, out_dtype=pred.dtype)
     return pred
 
 
@@ -118,7 +118,7 @@ def _anchor_kernel(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr,
                 ptrs = gctx_ptr + r[:, None] * Cc + cols[None, :]
                 pmask = in_range[:, None] & cmask[None, :]
                 acc = tl.load(ptrs, mask=pmask, other=0.0)
-                tl.store(ptrs, tl.dot(dp, w, acc=acc, input_precision=PRECISION), mask=pmask)
+                tl.store(ptrs, tl.dot(dp, w, acc=acc, input_precision=PRECISION, out_dtype=acc.dtype), mask=pmask)
             # The next k reloads these rows, possibly from other threads of this program (the dot's
             # layout differs from the load's): make this k's global stores visible first.
             tl.debug_barrier()
@@ -149,14 +149,17 @@ def _target_kernel(ctx_ptr, w_ptr, g_ptr, order_ptr, offs_ptr, gtgt_ptr, rows, K
             for i in range(0, most):
                 live = i < cnt
                 u = tl.load(order_ptr + start + i, mask=live, other=0)
-                g = tl.load(g_ptr + u, mask=live, other=0.0)
+                # u = 0 (a valid use) where not live: load g unmasked and mask the product instead.
+                # (A masked 1-D load here fails triton 3.6's layout pass for fp64, "mask type
+                # matches ptr type"; the select keeps a NaN in g[0] out of the other rows.)
+                g = tl.load(g_ptr + u)
                 a = (u // (N + 1)) % rows
                 c = tl.load(ctx_ptr + a[:, None] * Cc + cols[None, :], mask=live[:, None] & cmask[None, :],
                             other=0.0).to(ACC)
-                h += g[:, None] * c
+                h += tl.where(live[:, None], g[:, None] * c, 0.0)
             wt = tl.load(w_ptr + kk * Cz * Cc + z_cols[None, :] * Cc + cols[:, None],
                          mask=cmask[:, None] & z_mask[None, :], other=0.0).to(ACC)
-            acc = tl.dot(h, wt, acc=acc, input_precision=PRECISION)
+            acc = tl.dot(h, wt, acc=acc, input_precision=PRECISION, out_dtype=acc.dtype)
     tl.store(gtgt_ptr + q[:, None] * Cz + z_cols[None, :], acc, mask=in_range[:, None] & z_mask[None, :])
 
 
@@ -191,7 +194,7 @@ def _weight_kernel(ctx_ptr, tgt_ptr, idx_ptr, g_ptr, gw_ptr, rows, T, t0, t1, N,
             z = tl.load(tgt_ptr + row[:, None] * Cz + zc[None, :], mask=ok[:, None] & zm[None, :], other=0.0)
             dp += g[:, None] * z.to(ACC)
         c = tl.load(ctx_ptr + r[:, None] * Cc + cc[None, :], mask=valid[:, None] & cm[None, :], other=0.0)
-        acc = tl.dot(tl.trans(dp), c.to(ACC), acc=acc, input_precision=PRECISION)
+        acc = tl.dot(tl.trans(dp), c.to(ACC), acc=acc, input_precision=PRECISION, out_dtype=acc.dtype)
     tl.store(gw_ptr + kk * Cz * Cc + zc[:, None] * Cc + cc[None, :], acc, mask=zm[:, None] & cm[None, :])
 
 
