@@ -133,6 +133,21 @@ def _probe_env(python: str, src: Path) -> dict:
     return env
 
 
+def _demangled(kernels: list[dict]) -> list[dict]:
+    """Readable kernel names (c++filt, when there) beside the mangled ones."""
+    tool = shutil.which("c++filt")
+    if tool and kernels:
+        try:
+            out = subprocess.run([tool], input="\n".join(k["function"] for k in kernels), capture_output=True,
+                                 text=True, timeout=20).stdout.splitlines()
+            if len(out) == len(kernels):
+                for k, name in zip(kernels, out):
+                    k["mangled"], k["function"] = k["function"], name
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return kernels
+
+
 def _commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
@@ -197,7 +212,7 @@ def main(argv=None) -> int:
     else:
         st = run.run("build", [python, "setup.py", "build_ext", "--inplace"], 300, src, build_env)
         st["summary"] = f"FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS={jobs}"
-        result["ptxas"] = rep.parse_ptxas((logs / "build.log").read_text(errors="replace"))
+        result["ptxas"] = _demangled(rep.parse_ptxas((logs / "build.log").read_text(errors="replace")))
     built = st["status"] == "ok"
     py_env = {"PYTHONPATH": str(src), "PYTHONUNBUFFERED": "1"}
 
@@ -265,6 +280,7 @@ def main(argv=None) -> int:
                                "torch_version": env.get("torch"), "device": "cuda" if gpu else "cpu",
                                "gpu": env.get("gpu"), "gpu_sms": env.get("gpu_sms"),
                                "gpu_memory_gib": env.get("gpu_memory_gib"), "cuda_version": env.get("torch_cuda"),
+                               "torch_threads": next((r.get("threads") for r in result["bench_rows"]), "?"),
                                "command": "make gpu-check"}
 
     # CPU thread scaling ----------------------------------------------------------------------------------

@@ -131,7 +131,7 @@ def _ptxas_table(kernels: list[dict]) -> str:
     lines = ["| kernel | arch | registers | smem (B) | stack (B) | spill stores (B) | spill loads (B) |",
              "|---|---|---|---|---|---|---|"]
     for k in kernels:
-        lines.append(f"| `{k['function'][:90]}` | {k['arch']} | {k['registers']} | {k['smem_bytes']} | "
+        lines.append(f"| `{k['function'][:110]}` | {k['arch']} | {k['registers']} | {k['smem_bytes']} | "
                      f"{k['stack_bytes']} | {k['spill_store_bytes']} | {k['spill_load_bytes']} |")
     return "\n".join(lines)
 
