@@ -10,7 +10,7 @@ import numbers
 
 import torch
 
-from . import backends
+from . import _autocast, backends
 from .reference import accumulation_dtype
 
 __all__ = ["smooth_infonce", "smooth_infonce_with_metrics", "REDUCTIONS", "KL_REDUCTIONS", "BACKENDS"]
@@ -44,6 +44,10 @@ def smooth_infonce(context, targets, weight, neg_idx, mu=None, logvar=None, beta
     Returns:
         A scalar (mean, sum) or a (K, B, T) tensor (none), float64 for float64 inputs and
         float32 otherwise.
+
+    Under torch.autocast (CPU or CUDA, fp16 or bf16) the result is the same: inputs keep their
+    dtype (a mix of floating dtypes is cast once to the widest), every backend accumulates in fp32
+    and returns float32 (float64 for float64); see sim_kernels/_autocast.py.
     """
     loss, _ = _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, False)
     return loss
@@ -62,6 +66,9 @@ def smooth_infonce_with_metrics(context, targets, weight, neg_idx, mu=None, logv
 
 
 def _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, metrics, window=None):
+    if isinstance(context, torch.Tensor) and _autocast.enabled(context.device.type):
+        # Under autocast: inputs keep their dtype; a mix is cast once to the widest (sim_kernels/_autocast.py).
+        context, targets, weight, mu, logvar = _autocast.promote(context, targets, weight, mu, logvar)
     B, T, K, t0, t1 = _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, window)
     impl = backends.choose(backend, context)
     if neg_idx.dim() == 3:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _ext
+from . import _autocast, _ext
 
 __all__ = []
 
@@ -108,3 +108,8 @@ if _ext.available():
         return (gc, gt, gw, None, gmu if kl_used else None, glv if kl_used else None, None, None)
 
     torch.library.register_autograd("sim_kernels::smooth_infonce_fwd", _fwd_backward, setup_context=_fwd_setup)
+
+    # ---- autocast: inputs keep their dtype (a mix is promoted once), kernels run un-lowered ----
+    _LIB = torch.library.Library("sim_kernels", "IMPL")
+    for _name in ("smooth_infonce_fwd", "smooth_infonce_weighted"):
+        _autocast.register(f"sim_kernels::{_name}", _LIB)

@@ -2,13 +2,18 @@
 
 Every kernel (CPU, CUDA, Triton) is tested against this file. It follows DESIGN.md §1 word for
 word and is differentiable by autograd. It accumulates in float32 for 16- and 32-bit inputs and
-in float64 for float64 inputs; the result has that accumulation dtype.
+in float64 for float64 inputs; the result has that accumulation dtype. It computes with autocast
+switched off, so torch.autocast cannot lower its einsums to bf16/fp16 (sim_kernels/_autocast.py).
 
 Shapes: B batch, T time, K prediction steps, N negatives, Cc context / Cz target channels.
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
+
+from . import _autocast
 
 __all__ = ["accumulation_dtype", "per_anchor_terms", "smooth_infonce_reference"]
 
@@ -34,6 +39,12 @@ def per_anchor_terms(context, targets, weight, neg_idx, mu=None, logvar=None, t_
         correct: (K, B, T) bool, s+ > max_n s-_n (a tie counts as wrong), False at non-anchors.
         kl:      (B, T) 1/2 sum_c (mu^2 + e^logvar - logvar - 1), or None without mu.
     """
+    with torch.autocast(context.device.type, enabled=False) if _autocast.enabled(context.device.type) \
+            else contextlib.nullcontext():
+        return _per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end)
+
+
+def _per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end):
     B, T, _ = context.shape
     K = weight.shape[0]
     t_end = T if t_end is None else t_end

@@ -22,6 +22,7 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch._subclasses.functional_tensor import FunctionalTensorMode
 from torch.library import triton_op, wrap_triton
 
+from .. import _autocast
 from ..reference import accumulation_dtype
 from . import kernels
 from .heuristics import block_sizes
@@ -222,3 +223,8 @@ def _weighted_backward(ctx, grad_value, *_unused):
 torch.library.register_autograd("sim_kernels_triton::smooth_infonce_fwd", _fwd_backward, setup_context=_fwd_setup)
 torch.library.register_autograd("sim_kernels_triton::smooth_infonce_weighted", _weighted_backward,
                                 setup_context=_weighted_setup)
+
+# Autocast: inputs keep their dtype (a mix is promoted once), the kernels run un-lowered (sim_kernels/_autocast.py).
+_LIB = torch.library.Library("sim_kernels_triton", "IMPL")
+for _name in ("smooth_infonce_fwd", "smooth_infonce_weighted"):
+    _autocast.register(f"sim_kernels_triton::{_name}", _LIB)
