@@ -94,11 +94,14 @@ inline void axpy(double a, const double* x, double* y, int64_t n) { axpy_d(a, x,
 struct Sizes {
   int64_t B, T, Cc, Cz, K, N, t0, t1;
   bool has_kl;
+  bool common;  // common anchor window (CPC_audio): t < t1 - K for every k
+  // Anchor (b, t) is valid at step k when t0 <= t < last(k) (csrc/ops.cpp).
+  int64_t last(int64_t k) const { return t1 - (common ? K : k); }
 };
 
 Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
                    const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu,
-                   const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end) {
+                   const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end, bool common_window) {
   TORCH_CHECK_VALUE(context.dim() == 3, "context must be (B, T, Cc), got ", context.sizes());
   TORCH_CHECK_VALUE(targets.dim() == 3, "targets must be (B, T, Cz), got ", targets.sizes());
   TORCH_CHECK_VALUE(weight.dim() == 3, "weight must be (K, Cz, Cc), got ", weight.sizes());
@@ -123,6 +126,7 @@ Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets, const a
   s.N = neg_idx.size(3);
   s.t0 = t_begin;
   s.t1 = t_end;
+  s.common = common_window;
   TORCH_CHECK_VALUE(s.B * s.T > 0, "context must have B*T > 0, got ", context.sizes());
   TORCH_CHECK_VALUE(s.Cc > 0 && s.Cz > 0, "context and targets need at least one channel, got Cc=", s.Cc,
                     ", Cz=", s.Cz);
@@ -152,7 +156,7 @@ Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets, const a
   auto idx = neg_idx.accessor<int64_t, 4>();
   for (int64_t k = 1; k <= s.K; ++k)
     for (int64_t b = 0; b < s.B; ++b)
-      for (int64_t t = s.t0; t < s.t1 - k; ++t)
+      for (int64_t t = s.t0; t < s.last(k); ++t)
         for (int64_t n = 0; n < s.N; ++n) {
           const int64_t v = idx[k - 1][b][t][n];
           TORCH_CHECK_VALUE(v >= 0 && v < rows, "neg_idx: every value must lie in [0, B*T) = [0, ", rows,
@@ -294,7 +298,7 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
             const scalar_t* p = Pp + i * KCz + (k - 1) * Cz;
             scalar_t* dp = grad ? dPp + i * KCz + (k - 1) * Cz : nullptr;
             const int64_t a = (i * K + (k - 1)) * (N + 1);
-            if (t < s.t0 || t >= s.t1 - k) {  // no positive for this step: not an anchor
+            if (t < s.t0 || t >= s.last(k)) {  // no positive for this step (or outside the common window)
               if (grad) {
                 std::fill(dp, dp + Cz, scalar_t(0));
                 rho[a] = -1;
@@ -415,8 +419,9 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> smooth_infonce_fwd_cpu(
     const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight, const at::Tensor& neg_idx,
-    const std::optional<at::Tensor>& mu, const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end) {
-  const Sizes s = check_inputs(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end);
+    const std::optional<at::Tensor>& mu, const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end,
+    bool common_window) {
+  const Sizes s = check_inputs(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window);
   Outputs out;
   AT_DISPATCH_FLOATING_TYPES(context.scalar_type(), "smooth_infonce_fwd_cpu", [&] {
     fused_pass<scalar_t>(s, context, targets, weight, neg_idx, mu, logvar, nullptr, std::nullopt, out);
@@ -428,8 +433,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
 smooth_infonce_weighted_cpu(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
                             const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu,
                             const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end,
-                            const at::Tensor& loss_weight, const std::optional<at::Tensor>& kl_weight) {
-  const Sizes s = check_inputs(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end);
+                            const at::Tensor& loss_weight, const std::optional<at::Tensor>& kl_weight,
+                            bool common_window) {
+  const Sizes s = check_inputs(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window);
   check_weights(s, context, loss_weight, kl_weight);
   Outputs out;
   AT_DISPATCH_FLOATING_TYPES(context.scalar_type(), "smooth_infonce_weighted_cpu", [&] {

@@ -60,13 +60,13 @@ def make_inputs(shape, dtype=torch.float32, device="cpu", seed=0, expanded=False
     return out
 
 
-def reference_weighted(x, dtype=None):
+def reference_weighted(x, dtype=None, common_window=False):
     """(value, loss, correct, kl, grads dict) of the reference, run in ``dtype`` (default: the inputs')."""
     cast = (lambda t: t.detach().to(dtype)) if dtype is not None else (lambda t: t.detach())
     leaves = {n: cast(x[n]).requires_grad_() for n in GRAD_NAMES}
     t0, t1 = x["window"]
     loss, correct, kl = per_anchor_terms(leaves["context"], leaves["targets"], leaves["weight"], x["neg_idx"],
-                                         leaves["mu"], leaves["logvar"], t0, t1)
+                                         leaves["mu"], leaves["logvar"], t0, t1, common_window)
     acc = loss.dtype
     value = (x["loss_weight"].to(acc) * loss).sum() + (x["kl_weight"].to(acc) * kl).sum()
     grads = torch.autograd.grad(value, [leaves[n] for n in GRAD_NAMES])
@@ -245,6 +245,35 @@ def test_emulation_many_tiles_and_expanded_neg_idx(emulation, monkeypatch, tile_
     monkeypatch.setenv("SIM_CUDA_TILE_ROWS", str(tile_rows))
     out_fwd, out_w = _emulated(emulation, x)
     check_against_reference(out_fwd, out_w, x, torch.float64)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_emulation_common_window(emulation, shape):
+    """CPC_audio's common anchor window (t < t_end - K for every step) through the CUDA driver and bodies."""
+    x = make_inputs(shape, torch.float64)
+    args = op_args(x)
+    loss, correct, kl = emulation.smooth_infonce_fwd(*args, common_window=True)
+    value, w_loss, w_correct, w_kl, *grads = emulation.smooth_infonce_weighted(*args, x["loss_weight"], x["kl_weight"],
+                                                                                common_window=True)
+    r_value, r_loss, r_correct, r_kl, r_grads = reference_weighted(x, common_window=True)
+    t0, t1 = x["window"]
+    K = x["weight"].shape[0]
+    assert (loss[:, :, t1 - K:] == 0).all() and not correct[:, :, t1 - K:].any()
+    for got in (loss, w_loss):
+        torch.testing.assert_close(got, r_loss)
+    torch.testing.assert_close(value, r_value)
+    for n, g in zip(GRAD_NAMES, grads):
+        torch.testing.assert_close(g, r_grads[n], msg=lambda m, n=n: f"grad_{n}: {m}")
+    # An out-of-range index used only at t in [t_end - K, t_end - 1) (an anchor of step 1 per step, not of the
+    # common window) is not read, so it is not an error.
+    if K < 2:
+        return
+    bad = x["neg_idx"].clone()
+    bad[0, :, t1 - 2, :] = -5
+    emulation.smooth_infonce_fwd(*args[:3], bad, *args[4:], common_window=True)
+    with pytest.raises(ValueError, match="neg_idx"):
+        emulation.smooth_infonce_fwd(*args[:3], bad, *args[4:])
 
 
 @pytest.mark.slow
