@@ -73,7 +73,7 @@ def _register_native_autograd():
 
 NATIVE = ops_backend("native", "sim_kernels", False, prepare=_register_native_autograd)
 
-_NATIVE_DTYPES = {"cpu": (torch.float32, torch.float64), "cuda": (torch.float16, torch.bfloat16, torch.float32, torch.float64)}
+_NATIVE_DTYPES = {"cpu": (torch.float16, torch.bfloat16, torch.float32, torch.float64), "cuda": (torch.float16, torch.bfloat16, torch.float32, torch.float64)}
 _warned: set = set()
 
 
