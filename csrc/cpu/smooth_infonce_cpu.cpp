@@ -33,6 +33,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <optional>
@@ -86,7 +87,33 @@ SIM_CLONES void axpy_f(float alpha, const float* x, float* y, int64_t n) {
 SIM_CLONES void axpy_d(double alpha, const double* x, double* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
+// bfloat16 operands, read as their bit patterns: a bf16 is the upper half of an fp32, so widening is
+// a 16-bit shift (exact) that the compiler vectorises; products and sums are fp32, in the order of
+// dot_f / axpy_f: the arithmetic of widening both rows first, without the widened copies.
+inline float bf16_bits_to_float(uint16_t x) {
+  const uint32_t u = uint32_t(x) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof(f));
+  return f;
+}
+SIM_CLONES float dot_bf(const uint16_t* a, const uint16_t* b, int64_t n) {
+  float acc[32] = {};
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int l = 0; l < 32; ++l) acc[l] += bf16_bits_to_float(a[i + l]) * bf16_bits_to_float(b[i + l]);
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += bf16_bits_to_float(a[i + l]) * bf16_bits_to_float(b[i + l]);
+  for (int l = 8; l < 32; ++l) acc[l % 8] += acc[l];
+  float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  for (; i < n; ++i) s += bf16_bits_to_float(a[i]) * bf16_bits_to_float(b[i]);
+  return s;
+}
+SIM_CLONES void axpy_bf(float alpha, const uint16_t* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * bf16_bits_to_float(x[i]);
+}
 inline float dot(const float* a, const float* b, int64_t n) { return dot_f(a, b, n); }
+inline float dot(const uint16_t* a, const uint16_t* b, int64_t n) { return dot_bf(a, b, n); }
+inline void axpy(float a, const uint16_t* x, float* y, int64_t n) { axpy_bf(a, x, y, n); }
 inline double dot(const double* a, const double* b, int64_t n) { return dot_d(a, b, n); }
 inline void axpy(float a, const float* x, float* y, int64_t n) { axpy_f(a, x, y, n); }
 inline void axpy(double a, const double* x, double* y, int64_t n) { axpy_d(a, x, y, n); }
@@ -232,9 +259,11 @@ T* tile_list(int64_t n, std::vector<T>& local) {
 // bfloat16 inputs, else scalar_t). For 16-bit inputs (kLow):
 //   - the three tile GEMMs run on scalar_t operands (at::mm: oneDNN/MKL accumulate in fp32; with
 //     AVX-512 BF16 a bf16 GEMM of the paper's projection shape ran 3.2x faster than fp32 here); the
-//     projection tile P is rounded to scalar_t by the GEMM and widened to fp32 once per tile;
-//   - the targets (and mu, logvar) are widened to fp32 once, a (B*T, Cz) copy: the gathered dots,
-//     the log-sum-exp, dP and the grad_targets scatter are the fp32 code below;
+//     projection tile P is rounded to scalar_t by the GEMM;
+//   - bfloat16: the gathered dots, dP and the grad_targets scatter read the bf16 rows of the targets
+//     and of P in place and widen them in registers (dot_bf, axpy_bf: fp32 products and sums);
+//     float16: the targets are widened to fp32 once (a (B*T, Cz) copy) and P once per tile; either
+//     way the log-sum-exp, dP and grad_targets are fp32 (mu, logvar are widened once for the KL);
 //   - dP is rounded to scalar_t for the two backward GEMMs; grad_context rows come out of the GEMM in
 //     scalar_t; grad_weight sums the tiles' products in fp32; grad_targets accumulates in fp32.
 //   The gradients are returned in scalar_t, loss/kl/value in fp32. Errors: within 2x of the reference
@@ -251,9 +280,13 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
   const auto acc_opts = opts.dtype(c10::CppTypeToScalarType<acc_t>::value);
 
   const at::Tensor C = context.contiguous().view({BT, Cc});
-  const at::Tensor Z = targets.contiguous().to(acc_opts.dtype()).view({BT, Cz});  // no copy unless kLow
+  // Row element type of the gathered targets and of P in the per-anchor loops: bf16 inputs are read
+  // in place as bf16 bits (widened in registers, see dot_bf); float16 rows are widened to fp32 once.
+  constexpr bool kBF16 = std::is_same_v<scalar_t, at::BFloat16>;
+  using row_t = std::conditional_t<kBF16, uint16_t, acc_t>;
+  const at::Tensor Z = (kBF16 ? targets.contiguous() : targets.contiguous().to(acc_opts.dtype())).view({BT, Cz});
   const at::Tensor Wcat = weight.contiguous().view({KCz, Cc});
-  const acc_t* z = Z.const_data_ptr<acc_t>();
+  const row_t* z = reinterpret_cast<const row_t*>(Z.const_data_ptr());
   const auto idx = neg_idx.accessor<int64_t, 4>();
 
   out.loss = at::zeros({K, B, T}, acc_opts);
@@ -287,7 +320,7 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
   int64_t longest = 0;
   for (const auto& seg : segments) longest = std::max(longest, seg.second - seg.first);
   const int64_t R_max = std::max<int64_t>(1, std::min(tile_rows(KCz, sizeof(acc_t)), longest));
-  at::Tensor P_buf = tile_workspace(0, R_max, KCz, acc_opts);
+  at::Tensor P_buf = kBF16 ? at::Tensor() : tile_workspace(0, R_max, KCz, acc_opts);
   at::Tensor dP_buf = grad ? tile_workspace(1, R_max, KCz, acc_opts) : at::Tensor();
   // kLow: the GEMMs' scalar_t operands/outputs (P rounded by the GEMM, dP rounded for the backward GEMMs).
   at::Tensor P_low = kLow ? tile_workspace(2, R_max, KCz, opts) : at::Tensor();
@@ -303,15 +336,16 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
     for (int64_t r0 = seg.first; r0 < seg.second; r0 += R_max) {
       const int64_t R = std::min(R_max, seg.second - r0);
       at::Tensor C_tile = C.narrow(0, r0, R);
-      at::Tensor P = P_buf.narrow(0, 0, R);
+      at::Tensor P = kBF16 ? at::Tensor() : P_buf.narrow(0, 0, R);
       if constexpr (kLow) {
         at::Tensor Pl = P_low.narrow(0, 0, R);
         at::mm_out(Pl, C_tile, Wcat.t());  // scalar_t operands, fp32 accumulation inside the GEMM
-        P.copy_(Pl);
+        if constexpr (!kBF16) P.copy_(Pl);  // bf16: the loops read Pl itself
       } else {
         at::mm_out(P, C_tile, Wcat.t());  // (R, K*Cz): P[i, k-block] = W_k c_{r0+i}
       }
-      const acc_t* Pp = P.const_data_ptr<acc_t>();
+      const row_t* Pp = kBF16 ? reinterpret_cast<const row_t*>(P_low.const_data_ptr())
+                              : reinterpret_cast<const row_t*>(P.const_data_ptr());
       acc_t* dPp = grad ? dP_buf.mutable_data_ptr<acc_t>() : nullptr;
 
       at::parallel_for(0, R, 4, [&](int64_t i_begin, int64_t i_end) {
@@ -319,7 +353,7 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
         for (int64_t i = i_begin; i < i_end; ++i) {
           const int64_t r = r0 + i, b = r / T, t = r % T;
           for (int64_t k = 1; k <= K; ++k) {
-            const acc_t* p = Pp + i * KCz + (k - 1) * Cz;
+            const row_t* p = Pp + i * KCz + (k - 1) * Cz;
             acc_t* dp = grad ? dPp + i * KCz + (k - 1) * Cz : nullptr;
             const int64_t a = (i * K + (k - 1)) * (N + 1);
             if (t < s.t0 || t >= s.last(k)) {  // no positive for this step (or outside the common window)
@@ -336,7 +370,7 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
             acc_t max_neg = -std::numeric_limits<acc_t>::infinity();
             for (int64_t n = 0; n < N; ++n) {
               const int64_t j = idx[k - 1][b][t][n];  // range-checked in check_inputs
-              if (n + 1 < N) prefetch_row(z + idx[k - 1][b][t][n + 1] * Cz, Cz * int64_t(sizeof(acc_t)));
+              if (n + 1 < N) prefetch_row(z + idx[k - 1][b][t][n + 1] * Cz, Cz * int64_t(sizeof(row_t)));
               sc[n + 1] = dot(p, z + j * Cz, Cz);
               lse.push(sc[n + 1]);
               if (sc[n + 1] > max_neg || sc[n + 1] != sc[n + 1]) max_neg = sc[n + 1];  // NaN sticks: s+ > NaN is false
@@ -384,7 +418,7 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
           for (int64_t k = 0; k < K; ++k) {
             const int64_t a = (i * K + k) * (N + 1);
             if (rho[a] < 0) continue;
-            const acc_t* p = Pp + i * KCz + k * Cz + c_begin;
+            const row_t* p = Pp + i * KCz + k * Cz + c_begin;
             for (int64_t j = 0; j <= N; ++j) axpy(alpha[a + j], p, gz + rho[a + j] * Cz + c_begin, w);
           }
       });
