@@ -396,6 +396,23 @@ def test_gpu_public_api_loss_and_grads(dtype):
 
 @gpu
 @pytest.mark.gpu
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_gpu_common_window(shape):
+    """CPC_audio's common anchor window on the GPU (the emulation test checks the same on the CPU)."""
+    ops = _cuda_ops()
+    x = make_inputs(shape, torch.float64, device="cuda")
+    out = ops.smooth_infonce_weighted(*op_args(x), x["loss_weight"], x["kl_weight"], True)
+    value, loss, _, _, *grads = out
+    xc = {k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in x.items()}
+    r_value, r_loss, _, _, r_grads = reference_weighted(xc, common_window=True)
+    torch.testing.assert_close(loss.cpu(), r_loss)
+    torch.testing.assert_close(value.cpu(), r_value)
+    for n, g in zip(GRAD_NAMES, grads):
+        torch.testing.assert_close(g.cpu(), r_grads[n], msg=lambda m, n=n: f"grad_{n}: {m}")
+
+
+@gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("with_kl", [True, False], ids=["kl", "nokl"])
 def test_gpu_opcheck(with_kl):
     ops = _cuda_ops()
