@@ -5,7 +5,10 @@
 //   context (B, T, Cc)   targets (B, T, Cz)   weight (K, Cz, Cc)   neg_idx (K, B, T, N) int64
 //   mu, logvar (B, T, Cz) or None
 //   [t_begin, t_end): the anchor window; the anchor (b, t) is valid at step k when
-//   t_begin <= t < t_end - k (the whole sequence is t_begin = 0, t_end = T).
+//   t_begin <= t < t_end - k (the whole sequence is t_begin = 0, t_end = T), or, with
+//   common_window = true (CPC_audio's criterion), t_begin <= t < t_end - K for every k.
+//   t_begin and t_end are SymInt: under torch.compile(dynamic=True) a symbolic T reaches the op
+//   without being specialised, so one graph serves every sequence length (the kernels take int64).
 //
 // smooth_infonce_fwd -> loss (K, B, T): -log softmax([s+, s-_1..N])_0 at valid anchors, 0 elsewhere;
 //                       correct (K, B, T) bool: s+ > max_n s-_n at valid anchors;
@@ -29,10 +32,12 @@ PyObject* PyInit__C(void) {
 TORCH_LIBRARY(sim_kernels, m) {
   m.def(
       "smooth_infonce_fwd(Tensor context, Tensor targets, Tensor weight, Tensor neg_idx, "
-      "Tensor? mu, Tensor? logvar, int t_begin, int t_end) -> (Tensor loss, Tensor correct, Tensor kl)");
+      "Tensor? mu, Tensor? logvar, SymInt t_begin, SymInt t_end, bool common_window=False) -> "
+      "(Tensor loss, Tensor correct, Tensor kl)");
   m.def(
       "smooth_infonce_weighted(Tensor context, Tensor targets, Tensor weight, Tensor neg_idx, "
-      "Tensor? mu, Tensor? logvar, int t_begin, int t_end, Tensor loss_weight, Tensor? kl_weight) -> "
+      "Tensor? mu, Tensor? logvar, SymInt t_begin, SymInt t_end, Tensor loss_weight, Tensor? kl_weight, "
+      "bool common_window=False) -> "
       "(Tensor value, Tensor loss, Tensor correct, Tensor kl, Tensor grad_context, Tensor grad_targets, "
       "Tensor grad_weight, Tensor grad_mu, Tensor grad_logvar)");
   // Test hook for the shared math of smooth_infonce.h: row-wise online log-sum-exp of scores (R, M)

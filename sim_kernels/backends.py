@@ -3,9 +3,10 @@
 Each backend produces the same per-anchor statistics, so the reductions in functional.py are
 shared:
 
-    fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1) -> (loss, correct, kl)
+    fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1, common) -> (loss, correct, kl)
         loss (K, B, T), correct (K, B, T) bool, kl (B, T) or None; loss and kl differentiable.
-    weighted(..., loss_weight (K, B, T), kl_weight (B, T) or None) -> (value, loss, correct, kl)
+        common: the anchor window t0 <= t < t1 - K for every k (CPC_audio) instead of t < t1 - k.
+    weighted(..., t0, t1, loss_weight (K, B, T), kl_weight (B, T) or None, common) -> (value, loss, correct, kl)
         value = sum(loss_weight * loss) + sum(kl_weight * kl), differentiable; the kernels compute
         its gradient in the same pass as the forward.
 
@@ -33,8 +34,8 @@ class Backend:
     checks_indices_in_python: bool  # False when the kernel itself rejects out-of-range indices
 
 
-def _reference_weighted(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight):
-    loss, correct, kl = per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t0, t1)
+def _reference_weighted(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, common=False):
+    loss, correct, kl = per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t0, t1, common)
     value = (loss_weight * loss).sum()
     if kl is not None:
         value = value + (kl_weight * kl).sum()
@@ -49,18 +50,18 @@ def ops_backend(name: str, namespace: str, checks_indices_in_python: bool, prepa
     with the schemas of csrc/ops.cpp (the native C++/CUDA kernels, the Triton kernels).
     ``prepare`` runs before each call (e.g. to import the module that registers autograd)."""
 
-    def fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1):
+    def fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1, common=False):
         if prepare is not None:
             prepare()
         loss, correct, kl = getattr(torch.ops, namespace).smooth_infonce_fwd(
-            context, targets, weight, neg_idx, mu, logvar, t0, t1)
+            context, targets, weight, neg_idx, mu, logvar, t0, t1, common)
         return loss, correct, (kl if mu is not None else None)
 
-    def weighted(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight):
+    def weighted(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, common=False):
         if prepare is not None:
             prepare()
         value, loss, correct, kl, *_ = getattr(torch.ops, namespace).smooth_infonce_weighted(
-            context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight)
+            context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, common)
         return value, loss, correct, (kl if mu is not None else None)
 
     return Backend(name, fwd, weighted, checks_indices_in_python)
@@ -72,7 +73,7 @@ def _register_native_autograd():
 
 NATIVE = ops_backend("native", "sim_kernels", False, prepare=_register_native_autograd)
 
-_NATIVE_DTYPES = {"cpu": (torch.float32, torch.float64), "cuda": (torch.float16, torch.bfloat16, torch.float32, torch.float64)}
+_NATIVE_DTYPES = {"cpu": (torch.float16, torch.bfloat16, torch.float32, torch.float64), "cuda": (torch.float16, torch.bfloat16, torch.float32, torch.float64)}
 _warned: set = set()
 
 

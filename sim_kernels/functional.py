@@ -10,19 +10,22 @@ import numbers
 
 import torch
 
-from . import backends
+from . import _autocast, backends
 from .reference import accumulation_dtype
 
-__all__ = ["smooth_infonce", "smooth_infonce_with_metrics", "REDUCTIONS", "KL_REDUCTIONS", "BACKENDS"]
+__all__ = ["smooth_infonce", "smooth_infonce_with_metrics", "REDUCTIONS", "KL_REDUCTIONS", "BACKENDS",
+           "ANCHOR_WINDOWS"]
 
 REDUCTIONS = ("mean", "sum", "none")
 KL_REDUCTIONS = ("dims", "time")
 BACKENDS = ("auto", "native", "triton", "reference")
+ANCHOR_WINDOWS = ("per_step", "common")
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def smooth_infonce(context, targets, weight, neg_idx, mu=None, logvar=None, beta=0.0,
-                   kl_reduction="dims", reduction="mean", backend="auto"):
+                   kl_reduction="dims", reduction="mean", backend="auto", *, anchor_window="per_step",
+                   score_scale=1.0):
     """Smooth-InfoNCE loss (DESIGN.md §1), fused over all prediction steps.
 
     Args:
@@ -40,17 +43,33 @@ def smooth_infonce(context, targets, weight, neg_idx, mu=None, logvar=None, beta
                   + beta*KL; "none": the (K, B, T) per-anchor losses, 0 at t >= T-k, no KL term.
         backend:  "auto" (native kernel for the device and dtype if built, else Triton on CUDA,
                   else the reference with one warning), "native", "triton" or "reference".
+        anchor_window: "per_step" (DESIGN.md §1: anchors of step k are t < T-k, per-k means over
+                  B*(T-k) anchors) or "common" (CPC_audio's criterion: t < T-K for every k, means
+                  over B*(T-K); facebookresearch/CPC_audio cpc/criterion/criterion.py, windowSize =
+                  seqSize - nPredicts). The kernels skip the anchors outside it in their one pass.
+        score_scale: positive float multiplying every score, or "mean" = 1/Cz (CPC_audio scores with
+                  the mean over channels, `(locC * candidates[k]).mean(dim=3)`). Applied as
+                  weight * score_scale before the fused op (exact up to one rounding of W, and
+                  differentiable): the same one-pass kernels on every backend.
+                  CPC_audio's whole criterion: anchor_window="common", score_scale="mean",
+                  reduction="sum", negatives shared over k ((B, T, N) neg_idx, sampler "cpc").
 
     Returns:
         A scalar (mean, sum) or a (K, B, T) tensor (none), float64 for float64 inputs and
         float32 otherwise.
+
+    Under torch.autocast (CPU or CUDA, fp16 or bf16) the result is the same: inputs keep their
+    dtype (a mix of floating dtypes is cast once to the widest), every backend accumulates in fp32
+    and returns float32 (float64 for float64); see sim_kernels/_autocast.py.
     """
-    loss, _ = _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, False)
+    loss, _ = _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, False,
+                   anchor_window=anchor_window, score_scale=score_scale)
     return loss
 
 
 def smooth_infonce_with_metrics(context, targets, weight, neg_idx, mu=None, logvar=None, beta=0.0,
-                                kl_reduction="dims", reduction="mean", backend="auto", window=None):
+                                kl_reduction="dims", reduction="mean", backend="auto", window=None, *,
+                                anchor_window="per_step", score_scale=1.0):
     """Same as smooth_infonce, and a dict of detached metric tensors (no host sync):
     ``nce`` (K,) per-step mean loss, ``accuracy`` (K,) per-step share of anchors whose positive
     outscores every negative, ``kl`` () the reduced KL without beta (0 without mu).
@@ -58,28 +77,38 @@ def smooth_infonce_with_metrics(context, targets, weight, neg_idx, mu=None, logv
     ``window=(t_begin, t_end)`` restricts the anchors to t_begin <= t < t_end - k, with per-k
     means over B*(t_end - t_begin - k) anchors (GIM's subsampling; negatives still index all rows).
     """
-    return _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, True, window)
+    return _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, True, window,
+                anchor_window, score_scale)
 
 
-def _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, metrics, window=None):
+def _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, metrics, window=None,
+         anchor_window="per_step", score_scale=1.0):
+    if isinstance(context, torch.Tensor) and _autocast.enabled(context.device.type):
+        # Under autocast: inputs keep their dtype; a mix is cast once to the widest (sim_kernels/_autocast.py).
+        context, targets, weight, mu, logvar = _autocast.promote(context, targets, weight, mu, logvar)
     B, T, K, t0, t1 = _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, window)
+    common = _check_options(anchor_window, score_scale)
     impl = backends.choose(backend, context)
     if neg_idx.dim() == 3:
         neg_idx = neg_idx.unsqueeze(0).expand(K, -1, -1, -1)
     if impl.checks_indices_in_python:
-        _check_index_values(neg_idx, B * T, t0, t1)
+        _check_index_values(neg_idx, B * T, t0, t1, common)
+    scale = 1.0 / targets.shape[-1] if score_scale == "mean" else float(score_scale)
+    if scale != 1.0:
+        weight = weight * scale  # s = scale * z.(W c) = z.((scale W) c)
     acc = accumulation_dtype(context.dtype)
     dev = context.device
 
     steps = torch.arange(1, K + 1, device=dev)
-    count = (B * (t1 - t0 - steps)).to(acc)  # anchors per step (K,)
+    shift = torch.full_like(steps, K) if common else steps  # the last anchor of step k is t1 - shift_k - 1
+    count = (B * (t1 - t0 - shift)).to(acc)  # anchors per step (K,)
     t = torch.arange(T, device=dev)
-    valid = (t >= t0) & (t.view(1, T) < (t1 - steps).view(K, 1))  # (K, T)
+    valid = (t >= t0) & (t.view(1, T) < (t1 - shift).view(K, 1))  # (K, T)
 
     needs_grad = torch.is_grad_enabled() and any(
         x is not None and x.requires_grad for x in (context, targets, weight, mu, logvar))
     if reduction == "none" or not needs_grad:
-        loss, correct, kl = impl.fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1)
+        loss, correct, kl = impl.fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1, common)
         if reduction == "none":
             out = loss
         else:
@@ -94,7 +123,8 @@ def _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, redu
         kl_weight = None
         if mu is not None:
             kl_weight = torch.full((B, T), beta / _kl_denominator(kl_reduction, B, T, targets.shape[-1]), dtype=acc, device=dev)
-        out, loss, correct, kl = impl.weighted(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight)
+        out, loss, correct, kl = impl.weighted(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight,
+                                               kl_weight, common)
 
     if not metrics:
         return out, None
@@ -112,13 +142,27 @@ def _kl_denominator(kl_reduction, B, T, Cz):
     return B * T if kl_reduction == "dims" else B * Cz
 
 
-def _check_index_values(neg_idx, rows, t0, t1):
+def _check_options(anchor_window, score_scale) -> bool:
+    """Checks anchor_window and score_scale; True for the common anchor window."""
+    if anchor_window not in ANCHOR_WINDOWS:
+        raise ValueError(f"anchor_window must be one of {ANCHOR_WINDOWS}, got {anchor_window!r}")
+    if isinstance(score_scale, str):
+        if score_scale != "mean":
+            raise ValueError(f"score_scale must be a positive finite number or 'mean', got {score_scale!r}")
+    elif isinstance(score_scale, bool) or not isinstance(score_scale, numbers.Real):
+        raise TypeError(f"score_scale must be a positive finite number or 'mean', got {type(score_scale).__name__}")
+    elif not 0 < score_scale < math.inf:  # NaN fails too; comparisons keep torch.compile from breaking the graph
+        raise ValueError(f"score_scale must be a positive finite number or 'mean', got {score_scale}")
+    return anchor_window == "common"
+
+
+def _check_index_values(neg_idx, rows, t0, t1, common=False):
     """Used entries of (K, B, T, N) neg_idx must lie in [0, rows). Reads the data (a host sync on GPU)."""
     if torch.compiler.is_compiling():
         return
     K = neg_idx.shape[0]
     for k in range(1, K + 1):
-        used = neg_idx[k - 1, :, t0 : t1 - k]
+        used = neg_idx[k - 1, :, t0 : t1 - (K if common else k)]
         if used.numel() and bool(((used < 0) | (used >= rows)).any()):
             bad = used[(used < 0) | (used >= rows)][0].item()
             raise ValueError(f"neg_idx: every value must lie in [0, B*T) = [0, {rows}), found {bad} (at step k={k})")

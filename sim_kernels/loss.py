@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from .functional import BACKENDS, KL_REDUCTIONS, REDUCTIONS, smooth_infonce_with_metrics
+from .functional import BACKENDS, KL_REDUCTIONS, REDUCTIONS, _check_options, smooth_infonce_with_metrics
 from .sampling import SAMPLERS, sample_negatives
 
 __all__ = ["SmoothInfoNCELoss", "InfoNCELoss"]
@@ -29,6 +29,10 @@ class SmoothInfoNCELoss(nn.Module):
                        their code) while negatives are still drawn from the whole sequence.
                        None (default) disables it; GIM used 128.
         backend:       "auto" | "native" | "triton" | "reference".
+        anchor_window: "per_step" (DESIGN.md §1: t < T-k at step k) | "common" (CPC_audio: t < T-K for every k).
+        score_scale:   float multiplying every score, or "mean" = 1/Cz (CPC_audio's mean over channels).
+                       CPC_audio's criterion: sampler="cpc", anchor_window="common", score_scale="mean",
+                       reduction="sum", beta=0 (see smooth_infonce and the README's compatibility table).
 
     Parameters:
         weight (K, Cz, Cc): W_k = weight[k-1]. Initialised like GIM's predictor, an
@@ -42,8 +46,10 @@ class SmoothInfoNCELoss(nn.Module):
 
     def __init__(self, context_dim: int, target_dim: int | None = None, prediction_steps: int = 10,
                  negative_samples: int = 10, beta: float = 0.01, sampler: str = "gim", kl_reduction: str = "dims",
-                 reduction: str = "mean", subsample_window: int | None = None, backend: str = "auto"):
+                 reduction: str = "mean", subsample_window: int | None = None, backend: str = "auto", *,
+                 anchor_window: str = "per_step", score_scale: float | str = 1.0):
         super().__init__()
+        _check_options(anchor_window, score_scale)
         target_dim = context_dim if target_dim is None else target_dim
         for name, v in (("context_dim", context_dim), ("target_dim", target_dim),
                         ("prediction_steps", prediction_steps), ("negative_samples", negative_samples)):
@@ -66,6 +72,7 @@ class SmoothInfoNCELoss(nn.Module):
         self.prediction_steps, self.negative_samples = prediction_steps, negative_samples
         self.beta, self.sampler, self.kl_reduction, self.reduction = float(beta), sampler, kl_reduction, reduction
         self.subsample_window, self.backend = subsample_window, backend
+        self.anchor_window, self.score_scale = anchor_window, score_scale
         self.weight = nn.Parameter(torch.empty(prediction_steps, target_dim, context_dim))
         self.reset_parameters()
 
@@ -77,7 +84,8 @@ class SmoothInfoNCELoss(nn.Module):
         return (f"context_dim={self.context_dim}, target_dim={self.target_dim}, K={self.prediction_steps}, "
                 f"N={self.negative_samples}, beta={self.beta}, sampler={self.sampler!r}, "
                 f"kl_reduction={self.kl_reduction!r}, reduction={self.reduction!r}, "
-                f"subsample_window={self.subsample_window}, backend={self.backend!r}")
+                f"subsample_window={self.subsample_window}, backend={self.backend!r}, "
+                f"anchor_window={self.anchor_window!r}, score_scale={self.score_scale!r}")
 
     def window(self, T: int, generator: torch.Generator | None = None):
         """The anchor window (t_begin, t_end) of this call: GIM's random crop, or the whole sequence."""
@@ -98,7 +106,8 @@ class SmoothInfoNCELoss(nn.Module):
                                        generator=generator, device=gen_device, window=window).to(context.device)
         loss, metrics = smooth_infonce_with_metrics(
             context, targets, self.weight.to(context.dtype), neg_idx, mu, logvar, beta=self.beta if mu is not None else 0.0,
-            kl_reduction=self.kl_reduction, reduction=self.reduction, backend=self.backend, window=window)
+            kl_reduction=self.kl_reduction, reduction=self.reduction, backend=self.backend, window=window,
+            anchor_window=self.anchor_window, score_scale=self.score_scale)
         return (loss, metrics) if return_metrics else loss
 
 
@@ -107,9 +116,11 @@ class InfoNCELoss(SmoothInfoNCELoss):
 
     def __init__(self, context_dim: int, target_dim: int | None = None, prediction_steps: int = 10,
                  negative_samples: int = 10, sampler: str = "gim", reduction: str = "mean",
-                 subsample_window: int | None = None, backend: str = "auto"):
+                 subsample_window: int | None = None, backend: str = "auto", *, anchor_window: str = "per_step",
+                 score_scale: float | str = 1.0):
         super().__init__(context_dim, target_dim, prediction_steps, negative_samples, beta=0.0, sampler=sampler,
-                         reduction=reduction, subsample_window=subsample_window, backend=backend)
+                         reduction=reduction, subsample_window=subsample_window, backend=backend,
+                         anchor_window=anchor_window, score_scale=score_scale)
 
     def forward(self, context, targets, *, generator=None, neg_idx=None, return_metrics=False):
         return super().forward(context, targets, generator=generator, neg_idx=neg_idx, return_metrics=return_metrics)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _ext
+from . import _autocast, _ext
 
 __all__ = []
 
@@ -32,7 +32,9 @@ if _ext.available():
         torch._check(targets.shape[:2] == context.shape[:2], lambda: "targets must match context in (B, T)")
 
     @torch.library.register_fake("sim_kernels::smooth_infonce_fwd")
-    def _fwd_fake(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end):
+    def _fwd_fake(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window=False):
+        # Sizes are read off the tensors (symbolic under torch.compile(dynamic=True)); t_begin and t_end are
+        # SymInts that are never compared here, so a new T does not recompile.
         _check_fake(context, targets, weight, neg_idx)
         B, T, _ = context.shape
         K = weight.shape[0]
@@ -43,7 +45,8 @@ if _ext.available():
         return loss, correct, kl
 
     @torch.library.register_fake("sim_kernels::smooth_infonce_weighted")
-    def _weighted_fake(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, loss_weight, kl_weight):
+    def _weighted_fake(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, loss_weight, kl_weight,
+                       common_window=False):
         loss, correct, kl = _fwd_fake(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end)
         value = context.new_empty((), dtype=loss.dtype)
         g_mu = torch.empty_like(mu, memory_format=torch.contiguous_format) if mu is not None else context.new_empty((0,))
@@ -71,22 +74,22 @@ if _ext.available():
         # (torch.compile, AOT) the gradients are scaled out of place.
         if not torch.compiler.is_compiling() and type(gc) is torch.Tensor and g.device.type == "cpu" and g.item() == 1.0:
             return (gc, gt, gw, None, gmu if ctx.has_kl else None, glv if ctx.has_kl else None, None, None,
-                    loss, kl if ctx.has_kl else None)
+                    loss, kl if ctx.has_kl else None, None)
 
         def scale(x):
             return x * g.to(x.dtype)
 
         return (scale(gc), scale(gt), scale(gw), None,
                 scale(gmu) if ctx.has_kl else None, scale(glv) if ctx.has_kl else None,
-                None, None, g * loss, g * kl if ctx.has_kl else None)
+                None, None, g * loss, g * kl if ctx.has_kl else None, None)
 
     torch.library.register_autograd("sim_kernels::smooth_infonce_weighted", _weighted_backward,
                                     setup_context=_weighted_setup)
 
     # ---- smooth_infonce_fwd: recompute with the incoming gradient as loss_weight ----
     def _fwd_setup(ctx, inputs, output):
-        context, targets, weight, neg_idx, mu, logvar, t_begin, t_end = inputs
-        ctx.window = (t_begin, t_end)
+        context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window = inputs
+        ctx.window = (t_begin, t_end, common_window)
         ctx.has_kl = mu is not None
         ctx.save_for_backward(context, targets, weight, neg_idx, mu, logvar)
         ctx.mark_non_differentiable(output[1])
@@ -103,8 +106,13 @@ if _ext.available():
         kl_used = ctx.has_kl and g_kl is not None
         out = torch.ops.sim_kernels.smooth_infonce_weighted(
             context, targets, weight, neg_idx, mu if kl_used else None, logvar if kl_used else None,
-            ctx.window[0], ctx.window[1], g_loss.contiguous(), g_kl.contiguous() if kl_used else None)
+            ctx.window[0], ctx.window[1], g_loss.contiguous(), g_kl.contiguous() if kl_used else None, ctx.window[2])
         _, _, _, _, gc, gt, gw, gmu, glv = out
-        return (gc, gt, gw, None, gmu if kl_used else None, glv if kl_used else None, None, None)
+        return (gc, gt, gw, None, gmu if kl_used else None, glv if kl_used else None, None, None, None)
 
     torch.library.register_autograd("sim_kernels::smooth_infonce_fwd", _fwd_backward, setup_context=_fwd_setup)
+
+    # ---- autocast: inputs keep their dtype (a mix is promoted once), kernels run un-lowered ----
+    _LIB = torch.library.Library("sim_kernels", "IMPL")
+    for _name in ("smooth_infonce_fwd", "smooth_infonce_weighted"):
+        _autocast.register(f"sim_kernels::{_name}", _LIB)

@@ -2,13 +2,16 @@
 
 Every kernel (CPU, CUDA, Triton) is tested against this file. It follows DESIGN.md §1 word for
 word and is differentiable by autograd. It accumulates in float32 for 16- and 32-bit inputs and
-in float64 for float64 inputs; the result has that accumulation dtype.
+in float64 for float64 inputs; the result has that accumulation dtype. It computes with autocast
+switched off, so torch.autocast cannot lower its einsums to bf16/fp16 (sim_kernels/_autocast.py).
 
 Shapes: B batch, T time, K prediction steps, N negatives, Cc context / Cz target channels.
 """
 from __future__ import annotations
 
 import torch
+
+from . import _autocast
 
 __all__ = ["accumulation_dtype", "per_anchor_terms", "smooth_infonce_reference"]
 
@@ -18,7 +21,8 @@ def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def per_anchor_terms(context, targets, weight, neg_idx, mu=None, logvar=None, t_begin=0, t_end=None):
+def per_anchor_terms(context, targets, weight, neg_idx, mu=None, logvar=None, t_begin=0, t_end=None,
+                     common_window=False, score_scale=1.0):
     """Per-anchor losses, hits and per-frame KL.
 
     Args:
@@ -28,12 +32,23 @@ def per_anchor_terms(context, targets, weight, neg_idx, mu=None, logvar=None, t_
         neg_idx:  (K, B, T, N) or (B, T, N) int64 rows of the flattened targets.
         mu, logvar: (B, T, Cz) or None.
         t_begin, t_end: anchor window; (b, t) is an anchor of step k when t_begin <= t < t_end - k.
+        common_window: (b, t) is an anchor of every step when t_begin <= t < t_end - K (CPC_audio's
+                  criterion, facebookresearch/CPC_audio cpc/criterion/criterion.py: windowSize = T - nPredicts).
+        score_scale: float multiplying every score (CPC_audio: 1/Cz, their `.mean(dim=3)` over channels).
 
     Returns:
         loss:    (K, B, T) -log softmax([s+, s-_1..s-_N])_0, 0 at non-anchors.
         correct: (K, B, T) bool, s+ > max_n s-_n (a tie counts as wrong), False at non-anchors.
         kl:      (B, T) 1/2 sum_c (mu^2 + e^logvar - logvar - 1), or None without mu.
     """
+    if _autocast.enabled(context.device.type):
+        with torch.autocast(context.device.type, enabled=False):
+            return _per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window,
+                                     score_scale)
+    return _per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window, score_scale)
+
+
+def _per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window, score_scale):
     B, T, _ = context.shape
     K = weight.shape[0]
     t_end = T if t_end is None else t_end
@@ -44,13 +59,13 @@ def per_anchor_terms(context, targets, weight, neg_idx, mu=None, logvar=None, t_
         neg_idx = neg_idx.unsqueeze(0).expand(K, -1, -1, -1)
     losses, hits = [], []
     for k in range(1, K + 1):
-        lo, hi = t_begin, t_end - k  # anchors t in [lo, hi)
+        lo, hi = t_begin, t_end - (K if common_window else k)  # anchors t in [lo, hi)
         pred = torch.einsum("btc,zc->btz", c[:, lo:hi], w[k - 1])  # W_k c_t: (B, hi-lo, Cz)
         negs = z_flat[neg_idx[k - 1, :, lo:hi]]  # (B, hi-lo, N, Cz)
         # The positive row goes through the same contraction as the negatives, so a negative equal
         # to the positive scores exactly the same (a tie, counted as wrong below) on every BLAS.
         rows = torch.cat([z[:, lo + k : hi + k].unsqueeze(2), negs], dim=2)  # (B, hi-lo, 1+N, Cz)
-        logits = torch.einsum("btnz,btz->btn", rows, pred)  # (B, hi-lo, 1+N)
+        logits = torch.einsum("btnz,btz->btn", rows, pred) * score_scale  # (B, hi-lo, 1+N)
         pos, neg = logits[..., 0], logits[..., 1:]
         loss_k = torch.logsumexp(logits, dim=-1) - pos
         hit_k = pos > neg.max(dim=-1).values
@@ -65,8 +80,13 @@ def per_anchor_terms(context, targets, weight, neg_idx, mu=None, logvar=None, t_
 
 
 def smooth_infonce_reference(context, targets, weight, neg_idx, mu=None, logvar=None, beta=0.0,
-                             kl_reduction="dims", reduction="mean", t_begin=0, t_end=None):
+                             kl_reduction="dims", reduction="mean", t_begin=0, t_end=None,
+                             anchor_window="per_step", score_scale=1.0):
     """The whole loss of DESIGN.md §1 (same arguments as sim_kernels.smooth_infonce).
+
+    anchor_window "per_step": anchors of step k are t_begin <= t < t_end - k (DESIGN.md §1);
+                  "common": t_begin <= t < t_end - K for every k (CPC_audio).
+    score_scale: every score is multiplied by it (a float, or "mean" = 1/Cz: CPC_audio's mean over channels).
 
     reduction "mean": (1/K) sum_k mean over anchors of step k, plus beta * KL;
               "sum":  sum_k of the same per-k means (CPC), plus beta * KL;
@@ -77,10 +97,12 @@ def smooth_infonce_reference(context, targets, weight, neg_idx, mu=None, logvar=
     B, T, _ = context.shape
     K = weight.shape[0]
     t_end = T if t_end is None else t_end
-    loss, _, kl = per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end)
+    common = anchor_window == "common"
+    scale = 1.0 / targets.shape[-1] if score_scale == "mean" else float(score_scale)
+    loss, _, kl = per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common, scale)
     if reduction == "none":
         return loss
-    per_k = torch.stack([loss[k - 1].sum() / (B * (t_end - k - t_begin)) for k in range(1, K + 1)])
+    per_k = torch.stack([loss[k - 1].sum() / (B * (t_end - (K if common else k) - t_begin)) for k in range(1, K + 1)])
     total = per_k.mean() if reduction == "mean" else per_k.sum()
     if kl is not None:
         denom = B * T if kl_reduction == "dims" else B * targets.shape[-1]

@@ -28,13 +28,16 @@
 //   KL: value += kw[b,t] * 1/2 sum_c (mu^2 + e^lv - lv - 1)
 //   d / d mu = kw * mu,   d / d lv = kw * 1/2 (e^lv - 1)
 #include <ATen/ATen.h>
+#include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "smooth_infonce.h"
@@ -84,7 +87,33 @@ SIM_CLONES void axpy_f(float alpha, const float* x, float* y, int64_t n) {
 SIM_CLONES void axpy_d(double alpha, const double* x, double* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
+// bfloat16 operands, read as their bit patterns: a bf16 is the upper half of an fp32, so widening is
+// a 16-bit shift (exact) that the compiler vectorises; products and sums are fp32, in the order of
+// dot_f / axpy_f: the arithmetic of widening both rows first, without the widened copies.
+inline float bf16_bits_to_float(uint16_t x) {
+  const uint32_t u = uint32_t(x) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof(f));
+  return f;
+}
+SIM_CLONES float dot_bf(const uint16_t* a, const uint16_t* b, int64_t n) {
+  float acc[32] = {};
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int l = 0; l < 32; ++l) acc[l] += bf16_bits_to_float(a[i + l]) * bf16_bits_to_float(b[i + l]);
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += bf16_bits_to_float(a[i + l]) * bf16_bits_to_float(b[i + l]);
+  for (int l = 8; l < 32; ++l) acc[l % 8] += acc[l];
+  float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  for (; i < n; ++i) s += bf16_bits_to_float(a[i]) * bf16_bits_to_float(b[i]);
+  return s;
+}
+SIM_CLONES void axpy_bf(float alpha, const uint16_t* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * bf16_bits_to_float(x[i]);
+}
 inline float dot(const float* a, const float* b, int64_t n) { return dot_f(a, b, n); }
+inline float dot(const uint16_t* a, const uint16_t* b, int64_t n) { return dot_bf(a, b, n); }
+inline void axpy(float a, const uint16_t* x, float* y, int64_t n) { axpy_bf(a, x, y, n); }
 inline double dot(const double* a, const double* b, int64_t n) { return dot_d(a, b, n); }
 inline void axpy(float a, const float* x, float* y, int64_t n) { axpy_f(a, x, y, n); }
 inline void axpy(double a, const double* x, double* y, int64_t n) { axpy_d(a, x, y, n); }
@@ -94,11 +123,14 @@ inline void axpy(double a, const double* x, double* y, int64_t n) { axpy_d(a, x,
 struct Sizes {
   int64_t B, T, Cc, Cz, K, N, t0, t1;
   bool has_kl;
+  bool common;  // common anchor window (CPC_audio): t < t1 - K for every k
+  // Anchor (b, t) is valid at step k when t0 <= t < last(k) (csrc/ops.cpp).
+  int64_t last(int64_t k) const { return t1 - (common ? K : k); }
 };
 
 Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
                    const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu,
-                   const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end) {
+                   const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end, bool common_window) {
   TORCH_CHECK_VALUE(context.dim() == 3, "context must be (B, T, Cc), got ", context.sizes());
   TORCH_CHECK_VALUE(targets.dim() == 3, "targets must be (B, T, Cz), got ", targets.sizes());
   TORCH_CHECK_VALUE(weight.dim() == 3, "weight must be (K, Cz, Cc), got ", weight.sizes());
@@ -107,8 +139,8 @@ Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets, const a
     TORCH_CHECK_VALUE(t->device().is_cpu(), "sim_kernels CPU kernel: every input must be on the CPU, got ",
                       t->device());
   const auto dt = context.scalar_type();
-  TORCH_CHECK_TYPE(dt == at::kFloat || dt == at::kDouble,
-                   "context: the CPU kernel supports float32 and float64, got ", dt);
+  TORCH_CHECK_TYPE(dt == at::kFloat || dt == at::kDouble || dt == at::kBFloat16 || dt == at::kHalf,
+                   "context: the CPU kernel supports float16, bfloat16, float32 and float64, got ", dt);
   TORCH_CHECK_TYPE(targets.scalar_type() == dt, "targets must have the dtype of context (", dt, "), got ",
                    targets.scalar_type());
   TORCH_CHECK_TYPE(weight.scalar_type() == dt, "weight must have the dtype of context (", dt, "), got ",
@@ -123,6 +155,7 @@ Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets, const a
   s.N = neg_idx.size(3);
   s.t0 = t_begin;
   s.t1 = t_end;
+  s.common = common_window;
   TORCH_CHECK_VALUE(s.B * s.T > 0, "context must have B*T > 0, got ", context.sizes());
   TORCH_CHECK_VALUE(s.Cc > 0 && s.Cz > 0, "context and targets need at least one channel, got Cc=", s.Cc,
                     ", Cz=", s.Cz);
@@ -152,7 +185,7 @@ Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets, const a
   auto idx = neg_idx.accessor<int64_t, 4>();
   for (int64_t k = 1; k <= s.K; ++k)
     for (int64_t b = 0; b < s.B; ++b)
-      for (int64_t t = s.t0; t < s.t1 - k; ++t)
+      for (int64_t t = s.t0; t < s.last(k); ++t)
         for (int64_t n = 0; n < s.N; ++n) {
           const int64_t v = idx[k - 1][b][t][n];
           TORCH_CHECK_VALUE(v >= 0 && v < rows, "neg_idx: every value must lie in [0, B*T) = [0, ", rows,
@@ -163,7 +196,7 @@ Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets, const a
 
 void check_weights(const Sizes& s, const at::Tensor& context, const at::Tensor& loss_weight,
                    const std::optional<at::Tensor>& kl_weight) {
-  const auto acc = context.scalar_type();
+  const auto acc = context.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;  // the accumulation dtype
   TORCH_CHECK_VALUE(loss_weight.dim() == 3 && loss_weight.size(0) == s.K && loss_weight.size(1) == s.B &&
                         loss_weight.size(2) == s.T,
                     "loss_weight must be (K, B, T) = (", s.K, ", ", s.B, ", ", s.T, "), got ", loss_weight.sizes());
@@ -198,11 +231,12 @@ int64_t tile_rows(int64_t KCz, int64_t elem) {
 // Tile buffers kept per calling thread and reused by the next call: a fresh buffer of this size
 // comes back from malloc as new pages; faulting them in cost ~2300 page faults (9 MiB) per
 // fwd+bwd at the paper's T = 64, 408 with the reuse (getrusage ru_minflt). Buffers above
-// kWorkspaceCacheBytes are not kept; a thread holds at most two (P and dP) plus the alpha/rho lists.
+// kWorkspaceCacheBytes are not kept; a thread holds at most four (P and dP, and their 16-bit copies
+// for 16-bit inputs) plus the alpha/rho lists.
 constexpr int64_t kWorkspaceCacheBytes = int64_t(64) << 20;
 
 at::Tensor tile_workspace(int slot, int64_t rows, int64_t cols, const at::TensorOptions& opts) {
-  thread_local at::Tensor cache[2];
+  thread_local at::Tensor cache[4];
   const int64_t numel = rows * cols;
   if (numel * int64_t(c10::elementSize(opts.dtype().toScalarType())) > kWorkspaceCacheBytes)
     return at::empty({rows, cols}, opts);
@@ -221,40 +255,58 @@ T* tile_list(int64_t n, std::vector<T>& local) {
   return list.data();
 }
 
-template <typename scalar_t>
+// scalar_t is the input dtype, acc_t the accumulation dtype (at::opmath_type: float for float16 and
+// bfloat16 inputs, else scalar_t). For 16-bit inputs (kLow):
+//   - the three tile GEMMs run on scalar_t operands (at::mm: oneDNN/MKL accumulate in fp32; with
+//     AVX-512 BF16 a bf16 GEMM of the paper's projection shape ran 3.2x faster than fp32 here); the
+//     projection tile P is rounded to scalar_t by the GEMM;
+//   - bfloat16: the gathered dots, dP and the grad_targets scatter read the bf16 rows of the targets
+//     and of P in place and widen them in registers (dot_bf, axpy_bf: fp32 products and sums);
+//     float16: the targets are widened to fp32 once (a (B*T, Cz) copy) and P once per tile; either
+//     way the log-sum-exp, dP and grad_targets are fp32 (mu, logvar are widened once for the KL);
+//   - dP is rounded to scalar_t for the two backward GEMMs; grad_context rows come out of the GEMM in
+//     scalar_t; grad_weight sums the tiles' products in fp32; grad_targets accumulates in fp32.
+//   The gradients are returned in scalar_t, loss/kl/value in fp32. Errors: within 2x of the reference
+//   run in that dtype (tests/sim_kernels/test_native_cpu_half.py).
+template <typename scalar_t, typename acc_t>
 void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
                 const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu_in,
                 const std::optional<at::Tensor>& lv_in, const at::Tensor* loss_weight,
                 const std::optional<at::Tensor>& kl_weight, Outputs& out) {
   const bool grad = loss_weight != nullptr;
   const int64_t B = s.B, T = s.T, Cc = s.Cc, Cz = s.Cz, K = s.K, N = s.N, KCz = K * Cz, BT = B * T;
+  constexpr bool kLow = !std::is_same_v<scalar_t, acc_t>;
   const auto opts = context.options();
+  const auto acc_opts = opts.dtype(c10::CppTypeToScalarType<acc_t>::value);
 
   const at::Tensor C = context.contiguous().view({BT, Cc});
-  const at::Tensor Z = targets.contiguous().view({BT, Cz});
+  // Row element type of the gathered targets and of P in the per-anchor loops: bf16 inputs are read
+  // in place as bf16 bits (widened in registers, see dot_bf); float16 rows are widened to fp32 once.
+  constexpr bool kBF16 = std::is_same_v<scalar_t, at::BFloat16>;
+  using row_t = std::conditional_t<kBF16, uint16_t, acc_t>;
+  const at::Tensor Z = (kBF16 ? targets.contiguous() : targets.contiguous().to(acc_opts.dtype())).view({BT, Cz});
   const at::Tensor Wcat = weight.contiguous().view({KCz, Cc});
-  const scalar_t* z = Z.const_data_ptr<scalar_t>();
+  const row_t* z = reinterpret_cast<const row_t*>(Z.const_data_ptr());
   const auto idx = neg_idx.accessor<int64_t, 4>();
 
-  out.loss = at::zeros({K, B, T}, opts);
+  out.loss = at::zeros({K, B, T}, acc_opts);
   out.correct = at::zeros({K, B, T}, opts.dtype(at::kBool));
-  scalar_t* loss = out.loss.mutable_data_ptr<scalar_t>();
+  acc_t* loss = out.loss.mutable_data_ptr<acc_t>();
   bool* correct = out.correct.mutable_data_ptr<bool>();
 
-  at::Tensor lw_c;
+  at::Tensor lw_c, GZ, GW;
   if (grad) {
     lw_c = loss_weight->contiguous();
     // Every context row lies in some tile when the window is the whole sequence; grad_weight is
     // written (not accumulated) by the first tile. Only what may stay unwritten is zeroed.
     const bool full = s.t0 == 0 && s.t1 == T;
     out.grad_context = full ? at::empty({B, T, Cc}, opts) : at::zeros({B, T, Cc}, opts);
-    out.grad_targets = at::zeros({B, T, Cz}, opts);
-    out.grad_weight = at::empty({K, Cz, Cc}, opts);
+    GZ = at::zeros({B, T, Cz}, acc_opts);         // kLow: cast to scalar_t at the end
+    GW = at::empty({KCz, Cc}, acc_opts);
   }
-  const scalar_t* lw = grad ? lw_c.const_data_ptr<scalar_t>() : nullptr;
-  scalar_t* gz = grad ? out.grad_targets.mutable_data_ptr<scalar_t>() : nullptr;
+  const acc_t* lw = grad ? lw_c.const_data_ptr<acc_t>() : nullptr;
+  acc_t* gz = grad ? GZ.mutable_data_ptr<acc_t>() : nullptr;
   at::Tensor GC = grad ? out.grad_context.view({BT, Cc}) : at::Tensor();
-  at::Tensor GW = grad ? out.grad_weight.view({KCz, Cc}) : at::Tensor();
 
   // Anchor rows come in segments of consecutive rows: the whole flattened input when the window
   // is the full sequence (the last frame of each sequence is a non-anchor, skipped), else one
@@ -267,13 +319,16 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
   }
   int64_t longest = 0;
   for (const auto& seg : segments) longest = std::max(longest, seg.second - seg.first);
-  const int64_t R_max = std::max<int64_t>(1, std::min(tile_rows(KCz, sizeof(scalar_t)), longest));
-  at::Tensor P_buf = tile_workspace(0, R_max, KCz, opts);
-  at::Tensor dP_buf = grad ? tile_workspace(1, R_max, KCz, opts) : at::Tensor();
+  const int64_t R_max = std::max<int64_t>(1, std::min(tile_rows(KCz, sizeof(acc_t)), longest));
+  at::Tensor P_buf = kBF16 ? at::Tensor() : tile_workspace(0, R_max, KCz, acc_opts);
+  at::Tensor dP_buf = grad ? tile_workspace(1, R_max, KCz, acc_opts) : at::Tensor();
+  // kLow: the GEMMs' scalar_t operands/outputs (P rounded by the GEMM, dP rounded for the backward GEMMs).
+  at::Tensor P_low = kLow ? tile_workspace(2, R_max, KCz, opts) : at::Tensor();
+  at::Tensor dP_low = kLow && grad ? tile_workspace(3, R_max, KCz, opts) : at::Tensor();
   // alpha[i, k, j] and its target row rho[i, k, j]; rho = -1 marks a non-anchor (k invalid at row i).
-  std::vector<scalar_t> alpha_local;
+  std::vector<acc_t> alpha_local;
   std::vector<int64_t> rho_local;
-  scalar_t* alpha = grad ? tile_list<scalar_t>(R_max * K * (N + 1), alpha_local) : nullptr;
+  acc_t* alpha = grad ? tile_list<acc_t>(R_max * K * (N + 1), alpha_local) : nullptr;
   int64_t* rho = grad ? tile_list<int64_t>(R_max * K * (N + 1), rho_local) : nullptr;
 
   bool first_tile = true;
@@ -281,48 +336,55 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
     for (int64_t r0 = seg.first; r0 < seg.second; r0 += R_max) {
       const int64_t R = std::min(R_max, seg.second - r0);
       at::Tensor C_tile = C.narrow(0, r0, R);
-      at::Tensor P = P_buf.narrow(0, 0, R);
-      at::mm_out(P, C_tile, Wcat.t());  // (R, K*Cz): P[i, k-block] = W_k c_{r0+i}
-      const scalar_t* Pp = P.const_data_ptr<scalar_t>();
-      scalar_t* dPp = grad ? dP_buf.mutable_data_ptr<scalar_t>() : nullptr;
+      at::Tensor P = kBF16 ? at::Tensor() : P_buf.narrow(0, 0, R);
+      if constexpr (kLow) {
+        at::Tensor Pl = P_low.narrow(0, 0, R);
+        at::mm_out(Pl, C_tile, Wcat.t());  // scalar_t operands, fp32 accumulation inside the GEMM
+        if constexpr (!kBF16) P.copy_(Pl);  // bf16: the loops read Pl itself
+      } else {
+        at::mm_out(P, C_tile, Wcat.t());  // (R, K*Cz): P[i, k-block] = W_k c_{r0+i}
+      }
+      const row_t* Pp = kBF16 ? reinterpret_cast<const row_t*>(P_low.const_data_ptr())
+                              : reinterpret_cast<const row_t*>(P.const_data_ptr());
+      acc_t* dPp = grad ? dP_buf.mutable_data_ptr<acc_t>() : nullptr;
 
       at::parallel_for(0, R, 4, [&](int64_t i_begin, int64_t i_end) {
-        std::vector<scalar_t> sc(N + 1);
+        std::vector<acc_t> sc(N + 1);
         for (int64_t i = i_begin; i < i_end; ++i) {
           const int64_t r = r0 + i, b = r / T, t = r % T;
           for (int64_t k = 1; k <= K; ++k) {
-            const scalar_t* p = Pp + i * KCz + (k - 1) * Cz;
-            scalar_t* dp = grad ? dPp + i * KCz + (k - 1) * Cz : nullptr;
+            const row_t* p = Pp + i * KCz + (k - 1) * Cz;
+            acc_t* dp = grad ? dPp + i * KCz + (k - 1) * Cz : nullptr;
             const int64_t a = (i * K + (k - 1)) * (N + 1);
-            if (t < s.t0 || t >= s.t1 - k) {  // no positive for this step: not an anchor
+            if (t < s.t0 || t >= s.last(k)) {  // no positive for this step (or outside the common window)
               if (grad) {
-                std::fill(dp, dp + Cz, scalar_t(0));
+                std::fill(dp, dp + Cz, acc_t(0));
                 rho[a] = -1;
               }
               continue;
             }
             const int64_t pos_row = r + k;
             sc[0] = dot(p, z + pos_row * Cz, Cz);
-            OnlineLogSumExp<scalar_t> lse;
+            OnlineLogSumExp<acc_t> lse;
             lse.push(sc[0]);
-            scalar_t max_neg = -std::numeric_limits<scalar_t>::infinity();
+            acc_t max_neg = -std::numeric_limits<acc_t>::infinity();
             for (int64_t n = 0; n < N; ++n) {
               const int64_t j = idx[k - 1][b][t][n];  // range-checked in check_inputs
-              if (n + 1 < N) prefetch_row(z + idx[k - 1][b][t][n + 1] * Cz, Cz * int64_t(sizeof(scalar_t)));
+              if (n + 1 < N) prefetch_row(z + idx[k - 1][b][t][n + 1] * Cz, Cz * int64_t(sizeof(row_t)));
               sc[n + 1] = dot(p, z + j * Cz, Cz);
               lse.push(sc[n + 1]);
               if (sc[n + 1] > max_neg || sc[n + 1] != sc[n + 1]) max_neg = sc[n + 1];  // NaN sticks: s+ > NaN is false
             }
             const int64_t o = ((k - 1) * B + b) * T + t;
-            const scalar_t log_sum = lse.log_sum();
+            const acc_t log_sum = lse.log_sum();
             loss[o] = lse.minus(sc[0], log_sum);  // LSE(s) - s_0, rounded relative to the loss (smooth_infonce.h)
             correct[o] = sc[0] > max_neg;
             if (!grad) continue;
-            const scalar_t g = lw[o];
-            std::fill(dp, dp + Cz, scalar_t(0));
+            const acc_t g = lw[o];
+            std::fill(dp, dp + Cz, acc_t(0));
             for (int64_t j = 0; j <= N; ++j) {
               const int64_t row = j == 0 ? pos_row : idx[k - 1][b][t][j - 1];
-              const scalar_t al = g * (lse.softmax(sc[j], log_sum) - (j == 0 ? scalar_t(1) : scalar_t(0)));
+              const acc_t al = g * (lse.softmax(sc[j], log_sum) - (j == 0 ? acc_t(1) : acc_t(0)));
               alpha[a + j] = al;
               rho[a + j] = row;
               axpy(al, z + row * Cz, dp, Cz);
@@ -334,11 +396,19 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
       if (!grad) continue;
       at::Tensor dP = dP_buf.narrow(0, 0, R);
       at::Tensor GC_tile = GC.narrow(0, r0, R);
-      at::mm_out(GC_tile, dP, Wcat);  // grad_context rows = dP @ Wcat
-      if (first_tile) {
-        at::mm_out(GW, dP.t(), C_tile);  // grad_Wcat = dP^T @ C_tile
+      if constexpr (kLow) {
+        at::Tensor dPl = dP_low.narrow(0, 0, R);
+        dPl.copy_(dP);                    // dP rounded to scalar_t for the GEMMs
+        at::mm_out(GC_tile, dPl, Wcat);   // grad_context rows = dP @ Wcat (scalar_t out)
+        at::Tensor gw_tile = at::mm(dPl.t(), C_tile);  // dP^T @ C_tile, fp32 accumulation inside
+        if (first_tile) GW.copy_(gw_tile); else GW.add_(gw_tile);  // tiles summed in fp32, in order
       } else {
-        GW.addmm_(dP.t(), C_tile);  // grad_Wcat += dP^T @ C_tile, tiles in order
+        at::mm_out(GC_tile, dP, Wcat);  // grad_context rows = dP @ Wcat
+        if (first_tile) {
+          at::mm_out(GW, dP.t(), C_tile);  // grad_Wcat = dP^T @ C_tile
+        } else {
+          GW.addmm_(dP.t(), C_tile);  // grad_Wcat += dP^T @ C_tile, tiles in order
+        }
       }
       first_tile = false;
       // grad_targets: each thread owns a channel slice and walks all (i, k, j) in order.
@@ -348,11 +418,16 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
           for (int64_t k = 0; k < K; ++k) {
             const int64_t a = (i * K + k) * (N + 1);
             if (rho[a] < 0) continue;
-            const scalar_t* p = Pp + i * KCz + k * Cz + c_begin;
+            const row_t* p = Pp + i * KCz + k * Cz + c_begin;
             for (int64_t j = 0; j <= N; ++j) axpy(alpha[a + j], p, gz + rho[a + j] * Cz + c_begin, w);
           }
       });
     }
+  }
+
+  if (grad) {
+    out.grad_targets = kLow ? GZ.to(opts.dtype()) : GZ;
+    out.grad_weight = (kLow ? GW.to(opts.dtype()) : GW).view({K, Cz, Cc});
   }
 
   // Sum of loss_weight * loss, in double and in a fixed order.
@@ -363,48 +438,50 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
     out.value = v;
   }
 
-  // KL over every frame (b, t), and its gradients.
+  // KL over every frame (b, t), and its gradients (fp32 for 16-bit inputs, cast back at the end).
   if (!s.has_kl) {
-    out.kl = at::empty({0}, opts);
+    out.kl = at::empty({0}, acc_opts);
     if (grad) {
       out.grad_mu = at::empty({0}, opts);
       out.grad_logvar = at::empty({0}, opts);
     }
     return;
   }
-  const at::Tensor MU = mu_in->contiguous(), LV = lv_in->contiguous();
-  const scalar_t* mu = MU.const_data_ptr<scalar_t>();
-  const scalar_t* lv = LV.const_data_ptr<scalar_t>();
-  out.kl = at::empty({B, T}, opts);
-  scalar_t* kl = out.kl.mutable_data_ptr<scalar_t>();
-  at::Tensor kw_c;
-  const scalar_t* kw = nullptr;
-  scalar_t *gmu = nullptr, *glv = nullptr;
+  const at::Tensor MU = mu_in->contiguous().to(acc_opts.dtype()), LV = lv_in->contiguous().to(acc_opts.dtype());
+  const acc_t* mu = MU.const_data_ptr<acc_t>();
+  const acc_t* lv = LV.const_data_ptr<acc_t>();
+  out.kl = at::empty({B, T}, acc_opts);
+  acc_t* kl = out.kl.mutable_data_ptr<acc_t>();
+  at::Tensor kw_c, GMU, GLV;
+  const acc_t* kw = nullptr;
+  acc_t *gmu = nullptr, *glv = nullptr;
   if (grad) {
     kw_c = kl_weight->contiguous();
-    kw = kw_c.const_data_ptr<scalar_t>();
-    out.grad_mu = at::empty({B, T, Cz}, opts);
-    out.grad_logvar = at::empty({B, T, Cz}, opts);
-    gmu = out.grad_mu.mutable_data_ptr<scalar_t>();
-    glv = out.grad_logvar.mutable_data_ptr<scalar_t>();
+    kw = kw_c.const_data_ptr<acc_t>();
+    GMU = at::empty({B, T, Cz}, acc_opts);
+    GLV = at::empty({B, T, Cz}, acc_opts);
+    gmu = GMU.mutable_data_ptr<acc_t>();
+    glv = GLV.mutable_data_ptr<acc_t>();
   }
   at::parallel_for(0, BT, 16, [&](int64_t r_begin, int64_t r_end) {
     for (int64_t r = r_begin; r < r_end; ++r) {
-      scalar_t acc = 0;
-      const scalar_t* m = mu + r * Cz;
-      const scalar_t* l = lv + r * Cz;
-      for (int64_t c = 0; c < Cz; ++c) acc += kl_term<scalar_t>(m[c], l[c]);
+      acc_t acc = 0;
+      const acc_t* m = mu + r * Cz;
+      const acc_t* l = lv + r * Cz;
+      for (int64_t c = 0; c < Cz; ++c) acc += kl_term<acc_t>(m[c], l[c]);
       kl[r] = acc;
       if (grad) {
-        const scalar_t w = kw[r];
+        const acc_t w = kw[r];
         for (int64_t c = 0; c < Cz; ++c) {
-          gmu[r * Cz + c] = w * kl_grad_mu<scalar_t>(m[c]);
-          glv[r * Cz + c] = w * kl_grad_logvar<scalar_t>(l[c]);
+          gmu[r * Cz + c] = w * kl_grad_mu<acc_t>(m[c]);
+          glv[r * Cz + c] = w * kl_grad_logvar<acc_t>(l[c]);
         }
       }
     }
   });
   if (grad) {
+    out.grad_mu = kLow ? GMU.to(opts.dtype()) : GMU;
+    out.grad_logvar = kLow ? GLV.to(opts.dtype()) : GLV;
     double v = 0.0;
     for (int64_t r = 0; r < BT; ++r) v += double(kw[r]) * double(kl[r]);
     out.value += v;
@@ -415,11 +492,13 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> smooth_infonce_fwd_cpu(
     const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight, const at::Tensor& neg_idx,
-    const std::optional<at::Tensor>& mu, const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end) {
-  const Sizes s = check_inputs(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end);
+    const std::optional<at::Tensor>& mu, const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end,
+    bool common_window) {
+  const Sizes s = check_inputs(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window);
   Outputs out;
-  AT_DISPATCH_FLOATING_TYPES(context.scalar_type(), "smooth_infonce_fwd_cpu", [&] {
-    fused_pass<scalar_t>(s, context, targets, weight, neg_idx, mu, logvar, nullptr, std::nullopt, out);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, context.scalar_type(), "smooth_infonce_fwd_cpu", [&] {
+    fused_pass<scalar_t, at::opmath_type<scalar_t>>(s, context, targets, weight, neg_idx, mu, logvar, nullptr,
+                                                    std::nullopt, out);
   });
   return {out.loss, out.correct, out.kl};
 }
@@ -428,14 +507,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
 smooth_infonce_weighted_cpu(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
                             const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu,
                             const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end,
-                            const at::Tensor& loss_weight, const std::optional<at::Tensor>& kl_weight) {
-  const Sizes s = check_inputs(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end);
+                            const at::Tensor& loss_weight, const std::optional<at::Tensor>& kl_weight,
+                            bool common_window) {
+  const Sizes s = check_inputs(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window);
   check_weights(s, context, loss_weight, kl_weight);
   Outputs out;
-  AT_DISPATCH_FLOATING_TYPES(context.scalar_type(), "smooth_infonce_weighted_cpu", [&] {
-    fused_pass<scalar_t>(s, context, targets, weight, neg_idx, mu, logvar, &loss_weight, kl_weight, out);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, context.scalar_type(), "smooth_infonce_weighted_cpu", [&] {
+    fused_pass<scalar_t, at::opmath_type<scalar_t>>(s, context, targets, weight, neg_idx, mu, logvar, &loss_weight,
+                                                    kl_weight, out);
   });
-  at::Tensor value = at::scalar_tensor(out.value, context.options());
+  at::Tensor value = at::scalar_tensor(out.value, out.loss.options());  // the accumulation dtype
   return {value, out.loss, out.correct, out.kl, out.grad_context, out.grad_targets, out.grad_weight,
           out.grad_mu, out.grad_logvar};
 }

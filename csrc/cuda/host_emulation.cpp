@@ -55,7 +55,13 @@ std::tuple<at::Tensor, at::Tensor> shared_math_selftest(const at::Tensor& scores
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "CPU emulation of the CUDA smooth_infonce kernel (tests only)";
-  m.def("smooth_infonce_fwd", &sim::driver::fwd<HostLauncher>);
-  m.def("smooth_infonce_weighted", &sim::driver::weighted<HostLauncher>);
+  namespace py = pybind11;
+  // The op schemas' argument names and defaults (csrc/ops.cpp), so the tests call both alike.
+  m.def("smooth_infonce_fwd", &sim::driver::fwd<HostLauncher>, py::arg("context"), py::arg("targets"),
+        py::arg("weight"), py::arg("neg_idx"), py::arg("mu"), py::arg("logvar"), py::arg("t_begin"), py::arg("t_end"),
+        py::arg("common_window") = false);
+  m.def("smooth_infonce_weighted", &sim::driver::weighted<HostLauncher>, py::arg("context"), py::arg("targets"),
+        py::arg("weight"), py::arg("neg_idx"), py::arg("mu"), py::arg("logvar"), py::arg("t_begin"), py::arg("t_end"),
+        py::arg("loss_weight"), py::arg("kl_weight"), py::arg("common_window") = false);
   m.def("shared_math_selftest", &shared_math_selftest);
 }

@@ -119,19 +119,21 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> smooth_infonce_fwd(const at::Tens
                                                                   const at::Tensor& weight, const at::Tensor& neg_idx,
                                                                   const std::optional<at::Tensor>& mu,
                                                                   const std::optional<at::Tensor>& logvar,
-                                                                  int64_t t_begin, int64_t t_end) {
+                                                                  int64_t t_begin, int64_t t_end,
+                                                                  bool common_window) {
   const c10::cuda::CUDAGuard guard(context.device());
-  return driver::fwd<Launcher>(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end);
+  return driver::fwd<Launcher>(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window);
 }
 
 driver::WeightedOut smooth_infonce_weighted(const at::Tensor& context, const at::Tensor& targets,
                                             const at::Tensor& weight, const at::Tensor& neg_idx,
                                             const std::optional<at::Tensor>& mu,
                                             const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end,
-                                            const at::Tensor& loss_weight, const std::optional<at::Tensor>& kl_weight) {
+                                            const at::Tensor& loss_weight, const std::optional<at::Tensor>& kl_weight,
+                                            bool common_window) {
   const c10::cuda::CUDAGuard guard(context.device());
   return driver::weighted<Launcher>(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, loss_weight,
-                                    kl_weight);
+                                    kl_weight, common_window);
 }
 
 // scores (R, M), mu and logvar (R, C), one floating dtype -> lse (R,), kl (R,) in the accumulation dtype.

@@ -109,11 +109,13 @@ inline void check_weights(const Dims& d, const at::Tensor& context, const at::Te
 // Used entries of neg_idx (t_begin <= t < t_end - k, all n) must lie in [0, R). A few elementwise
 // ops and one any() reduction over the (K, B, T, N) view, then ONE host sync to raise the error
 // before any kernel reads a row: the price of a clear error instead of an illegal memory access.
-inline void check_index_values(const Dims& d, const at::Tensor& neg_idx, int64_t t_begin, int64_t t_end) {
+inline void check_index_values(const Dims& d, const at::Tensor& neg_idx, int64_t t_begin, int64_t t_end,
+                               bool common_window) {
   if (neg_idx.numel() == 0) return;
   const auto opts = neg_idx.options();
   const auto t = at::arange(d.T, opts).view({1, d.T});
-  const auto step = at::arange(1, d.K + 1, opts).view({d.K, 1});
+  // The last valid anchor of step k is t_end - k - 1, or t_end - K - 1 for every k with a common window.
+  const auto step = common_window ? at::full({d.K, 1}, d.K, opts) : at::arange(1, d.K + 1, opts).view({d.K, 1});
   const auto used = ((t >= t_begin) & (t < (t_end - step))).view({d.K, 1, d.T, 1});  // (K, 1, T, 1)
   const auto bad = used & ((neg_idx < 0) | (neg_idx >= d.R));
   if (!bad.any().item<bool>()) return;  // the one sync
@@ -121,7 +123,7 @@ inline void check_index_values(const Dims& d, const at::Tensor& neg_idx, int64_t
   const auto k = where[0].item<int64_t>(), b = where[1].item<int64_t>(), tt = where[2].item<int64_t>(),
              n = where[3].item<int64_t>();
   const auto value = neg_idx[k][b][tt][n].item<int64_t>();
-  TORCH_CHECK_VALUE(false, "neg_idx: every used value (t_begin <= t < t_end - k) must lie in [0, B*T) = [0, ", d.R,
+  TORCH_CHECK_VALUE(false, "neg_idx: every used value (anchors t_begin <= t < t_end - k) must lie in [0, B*T) = [0, ", d.R,
                     "), found ", value, " at neg_idx[", k, ", ", b, ", ", tt, ", ", n, "]");
 }
 
@@ -145,11 +147,11 @@ template <class L, bool kGrad>
 Result run(const at::Tensor& context_in, const at::Tensor& targets_in, const at::Tensor& weight_in,
            const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu_in, const std::optional<at::Tensor>& logvar_in,
            int64_t t_begin, int64_t t_end, const std::optional<at::Tensor>& loss_weight_in,
-           const std::optional<at::Tensor>& kl_weight_in) {
+           const std::optional<at::Tensor>& kl_weight_in, bool common_window) {
   const at::NoGradGuard no_grad;  // the op is its own backward; matters only when called outside the dispatcher
   const Dims d = check_inputs(context_in, targets_in, weight_in, neg_idx, mu_in, logvar_in, t_begin, t_end);
   if constexpr (kGrad) check_weights(d, context_in, *loss_weight_in, kl_weight_in, mu_in.has_value());
-  check_index_values(d, neg_idx, t_begin, t_end);
+  check_index_values(d, neg_idx, t_begin, t_end, common_window);
 
   const auto dtype = context_in.scalar_type();
   const auto acc = acc_dtype(dtype);
@@ -194,6 +196,7 @@ Result run(const at::Tensor& context_in, const at::Tensor& targets_in, const at:
       a.loss = out.loss.data_ptr<acc_t>();
       a.correct = out.correct.data_ptr<bool>();
       a.R = d.R, a.T = d.T, a.K = d.K, a.N = d.N, a.Cz = d.Cz, a.r0 = r0, a.t_begin = t_begin, a.t_end = t_end;
+      a.common = common_window;
       if (kGrad) {
         auto dproj = dproj_buf.narrow(0, 0, rt);
         a.loss_weight = loss_weight.data_ptr<acc_t>();
@@ -253,8 +256,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> fwd(const at::Tensor& context, co
                                                    const at::Tensor& weight, const at::Tensor& neg_idx,
                                                    const std::optional<at::Tensor>& mu,
                                                    const std::optional<at::Tensor>& logvar, int64_t t_begin,
-                                                   int64_t t_end) {
-  Result r = run<L, false>(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, std::nullopt, std::nullopt);
+                                                   int64_t t_end, bool common_window) {
+  Result r = run<L, false>(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, std::nullopt, std::nullopt,
+                           common_window);
   return {r.loss, r.correct, r.kl};
 }
 
@@ -265,8 +269,10 @@ template <class L>
 WeightedOut weighted(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
                      const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu,
                      const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end,
-                     const at::Tensor& loss_weight, const std::optional<at::Tensor>& kl_weight) {
-  Result r = run<L, true>(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, loss_weight, kl_weight);
+                     const at::Tensor& loss_weight, const std::optional<at::Tensor>& kl_weight,
+                     bool common_window) {
+  Result r = run<L, true>(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, loss_weight, kl_weight,
+                          common_window);
   return {r.value, r.loss, r.correct, r.kl, r.grad_context, r.grad_targets, r.grad_weight, r.grad_mu, r.grad_logvar};
 }
 

@@ -49,6 +49,7 @@ struct AnchorArgs {
   int64_t* rows;              // (rt*K, N1): target row of each score, R = none    (gradients only)
   acc_t* dproj;               // dP, this tile: (rt, K, Cz)                       (gradients only)
   int64_t R, T, K, N, Cz, r0, t_begin, t_end;
+  bool common;                // common anchor window (CPC_audio): t < t_end - K for every step
 };
 
 template <typename scalar_t, typename acc_t>
@@ -69,6 +70,7 @@ SIM_HOST_DEVICE acc_t row_dot(const scalar_t* z, const acc_t* p, int64_t Cz, int
 //                               d value / d z_{row_j} += coef_j P[rk]             (target_segment)
 //   P[rk] = W_k c[r]         =>  grad_context[r] = sum_k W_k^T dP[rk],  grad_W_k = sum_r dP[rk] c[r]^T
 //                                (two GEMMs on the host side: dP @ W_cat and dP^T @ C).
+// Valid items: t_begin <= t < t_end - step, or t < t_end - K for every step with a.common.
 // Items outside the anchor window get loss 0, correct false, coef 0, row R and dP = 0.
 template <typename scalar_t, typename acc_t, bool kGrad>
 SIM_HOST_DEVICE void anchor_item(const AnchorArgs<scalar_t, acc_t>& a, int64_t rk, int lane, int lanes) {
@@ -76,7 +78,7 @@ SIM_HOST_DEVICE void anchor_item(const AnchorArgs<scalar_t, acc_t>& a, int64_t r
   const int64_t r = a.r0 + r_local, b = r / a.T, t = r % a.T;
   const int64_t out = k * a.R + r, N1 = a.N + 1;
   const acc_t* p = a.proj + rk * a.Cz;
-  const bool valid = t >= a.t_begin && t < a.t_end - step;
+  const bool valid = t >= a.t_begin && t < a.t_end - (a.common ? a.K : step);
   if (!valid) {
     if (lane == 0) {
       a.loss[out] = acc_t(0);

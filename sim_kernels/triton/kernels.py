@@ -5,7 +5,8 @@ Shapes (B batch, T time, K steps, N negatives, Cc / Cz channels, rows = B*T, r =
     neg_idx (K, B, T, N) int64 addressed through its strides (a stride-0 expansion over k is fine);
     loss (K, rows), g (K, rows, N+1) (the score gradients below), kl (rows,): all in the accumulation
     dtype (fp32; fp64 for fp64 inputs), which the kernels read off these buffers' pointer types.
-Anchor (b, t) is valid at step k = kk+1 when t0 <= t < t1 - k; its positive is target row r + k.
+Anchor (b, t) is valid at step k = kk+1 when t0 <= t < t1 - k (or t < t1 - K for every k when
+COMMON = 1: CPC_audio's common window); its positive is target row r + k.
 
 Forward, per anchor and step (one pass over the N+1 target rows, online log-sum-exp):
     p = W_k c_r                     (Cz,)   tl.dot over Cc chunks, fp32 (fp64) accumulation
@@ -57,7 +58,7 @@ def _gather_score(tgt_ptr, row, mask, pred, Cz, z_cols, z_mask):
 @triton.jit
 def _anchor_kernel(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr,
                    loss_ptr, correct_ptr, g_ptr, gctx_ptr,
-                   rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in,
+                   rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
                    GRAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr,
                    PRECISION: tl.constexpr):
     """Forward (loss, correct) of a tile of BLOCK_M anchors for every k; with GRAD also g and d/dc.
@@ -72,7 +73,8 @@ def _anchor_kernel(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr,
     z_mask = z_cols < Cz
     ACC: tl.constexpr = loss_ptr.dtype.element_ty  # fp32, or fp64 for fp64 inputs
     for kk in range(0, K):
-        valid = in_range & (t >= t0) & (t < t1 - (kk + 1))
+        # shift = k, or K for every k with the common window (COMMON is 0 or 1)
+        valid = in_range & (t >= t0) & (t < t1 - (kk + 1 + COMMON * (K - kk - 1)))
         pred = _predict(ctx_ptr, w_ptr, r, in_range, kk, Cc, Cz, z_cols, z_mask, ACC, BLOCK_M, BLOCK_C, BLOCK_Z,
                         PRECISION)
         s_pos, _ = _gather_score(tgt_ptr, r + kk + 1, valid, pred, Cz, z_cols, z_mask)
@@ -164,8 +166,8 @@ def _target_kernel(ctx_ptr, w_ptr, g_ptr, order_ptr, offs_ptr, gtgt_ptr, rows, K
 
 
 @triton.jit
-def _weight_kernel(ctx_ptr, tgt_ptr, idx_ptr, g_ptr, gw_ptr, rows, T, t0, t1, N, Cc, Cz,
-                   s_ik, s_ib, s_it, s_in,
+def _weight_kernel(ctx_ptr, tgt_ptr, idx_ptr, g_ptr, gw_ptr, rows, T, t0, t1, K, N, Cc, Cz,
+                   s_ik, s_ib, s_it, s_in, COMMON,
                    BLOCK_M: tl.constexpr, BLOCK_WZ: tl.constexpr, BLOCK_WC: tl.constexpr, PRECISION: tl.constexpr):
     """d value / d W_k for one (BLOCK_WZ, BLOCK_WC) tile: sum over row tiles (in order) of dp^T @ c."""
     kk = tl.program_id(0)
@@ -180,7 +182,7 @@ def _weight_kernel(ctx_ptr, tgt_ptr, idx_ptr, g_ptr, gw_ptr, rows, T, t0, t1, N,
         in_range = r < rows
         b = r // T
         t = r % T
-        valid = in_range & (t >= t0) & (t < t1 - (kk + 1))
+        valid = in_range & (t >= t0) & (t < t1 - (kk + 1 + COMMON * (K - kk - 1)))
         gbase = g_ptr + (kk * rows + r) * (N + 1)
         # dp restricted to the channels zc: sum_j g_j z_j[zc].
         g = tl.load(gbase, mask=valid, other=0.0)

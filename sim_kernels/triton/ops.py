@@ -22,6 +22,7 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch._subclasses.functional_tensor import FunctionalTensorMode
 from torch.library import triton_op, wrap_triton
 
+from .. import _autocast
 from ..reference import accumulation_dtype
 from . import kernels
 from .heuristics import block_sizes
@@ -63,7 +64,7 @@ def _precision() -> str:
     return "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee"
 
 
-def _target_uses(neg_idx: Tensor, K: int, B: int, T: int, t0: int, t1: int):
+def _target_uses(neg_idx: Tensor, K: int, B: int, T: int, t0: int, t1: int, common: bool = False):
     """CSR of the uses of every target row at every step (for the deterministic d/dtargets).
 
     Use id u = (kk*rows + r)*(N+1) + j: row j of anchor r at step kk+1 (j = 0: the positive r+kk+1,
@@ -74,7 +75,7 @@ def _target_uses(neg_idx: Tensor, K: int, B: int, T: int, t0: int, t1: int):
     r = torch.arange(rows, device=dev)
     kk = torch.arange(K, device=dev).view(K, 1)
     t = r % T
-    valid = (t >= t0) & (t < t1 - 1 - kk)  # (K, rows)
+    valid = (t >= t0) & (t < t1 - (K if common else 1 + kk))  # (K, rows)
     target = torch.cat([(r + kk + 1).unsqueeze(-1), neg_idx.reshape(K, rows, N)], dim=-1)  # (K, rows, N+1)
     key = torch.where(valid.unsqueeze(-1), kk.unsqueeze(-1) * rows + target, K * rows)
     sorted_key, order = torch.sort(key.reshape(-1), stable=True)
@@ -82,7 +83,8 @@ def _target_uses(neg_idx: Tensor, K: int, B: int, T: int, t0: int, t1: int):
     return order, offsets
 
 
-def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, grad: bool):
+def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, grad: bool,
+         common: bool = False):
     """Launch the kernels; returns (loss, correct, kl, g_context, g_targets, g_weight, g_mu, g_logvar)."""
     _check(context)
     B, T, Cc = context.shape
@@ -107,17 +109,17 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
     grid = (triton.cdiv(rows, cfg["BLOCK_M"]),)
     _launch(kernels._anchor_kernel, grid)(
         ctx, tgt, w, neg_idx, lw, loss, correct, g, g_ctx,
-        rows, T, t0, t1, K, N, Cc, Cz, s[0], s[1], s[2], s[3], GRAD=grad, **blocks)
+        rows, T, t0, t1, K, N, Cc, Cz, s[0], s[1], s[2], s[3], int(common), GRAD=grad, **blocks)
 
     g_tgt = g_w = None
     if grad:
-        order, offsets = _target_uses(neg_idx, K, B, T, t0, t1)
+        order, offsets = _target_uses(neg_idx, K, B, T, t0, t1, common)
         g_tgt = torch.empty((rows, Cz), dtype=acc, device=dev)
         _launch(kernels._target_kernel, grid)(ctx, w, g, order, offsets, g_tgt, rows, K, N, Cc, Cz, **blocks)
         g_w = torch.empty((K, Cz, Cc), dtype=acc, device=dev)
         wgrid = (K, triton.cdiv(Cz, cfg["BLOCK_WZ"]), triton.cdiv(Cc, cfg["BLOCK_WC"]))
         _launch(kernels._weight_kernel, wgrid)(
-            ctx, tgt, neg_idx, g, g_w, rows, T, t0, t1, N, Cc, Cz, s[0], s[1], s[2], s[3],
+            ctx, tgt, neg_idx, g, g_w, rows, T, t0, t1, K, N, Cc, Cz, s[0], s[1], s[2], s[3], int(common),
             BLOCK_M=cfg["BLOCK_M"], BLOCK_WZ=cfg["BLOCK_WZ"], BLOCK_WC=cfg["BLOCK_WC"], PRECISION=prec,
             num_warps=cfg["num_warps"])
         g_ctx, g_tgt, g_w = g_ctx.to(dt).view(B, T, Cc), g_tgt.to(dt).view(B, T, Cz), g_w.to(dt)
@@ -145,21 +147,23 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
 
 @triton_op("sim_kernels_triton::smooth_infonce_fwd", mutates_args=())
 def smooth_infonce_fwd(context: Tensor, targets: Tensor, weight: Tensor, neg_idx: Tensor, mu: Optional[Tensor],
-                       logvar: Optional[Tensor], t_begin: int, t_end: int) -> tuple[Tensor, Tensor, Tensor]:
+                       logvar: Optional[Tensor], t_begin: int, t_end: int,
+                       common_window: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """loss (K, B, T), correct (K, B, T) bool, kl (B, T) or (0,) without mu; fp64 for fp64 inputs, else fp32."""
-    loss, correct, kl, *_ = _run(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, None, None, False)
+    loss, correct, kl, *_ = _run(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, None, None, False,
+                                 common_window)
     return loss, correct, kl
 
 
 @triton_op("sim_kernels_triton::smooth_infonce_weighted", mutates_args=())
 def smooth_infonce_weighted(context: Tensor, targets: Tensor, weight: Tensor, neg_idx: Tensor, mu: Optional[Tensor],
                             logvar: Optional[Tensor], t_begin: int, t_end: int, loss_weight: Tensor,
-                            kl_weight: Optional[Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
-                                                                  Tensor, Tensor, Tensor]:
+                            kl_weight: Optional[Tensor], common_window: bool = False
+                            ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """value () (fp32; fp64 for fp64 inputs) = sum(loss_weight*loss) + sum(kl_weight*kl), the fwd outputs, and d value / d
     (context, targets, weight, mu, logvar) in the input dtype (grad_mu, grad_logvar (0,) without mu)."""
     loss, correct, kl, g_ctx, g_tgt, g_w, g_mu, g_lv = _run(
-        context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, loss_weight, kl_weight, True)
+        context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, loss_weight, kl_weight, True, common_window)
     value = (loss_weight.to(loss.dtype) * loss).sum()
     if mu is not None and kl_weight is not None:
         value = value + (kl_weight.to(kl.dtype) * kl).sum()
@@ -181,9 +185,9 @@ if _interpreted():
 # ---- autograd -----------------------------------------------------------------------------------
 
 def _fwd_setup(ctx, inputs, output):
-    context, targets, weight, neg_idx, mu, logvar, t0, t1 = inputs
+    context, targets, weight, neg_idx, mu, logvar, t0, t1, common = inputs
     ctx.save_for_backward(context, targets, weight, neg_idx, mu, logvar)
-    ctx.window = (t0, t1)
+    ctx.window = (t0, t1, common)
     ctx.mark_non_differentiable(output[1])
     ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None
 
@@ -196,10 +200,10 @@ def _fwd_backward(ctx, grad_loss, grad_correct, grad_kl):
         grad_loss = torch.zeros((K, B, T), dtype=accumulation_dtype(context.dtype), device=context.device)
     kw = grad_kl if mu is not None else None  # None: kl was not used, mu and logvar get no gradient
     out = torch.ops.sim_kernels_triton.smooth_infonce_weighted(
-        context, targets, weight, neg_idx, mu, logvar, ctx.window[0], ctx.window[1], grad_loss, kw)
+        context, targets, weight, neg_idx, mu, logvar, ctx.window[0], ctx.window[1], grad_loss, kw, ctx.window[2])
     g_ctx, g_tgt, g_w, g_mu, g_lv = out[4:]
     has = kw is not None
-    return g_ctx, g_tgt, g_w, None, (g_mu if has else None), (g_lv if has else None), None, None
+    return g_ctx, g_tgt, g_w, None, (g_mu if has else None), (g_lv if has else None), None, None, None
 
 
 def _weighted_setup(ctx, inputs, output):
@@ -216,9 +220,14 @@ def _weighted_backward(ctx, grad_value, *_unused):
     gv = grad_value
     mu_grads = (gv * g_mu, gv * g_lv) if ctx.has_kl else (None, None)
     return (gv * g_ctx, gv * g_tgt, gv * g_w, None, *mu_grads, None, None,
-            gv * loss, gv * kl if ctx.has_kl else None)
+            gv * loss, gv * kl if ctx.has_kl else None, None)
 
 
 torch.library.register_autograd("sim_kernels_triton::smooth_infonce_fwd", _fwd_backward, setup_context=_fwd_setup)
 torch.library.register_autograd("sim_kernels_triton::smooth_infonce_weighted", _weighted_backward,
                                 setup_context=_weighted_setup)
+
+# Autocast: inputs keep their dtype (a mix is promoted once), the kernels run un-lowered (sim_kernels/_autocast.py).
+_LIB = torch.library.Library("sim_kernels_triton", "IMPL")
+for _name in ("smooth_infonce_fwd", "smooth_infonce_weighted"):
+    _autocast.register(f"sim_kernels_triton::{_name}", _LIB)

@@ -62,13 +62,13 @@ def make_inputs(shape, dtype=torch.float32, device="cpu", seed=0, expanded=False
     return out
 
 
-def reference_weighted(x, dtype=None):
+def reference_weighted(x, dtype=None, common_window=False):
     """(value, loss, correct, kl, grads dict) of the reference, run in ``dtype`` (default: the inputs')."""
     cast = (lambda t: t.detach().to(dtype)) if dtype is not None else (lambda t: t.detach())
     leaves = {n: cast(x[n]).requires_grad_() for n in GRAD_NAMES}
     t0, t1 = x["window"]
     loss, correct, kl = per_anchor_terms(leaves["context"], leaves["targets"], leaves["weight"], x["neg_idx"],
-                                         leaves["mu"], leaves["logvar"], t0, t1)
+                                         leaves["mu"], leaves["logvar"], t0, t1, common_window)
     acc = loss.dtype
     value = (x["loss_weight"].to(acc) * loss).sum() + (x["kl_weight"].to(acc) * kl).sum()
     grads = torch.autograd.grad(value, [leaves[n] for n in GRAD_NAMES])
@@ -261,6 +261,35 @@ def test_emulation_many_tiles_and_expanded_neg_idx(emulation, monkeypatch, tile_
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_emulation_common_window(emulation, shape):
+    """CPC_audio's common anchor window (t < t_end - K for every step) through the CUDA driver and bodies."""
+    x = make_inputs(shape, torch.float64)
+    args = op_args(x)
+    loss, correct, kl = emulation.smooth_infonce_fwd(*args, common_window=True)
+    value, w_loss, w_correct, w_kl, *grads = emulation.smooth_infonce_weighted(*args, x["loss_weight"], x["kl_weight"],
+                                                                                common_window=True)
+    r_value, r_loss, r_correct, r_kl, r_grads = reference_weighted(x, common_window=True)
+    t0, t1 = x["window"]
+    K = x["weight"].shape[0]
+    assert (loss[:, :, t1 - K:] == 0).all() and not correct[:, :, t1 - K:].any()
+    for got in (loss, w_loss):
+        torch.testing.assert_close(got, r_loss)
+    torch.testing.assert_close(value, r_value)
+    for n, g in zip(GRAD_NAMES, grads):
+        torch.testing.assert_close(g, r_grads[n], msg=lambda m, n=n: f"grad_{n}: {m}")
+    # An out-of-range index used only at t in [t_end - K, t_end - 1) (an anchor of step 1 per step, not of the
+    # common window) is not read, so it is not an error.
+    if K < 2:
+        return
+    bad = x["neg_idx"].clone()
+    bad[0, :, t1 - 2, :] = -5
+    emulation.smooth_infonce_fwd(*args[:3], bad, *args[4:], common_window=True)
+    with pytest.raises(ValueError, match="neg_idx"):
+        emulation.smooth_infonce_fwd(*args[:3], bad, *args[4:])
+
+
+@pytest.mark.slow
 def test_emulation_without_kl(emulation):
     x = make_inputs(SHAPES[1], torch.float64)
     loss, correct, kl = emulation.smooth_infonce_fwd(*op_args(x, with_kl=False))
@@ -376,6 +405,23 @@ def test_gpu_public_api_loss_and_grads(dtype):
         assert_low_precision_ok(ours[0], lp[0], hi[0], "loss")
         for n in GRAD_NAMES:
             assert_low_precision_ok(ours[1][n], lp[1][n], hi[1][n], f"grad_{n}")
+
+
+@gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_gpu_common_window(shape):
+    """CPC_audio's common anchor window on the GPU (the emulation test checks the same on the CPU)."""
+    ops = _cuda_ops()
+    x = make_inputs(shape, torch.float64, device="cuda")
+    out = ops.smooth_infonce_weighted(*op_args(x), x["loss_weight"], x["kl_weight"], True)
+    value, loss, _, _, *grads = out
+    xc = {k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in x.items()}
+    r_value, r_loss, _, _, r_grads = reference_weighted(xc, common_window=True)
+    torch.testing.assert_close(loss.cpu(), r_loss)
+    torch.testing.assert_close(value.cpu(), r_value)
+    for n, g in zip(GRAD_NAMES, grads):
+        torch.testing.assert_close(g.cpu(), r_grads[n], msg=lambda m, n=n: f"grad_{n}: {m}")
 
 
 @gpu

@@ -209,7 +209,7 @@ def test_op_errors_name_the_argument():
     with pytest.raises(ValueError, match="mu and logvar"):
         op(c, z, w, idx, mu, None, 0, 9)
     with pytest.raises(TypeError, match="CPU kernel supports"):
-        op(c.half(), z.half(), w.half(), idx, None, None, 0, 9)
+        op(c.int(), z.int(), w.int(), idx, None, None, 0, 9)
 
 
 def test_shared_math_header():
