@@ -136,18 +136,28 @@ def test_deterministic_repeat_and_threads(dtype):
 
 @pytest.mark.parametrize("shape", [(5, 900, 24, 24, 4, 3), (2, 600, 512, 512, 10, 2)], ids=shape_id)
 def test_large_problem_deterministic_threads(shape):
-    """Several row tiles (4096-row tiles; 1024-row tiles at K*Cz = 5120) and real BLAS splits."""
+    """Several row tiles (4096-row tiles; 1024-row tiles at K*Cz = 5120) and real BLAS splits.
+
+    Run after run at one thread count the gradients are bitwise equal (DESIGN.md §2). Across thread
+    counts they are equal only up to the BLAS: the tile GEMMs (dP·W, dPᵀ·C) go through at::mm, and
+    MKL on an Intel processor splits their reduction differently with 1 and 2 threads (measured on
+    this project's Intel Xeon machine: relative differences of a few fp32 ulps; on the AMD EPYC machine
+    of earlier sessions they were bitwise equal). So across thread counts this test holds the
+    gradients to fp32 rounding, not to the bit."""
     inputs = make_inputs(*shape, dtype=torch.float32)
     prev = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        a = _grads_bits(inputs, beta=0.01)
+        a, a_again = _grads_bits(inputs, beta=0.01), _grads_bits(inputs, beta=0.01)
         torch.set_num_threads(1)
-        b = _grads_bits(inputs, beta=0.01)
+        b, b_again = _grads_bits(inputs, beta=0.01), _grads_bits(inputs, beta=0.01)
     finally:
         torch.set_num_threads(prev)
-    for x, y in zip(a, b):
-        assert torch.equal(x, y)
+    for x, x2, y, y2 in zip(a, a_again, b, b_again):
+        assert torch.equal(x, x2), "2 threads: a repeated call differs"
+        assert torch.equal(y, y2), "1 thread: a repeated call differs"
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6 * float(y.abs().max()) + 1e-12,
+                                   msg=lambda m: f"1 thread vs 2 threads beyond fp32 rounding: {m}")
 
 
 def test_reused_tile_buffers_across_shapes_and_dtypes():
