@@ -2,7 +2,7 @@
 
     sim data  --out DIR [--words N] [--seed S]
     sim train --config NAME|FILE --data DIR --out RUN_DIR [--epochs E] [--resume] [section.key=value ...]
-    sim eval  --run RUN_DIR --data DIR
+    sim eval  --run RUN_DIR --data DIR [--protocol paper|thesis|robust] [--seeds N] [--representation mean|sample]
     sim demo  --out DIR [--words N] [--epochs E]     data -> train "tiny" -> eval, prints the table
 
 The demo's defaults (851 words as in the paper, 12 epochs of "tiny" = 1020 steps of batch 8, one
@@ -89,9 +89,10 @@ def cmd_train(a) -> int:
 def cmd_eval(a) -> int:
     from .evaluation.report import evaluate_run, markdown_table
     _threads(a.threads)
-    result = evaluate_run(a.run, a.data, epochs=a.probe_epochs)
+    result = evaluate_run(a.run, a.data, protocol=a.protocol, seeds=a.seeds, representation=a.representation,
+                          epochs=a.probe_epochs)
     print(markdown_table(result))
-    print(f"\nwrote {Path(a.run) / 'eval.json'}")
+    print(f"\nwrote {Path(a.run) / f'eval_{a.protocol}.json'} (and eval.json)")
     return 0
 
 
@@ -150,10 +151,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.lr=1e-3 model.beta=0")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", help="linear probes of every module and of the random-init baseline")
+    e = sub.add_parser("eval", help="linear probes of every module and of the random-init baseline",
+                       description="Protocols (docs/evaluation.md): paper = Table 2 of the SIM paper (time-averaged, "
+                                   "raw features, syllables zero-padded at both ends, 50 epochs); thesis = Table 4.3 of "
+                                   "the V-GIM thesis (flattened C x T features, 8800-sample syllables, 100 epochs, "
+                                   "9 classes); robust = ours (z-scored time averages, padded at the end).")
     e.add_argument("--run", required=True)
     e.add_argument("--data", required=True)
-    e.add_argument("--probe-epochs", type=int, default=50)
+    e.add_argument("--protocol", choices=("paper", "thesis", "robust"), default="robust")
+    e.add_argument("--seeds", type=int, default=3, help="repetitions of every probe (mean ± std)")
+    e.add_argument("--representation", choices=("mean", "sample"), default="mean",
+                   help="probe mu (mean) or a reparameterised sample (the SIM authors' code)")
+    e.add_argument("--probe-epochs", type=int, default=None, help="default: the protocol's (50 or 100)")
     e.add_argument("--threads", type=int, default=0)
     e.set_defaults(func=cmd_eval)
 
