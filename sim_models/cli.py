@@ -1,6 +1,6 @@
 """The `sim` command: data, train, eval, demo.
 
-    sim data  --out DIR [--words N] [--seed S]
+    sim data  --out DIR [--words N] [--seed S] [--engine espeak-ng|flite|both] [--speakers N] [--constant]
     sim train --config NAME|FILE --data DIR --out RUN_DIR [--epochs E] [--resume] [section.key=value ...]
     sim eval  --run RUN_DIR --data DIR [--protocol paper|thesis|robust] [--seeds N] [--representation mean|sample]
     sim demo  --out DIR [--words N] [--epochs E]     data -> train "tiny" -> eval, prints the table
@@ -45,7 +45,8 @@ def _threads(n: int):
 def cmd_data(a) -> int:
     from .data.synth import generate
     t = time.time()
-    meta = generate(a.out, num_words=a.words, seed=a.seed, processes=a.processes)
+    meta = generate(a.out, num_words=a.words, seed=a.seed, processes=a.processes, engine=a.engine, speakers=a.speakers,
+                    constant=a.constant)
     n_test = sum(it["split"] == "test" for it in meta["items"])
     print(f"wrote {len(meta['items'])} words ({len(meta['items']) - n_test} train / {n_test} test) to {a.out} "
           f"in {time.time() - t:.0f} s")
@@ -131,10 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sim", description="Smooth InfoMax / GIM / CPC: data, training, evaluation")
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("data", help="synthesise the syllable data set with espeak-ng")
+    d = sub.add_parser("data", help="synthesise the syllable data set with espeak-ng and/or flite")
     d.add_argument("--out", required=True)
     d.add_argument("--words", type=int, default=851)
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--engine", choices=("espeak-ng", "flite", "both"), default="espeak-ng",
+                   help="flite: CMU voices of real speakers (awb, rms, slt, kal16)")
+    d.add_argument("--speakers", type=int, default=None, help="use the first N voices of each engine (default: all)")
+    d.add_argument("--constant", action="store_true",
+                   help="one rate, one pitch, monotone, stress on the first syllable; with --speakers 1: the paper's "
+                        "single speaker in a constant tone")
     d.add_argument("--processes", type=int, default=2, help="parallel espeak-ng workers")
     d.set_defaults(func=cmd_data)
 
