@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 # Build switches (pytorch_scatter style): FORCE_CUDA=1, FORCE_ONLY_CPU=1, TORCH_CUDA_ARCH_LIST, MAX_JOBS, DEBUG=1.
 export MAX_JOBS ?= 2
 
-.PHONY: setup system-deps venv deps build test bench bench-smoke demo fuzz sanitize clean
+.PHONY: setup system-deps venv deps build test bench bench-smoke demo fuzz sanitize gpu-check clean
 
 setup: system-deps venv deps build
 
@@ -70,6 +70,14 @@ sanitize: deps
 	  PYTHONPATH=$(CURDIR)/build/sanitize && \
 	  $(CURDIR)/$(PY) -c "import sim_kernels._C as c, sys; f = c.__file__; print('sanitized extension:', f); sys.exit('build/sanitize' not in f)" && \
 	  $(CURDIR)/$(PY) -m pytest -q -p no:cacheprovider $(SAN_TESTS)
+
+# The GPU check (issue 13): build for Hopper, the CUDA/Triton tests, compute-sanitizer, the CUDA
+# benchmarks and a training step, time-boxed, in one call on a bare GPU machine (no venv, no
+# network: its own python3), writing gpu_check.{json,md,png} and logs.tar.gz to $(OUT). Without a
+# GPU it is a dry run: the stages that need none run, the rest are skipped with a reason.
+PYTHON ?= $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,python3)
+gpu-check:
+	$(PYTHON) scripts/gpu_check.py $(if $(OUT),--out "$(OUT)")
 
 clean:
 	rm -rf build *.egg-info sim_kernels/*.so

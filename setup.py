@@ -8,6 +8,7 @@ Build switches (as in pytorch_scatter):
   DEBUG=1               -O0 -g, no NDEBUG
   SANITIZE=1            AddressSanitizer + UndefinedBehaviorSanitizer (CPU sources only)
   SIM_NO_EXTENSION=1    install the pure-Python package only (backend="auto" then uses the reference)
+  SIM_PTXAS_VERBOSE=1   pass -Xptxas -v to nvcc (registers, shared memory, spills per kernel; make gpu-check)
 """
 import glob
 import os
@@ -83,6 +84,8 @@ def _extensions():
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
         sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
         extra["nvcc"] = ["-std=c++20", "--expt-relaxed-constexpr", "-lineinfo", *(["-O0", "-G"] if debug else ["-O3"])]
+        if _flag("SIM_PTXAS_VERBOSE"):
+            extra["nvcc"].append("-Xptxas=-v")
         define_macros.append(("SIM_WITH_CUDA", None))
         ext_cls = CUDAExtension
     ext = ext_cls(

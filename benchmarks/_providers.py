@@ -1,9 +1,11 @@
-"""The timed things: the three loss providers and the GEMM floor, in two modes.
+"""The timed things: the four loss providers and the GEMM floor, in two modes.
 
 Providers (all call the public sim_kernels.smooth_infonce; there is no second reference here):
     eager     backend="reference", plain PyTorch eager
     compiled  torch.compile(dynamic=False) around smooth_infonce(..., backend="reference")
-    native    backend="native" (the fused C++ kernel; skipped when it is not built)
+    native    backend="native": the fused C++ kernel on CPU tensors, the fused CUDA kernel on CUDA
+              tensors (skipped when the kernel for the device is not built)
+    triton    backend="triton": the Triton kernels (CUDA tensors only; skipped on the CPU)
 Modes:
     fwd       the loss under torch.no_grad()
     fwd+bwd   loss.backward() into fresh .grad buffers (the grads are cleared before each round)
@@ -18,25 +20,38 @@ from ._shapes import BETA, FloorOperands, LossInputs
 
 __all__ = ["PROVIDERS", "MODES", "FLOOR", "LABELS", "unavailable_reason", "make_step", "make_floor_step"]
 
-PROVIDERS = ("eager", "compiled", "native")
+PROVIDERS = ("eager", "compiled", "native", "triton")
 MODES = ("fwd", "fwd+bwd")
 FLOOR = "gemm_floor"
 LABELS = {"eager": "reference (eager)", "compiled": "reference (torch.compile)", "native": "native",
-          FLOOR: "GEMM floor"}
+          "triton": "Triton", FLOOR: "GEMM floor"}
 
 
-def unavailable_reason(provider: str) -> str | None:
-    """None when ``provider`` can run here, else a one-line reason for pytest.skip."""
+def unavailable_reason(provider: str, device: str = "cpu") -> str | None:
+    """None when ``provider`` can run on ``device`` ("cpu" or "cuda") here, else a one-line reason for pytest.skip."""
     if provider not in PROVIDERS:
         raise ValueError(f"provider must be one of {PROVIDERS}, got {provider!r}")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        return "--sim-device=cuda but torch.cuda.is_available() is False (no GPU or a CPU-only torch)"
     if provider == "native":
         from sim_kernels import _ext
 
-        if not _ext.has_kernel("cpu"):
+        if not _ext.has_kernel(device):
             why = (f"the extension sim_kernels._C did not load ({_ext.LOAD_ERROR})" if not _ext.available()
-                   else "sim_kernels._C loaded but registers no CPU kernel for the sim_kernels ops")
-            return (f"native provider skipped: sim_kernels._ext.has_kernel('cpu') is False: {why}. "
-                    "Build it with `pip install --no-build-isolation -e .` (make build)")
+                   else f"sim_kernels._C loaded but registers no {device.upper()} kernel for the sim_kernels ops")
+            return (f"native provider skipped: no native {device} kernel: {why}. Build it with "
+                    "`pip install --no-build-isolation -e .` (make build; FORCE_CUDA=1 for the CUDA kernel)")
+    if provider == "triton":
+        if device != "cuda":
+            return "triton provider skipped: the Triton kernels need CUDA tensors (--sim-device=cuda)"
+        try:
+            from sim_kernels.triton.ops import _interpreted
+        except ImportError as e:
+            return f"triton provider skipped: sim_kernels.triton does not import ({e})"
+        if _interpreted():
+            return "triton provider skipped: triton runs in its interpreter (TRITON_INTERPRET=1 is set)"
     return None
 
 
@@ -51,8 +66,8 @@ def _loss_fn(provider: str) -> Callable:
 
     if provider == "eager":
         return _reference_loss
-    if provider == "native":
-        return lambda c, z, w, idx, mu, lv: smooth_infonce(c, z, w, idx, mu, lv, beta=BETA, backend="native")
+    if provider in ("native", "triton"):
+        return lambda c, z, w, idx, mu, lv: smooth_infonce(c, z, w, idx, mu, lv, beta=BETA, backend=provider)
     if provider == "compiled":
         # A fresh cache per (shape, mode): one code object compiled for many static shapes would
         # otherwise hit dynamo's recompile limit and silently fall back to eager.

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import torch
 
 __all__ = ["Shape", "SHAPE_SETS", "shapes", "shape_from_id", "LossInputs", "build_inputs", "FloorOperands",
-           "build_floor_operands", "BETA", "SAMPLER"]
+           "build_floor_operands", "BETA", "SAMPLER", "DTYPES"]
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}  # --sim-dtypes names
 BETA = 0.01  # the SIM loss: NCE + 0.01 * KL (paper default)
 SAMPLER = "gim"
 
@@ -42,6 +43,11 @@ _CENTRE = dict(B=8, T=256, C=256, K=10, N=10)
 SWEEP_T = [Shape(**{**_CENTRE, "T": T}) for T in (64, 256, 1024)]
 SWEEP_N = [Shape(**{**_CENTRE, "N": N}) for N in (1, 10, 50)]
 SWEEP_K = [Shape(**{**_CENTRE, "K": K}) for K in (1, 5, 10, 12)]  # 10: the centre, no extra run
+# The thesis' real training shape (V-GIM: batch 171, module 1 gives 52 frames of 32 channels).
+THESIS_REAL = [Shape(171, 52, 32, 12, 10)]
+# Many negatives: CPC_audio's N = 128 (B8, T128, C256, K12), and a wav2vec-like N = 100.
+MANY_NEGATIVES = [Shape(8, 128, 256, 12, 128)]
+WAV2VEC = [Shape(8, 256, 256, 10, 100)]
 # Tiny shapes for a smoke run (--sim-shapes=smoke): every code path in seconds, odd sizes on purpose.
 SMOKE = [Shape(2, 33, 16, 3, 4), Shape(2, 17, 8, 5, 1)]
 
@@ -51,18 +57,25 @@ SHAPE_SETS: dict[str, list[Shape]] = {
     "sweep-T": SWEEP_T,
     "sweep-N": SWEEP_N,
     "sweep-K": SWEEP_K,
+    "thesis-real": THESIS_REAL,
+    "many-negatives": MANY_NEGATIVES,
+    "wav2vec": WAV2VEC,
     "smoke": SMOKE,
 }
-FULL_SETS = ("paper", "thesis", "sweep-T", "sweep-N", "sweep-K")
+FULL_SETS = ("paper", "thesis", "thesis-real", "many-negatives", "wav2vec", "sweep-T", "sweep-N", "sweep-K")
+# What `make gpu-check` times on a GPU (issue 13): the paper's shapes, the thesis' real one, many negatives.
+GPU_SETS = ("paper", "thesis-real", "many-negatives")
 
 
 def shapes(selection: str = "full") -> list[tuple[Shape, tuple[str, ...]]]:
-    """Unique shapes of a selection ("full", "smoke", or a comma list of set names), in table
+    """Unique shapes of a selection ("full", "gpu", "smoke", or a comma list of set names), in table
     order, each with the names of every set it belongs to (the sweep centre is in all three sweeps)."""
+    if selection == "gpu":
+        selection = ",".join(GPU_SETS)
     names = FULL_SETS if selection == "full" else tuple(s.strip() for s in selection.split(",") if s.strip())
     unknown = [n for n in names if n not in SHAPE_SETS]
     if unknown or not names:
-        raise ValueError(f"--sim-shapes must be 'full' or a comma list of {sorted(SHAPE_SETS)}, got {selection!r}")
+        raise ValueError(f"--sim-shapes must be 'full', 'gpu' or a comma list of {sorted(SHAPE_SETS)}, got {selection!r}")
     out: dict[Shape, list[str]] = {}
     for name in names:
         for s in SHAPE_SETS[name]:
@@ -81,7 +94,7 @@ def shape_from_id(text: str) -> Shape:
 
 @dataclass
 class LossInputs:
-    """Arguments of smooth_infonce for one shape (float32, CPU).
+    """Arguments of smooth_infonce for one shape (any float dtype, any device).
 
     context, targets, mu, logvar: (B, T, C); weight: (K, C, C); neg_idx: (K, B, T, N) int64 (GIM sampler).
     """
@@ -100,13 +113,18 @@ class LossInputs:
             x.grad = None
 
 
-def build_inputs(shape: Shape, requires_grad: bool, seed: int = 0) -> LossInputs:
-    """Deterministic inputs with O(1) scores: c, z ~ N(0, 1), W ~ N(0, 1/C^2) so z^T W c ~ N(0, 1)."""
+def build_inputs(shape: Shape, requires_grad: bool, seed: int = 0, dtype: torch.dtype = torch.float32,
+                 device: str | torch.device = "cpu") -> LossInputs:
+    """Deterministic inputs with O(1) scores: c, z ~ N(0, 1), W ~ N(0, 1/C^2) so z^T W c ~ N(0, 1).
+
+    Drawn in float32 on the CPU from one generator, then cast to ``dtype`` and moved to ``device``,
+    so every dtype and device sees the same numbers (up to the cast)."""
     g = torch.Generator().manual_seed(seed)
     B, T, C, K, N = shape.B, shape.T, shape.C, shape.K, shape.N
 
     def leaf(*size, scale=1.0):
-        return (torch.randn(*size, generator=g) * scale).requires_grad_(requires_grad)
+        x = (torch.randn(*size, generator=g) * scale).to(device=device, dtype=dtype)
+        return x.requires_grad_(requires_grad)
 
     from sim_kernels import sample_negatives
 
@@ -114,7 +132,7 @@ def build_inputs(shape: Shape, requires_grad: bool, seed: int = 0) -> LossInputs
         context=leaf(B, T, C),
         targets=leaf(B, T, C),
         weight=leaf(K, C, C, scale=1.0 / C),
-        neg_idx=sample_negatives(SAMPLER, B, T, N, K, generator=g),
+        neg_idx=sample_negatives(SAMPLER, B, T, N, K, generator=g).to(device),
         mu=leaf(B, T, C, scale=0.5),
         logvar=leaf(B, T, C, scale=0.1),
     )
@@ -152,15 +170,18 @@ class FloorOperands:
         return one if mode == "fwd" else 3 * one
 
 
-def build_floor_operands(shape: Shape, seed: int = 0) -> FloorOperands:
+def build_floor_operands(shape: Shape, seed: int = 0, dtype: torch.dtype = torch.float32,
+                         device: str | torch.device = "cpu") -> FloorOperands:
+    """The floor's operands in ``dtype`` on ``device`` (cuBLAS on CUDA, the CPU BLAS/oneDNN on the CPU)."""
     g = torch.Generator().manual_seed(seed)
     BT, C, KC = shape.B * shape.T, shape.C, shape.K * shape.C
     weight = torch.randn(shape.K, C, C, generator=g) / C
+    put = dict(dtype=dtype, device=device)
     return FloorOperands(
-        c_flat=torch.randn(BT, C, generator=g),
-        w_cat=weight.view(KC, C),
-        d_p=torch.randn(BT, KC, generator=g),
-        p=torch.empty(BT, KC),
-        grad_context=torch.empty(BT, C),
-        grad_w=torch.empty(KC, C),
+        c_flat=torch.randn(BT, C, generator=g).to(**put),
+        w_cat=weight.view(KC, C).to(**put),
+        d_p=torch.randn(BT, KC, generator=g).to(**put),
+        p=torch.empty(BT, KC, **put),
+        grad_context=torch.empty(BT, C, **put),
+        grad_w=torch.empty(KC, C, **put),
     )

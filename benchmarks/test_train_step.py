@@ -1,5 +1,8 @@
 """One training step of "sim-paper" (batch 8, 10240 samples) and of "tiny", per loss backend.
 
+``--sim-device=cuda`` runs the step on the GPU (model, audio and the sampling generator there, each
+timed region closed by ``torch.cuda.synchronize()``) and adds the Triton backend.
+
 Run with ``pytest benchmarks --benchmark-only`` (outside the default test run). Each case also
 times, in the same run, the loss alone (forward + backward of every module's loss on a step's
 inputs, saved as fresh leaves) right after a timed step, and stores the median of the per-round
@@ -20,18 +23,26 @@ from sim_models.modules import ARModule
 from sim_models.trainer import build_model
 
 CONFIGS = {"sim-paper": 8, "tiny": 8}  # name -> batch
-BACKENDS = ["reference", "native"]
+BACKENDS = ["reference", "native", "triton"]
 LENGTH = 10240
+_DEVICE = {"value": "cpu"}  # set by the sim_options fixture (the --sim-device option)
 
 
-def _setup(name, backend):
-    if backend == "native" and not _ext.has_kernel("cpu"):
-        pytest.skip("backend 'native' needs the compiled CPU kernel: sim_kernels._ext.has_kernel('cpu') is False "
-                    "(build it with `pip install --no-build-isolation -e .`)")
+def _sync():
+    if _DEVICE["value"] == "cuda":
+        torch.cuda.synchronize()
+
+
+def _setup(name, backend, device):
+    from ._providers import unavailable_reason
+
+    reason = unavailable_reason({"reference": "eager"}.get(backend, backend), device)
+    if reason:
+        pytest.skip(reason)
     cfg = apply_overrides(get_config(name), [f"model.loss_backend={backend}"])
-    model = build_model(cfg)
+    model = build_model(cfg).to(device)
     opts = [torch.optim.Adam(model.unit_parameters(u), lr=cfg.train.lr) for u in model.training_units()]
-    audio = torch.randn(CONFIGS[name], LENGTH, generator=torch.Generator().manual_seed(0))
+    audio = torch.randn(CONFIGS[name], LENGTH, generator=torch.Generator().manual_seed(0)).to(device)
     return model, opts, audio
 
 
@@ -62,9 +73,11 @@ def _loss_inputs(model, audio, gen):
 
 
 def _time_loss(args, gen):
+    _sync()
     t0 = time.perf_counter()
     for loss_fn, tensors in args:
         loss_fn(*tensors, generator=gen).backward()
+    _sync()
     return time.perf_counter() - t0
 
 
@@ -74,8 +87,10 @@ def _loss_share(model, opts, audio, gen, rounds=3):
     pairs = []
     for _ in range(rounds):
         args = _loss_inputs(model, audio, gen)
+        _sync()
         t0 = time.perf_counter()
         _step(model, opts, audio, gen)
+        _sync()
         step = time.perf_counter() - t0
         pairs.append((_time_loss(args, gen), step))
     shares = sorted(loss / step for loss, step in pairs)
@@ -85,14 +100,26 @@ def _loss_share(model, opts, audio, gen, rounds=3):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_train_step(benchmark, name, backend):
-    model, opts, audio = _setup(name, backend)
-    gen = torch.Generator().manual_seed(0)
-    _step(model, opts, audio, gen)  # warm-up (allocations, first-call dispatch)
-    benchmark.pedantic(_step, args=(model, opts, audio, gen), rounds=3, iterations=1, warmup_rounds=0)
+def test_train_step(benchmark, name, backend, sim_options):
+    device = _DEVICE["value"] = sim_options.device
+    model, opts, audio = _setup(name, backend, device)
+    gen = torch.Generator(device=device).manual_seed(0)
+    _step(model, opts, audio, gen)  # warm-up (allocations, first-call dispatch, Triton/cuBLAS set-up)
+    _step(model, opts, audio, gen)
+    _sync()
+
+    def synced_step():
+        _step(model, opts, audio, gen)
+        _sync()
+
+    benchmark.pedantic(synced_step, rounds=3, iterations=1, warmup_rounds=0)
     share, loss_t, step_t = _loss_share(model, opts, audio, gen)
     benchmark.extra_info.update({
-        "config": name, "backend": backend, "batch": CONFIGS[name], "samples": LENGTH,
+        "config": name, "backend": backend, "batch": CONFIGS[name], "samples": LENGTH, "device": device,
         "threads": torch.get_num_threads(), "loss_seconds": loss_t, "paired_step_seconds": step_t,
         "loss_share": share,
     })
+    row = {"train_step": name, **benchmark.extra_info}
+    if benchmark.stats is not None:
+        row["step_s"] = {"min": benchmark.stats.stats.min, "median": benchmark.stats.stats.median}
+    sim_options.append_jsonl(row)

@@ -46,10 +46,12 @@ def per_anchor_terms(context, targets, weight, neg_idx, mu=None, logvar=None, t_
     for k in range(1, K + 1):
         lo, hi = t_begin, t_end - k  # anchors t in [lo, hi)
         pred = torch.einsum("btc,zc->btz", c[:, lo:hi], w[k - 1])  # W_k c_t: (B, hi-lo, Cz)
-        pos = (z[:, lo + k : hi + k] * pred).sum(-1)  # (B, hi-lo)
         negs = z_flat[neg_idx[k - 1, :, lo:hi]]  # (B, hi-lo, N, Cz)
-        neg = torch.einsum("btnz,btz->btn", negs, pred)  # (B, hi-lo, N)
-        logits = torch.cat([pos.unsqueeze(-1), neg], dim=-1)
+        # The positive row goes through the same contraction as the negatives, so a negative equal
+        # to the positive scores exactly the same (a tie, counted as wrong below) on every BLAS.
+        rows = torch.cat([z[:, lo + k : hi + k].unsqueeze(2), negs], dim=2)  # (B, hi-lo, 1+N, Cz)
+        logits = torch.einsum("btnz,btz->btn", rows, pred)  # (B, hi-lo, 1+N)
+        pos, neg = logits[..., 0], logits[..., 1:]
         loss_k = torch.logsumexp(logits, dim=-1) - pos
         hit_k = pos > neg.max(dim=-1).values
         pad = (lo, T - hi)

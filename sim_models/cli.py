@@ -2,8 +2,10 @@
 
     sim data  --out DIR [--words N] [--seed S] [--engine espeak-ng|flite|both] [--speakers N] [--constant]
     sim train --config NAME|FILE --data DIR --out RUN_DIR [--epochs E] [--resume] [section.key=value ...]
-    sim eval  --run RUN_DIR --data DIR [--protocol paper|thesis|robust] [--seeds N] [--representation mean|sample]
+    sim eval  --run RUN_DIR [--data DIR] [--protocol paper|thesis|robust] [--seeds N] [--representation mean|sample]
+                                               --data defaults to the data the run was trained on (run_info.json)
     sim demo  --out DIR [--words N] [--epochs E]     data -> train "tiny" -> eval, prints the table
+    sim tune-beta --config NAME --data DIR --out DIR [--betas B ...] [--epochs E]   β search (analysis/beta_search.py)
 
 The demo's defaults (851 words as in the paper, 12 epochs of "tiny" = 1020 steps of batch 8, one
 torch thread) took 4.5 min on this project's 2-core machine while other jobs shared it (data 67 s,
@@ -76,6 +78,7 @@ def cmd_train(a) -> int:
     trainer = make_trainer(cfg, ds, a.out, progress=not a.no_progress, parallel=a.parallel)  # Trainer unless WORLD_SIZE > 1
     main = is_main_process()
     if main:
+        _record_data(a.out, a.data, "sim train")
         print(f"training {cfg.name!r} ({cfg.train.mode}) on {len(ds)} examples from {a.data} -> {a.out}")
     summary = trainer.fit(resume=a.resume)
     shutdown()
@@ -87,10 +90,26 @@ def cmd_train(a) -> int:
     return 0
 
 
+def _record_data(run_dir, data, by: str):
+    """RUN_DIR/run_info.json gets the data path (sim_models/run_info.py); a failure to write it only warns:
+    training then reports its own, clearer error about the run folder."""
+    from .run_info import record_data_path
+    try:
+        record_data_path(run_dir, data, by)
+    except OSError as e:
+        print(f"warning: could not record the data path in {run_dir}: {e}", file=sys.stderr)
+
+
 def cmd_eval(a) -> int:
     from .evaluation.report import evaluate_run, markdown_table
+    from .run_info import resolve_data
     _threads(a.threads)
-    result = evaluate_run(a.run, a.data, protocol=a.protocol, seeds=a.seeds, representation=a.representation,
+    try:
+        data = resolve_data(a.run, a.data)
+    except ValueError as e:
+        print(f"sim eval: error: {e}", file=sys.stderr)
+        return 2
+    result = evaluate_run(a.run, data, protocol=a.protocol, seeds=a.seeds, representation=a.representation,
                           epochs=a.probe_epochs)
     print(markdown_table(result))
     print(f"\nwrote {Path(a.run) / f'eval_{a.protocol}.json'} (and eval.json)")
@@ -117,6 +136,7 @@ def cmd_demo(a) -> int:
     ds = SyllableDataset(data_dir, "train", cfg.data.sample_rate, cfg.data.length)
     print(f"[demo 2/3] training 'tiny' for {cfg.train.epochs} epochs on {len(ds)} words -> {run_dir}")
     resume = (run_dir / "checkpoint.pt").exists()
+    _record_data(run_dir, data_dir, "sim demo")
     Trainer(cfg, ds, run_dir, progress=not a.no_progress).fit(resume=resume)
     t2 = time.time()
     print("[demo 3/3] linear probes (trained modules and random init)")
@@ -164,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the V-GIM thesis (flattened C x T features, 8800-sample syllables, 100 epochs, "
                                    "9 classes); robust = ours (z-scored time averages, padded at the end).")
     e.add_argument("--run", required=True)
-    e.add_argument("--data", required=True)
+    e.add_argument("--data", help="a `sim data` folder (default: the data the run was trained on, from RUN/run_info.json)")
     e.add_argument("--protocol", choices=("paper", "thesis", "robust"), default="robust")
     e.add_argument("--seeds", type=int, default=3, help="repetitions of every probe (mean ± std)")
     e.add_argument("--representation", choices=("mean", "sample"), default="mean",
@@ -184,8 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("overrides", nargs="*")
     m.set_defaults(func=cmd_demo)
     from .analysis.report_cli import add_report_parser
+    from .analysis.tune_beta_cli import add_tune_beta_parser
 
     add_report_parser(sub)
+    add_tune_beta_parser(sub)
     return p
 
 

@@ -1,4 +1,5 @@
-"""`sim report RUN_DIR [RUN_DIR ...] --data DIR`: every analysis of one or several runs, as markdown.
+"""`sim report RUN_DIR [RUN_DIR ...] --data DIR`: every analysis of one or several runs, as an HTML page with
+audio players (RUN_DIR/report.html, the main output) and as markdown (RUN_DIR/report.md).
 
 Hook into sim_models/cli.py (``build_parser``, after the other sub-commands)::
 
@@ -22,8 +23,11 @@ def add_report_parser(subparsers):
         description="Writes RUN_DIR/report.md (figures and numbers in RUN_DIR/report/) for each run; with several "
                     "runs every report also compares them side by side.")
     r.add_argument("runs", nargs="+", metavar="RUN_DIR", help="`sim train --out` folders")
-    r.add_argument("--data", required=True, help="a `sim data` folder (syllable labels and boundaries)")
+    r.add_argument("--data", help="a `sim data` folder (syllable labels and boundaries); default: the data each run "
+                                  "was trained on (RUN_DIR/run_info.json, recorded by `sim train`)")
     r.add_argument("--out", help="also write a stand-alone side-by-side comparison markdown file here")
+    r.add_argument("--verdicts", metavar="JSON", help="a verdicts file (sim_models/analysis/verdicts.py, "
+                   "verdicts_to_json) to show as a Verdicts section in every report")
     g = r.add_argument_group("decoders")
     g.add_argument("--decoder-epochs", type=int, default=20)
     g.add_argument("--decoder-loss", choices=("mel", "mse", "mse+mel"), default="mel")
@@ -39,6 +43,8 @@ def add_report_parser(subparsers):
     a.add_argument("--traversal-steps", type=int, default=9)
     a.add_argument("--traversal-dims", type=int, default=2)
     a.add_argument("--interpolation-steps", type=int, default=7)
+    a.add_argument("--audio-examples", type=int, default=3,
+                   help="test utterances written as original vs reconstruction wavs (HTML players)")
     a.add_argument("--delta-utterances", type=int, default=12)
     a.add_argument("--probe-epochs", type=int, default=50)
     a.add_argument("--probe-raw", action="store_true",
@@ -79,21 +85,37 @@ def config_from_args(args):
                         few_label_sizes=tuple(args.few_label_sizes), few_label_seeds=args.few_label_seeds,
                         few_label_epochs=args.few_label_epochs,
                         max_decoder_utterances=args.max_decoder_utterances, retrain_decoders=args.retrain_decoders,
+                        audio_examples=args.audio_examples,
                         seed=args.seed)
 
 
 def run_report(args) -> int:
+    import sys
+
     import torch
 
+    from ..run_info import resolve_data
+    from .report_html import write_html_reports
     from .report_markdown import write_reports
     from .run_analysis import analyse_run
 
     if args.threads and args.threads > 0:
         torch.set_num_threads(args.threads)
+    verdicts = None
+    if getattr(args, "verdicts", None):
+        from pathlib import Path
+
+        from .verdicts import verdicts_from_json
+        verdicts = verdicts_from_json(Path(args.verdicts).read_text())
     rcfg = config_from_args(args)
     t0 = time.time()
-    summaries = [analyse_run(run, args.data, rcfg) for run in args.runs]
-    for path in write_reports(summaries, args.out):
+    try:
+        data = [resolve_data(run, args.data) for run in args.runs]
+    except ValueError as e:
+        print(f"sim report: error: {e}", file=sys.stderr)
+        return 2
+    summaries = [analyse_run(run, d, rcfg) for run, d in zip(args.runs, data)]
+    for path in write_html_reports(summaries, args.out, verdicts) + write_reports(summaries, args.out, verdicts):
         print(f"wrote {path}")
     print(f"report done in {time.time() - t0:.0f} s")
     return 0

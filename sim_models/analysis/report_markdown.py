@@ -177,13 +177,17 @@ def comparison_markdown(summaries: list, base: Path) -> list:
     return out
 
 
-def write_reports(summaries: list, compare_out=None) -> list:
+def write_reports(summaries: list, compare_out=None, verdicts=None) -> list:
     """Writes RUN_DIR/report.md for every summary (each with the side-by-side section when there are
-    several) and, with ``compare_out``, a stand-alone comparison file. Returns the written paths."""
+    several) and, with ``compare_out``, a stand-alone comparison file. ``verdicts`` (verdicts.Verdict list)
+    adds a *Verdicts* section after each title. Returns the written paths."""
+    from .verdicts import verdicts_markdown
+    vlines = verdicts_markdown(verdicts) if verdicts else []
     written = []
     for s in summaries:
         base = Path(s["run"])
         lines = run_markdown(s, base)
+        lines[4:4] = vlines  # after the title and the run's description
         if len(summaries) > 1:
             lines += comparison_markdown(summaries, base)
         path = base / "report.md"
@@ -194,7 +198,7 @@ def write_reports(summaries: list, compare_out=None) -> list:
     if compare_out is not None:
         compare_out = Path(compare_out)
         compare_out.parent.mkdir(parents=True, exist_ok=True)
-        lines = ["# Comparison", ""] + comparison_markdown(summaries, compare_out.parent)
+        lines = ["# Comparison", ""] + vlines + comparison_markdown(summaries, compare_out.parent)
         compare_out.write_text("\n".join(lines) + "\n")
         written.append(compare_out)
     return written

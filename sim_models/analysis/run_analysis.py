@@ -8,8 +8,9 @@ syllables of both splits (it uses no labels).
 Files (paths in the summary are relative to RUN_DIR)::
 
     report/decoders.pt                       trained decoders (reused unless the run or the settings changed)
-    report/traversal_m{M}_dim{D}_{zero,utterance}.png
-    report/interpolation_m{M}.png, .wav
+    report/traversal_m{M}_dim{D}_{zero,utterance}.png, ..._s{i}.wav (one wav per step, for the HTML players)
+    report/interpolation_m{M}.png, .wav (all steps), interpolation_m{M}_a{i}.wav (one per step)
+    report/original_u{i}.wav, reconstruction_m{M}_u{i}.wav   the first ``audio_examples`` test utterances, decoded
     report/entanglement.json, entanglement.png
     report/concentration.png, tsne.png
     report/loss_curves.png, activations.png, active_units.png, few_labels.png   (thesis_analyses.py)
@@ -27,6 +28,7 @@ import torch
 from ..data.datasets import SyllableDataset
 from .concentration import plot_concentration, vowel_concentration
 from .decoder_training import LogMel, load_decoders, reconstruction_errors, save_decoders, train_decoders
+from .audio_files import write_wavs
 from .decoders import DecoderConfig, downsampling
 from .entanglement import TABLE3_NS, entanglement_delta
 from .interpolation import interpolate_latents, plot_interpolation, write_interpolation_wav
@@ -63,6 +65,7 @@ class ReportConfig:
     few_label_seeds: int = 3
     few_label_epochs: int = 100        # thesis §4.1
     max_decoder_utterances: int | None = None  # cap the decoder training set (None: the whole train split)
+    audio_examples: int = 3            # test utterances written as original vs reconstruction wavs
     retrain_decoders: bool = False
     seed: int = 0
 
@@ -132,8 +135,10 @@ def analyse_run(run_dir, data_dir, rcfg: ReportConfig | None = None, log=print) 
     cfg, model, rd = run.cfg, run.model, run.run_dir
     out = rd / REPORT_SUBDIR
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("traversal_m*_dim*_*.png"):  # an earlier report may have shown other dims
-        stale.unlink()
+    for pattern in ("traversal_m*_dim*_*.png", "traversal_m*_dim*_*.wav", "interpolation_m*_a*.wav",
+                    "reconstruction_m*_u*.wav", "original_u*.wav"):  # an earlier report may have shown other dims
+        for stale in out.glob(pattern):
+            stale.unlink()
     sr, length = cfg.data.sample_rate, cfg.data.length
     names = stage_names(model)
     log(f"[report] {rd} ({cfg.name}, {run.steps} steps): {', '.join(names)}")
@@ -169,6 +174,10 @@ def analyse_run(run_dir, data_dir, rcfg: ReportConfig | None = None, log=print) 
                "n_train_syllables": len(seg_tr), "n_test_syllables": len(seg_te),
                "interpolation_pair": [test_set.items[ia]["word"], test_set.items[ib]["word"]],
                "traversal_utterance": test_set.items[0]["word"]}
+    n_audio = min(rcfg.audio_examples, len(test_set))
+    summary["audio_examples"] = [
+        {"word": test_set.items[i]["word"], "wav": _rel(p, rd)} for i, p in enumerate(write_wavs(
+            [out / f"original_u{i}.wav" for i in range(n_audio)], test_set.audio[:n_audio], sr))]
     conc_panels, tsne_panels, delta_results = [], [], {}
     for m, name in enumerate(names):
         log(f"  {name}: concentration, t-SNE, traversal, interpolation, δ")
@@ -191,13 +200,24 @@ def analyse_run(run_dir, data_dir, rcfg: ReportConfig | None = None, log=print) 
                 p = plot_traversal(res, out / f"traversal_m{m + 1}_dim{d}_{start_name}.png",
                                    f"{run.name}, {name}: dimension {d}, start = "
                                    + ("zero vector" if start_name == "zero" else f"'{summary['traversal_utterance']}'"), sr)
-                files["traversal"].append({"dim": d, "start": start_name, "png": _rel(p, rd)})
+                wavs = write_wavs([out / f"traversal_m{m + 1}_dim{d}_{start_name}_s{i}.wav"
+                                   for i in range(len(res["values"]))], res["waveforms"], sr)
+                files["traversal"].append({"dim": d, "start": start_name, "png": _rel(p, rd),
+                                           "wavs": [{"value": float(v), "wav": _rel(w, rd)}
+                                                    for v, w in zip(res["values"], wavs)]})
         res = interpolate_latents(dec, latents[ia], latents[ib], rcfg.interpolation_steps)
         words = summary["interpolation_pair"]
         files["interpolation_png"] = _rel(plot_interpolation(
             res, out / f"interpolation_m{m + 1}.png", f"{run.name}, {name}: '{words[0]}' → '{words[1]}'", sr,
             (test_set.audio[ia], test_set.audio[ib])), rd)
         files["interpolation_wav"] = _rel(write_interpolation_wav(res, out / f"interpolation_m{m + 1}.wav", sr), rd)
+        files["interpolation_steps"] = [{"alpha": float(a), "wav": _rel(w, rd)} for a, w in zip(res["alphas"], write_wavs(
+            [out / f"interpolation_m{m + 1}_a{i}.wav" for i in range(len(res["alphas"]))], res["waveforms"], sr))]
+        if n_audio:
+            with torch.no_grad():
+                rec = dec(encode_frames(model, test_set.audio[:n_audio], m))
+            files["reconstruction"] = [_rel(w, rd) for w in write_wavs(
+                [out / f"reconstruction_m{m + 1}_u{i}.wav" for i in range(n_audio)], rec, sr)]
         delta = {space: entanglement_delta(dec, latents[:n_delta], rcfg.delta_ns, space=space, logmel=logmel)
                  for space in ("waveform", "mel")}
         delta_results[name] = delta

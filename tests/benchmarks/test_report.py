@@ -6,6 +6,7 @@ benchmarks/test_smooth_infonce.py writes, so the ratios are known exactly.
 import json
 
 import pytest
+import torch
 
 from benchmarks import report
 from benchmarks._providers import FLOOR, MODES, PROVIDERS
@@ -15,8 +16,15 @@ T512, T64 = "B8-T512-C512-K10-N10", "B8-T64-C512-K10-N10"
 MIB = 2 ** 20
 
 
-def _bench(shape, provider, mode, median, index, memory=None, sets=("paper",)):
+CPU_PROVIDERS = ("eager", "compiled", "native")  # what a CPU run measures (Triton needs CUDA)
+
+
+def _bench(shape, provider, mode, median, index, memory=None, sets=("paper",), dtype=None, events=None):
     ei = {"shape": shape, "provider": provider, "mode": mode, "shape_index": index, "sets": list(sets)}
+    if dtype is not None:
+        ei["dtype"] = dtype
+    if events is not None:
+        ei["cuda_event_s"] = {"min": events, "median": events, "mean": events, "rounds": 7}
     if memory is not None:
         ei["peak_extra_bytes"] = memory
         if mode == "fwd+bwd":
@@ -27,7 +35,7 @@ def _bench(shape, provider, mode, median, index, memory=None, sets=("paper",)):
 
 
 def _results_json(native=True):
-    """T512: floor f+b 1 s, native f+b 1.2 s (1.2x: pass), eager 4.6 s (3.83x: FAIL), compiled 2.4 s (2x: pass),
+    """T512: floor f+b 1 s, native f+b 1.2 s (1.2x: FAIL at <= 1.1), eager 4.6 s (3.83x: FAIL), compiled 2.4 s (2x: pass),
     memory native 10 MiB / eager 200 MiB = 0.05 (pass). T64: floor 0.1 s, native 0.14 s (1.4x: FAIL),
     memory 30 / 20 MiB (FAIL). fwd: a quarter of the fwd+bwd times (native: 3/8), floor 0.25 s at T512."""
     b = []
@@ -37,7 +45,7 @@ def _results_json(native=True):
     ):
         b.append(_bench(shape, FLOOR, "fwd+bwd", floor, idx))
         b.append(_bench(shape, FLOOR, "fwd", floor / 4, idx))
-        for p in PROVIDERS:
+        for p in CPU_PROVIDERS:
             if p == "native" and not native:
                 continue
             b.append(_bench(shape, p, "fwd+bwd", times[p], idx, mems[p] * MIB))
@@ -59,7 +67,7 @@ def _status(r):
 def test_targets_are_computed_from_the_cells():
     r = report.load(_results_json(), stat="median")
     st = _status(r)
-    assert st[(T512, "native fwd+bwd / GEMM floor")] == (pytest.approx(1.2), "pass")
+    assert st[(T512, "native fwd+bwd / GEMM floor")] == (pytest.approx(1.2), "FAIL")
     assert st[(T512, "eager ref / native (fwd+bwd)")] == (pytest.approx(4.6 / 1.2), "FAIL")
     assert st[(T512, "compiled ref / native (fwd+bwd)")] == (pytest.approx(2.0), "pass")
     assert st[(T512, "peak extra memory native / eager ref (fwd+bwd)")] == (pytest.approx(0.05), "pass")
@@ -108,7 +116,7 @@ def test_main_writes_markdown_and_png(tmp_path, capsys):
     path.write_text(json.dumps(_results_json()))
     assert report.main([str(path)]) == 0
     out = capsys.readouterr().out
-    assert "### Targets (issue 3)" in out and "the min over the rounds" in out
+    assert "### Targets (issues 3 and 17, CPU)" in out and "the min over the rounds" in out
     assert (tmp_path / "results.md").read_text() in out
     png = (tmp_path / "results.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
@@ -126,14 +134,16 @@ def test_bad_input_is_named(tmp_path):
 def test_report_constants_match_the_suite():
     """report.py does not import torch, so it keeps its own copy of the names: they must agree."""
     assert report.PROVIDERS == PROVIDERS and report.MODES == MODES and report.FLOOR == FLOOR
-    paper = {s.id for s in SHAPE_SETS["paper"]}
-    assert {t.shape for t in report.TARGETS} <= paper
+    ids = {s.id for s, _ in shapes("full")}
+    assert {t.shape for t in report.CPU_TARGETS} <= ids
+    gpu = {report.row_key(s.id, dt) for s, _ in shapes("gpu") for dt in ("float32", "bfloat16")}
+    assert {t.shape for t in report.CUDA_TARGETS} <= gpu
 
 
 def test_shape_tables():
     full = shapes("full")
     ids = [s.id for s, _ in full]
-    assert len(ids) == len(set(ids)) == 13
+    assert len(ids) == len(set(ids)) == 16
     assert ids[0] == T512
     centre = dict(full)[shape_from_id("B8-T256-C256-K10-N10")]
     assert centre == ("sweep-T", "sweep-N", "sweep-K")
@@ -151,9 +161,48 @@ def test_native_skip_reason(monkeypatch):
 
     monkeypatch.setattr(_ext, "has_kernel", lambda device_type: False)
     reason = unavailable_reason("native")
-    assert "has_kernel('cpu') is False" in reason and "pip install --no-build-isolation -e ." in reason
+    assert "no native cpu kernel" in reason and "pip install --no-build-isolation -e ." in reason
     assert unavailable_reason("eager") is None and unavailable_reason("compiled") is None
     monkeypatch.setattr(_ext, "has_kernel", lambda device_type: device_type == "cpu")
     assert unavailable_reason("native") is None
+    assert "need CUDA tensors" in unavailable_reason("triton", "cpu")
     with pytest.raises(ValueError, match="provider must be one of"):
-        unavailable_reason("triton")
+        unavailable_reason("cuda")
+    with pytest.raises(ValueError, match="device must be"):
+        unavailable_reason("native", "tpu")
+    if not torch.cuda.is_available():
+        assert "torch.cuda.is_available() is False" in unavailable_reason("native", "cuda")
+
+
+def _cuda_results_json():
+    """A CUDA run: fp32 and bf16 rows of T512 with CUDA-event times (the host times are 10x off on
+    purpose: the report must read the events). fp32: floor 1 ms, native 1.2 ms (pass <= 1.3),
+    compiled 6 ms (5x: pass), Triton 2 ms (1.67x: FAIL). bf16: floor 0.5 ms, native 0.8 ms (1.6x: FAIL)."""
+    b = []
+    for dt, floor, times in (("float32", 1e-3, {"eager": 9e-3, "compiled": 6e-3, "native": 1.2e-3, "triton": 2e-3}),
+                             ("bfloat16", 0.5e-3, {"eager": 5e-3, "compiled": 3e-3, "native": 0.8e-3, "triton": 1e-3})):
+        b.append(_bench(T512, FLOOR, "fwd+bwd", floor * 10, 0, dtype=dt, events=floor))
+        for p, t in times.items():
+            b.append(_bench(T512, p, "fwd+bwd", t * 10, 0, memory=(100 if p == "eager" else 5) * MIB, dtype=dt, events=t))
+    return {"machine_info": {"sim": {"cpu_model": "Host", "logical_cores": 16, "torch_version": "2.11.0",
+                                     "torch_threads": 16, "device": "cuda", "gpu": "NVIDIA H200", "gpu_sms": 132,
+                                     "gpu_memory_gib": 139.8, "cuda_version": "13.0"}},
+            "commit_info": {}, "datetime": "2026-11-30T04:00:00", "benchmarks": b}
+
+
+def test_cuda_results_use_events_dtype_rows_and_gpu_targets():
+    r = report.load(_cuda_results_json(), stat="median")
+    bf16 = report.row_key(T512, "bfloat16")
+    assert r.device == "cuda" and r.shapes == [T512, bf16]
+    assert r.providers == ("eager", "compiled", "native", "triton")
+    assert r.time(T512, "native", "fwd+bwd") == pytest.approx(1.2e-3)  # the event time, not the host time
+    st = _status(r)
+    assert st[(T512, "native fwd+bwd / GEMM floor")] == (pytest.approx(1.2), "pass")
+    assert st[(T512, "compiled ref / native (fwd+bwd)")] == (pytest.approx(5.0), "pass")
+    assert st[(T512, "Triton / native (fwd+bwd)")] == (pytest.approx(2e-3 / 1.2e-3), "FAIL")
+    assert st[(T512, "peak extra memory native / eager ref (fwd+bwd)")] == (pytest.approx(0.05), "pass")
+    assert st[(bf16, "native fwd+bwd / GEMM floor")] == (pytest.approx(1.6), "FAIL")
+    md = report.markdown(r)
+    assert "GPU: NVIDIA H200 (132 SMs" in md and "### Targets (issue 13, CUDA)" in md
+    header = next(line for line in md.splitlines() if line.startswith("| shape | GEMM floor fwd |"))
+    assert "| Triton fwd+bwd |" in header and "| Triton / native fwd+bwd |" in header

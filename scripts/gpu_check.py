@@ -1,0 +1,292 @@
+"""`make gpu-check`: build, test, sanitize and benchmark the CUDA and Triton kernels in one call.
+
+Made for a bare, offline GPU machine with its own python3 (torch 2.11+, triton, nvcc) and a time
+limit: every stage is time-boxed against one overall budget, a failed stage is recorded without
+stopping the later ones, and the results land in OUT as four files (gpu_check.json, gpu_check.md,
+gpu_check.png, logs.tar.gz). Without a GPU (a dry run) the stages that need none still run — the
+FORCE_CUDA=1 build, the CPU-emulation and Triton-interpreter tests, the benchmark harness on CPU
+smoke shapes, the report — and the others are skipped with a reason.
+
+    python scripts/gpu_check.py [--out DIR] [--budget SECONDS]
+
+Environment: OUT (output folder; default build/gpu-check/out), SIM_GPU_CHECK_BUDGET (seconds,
+default 450 with a GPU, 2400 for a dry run on a small CPU machine), MAX_JOBS (default: the CPU
+count), SIM_GPU_FUZZ_EXAMPLES (default 30).
+
+Stages, in order (cap in seconds with a GPU; a dry run multiplies the caps by DRY_RUN_SLACK, since
+a 2-core machine compiles and interprets Triton far slower; each stage also stops at the overall
+deadline):
+    env         python/torch/triton/nvcc/GPU facts                                   (30)
+    build       a copy of the tree, FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0, -Xptxas -v (300)
+    tests       tests/sim_kernels/test_cuda.py, test_triton.py, test_gpu.py           (200)
+    memcheck    compute-sanitizer --tool memcheck over scripts/gpu_sanitize_case.py  (90)
+    racecheck   compute-sanitizer --tool racecheck over the same case                (90)
+    bench       benchmarks/ on CUDA, fp32 + bf16, eager/native/triton/GEMM floor     (150)
+    bench-compiled   the torch.compile provider, paper T=512 first                   (100)
+    train-step  a sim-paper training step per loss backend                           (60)
+    cpu-threads the native CPU kernel at 1..16 threads (scripts/cpu_thread_scaling.py) (40)
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from scripts import gpu_check_report as rep  # noqa: E402
+
+COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "build", "runs", "data", "__pycache__", "*.so", "*.egg-info",
+                                     ".hypothesis", ".pytest_cache", ".benchmarks", ".whl", ".gl")
+REPORT_RESERVE = 20.0  # seconds kept for writing the report
+DRY_RUN_SLACK = 4.0    # caps x this without a GPU
+GPU_BUDGET, DRY_RUN_BUDGET = 450.0, 2400.0
+
+
+class Runner:
+    """Runs stages against one deadline and keeps their records and logs."""
+
+    def __init__(self, out: Path, logs: Path, budget: float, slack: float = 1.0):
+        self.out, self.logs, self.slack = out, logs, slack
+        self.deadline = time.monotonic() + budget
+        self.stages: list[dict] = []
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic() - REPORT_RESERVE
+
+    def skip(self, name: str, reason: str) -> dict:
+        st = {"name": name, "status": "skipped", "seconds": 0.0, "reason": reason}
+        self.stages.append(st)
+        print(f"[gpu-check] {name}: skipped: {reason}", flush=True)
+        return st
+
+    def run(self, name: str, cmd: list[str], cap: float, cwd: Path, env: dict | None = None,
+            min_needed: float = 10.0) -> dict:
+        """Run ``cmd`` with a timeout of min(cap, time left); its output goes to logs/<name>.log."""
+        timeout = min(cap * self.slack, self.left())
+        if timeout < min_needed:
+            return self.skip(name, f"out of time ({max(0.0, self.left()):.0f} s left of the budget)")
+        log = self.logs / f"{name}.log"
+        print(f"[gpu-check] {name}: {' '.join(cmd)} (timeout {timeout:.0f} s)", flush=True)
+        t0 = time.monotonic()
+        with open(log, "w") as f:
+            f.write(f"$ {' '.join(cmd)}\n")
+            f.flush()
+            try:
+                proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=f,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+                rc = proc.wait(timeout=timeout)
+                status = "ok" if rc == 0 else "failed"
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+                rc, status = None, "timeout"
+            except OSError as e:
+                f.write(f"\n{e}\n")
+                rc, status = None, "failed"
+        st = {"name": name, "status": status, "rc": rc, "seconds": round(time.monotonic() - t0, 1),
+              "log": log.name}
+        if status == "timeout":
+            st["reason"] = f"killed after {timeout:.0f} s"
+        self.stages.append(st)
+        print(f"[gpu-check] {name}: {status} in {st['seconds']} s", flush=True)
+        return st
+
+
+def _probe_env(python: str, src: Path) -> dict:
+    code = ("import json, os, platform, sys, torch\n"
+            "d = {'python': platform.python_version(), 'executable': sys.executable, 'torch': torch.__version__,\n"
+            "     'torch_cuda': torch.version.cuda, 'cuda_available': torch.cuda.is_available(), 'cpus': os.cpu_count()}\n"
+            "try:\n    import triton; d['triton'] = triton.__version__\nexcept Exception as e:\n    d['triton'] = f'none ({e})'\n"
+            "if d['cuda_available']:\n    p = torch.cuda.get_device_properties(0)\n"
+            "    d.update(gpu=p.name, gpu_sms=p.multi_processor_count, gpu_memory_gib=round(p.total_memory / 2**30, 1),\n"
+            "             capability='.'.join(map(str, torch.cuda.get_device_capability(0))))\n"
+            "print(json.dumps(d))\n")
+    try:
+        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60, cwd=src)
+        env = json.loads(out.stdout.strip().splitlines()[-1])
+    except Exception as e:  # a broken interpreter is itself a result
+        env = {"error": f"{type(e).__name__}: {e}"}
+    try:
+        env["cpu_model"] = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        env["cpu_model"] = None
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        v = subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout
+        env["nvcc"] = next((ln.split("release")[-1].strip() for ln in v.splitlines() if "release" in ln), v.strip()[-40:])
+    else:
+        env["nvcc"] = None
+    env["compute_sanitizer"] = shutil.which("compute-sanitizer") or next(
+        (str(p) for p in Path("/usr/local/cuda/bin").glob("compute-sanitizer") if p.exists()), None)
+    try:
+        env["nvidia_smi"] = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout.strip()
+    except Exception:
+        env["nvidia_smi"] = None
+    return env
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + (" (dirty)" if dirty else "") if out.returncode == 0 else "unknown (no git)"
+    except Exception:
+        return "unknown (no git)"
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a kill
+            pass
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=os.environ.get("OUT") or str(ROOT / "build" / "gpu-check" / "out"))
+    ap.add_argument("--budget", type=float, default=os.environ.get("SIM_GPU_CHECK_BUDGET"),
+                    help=f"overall seconds, report included (default {GPU_BUDGET:.0f} with a GPU: ends within 8 "
+                         f"minutes; {DRY_RUN_BUDGET:.0f} for a dry run)")
+    a = ap.parse_args(argv)
+    python = sys.executable
+    out = Path(a.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    work = ROOT / "build" / "gpu-check"
+    logs = work / "logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(parents=True)
+    src = work / "src"
+    t0 = time.monotonic()
+    env = _probe_env(python, ROOT)
+    gpu = bool(env.get("cuda_available"))
+    budget = float(a.budget) if a.budget is not None else (GPU_BUDGET if gpu else DRY_RUN_BUDGET)
+    run = Runner(out, logs, budget - (time.monotonic() - t0), slack=1.0 if gpu else DRY_RUN_SLACK)
+    result = {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "commit": _commit(),
+              "python": python, "budget_s": budget, "env": env, "dry_run": not gpu}
+
+    # env -------------------------------------------------------------------------------------------------
+    run.stages.append({"name": "env", "status": "failed" if "error" in env else "ok",
+                       "seconds": round(time.monotonic() - t0, 1),
+                       "summary": env.get("nvidia_smi") or "no GPU visible: dry run"})
+    print(f"[gpu-check] env: {json.dumps(env)}", flush=True)
+    no_gpu = "no GPU visible (torch.cuda.is_available() is False): dry run"
+
+    # build -----------------------------------------------------------------------------------------------
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.copytree(ROOT, src, ignore=COPY_IGNORE)
+    jobs = os.environ.get("MAX_JOBS") or str(os.cpu_count() or 2)
+    build_env = {"FORCE_CUDA": "1", "TORCH_CUDA_ARCH_LIST": "9.0", "MAX_JOBS": jobs, "SIM_PTXAS_VERBOSE": "1"}
+    if env.get("nvcc") is None:
+        st = run.skip("build", "nvcc not found: the CUDA kernel cannot be compiled here")
+        build_env = {"FORCE_ONLY_CPU": "1", "MAX_JOBS": jobs}
+        st = run.run("build-cpu", [python, "setup.py", "-q", "build_ext", "--inplace"], 600, src, build_env)
+    else:
+        st = run.run("build", [python, "setup.py", "build_ext", "--inplace"], 300, src, build_env)
+        st["summary"] = f"FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS={jobs}"
+        result["ptxas"] = rep.parse_ptxas((logs / "build.log").read_text(errors="replace"))
+    built = st["status"] == "ok"
+    py_env = {"PYTHONPATH": str(src), "PYTHONUNBUFFERED": "1"}
+
+    # tests -----------------------------------------------------------------------------------------------
+    if built:
+        test_env = {**py_env, "SIM_GPU_FUZZ_EXAMPLES": os.environ.get("SIM_GPU_FUZZ_EXAMPLES", "30")}
+        if gpu:
+            test_env["TRITON_INTERPRET"] = "0"  # compiled Triton on the GPU, not the interpreter
+        junit = logs / "tests.xml"
+        st = run.run("tests", [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+                               "tests/sim_kernels/test_cuda.py", "tests/sim_kernels/test_triton.py",
+                               "tests/sim_kernels/test_gpu.py", f"--junitxml={junit}"], 200, src, test_env)
+        if junit.exists():
+            result["tests"] = rep.parse_junit(junit)
+            t = result["tests"]
+            st["summary"] = f"{t['passed']} passed, {t['failed']} failed, {t['errors']} errors, {t['skipped']} skipped"
+    else:
+        run.skip("tests", "the build failed")
+
+    # sanitizers ------------------------------------------------------------------------------------------
+    result["sanitizers"] = {}
+    san = env.get("compute_sanitizer")
+    for tool in ("memcheck", "racecheck"):
+        if not gpu:
+            run.skip(tool, no_gpu)
+        elif not built:
+            run.skip(tool, "the build failed")
+        elif not san:
+            run.skip(tool, "compute-sanitizer not found on PATH or in /usr/local/cuda/bin")
+        else:
+            cmd = [san, "--tool", tool, "--error-exitcode", "7"]
+            if tool == "memcheck":
+                cmd += ["--leak-check", "no"]
+            cmd += [python, "scripts/gpu_sanitize_case.py"]
+            st = run.run(tool, cmd, 90, src, {**py_env, "TRITON_INTERPRET": "0",
+                                               "PYTORCH_NO_CUDA_MEMORY_CACHING": "1"})
+            verdict = rep.parse_sanitizer((logs / f"{tool}.log").read_text(errors="replace"))
+            result["sanitizers"][tool] = verdict
+            st["summary"] = "; ".join(verdict["summary_lines"]) or "no summary line"
+
+    # benchmarks ------------------------------------------------------------------------------------------
+    jsonl = logs / "bench.jsonl"
+    bench_common = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-only", f"--sim-jsonl={jsonl}"]
+    if not built:
+        run.skip("bench", "the build failed")
+    elif gpu:
+        gpu_opts = ["--sim-device=cuda", "--sim-dtypes=float32,bfloat16", "--sim-shapes=gpu", "--sim-budget=0.25",
+                    "--sim-min-rounds=5", "--sim-max-rounds=40"]
+        run.run("bench", [*bench_common, "benchmarks/test_smooth_infonce.py", *gpu_opts, "-k", "not compiled"],
+                150, src, {**py_env, "TRITON_INTERPRET": "0"})
+        run.run("bench-compiled", [*bench_common, "benchmarks/test_smooth_infonce.py", *gpu_opts, "-k", "compiled"],
+                100, src, {**py_env, "TRITON_INTERPRET": "0"}, min_needed=30)
+        run.run("train-step", [*bench_common, "benchmarks/test_train_step.py", "--sim-device=cuda", "-k", "sim-paper"],
+                60, src, {**py_env, "TRITON_INTERPRET": "0"}, min_needed=20)
+    else:  # the harness on the CPU, smoke shapes, nothing timed for real
+        run.run("bench", [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "benchmarks/test_smooth_infonce.py",
+                          "--sim-shapes=smoke", "--sim-no-memory", "--sim-budget=0.05", "--sim-min-rounds=2",
+                          "--sim-max-rounds=3", "-k", "not compiled", f"--sim-jsonl={jsonl}"], 120, src, py_env)
+        run.skip("bench-compiled", no_gpu)
+        run.skip("train-step", no_gpu + " (the CPU training step is timed by `make bench`)")
+    result["bench_rows"] = [r for r in _read_jsonl(jsonl) if "train_step" not in r]
+    result["train_rows"] = [r for r in _read_jsonl(jsonl) if "train_step" in r]
+    result["bench_machine"] = {"cpu_model": env.get("cpu_model", "?"), "logical_cores": env.get("cpus"),
+                               "torch_version": env.get("torch"), "device": "cuda" if gpu else "cpu",
+                               "gpu": env.get("gpu"), "gpu_sms": env.get("gpu_sms"),
+                               "gpu_memory_gib": env.get("gpu_memory_gib"), "cuda_version": env.get("torch_cuda"),
+                               "command": "make gpu-check"}
+
+    # CPU thread scaling ----------------------------------------------------------------------------------
+    threads_json = logs / "threads.json"
+    if built:
+        shape = "B8-T512-C512-K10-N10" if gpu else "B2-T33-C16-K3-N4"
+        run.run("cpu-threads", [python, "scripts/cpu_thread_scaling.py", "--shape", shape, "--json", str(threads_json)],
+                40, src, py_env, min_needed=15)
+    else:
+        run.skip("cpu-threads", "the build failed")
+    result["thread_rows"] = json.loads(threads_json.read_text()) if threads_json.exists() else []
+
+    # report ----------------------------------------------------------------------------------------------
+    result["stages"] = run.stages
+    bad = [s["name"] for s in run.stages if s["status"] in ("failed", "timeout")]
+    result["verdict"] = "ok" if not bad else "failed: " + ", ".join(bad)
+    paths = rep.write_outputs(result, out)
+    with tarfile.open(out / "logs.tar.gz", "w:gz") as tar:
+        tar.add(logs, arcname="logs")
+    print((out / "gpu_check.md").read_text())
+    print(f"[gpu-check] {result['verdict']}; wrote {', '.join(p.name for p in paths.values())}, logs.tar.gz to {out}")
+    return 0 if not bad else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""`sim tune-beta --config NAME --data DIR --out DIR [--betas B ...] [--epochs E] [section.key=value ...]`.
+
+Short runs over a β grid, the collapse test and the choice of β of ``beta_search.py`` (see its docstring
+for the rule). Hooked into sim_models/cli.py like ``sim report``: ``add_tune_beta_parser(sub)``.
+"""
+from __future__ import annotations
+
+__all__ = ["add_tune_beta_parser", "run_tune_beta"]
+
+
+def add_tune_beta_parser(subparsers):
+    from .beta_search import DEFAULT_BETAS, DEFAULT_EPOCHS
+    b = subparsers.add_parser(
+        "tune-beta", help="β search: short runs over a grid, a posterior-collapse test, the largest β that passes",
+        description="Trains one short run per β (OUT/beta_<β>/), measures held-out NCE accuracy and active units per "
+                    "module, and picks the largest β that does not collapse (rule: docs/analysis.md, "
+                    "sim_models/analysis/beta_search.py). Writes OUT/sweep.json and OUT/sweep.png. Rerunning skips "
+                    "the β values already measured.")
+    b.add_argument("--config", default="tiny", help="sim-paper | vgim-thesis | tiny | path.yaml (probabilistic modules)")
+    b.add_argument("--data", required=True, help="a `sim data` folder (train split to train, test split to measure)")
+    b.add_argument("--out", required=True, help="sweep folder")
+    b.add_argument("--betas", type=float, nargs="+", default=list(DEFAULT_BETAS), metavar="B",
+                   help=f"the grid (default {' '.join(f'{x:g}' for x in DEFAULT_BETAS)})")
+    b.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"epochs per run (default {DEFAULT_EPOCHS})")
+    b.add_argument("--min-accuracy-gain", type=float, default=0.05,
+                   help="collapse if held-out NCE accuracy < chance + this share of (1 - chance) (default 0.05)")
+    b.add_argument("--min-active-units", type=int, default=1,
+                   help="collapse if a probabilistic module keeps fewer active units (default 1)")
+    b.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    b.add_argument("--no-progress", action="store_true")
+    b.add_argument("overrides", nargs="*", help="section.key=value applied to every run, e.g. train.max_steps=50 (put them before --betas, "
+                        "or after `--`)")
+    b.set_defaults(func=run_tune_beta)
+    return b
+
+
+def run_tune_beta(args) -> int:
+    import torch
+
+    from .beta_search import CollapseRule, sweep_table, tune_beta
+    if args.threads and args.threads > 0:
+        torch.set_num_threads(args.threads)
+    rule = CollapseRule(min_accuracy_gain=args.min_accuracy_gain, min_active_units=args.min_active_units)
+    sweep = tune_beta(args.config, args.data, args.out, args.betas, args.epochs, args.overrides, rule,
+                      progress=not args.no_progress)
+    print()
+    print(sweep_table(sweep))
+    print(f"\nwrote {args.out}/sweep.json and {sweep['plot']}")
+    return 0
