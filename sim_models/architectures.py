@@ -8,7 +8,13 @@ Built from a ``ModelConfig`` (see sim_models/config.py). Each module m trains on
   outputs (context), no mu/logvar.
 
 Module m's input is the previous module's z, ``detach()``ed, so no gradient crosses a module boundary.
-With ``end_to_end`` (CPC) nothing is detached and only the last module has a loss.
+With ``end_to_end`` (CPC) nothing is detached and only the last module has a loss: the other stages are
+taps (the CPC config's taps sit at the module-equivalent layers conv2, conv4, conv5 of the paper's cut).
+With ``objective="supervised"`` (end to end) the last stage's loss is a linear classifier on its
+time-averaged output (sim_models/supervised.py) and the batch carries labels.
+
+``stage_layer_names(cfg)`` names each stage by the layer it taps ("conv2", "conv4", "conv5", "gru"), so
+tables of different configs line up by layer rather than by stage index.
 """
 from __future__ import annotations
 
@@ -19,8 +25,9 @@ from sim_kernels import SmoothInfoNCELoss
 
 from .config import ModelConfig
 from .modules import ARModule, ConvModule, ModuleOutput
+from .supervised import LinearClassifierLoss, num_classes
 
-__all__ = ["GreedyModel", "StageResult"]
+__all__ = ["GreedyModel", "StageResult", "count_frames", "stage_layer_names"]
 
 
 class StageResult:
@@ -40,25 +47,26 @@ class GreedyModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         stages, c = [], 1
-        for m, layer_ids in enumerate(cfg.modules):
-            layers = [(cfg.kernel_sizes[i], cfg.strides[i], cfg.paddings[i], cfg.channels[i]) for i in layer_ids]
-            stages.append(ConvModule(c, layers, cfg.maxpool[m], cfg.probabilistic, cfg.independent_context_sample,
-                                     cfg.logvar_bias_init))
+        for spec in cfg.encoder:
+            stages.append(ConvModule(c, spec, cfg.probabilistic, cfg.independent_context_sample, cfg.logvar_bias_init))
             c = stages[-1].out_channels
         if cfg.ar_hidden:
             stages.append(ARModule(c, cfg.ar_hidden))
         self.stages = nn.ModuleList(stages)
         self.losses = nn.ModuleDict()
-        with_loss = [len(stages) - 1] if cfg.end_to_end else range(len(stages))
+        last = len(stages) - 1
+        with_loss = [last] if cfg.end_to_end else range(len(stages))
         for m in with_loss:
             st = stages[m]
-            is_ar = isinstance(st, ARModule)
-            target_dim = stages[m - 1].out_channels if is_ar else st.out_channels
-            if is_ar and m == 0:
+            if cfg.objective == "supervised" and m == last:
+                self.losses[str(m)] = LinearClassifierLoss(st.out_channels, num_classes(cfg.supervised_labels))
+                continue
+            if not st.conv_input and m == 0:
                 raise ValueError("model: a GRU module needs a conv module before it")
+            target_dim = st.out_channels if st.conv_input else stages[m - 1].out_channels
             self.losses[str(m)] = SmoothInfoNCELoss(
                 st.out_channels, target_dim, prediction_steps=cfg.prediction_steps,
-                negative_samples=cfg.negative_samples, beta=0.0 if is_ar else cfg.beta, sampler=cfg.sampler,
+                negative_samples=cfg.negative_samples, beta=cfg.beta if st.conv_input else 0.0, sampler=cfg.sampler,
                 kl_reduction=cfg.kl_reduction, reduction=cfg.reduction, subsample_window=cfg.subsample_window,
                 backend=cfg.loss_backend)
 
@@ -90,7 +98,7 @@ class GreedyModel(nn.Module):
         """The input of ``stage`` from the previous stage's output: z (B, T, C), detached unless end to end,
         as (B, C, T) for a conv stage."""
         h = prev.z if self.cfg.end_to_end else prev.z.detach()
-        return h.transpose(1, 2) if isinstance(stage, ConvModule) else h
+        return h.transpose(1, 2) if stage.conv_input else h
 
     def forward(self, audio: torch.Tensor, generator: torch.Generator | None = None, upto: int | None = None) -> list:
         return self.encode(audio, generator, upto)
@@ -106,9 +114,10 @@ class GreedyModel(nn.Module):
             outs.append(st(h, generator))
         return outs
 
-    def losses_for(self, audio, active, generator=None) -> list:
+    def losses_for(self, audio, active, generator=None, labels=None) -> list:
         """Losses of the stages in ``active`` (list of indices). Stages before min(active) run frozen
         under no_grad (sequential mode); stages after max(active) are not run.
+        labels: (B,) int64 class indices, needed (only) by a supervised objective.
 
         Returns a list of StageResult, in stage order."""
         active = sorted(active)
@@ -124,12 +133,16 @@ class GreedyModel(nn.Module):
                 out = st(h, generator)
             outs.append(out)
             if m in active and str(m) in self.losses:
-                results.append(self._stage_loss(m, outs, generator))
+                results.append(self._stage_loss(m, outs, generator, labels))
         return results
 
-    def _stage_loss(self, m: int, outs, generator) -> StageResult:
+    def _stage_loss(self, m: int, outs, generator, labels=None) -> StageResult:
         loss_fn, out = self.losses[str(m)], outs[m]
-        if isinstance(self.stages[m], ARModule):
+        if isinstance(loss_fn, LinearClassifierLoss):
+            if labels is None:
+                raise ValueError("labels: a supervised objective needs the batch's labels (B,), got None")
+            loss, metrics = loss_fn(out.representation, labels)
+        elif not self.stages[m].conv_input:
             prev = outs[m - 1].z if self.cfg.end_to_end else outs[m - 1].z.detach()
             loss, metrics = loss_fn(out.context, prev, generator=generator, return_metrics=True)
         else:
@@ -138,14 +151,26 @@ class GreedyModel(nn.Module):
 
 
 def count_frames(cfg: ModelConfig, length: int) -> list:
-    """Frames T after each stage for an input of ``length`` samples (conv arithmetic, no compute)."""
+    """Frames T after each stage for an input of ``length`` samples (conv / pool arithmetic of
+    ``cfg.encoder``, heads included for probabilistic modules; the GRU keeps T; no compute).
+    sim-paper: 10240 -> [511, 129, 64, 64]; vgim-thesis: 10240 -> [54, 13]."""
     frames, t = [], length
-    for m, ids in enumerate(cfg.modules):
-        for i in ids:
-            t = (t + 2 * cfg.paddings[i] - cfg.kernel_sizes[i]) // cfg.strides[i] + 1
-        if cfg.maxpool[m]:
-            t = t // cfg.maxpool[m]
+    for spec in cfg.encoder:
+        t = spec.out_frames(t, heads=cfg.probabilistic)
         frames.append(t)
     if cfg.ar_hidden:
         frames.append(t)
     return frames
+
+
+def stage_layer_names(cfg: ModelConfig) -> list:
+    """A layer-based name per stage: "conv<n>" for a conv module (n = its last conv layer, counted from 1
+    over the whole encoder), "gru" for the GRU module. sim-paper, gim, cpc: ["conv2", "conv4", "conv5", "gru"];
+    vgim-thesis: ["conv2", "conv4"]; tiny: ["conv2", "conv5", "gru"]."""
+    names, n = [], 0
+    for spec in cfg.encoder:
+        n += len(spec.convs())
+        names.append(f"conv{n}")
+    if cfg.ar_hidden:
+        names.append("gru")
+    return names

@@ -75,11 +75,13 @@ def cmd_train(a) -> int:
     cfg = _load_config(a)
     _threads(a.threads or cfg.train.num_threads)
     ds = open_dataset(a.data, "train", cfg.data.sample_rate, cfg.data.length)
-    trainer = make_trainer(cfg, ds, a.out, progress=not a.no_progress, parallel=a.parallel)  # Trainer unless WORLD_SIZE > 1
+    val = open_dataset(a.data, "test", cfg.data.sample_rate, cfg.data.length) if hasattr(ds, "syllables") else None
+    trainer = make_trainer(cfg, ds, a.out, progress=not a.no_progress, parallel=a.parallel,  # Trainer unless WORLD_SIZE > 1
+                           val_dataset=val)  # validation loss per epoch on the test split (`sim data` folders)
     main = is_main_process()
     if main:
         _record_data(a.out, a.data, "sim train")
-        print(f"training {cfg.name!r} ({cfg.train.mode}) on {len(ds)} examples from {a.data} -> {a.out}")
+        print(f"training {cfg.name!r} ({cfg.train.mode}) on {len(trainer.dataset)} examples from {a.data} -> {a.out}")
     summary = trainer.fit(resume=a.resume)
     shutdown()
     if not main:
@@ -137,7 +139,8 @@ def cmd_demo(a) -> int:
     print(f"[demo 2/3] training 'tiny' for {cfg.train.epochs} epochs on {len(ds)} words -> {run_dir}")
     resume = (run_dir / "checkpoint.pt").exists()
     _record_data(run_dir, data_dir, "sim demo")
-    Trainer(cfg, ds, run_dir, progress=not a.no_progress).fit(resume=resume)
+    val = SyllableDataset(data_dir, "test", cfg.data.sample_rate, cfg.data.length)
+    Trainer(cfg, ds, run_dir, progress=not a.no_progress, val_dataset=val).fit(resume=resume)
     t2 = time.time()
     print("[demo 3/3] linear probes (trained modules and random init)")
     result = evaluate_run(run_dir, data_dir)
@@ -166,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_data)
 
     t = sub.add_parser("train", help="train a named config (or a YAML/JSON config file)")
-    t.add_argument("--config", default="sim-paper", help="sim-paper | vgim-thesis | gim | cpc | tiny | path.yaml")
+    t.add_argument("--config", default="sim-paper",
+                   help="sim-paper | vgim-thesis | vgim-thesis-gim | gim | cpc | supervised | tiny | path.yaml")
     t.add_argument("--data", required=True, help="a `sim data` folder, or any folder of wav/flac (LibriSpeech too)")
     t.add_argument("--out", required=True, help="run folder: config.yaml, checkpoint.pt, metrics.csv/jsonl")
     t.add_argument("--epochs", type=int)

@@ -1,5 +1,7 @@
 """The building blocks: a conv encoder module (probabilistic or deterministic) and the GRU module.
 
+Each stage type describes itself: ``conv_input`` (input layout) and ``out_frames(t)`` (frame arithmetic).
+
 Layouts: audio and conv activations are (B, C, L) ("conv layout"); losses and the GRU take
 (B, T, C) ("sequence layout"). ``forward`` returns a ``ModuleOutput`` in sequence layout.
 """
@@ -30,33 +32,43 @@ class ModuleOutput:
 
 
 class ConvModule(nn.Module):
-    """Conv1d + ReLU layers, an optional MaxPool1d, then (probabilistic) parallel 1x1 mu and logvar heads.
+    """An encoder module built from a ``ModuleConfig`` (sim_models/encoder_spec.py): its layers in order
+    (Conv1d + ReLU, or MaxPool1d), then (probabilistic) the parallel mu and logvar heads
+    Conv1d(C, C, head_kernel, stride 1, head_padding), no ReLU (paper Table 1: 1×1; thesis Tables 4.1/4.2: 3-wide).
 
-    forward(x (B, C_in, L), generator=None) -> ModuleOutput with T = L / (product of strides, pool).
+    forward(x (B, C_in, L), generator=None) -> ModuleOutput with T = ``out_frames(L)`` frames.
     Probabilistic, training: z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) from ``generator``; with
     ``independent_context_sample`` a second eps' gives the context (the SIM authors' code), else the
     context is z itself (the paper's text). Probabilistic, eval: z = context = mu. Deterministic: the
-    conv output (after ReLU, as in GIM) is z and the context.
+    last layer's output (after ReLU, as in GIM) is z and the context.
     """
 
-    def __init__(self, in_channels: int, layers, maxpool: int = 0, probabilistic: bool = True,
+    conv_input = True      # takes (B, C, L); the loss scores its own sample (targets = z)
+
+    def __init__(self, in_channels: int, spec, probabilistic: bool = True,
                  independent_context_sample: bool = False, logvar_bias_init: float | None = None):
         super().__init__()
-        convs, c = [], in_channels
-        for k, s, p, out in layers:
-            convs += [nn.Conv1d(c, out, kernel_size=k, stride=s, padding=p), nn.ReLU()]
-            c = out
-        if maxpool:
-            convs.append(nn.MaxPool1d(maxpool))
-        self.body = nn.Sequential(*convs)
+        layers, c = [], in_channels
+        for x in spec.layers:
+            if x.type == "conv":
+                layers += [nn.Conv1d(c, x.channels, kernel_size=x.kernel, stride=x.stride, padding=x.padding), nn.ReLU()]
+                c = x.channels
+            else:
+                layers.append(nn.MaxPool1d(x.kernel, stride=x.stride, padding=x.padding))
+        self.body = nn.Sequential(*layers)  # parameter names body.<i>.* as before the layer-list format
+        self.spec = spec
         self.out_channels = c
         self.probabilistic = probabilistic
         self.independent_context_sample = independent_context_sample
         if probabilistic:
-            self.mu_head = nn.Conv1d(c, c, kernel_size=1)
-            self.logvar_head = nn.Conv1d(c, c, kernel_size=1)
+            self.mu_head = nn.Conv1d(c, c, kernel_size=spec.head_kernel, padding=spec.head_padding)
+            self.logvar_head = nn.Conv1d(c, c, kernel_size=spec.head_kernel, padding=spec.head_padding)
             if logvar_bias_init is not None:  # start with sigma = exp(init / 2) instead of ~1
                 nn.init.constant_(self.logvar_head.bias, logvar_bias_init)
+
+    def out_frames(self, t: int) -> int:
+        """Frames out for ``t`` frames (samples) in: conv / pool arithmetic, plus the heads when probabilistic."""
+        return self.spec.out_frames(t, heads=self.probabilistic)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> ModuleOutput:
         h = self.body(x)
@@ -80,6 +92,11 @@ def _normal(like: torch.Tensor, generator):
 class ARModule(nn.Module):
     """A one-layer GRU (deterministic, as in the paper). forward(z (B, T, C_in)) -> ModuleOutput,
     z = context = the GRU outputs (B, T, hidden)."""
+
+    conv_input = False     # takes (B, T, C); the loss scores the previous module's z against the GRU outputs
+
+    def out_frames(self, t: int) -> int:
+        return t
 
     def __init__(self, in_channels: int, hidden: int):
         super().__init__()

@@ -1,17 +1,74 @@
 """Training logs: CSV (metrics.csv), JSON lines (metrics.jsonl) and TensorBoard (when installed).
 
-One row per (step, module): step, unit, epoch, module, loss, nce, kl, accuracy, lr.
+One row per (step, module, split), columns in this order (``FIELDS``):
+
+    step      optimiser steps done when the row was written (int)
+    unit      training unit (sequential mode: the unit being trained; parallel: 0)
+    epoch     epoch of that unit, counted from 0
+    module    stage index, counted from 0 (architectures.stage_layer_names gives the layer it taps)
+    loss      the stage's loss (NCE + beta * KL; supervised: cross-entropy), nats
+    nce       its InfoNCE term averaged over k (supervised: the cross-entropy), nats
+    kl        its KL term as reduced by model.kl_reduction (before beta), nats; 0 for deterministic stages
+    accuracy  fraction of anchors whose positive scores highest (supervised: classification accuracy)
+    lr        the unit's learning rate at that step; empty for validation rows
+    split     "train": the training batch of that step; "val": the mean over the whole validation set at
+              the end of an epoch (trainer.py: no gradient, fixed-seed draws), logged at that epoch's last step
+
+``split`` is the last column and was added after the others: a metrics.csv written before it has no such
+column (read its rows as "train"); when a run with such a file resumes, the header gains the column and
+the old rows keep their nine fields (csv.DictReader then gives split = None for them). Readers that
+predate the column see the validation rows as extra rows: filter on ``split`` (``read_metrics`` does).
 Files are appended to, so a resumed run continues the same logs.
 """
 from __future__ import annotations
 
 import csv
 import json
+import os
+import tempfile
 from pathlib import Path
 
-__all__ = ["RunLogger", "NullLogger", "FIELDS"]
+__all__ = ["RunLogger", "NullLogger", "FIELDS", "read_metrics"]
 
-FIELDS = ("step", "unit", "epoch", "module", "loss", "nce", "kl", "accuracy", "lr")
+FIELDS = ("step", "unit", "epoch", "module", "loss", "nce", "kl", "accuracy", "lr", "split")
+_OLD_FIELDS = FIELDS[:-1]  # metrics.csv before the split column
+_INTS = ("step", "unit", "epoch", "module")
+_FLOATS = ("loss", "nce", "kl", "accuracy", "lr")
+
+
+def read_metrics(run_dir, split: str | None = "train") -> list:
+    """Rows of RUN_DIR/metrics.csv as dicts with ints and floats (lr None on validation rows); rows of an
+    old file without the split column count as "train". split: "train", "val" or None (all rows)."""
+    rows = []
+    with open(Path(run_dir) / "metrics.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            row = {k: (int(r[k]) if k in _INTS else (float(r[k]) if r.get(k) not in (None, "") else None))
+                   for k in _INTS + _FLOATS}
+            row["split"] = r.get("split") or "train"
+            if split is None or row["split"] == split:
+                rows.append(row)
+    return rows
+
+
+def _upgrade_header(csv_path: Path) -> None:
+    """Give a metrics.csv written before the split column the current header (rows unchanged), atomically."""
+    with open(csv_path, newline="") as f:
+        text = f.read()
+    first, sep, rest = text.partition("\n")
+    if first.rstrip("\r").split(",") != list(_OLD_FIELDS):
+        return
+    header = ",".join(FIELDS) + ("\r" if first.endswith("\r") else "") + sep
+    fd, tmp = tempfile.mkstemp(prefix=csv_path.name + ".", suffix=".tmp", dir=csv_path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(header + rest)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, csv_path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 class RunLogger:
@@ -20,6 +77,8 @@ class RunLogger:
         self.dir.mkdir(parents=True, exist_ok=True)
         csv_path = self.dir / "metrics.csv"
         new = not csv_path.exists()
+        if not new:
+            _upgrade_header(csv_path)
         self._csv_file = open(csv_path, "a", newline="")
         self._csv = csv.DictWriter(self._csv_file, fieldnames=FIELDS)
         if new:
@@ -38,9 +97,10 @@ class RunLogger:
         self._csv.writerow(row)
         self._jsonl.write(json.dumps(row) + "\n")
         if self._tb is not None:
+            val = row["split"] == "val"
             for k in ("loss", "nce", "kl", "accuracy", "lr"):
                 if row[k] is not None:
-                    self._tb.add_scalar(f"module{row['module']}/{k}", row[k], row["step"])
+                    self._tb.add_scalar(f"module{row['module']}/{'val_' if val else ''}{k}", row[k], row["step"])
 
     def flush(self):
         self._csv_file.flush()

@@ -12,6 +12,17 @@ reparameterisation noise, the negatives, GIM's crop) comes from one ``torch.Gene
 is checkpointed. A checkpoint stores model, optimisers, schedules, that generator's state and the
 position (unit, epoch, batch, step), so ``resume`` continues exactly where the run stopped.
 
+Validation (``val_dataset``, e.g. the test split; thesis Fig. 4.2): at every epoch end, with
+``train.validate``, every module being trained (all of them in "parallel" mode, the current unit in
+"sequential" mode) computes its loss on the whole validation set: no gradient, the model in training
+mode (the reparameterisation samples and the negatives drawn as in training, so the validation loss is
+the training loss on other data, as in the authors' validation/val_by_InfoNCELoss.py), its random draws
+from a generator seeded with the same fixed seed (train.seed + VAL_SEED_OFFSET) at every evaluation (so
+epoch-to-epoch changes are the model's, and the training generator is untouched: resume stays exact).
+Batches of train.batch_size in the set's order, the last one partial; the logged values are means over
+examples. Rows go to the same logs with ``split="val"`` (run_log.py). The step of a validation row is the
+step at the epoch's end.
+
 Crash safety (run_safety.py, docs/reliability.md): before the first step the run folder gets a write
 probe and a free-space check; checkpoints are atomic and the logs are flushed before each one; a NaN or
 infinite loss stops the run before it can be checkpointed; a run that fails raises ``TrainingFailed``
@@ -31,12 +42,14 @@ from .checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoin
 from .config import Config, save_config
 from .fault_injection import pause_point
 from .run_log import NullLogger, RunLogger
+from .supervised import training_view
 from .run_safety import (LOG_HEADROOM_BYTES, FiniteLossWatch, TrainingFailed, clear_failure, estimate_checkpoint_bytes,
                          prepare_run_dir, record_failure, trim_logs)
 
-__all__ = ["Trainer", "CHECKPOINT_NAME", "build_model"]
+__all__ = ["Trainer", "CHECKPOINT_NAME", "build_model", "VAL_SEED_OFFSET"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
+VAL_SEED_OFFSET = 7_777_777  # validation draws: generator seeded with train.seed + this at every evaluation
 
 
 def build_model(cfg: Config) -> GreedyModel:
@@ -47,19 +60,30 @@ def build_model(cfg: Config) -> GreedyModel:
 
 
 class Trainer:
-    """Trainer(cfg, dataset, run_dir).fit(resume=False) -> summary dict.
+    """Trainer(cfg, dataset, run_dir, val_dataset=None).fit(resume=False) -> summary dict.
 
-    dataset: any object with __len__ and __getitem__(i) -> (cfg.data.length,) float tensor.
+    dataset: any object with __len__ and __getitem__(i) -> (cfg.data.length,) float tensor; for
+    model.objective="supervised" a SyllableDataset (its syllables become the labelled examples, supervised.py).
+    val_dataset: the same kind of object (e.g. the test split), evaluated at every epoch end; None: no validation.
     run_dir: receives config.yaml, checkpoint.pt, metrics.csv / metrics.jsonl (/ tensorboard/).
     """
 
-    def __init__(self, cfg: Config, dataset, run_dir, progress: bool = True, tensorboard: bool = True):
-        self.cfg, self.dataset, self.dir = cfg, dataset, Path(run_dir)
+    def __init__(self, cfg: Config, dataset, run_dir, progress: bool = True, tensorboard: bool = True,
+                 val_dataset=None):
+        self.cfg, self.dir = cfg, Path(run_dir)
+        self.dataset = training_view(dataset, cfg)
+        self.val_dataset = training_view(val_dataset, cfg) if cfg.train.validate else None
         self.progress, self.tensorboard = progress, tensorboard
-        if len(dataset) == 0:
+        if len(self.dataset) == 0:
             raise ValueError("dataset is empty")
-        frames = count_frames(cfg.model, cfg.data.length)
-        if min(frames) <= cfg.model.prediction_steps:
+        if self.val_dataset is not None and len(self.val_dataset) == 0:
+            raise ValueError("val_dataset is empty")
+        supervised = cfg.model.objective == "supervised"
+        length = cfg.data.segment_length if supervised else cfg.data.length
+        frames = count_frames(cfg.model, length)
+        if min(frames) < 1:
+            raise ValueError(f"an input of {length} samples is too short for the encoder: frames per stage {frames}")
+        if not supervised and min(frames) <= cfg.model.prediction_steps:
             raise ValueError(f"data.length={cfg.data.length} gives {frames} frames per module, but every module needs "
                              f"more than K=model.prediction_steps={cfg.model.prediction_steps} frames")
         self.model = build_model(cfg)
@@ -103,8 +127,13 @@ class Trainer:
             return [perm]
         return [perm[i:i + bs] for i in range(0, n - bs + 1, bs)]  # drop the last partial batch
 
-    def _collate(self, idx) -> torch.Tensor:
-        return torch.stack([self.dataset[int(i)] for i in idx])
+    def _collate(self, idx, dataset=None):
+        """The batch of examples ``idx``: audio (B, L), or (audio (B, L), labels (B,)) for labelled items."""
+        dataset = self.dataset if dataset is None else dataset
+        items = [dataset[int(i)] for i in idx]
+        if isinstance(items[0], (tuple, list)):
+            return torch.stack([a for a, _ in items]), torch.stack([torch.as_tensor(y) for _, y in items])
+        return torch.stack(items)
 
     # -- training ----------------------------------------------------------------------------
     def _stage_plan(self) -> list:
@@ -178,7 +207,8 @@ class Trainer:
                     if stop and b < len(batches) - 1:
                         bar.close()
                         return True
-                    if tc.checkpoint_every and step % tc.checkpoint_every == 0:
+                    if tc.checkpoint_every and step % tc.checkpoint_every == 0 and b < len(batches) - 1:
+                        # (at an epoch's last batch the epoch-end checkpoint follows, after the validation rows)
                         log.flush()  # the logs on disk always reach the checkpoint's step
                         self.save()
                 bar.close()
@@ -187,6 +217,8 @@ class Trainer:
                 self.pos["epoch"], self.pos["batch"] = epoch + 1, 0
                 if self.pos["epoch"] >= epochs and tc.mode == "sequential":
                     self.pos["unit"], self.pos["epoch"] = unit + 1, 0  # next unit (parallel keeps counting epochs)
+                for r in self._validate(active, unit, epoch):
+                    log.log(r)
                 log.flush()
                 if stop:
                     return True
@@ -195,8 +227,9 @@ class Trainer:
                 self.pos["unit"], self.pos["epoch"], self.pos["batch"] = unit + 1, 0, 0
         return False
 
-    def _step(self, audio: torch.Tensor, active: list, opt_ids: list) -> list:
-        results = self.model.losses_for(audio, active, self.generator)
+    def _step(self, batch, active: list, opt_ids: list) -> list:
+        audio, labels = batch if isinstance(batch, tuple) else (batch, None)
+        results = self.model.losses_for(audio, active, self.generator, labels)
         total = sum(r.loss for r in results)
         for i in opt_ids:
             self.optimizers[i].zero_grad(set_to_none=True)
@@ -212,7 +245,42 @@ class Trainer:
             rows.append({"step": self.pos["step"], "unit": unit, "epoch": epoch, "module": r.index,
                          "loss": float(r.loss.detach()), "nce": float(r.metrics["nce"].mean()),
                          "kl": float(r.metrics["kl"]), "accuracy": float(r.metrics["accuracy"].mean()),
-                         "lr": opt.param_groups[0]["lr"]})
+                         "lr": opt.param_groups[0]["lr"], "split": "train"})
+        return rows
+
+    # -- validation -----------------------------------------------------------------------------
+    def _val_generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.cfg.train.seed + VAL_SEED_OFFSET)
+
+    def _val_batches(self) -> list:
+        n, bs = len(self.val_dataset), self.cfg.train.batch_size
+        return [torch.arange(i, min(i + bs, n)) for i in range(0, n, bs)]
+
+    def _val_losses(self, batch, active, generator) -> list:
+        """StageResults of one validation batch (no gradient; DataParallelTrainer moves the batch first)."""
+        audio, labels = batch if isinstance(batch, tuple) else (batch, None)
+        return self.model.losses_for(audio, active, generator, labels)
+
+    @torch.no_grad()
+    def _validate(self, active, unit: int, epoch: int) -> list:
+        """Validation rows (split "val") of the stages in ``active`` at the end of ``epoch``; [] without a val set."""
+        if self.val_dataset is None:
+            return []
+        g, sums, total = self._val_generator(), {}, 0
+        for idx in self._val_batches():
+            results = self._val_losses(self._collate(idx, self.val_dataset), active, g)
+            w = len(idx)
+            total += w
+            for r in results:
+                vals = torch.stack([r.loss.detach().float().reshape(()), r.metrics["nce"].float().mean(),
+                                    torch.as_tensor(r.metrics["kl"]).float().reshape(()).to(r.loss.device),
+                                    r.metrics["accuracy"].float().mean()]) * w
+                sums[r.index] = sums[r.index] + vals if r.index in sums else vals
+        rows = []
+        for m in sorted(sums):
+            loss, nce, kl, acc = (sums[m] / total).tolist()
+            rows.append({"step": self.pos["step"], "unit": unit, "epoch": epoch, "module": m, "loss": loss, "nce": nce,
+                         "kl": kl, "accuracy": acc, "lr": None, "split": "val"})
         return rows
 
     def _unit_of(self, stage: int) -> int:

@@ -6,7 +6,8 @@ image of every conv layer from stage m down to the input:
 * each encoder ``Conv1d(c_in, c_out, k, s, p)`` becomes ``ConvTranspose1d(c_out, c_in, k, s, p,
   output_padding)``, in reverse order, with a ReLU after every layer but the last (the waveform
   is linear);
-* a module's ``MaxPool1d(q)`` becomes ``ConvTranspose1d(c, c, q, stride=q)`` (learned upsampling);
+* a module's ``MaxPool1d(k, s, p)`` becomes ``ConvTranspose1d(c, c, k, s, p, output_padding)`` (learned
+  upsampling); mu heads that change the frame count (the thesis' Conv(3, 1, 2)) are mirrored the same way;
 * ``output_padding`` is chosen per layer so that the decoder of a ``cfg.data.length``-sample input
   returns exactly that many samples (for another length the output is cropped or zero-padded at
   the end to the requested ``length``);
@@ -68,18 +69,17 @@ class DecoderConfig:
 
 
 def downsampling(cfg: ModelConfig) -> int:
-    """Samples per output frame of the last conv module: product of strides and max-pools."""
+    """Samples per output frame of the last conv module: product of the strides of every conv and max-pool layer."""
     f = 1
-    for s in cfg.strides:
-        f *= s
-    for q in cfg.maxpool:
-        f *= q if q else 1
+    for spec in cfg.encoder:
+        for layer in spec.layers:
+            f *= layer.stride
     return f
 
 
 def conv_stage_of(cfg: ModelConfig, stage: int) -> int:
     """The last conv stage a decoder of ``stage`` mirrors (the GRU stage mirrors the last conv stage)."""
-    n_conv = len(cfg.modules)
+    n_conv = len(cfg.encoder)
     n_stages = n_conv + (1 if cfg.ar_hidden else 0)
     if not 0 <= stage < n_stages:
         raise ValueError(f"stage must be in [0, {n_stages}), got {stage}")
@@ -88,44 +88,46 @@ def conv_stage_of(cfg: ModelConfig, stage: int) -> int:
 
 def stage_widths(cfg: ModelConfig) -> list:
     """Output channels of every stage (conv modules, then the GRU if any)."""
-    widths = [cfg.channels[ids[-1]] for ids in cfg.modules]
+    widths = [spec.convs()[-1].channels for spec in cfg.encoder]
     return widths + ([cfg.ar_hidden] if cfg.ar_hidden else [])
+
+
+def _heads_change_length(cfg: ModelConfig, spec) -> bool:
+    return cfg.probabilistic and (spec.head_kernel, spec.head_padding) != (1, 0)
 
 
 def decoder_layer_plan(cfg: ModelConfig, stage: int, length: int, extra_first_module_layers: int = 2) -> list:
     """The decoder of ``stage`` as [(in_channels, out_channels, kernel, stride, padding, output_padding)].
 
+    Mirrors, module by module in reverse, every layer of ``cfg.encoder`` (conv and max-pool alike), and
+    the mu head when it changes the frame count (a head wider than 1 or padded, as in the thesis).
     ``length``: the audio length whose frame count the decoder inverts exactly."""
     last = conv_stage_of(cfg, stage)
-    # forward lengths through the encoder: lens[i] = input length of conv layer i; pool_in[j] = length before pool j
-    lens, pool_in, t = [], {}, length
-    for j, ids in enumerate(cfg.modules):
-        for i in ids:
-            lens.append(t)
-            t = (t + 2 * cfg.paddings[i] - cfg.kernel_sizes[i]) // cfg.strides[i] + 1
-            if t < 1:
-                raise ValueError(f"length={length} is too short for conv layer {i} of the encoder")
-        if cfg.maxpool[j]:
-            pool_in[j] = t
-            t = t // cfg.maxpool[j]
+    # forward through the encoder: per module, the (layer, input length, input channels) of each layer
+    walk, t, c = [], length, 1
+    for j, spec in enumerate(cfg.encoder):
+        steps = []
+        for layer in spec.layers:
+            t_out = layer.out_frames(t)
+            if t_out < 1:
+                raise ValueError(f"length={length} is too short for module {j + 1}'s {layer.type} layer")
+            steps.append((layer.kernel, layer.stride, layer.padding, t, c))
+            t, c = t_out, layer.channels if layer.type == "conv" else c
+        if _heads_change_length(cfg, spec):
+            steps.append((spec.head_kernel, 1, spec.head_padding, t, c))
+            t = t + 2 * spec.head_padding - spec.head_kernel + 1
+        walk.append(steps)
     width = stage_widths(cfg)[stage]
     plan = []
     if stage == 0:
         plan += [(width, width, 3, 1, 1, 0)] * extra_first_module_layers
     c = width
     for j in range(last, -1, -1):
-        if cfg.maxpool[j]:
-            q = cfg.maxpool[j]
-            c_out = cfg.channels[cfg.modules[j][-1]]
-            plan.append((c, c_out, q, q, 0, pool_in[j] % q))
-            c = c_out
-        for i in reversed(cfg.modules[j]):
-            k, s, p = cfg.kernel_sizes[i], cfg.strides[i], cfg.paddings[i]
-            t_out = (lens[i] + 2 * p - k) // s + 1
-            op = lens[i] - ((t_out - 1) * s - 2 * p + k)
-            c_out = cfg.channels[i - 1] if i > 0 else 1
-            plan.append((c, c_out, k, s, p, op))
-            c = c_out
+        for k, s, p, t_in, c_in in reversed(walk[j]):
+            t_out = (t_in + 2 * p - k) // s + 1
+            op = t_in - ((t_out - 1) * s - 2 * p + k)
+            plan.append((c, c_in, k, s, p, op))
+            c = c_in
     return plan
 
 
@@ -157,7 +159,7 @@ class ModuleDecoder(nn.Module):
 def build_decoders(model_cfg: ModelConfig, length: int, dcfg: DecoderConfig | None = None, seed: int | None = None) -> list:
     """One ModuleDecoder per stage, initialised from ``seed`` (default dcfg.seed)."""
     dcfg = dcfg or DecoderConfig()
-    n_stages = len(model_cfg.modules) + (1 if model_cfg.ar_hidden else 0)
+    n_stages = len(model_cfg.encoder) + (1 if model_cfg.ar_hidden else 0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(dcfg.seed if seed is None else seed)
         out = []

@@ -22,18 +22,20 @@ PARALLEL_KINDS = ("data", "module")
 
 
 def make_trainer(cfg, dataset, run_dir, progress: bool = True, parallel: str = "data", backend: str | None = None,
-                 tensorboard: bool = True):
+                 tensorboard: bool = True, val_dataset=None):
     """The Trainer for this process: the plain single-process ``Trainer`` unless torchrun started more
     than one process (WORLD_SIZE > 1); then join the process group and return a DataParallelTrainer
-    (parallel="data") or a ModuleParallelTrainer (parallel="module")."""
+    (parallel="data") or a ModuleParallelTrainer (parallel="module"). val_dataset: see Trainer."""
     from ..trainer import Trainer
     if parallel not in PARALLEL_KINDS:
         raise ValueError(f"parallel must be one of {PARALLEL_KINDS}, got {parallel!r}")
     if env_world_size() == 1:
-        return Trainer(cfg, dataset, run_dir, progress=progress, tensorboard=tensorboard)
+        return Trainer(cfg, dataset, run_dir, progress=progress, tensorboard=tensorboard, val_dataset=val_dataset)
     info = init_distributed(backend)
     if parallel == "data":
         from .data_parallel import DataParallelTrainer
-        return DataParallelTrainer(cfg, dataset, run_dir, progress=progress, tensorboard=tensorboard, info=info)
+        return DataParallelTrainer(cfg, dataset, run_dir, progress=progress, tensorboard=tensorboard, info=info,
+                                   val_dataset=val_dataset)
     from .module_parallel import ModuleParallelTrainer
-    return ModuleParallelTrainer(cfg, dataset, run_dir, progress=progress, tensorboard=tensorboard, info=info)
+    return ModuleParallelTrainer(cfg, dataset, run_dir, progress=progress, tensorboard=tensorboard, info=info,
+                                 val_dataset=val_dataset)

@@ -37,7 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from ..architectures import GreedyModel, StageResult
-from ..trainer import Trainer
+from ..trainer import VAL_SEED_OFFSET, Trainer
 from .common import RankZeroWrites
 from .env import DistInfo, current
 
@@ -65,14 +65,14 @@ class UnitModule(nn.Module):
         self.losses = nn.ModuleList([model.losses[str(m)] for m in self.unit if str(m) in model.losses])
         object.__setattr__(self, "_model", model)  # a plain reference, not a submodule
 
-    def forward(self, outs: list, audio: torch.Tensor, active, generator=None) -> list:
+    def forward(self, outs: list, audio: torch.Tensor, active, generator=None, labels=None) -> list:
         model, results = self._model, []
         for m in self.unit:
             st = model.stages[m]
             h = model._next_input(outs[-1], st) if m > 0 else audio
             outs.append(st(h, generator))
             if m in active and str(m) in model.losses:
-                results.append(model._stage_loss(m, outs, generator))
+                results.append(model._stage_loss(m, outs, generator, labels))
         return results
 
 
@@ -87,19 +87,19 @@ class DataParallelTrainer(RankZeroWrites, Trainer):
     """
 
     def __init__(self, cfg, dataset, run_dir, progress: bool = True, tensorboard: bool = True,
-                 info: DistInfo | None = None, find_unused_parameters: bool = False):
+                 info: DistInfo | None = None, find_unused_parameters: bool = False, val_dataset=None):
         self.info = info or current()
         P = self.info.world_size
         if cfg.train.batch_size % P:
             raise ValueError(f"train.batch_size={cfg.train.batch_size} is the global batch and must be divisible by "
                              f"the number of processes ({P})")
-        if len(dataset) < cfg.train.batch_size:
+        if cfg.model.objective != "supervised" and len(dataset) < cfg.train.batch_size:
             raise ValueError(f"data parallel training needs at least train.batch_size={cfg.train.batch_size} "
                              f"examples, got {len(dataset)}")
         if P > 1 and not dist.is_initialized():
             raise RuntimeError("DataParallelTrainer: call sim_models.distributed.init_distributed() first")
         super().__init__(cfg, dataset, run_dir, progress=progress and self.info.is_main,
-                         tensorboard=tensorboard and self.info.is_main)
+                         tensorboard=tensorboard and self.info.is_main, val_dataset=val_dataset)
         self.local_batch = cfg.train.batch_size // P
         self.device = self.info.device
         self.model.to(self.device)  # in place: the optimisers keep their parameters
@@ -122,11 +122,14 @@ class DataParallelTrainer(RankZeroWrites, Trainer):
         idx, bl = torch.tensor(list(sampler), dtype=torch.long), self.local_batch
         return [idx[i:i + bl] for i in range(0, len(idx) - bl + 1, bl)]
 
-    def _collate(self, idx) -> torch.Tensor:
-        return super()._collate(idx).to(self.device, non_blocking=True)
+    def _collate(self, idx, dataset=None):
+        batch = super()._collate(idx, dataset)
+        if isinstance(batch, tuple):
+            return tuple(t.to(self.device, non_blocking=True) for t in batch)
+        return batch.to(self.device, non_blocking=True)
 
     # -- one step ------------------------------------------------------------------------------
-    def losses_for(self, audio: torch.Tensor, active) -> list:
+    def losses_for(self, audio: torch.Tensor, active, labels=None) -> list:
         """GreedyModel.losses_for through the DDP wrappers: units that train run through DDP (their
         gradients get averaged), units before them run frozen under no_grad, later units not at all."""
         active = sorted(active)
@@ -139,11 +142,12 @@ class DataParallelTrainer(RankZeroWrites, Trainer):
             trains = torch.is_grad_enabled() and unit[-1] >= first
             runner = self.ddp[u] if trains else self.unit_modules[u]
             with torch.set_grad_enabled(trains):
-                results += runner(outs, audio, active, self.generator)
+                results += runner(outs, audio, active, self.generator, labels)
         return results
 
-    def _step(self, audio: torch.Tensor, active: list, opt_ids: list) -> list:
-        results = self.losses_for(audio, active)
+    def _step(self, batch, active: list, opt_ids: list) -> list:
+        audio, labels = batch if isinstance(batch, tuple) else (batch, None)
+        results = self.losses_for(audio, active, labels)
         for i in opt_ids:
             self.optimizers[i].zero_grad(set_to_none=True)
         sum(r.loss for r in results).backward()  # DDP averages each unit's gradients over the processes
@@ -163,6 +167,17 @@ class DataParallelTrainer(RankZeroWrites, Trainer):
             results = [StageResult(r.index, s[0], {"nce": s[1:2], "kl": s[2], "accuracy": s[3:4]})
                        for r, s in zip(results, stats)]
         return super()._rows(results, unit, epoch)
+
+    # -- validation: rank 0 alone, on the plain (non-DDP) model: no collective, the same on every rank ----
+    def _val_generator(self) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(self.cfg.train.seed + VAL_SEED_OFFSET)
+
+    def _validate(self, active, unit: int, epoch: int) -> list:
+        """Rank 0 validates on the whole validation set (every rank holds the same parameters after the
+        step); the other ranks skip it and log nothing."""
+        if not self.info.is_main:
+            return []
+        return super()._validate(active, unit, epoch)
 
     # -- state: rank 0 writes, every rank's generator is kept ---------------------------------
     def state_dict(self) -> dict:

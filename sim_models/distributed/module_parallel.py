@@ -44,7 +44,7 @@ import torch.distributed as dist
 
 from ..architectures import GreedyModel, count_frames
 from ..modules import ModuleOutput
-from ..trainer import Trainer
+from ..trainer import VAL_SEED_OFFSET, Trainer
 from .common import RankZeroWrites, to_cpu
 from .env import DistInfo, current
 
@@ -90,7 +90,7 @@ class ModuleParallelTrainer(RankZeroWrites, Trainer):
     """
 
     def __init__(self, cfg, dataset, run_dir, progress: bool = True, tensorboard: bool = True,
-                 info: DistInfo | None = None, groups=None):
+                 info: DistInfo | None = None, groups=None, val_dataset=None):
         self.info = info or current()
         P, rank = self.info.world_size, self.info.rank
         if cfg.model.end_to_end:
@@ -102,7 +102,7 @@ class ModuleParallelTrainer(RankZeroWrites, Trainer):
             raise RuntimeError("ModuleParallelTrainer needs an initialised process group of >= 2 processes "
                                "(torchrun --nproc_per_node=2 ..., then init_distributed())")
         super().__init__(cfg, dataset, run_dir, progress=progress and self.info.is_main,
-                         tensorboard=tensorboard and self.info.is_main)
+                         tensorboard=tensorboard and self.info.is_main, val_dataset=val_dataset)
         groups = split_units(len(self.units), P) if groups is None else groups
         self.groups = _check_groups(groups, len(self.units), P)
         self.my_units = self.groups[rank]
@@ -118,19 +118,19 @@ class ModuleParallelTrainer(RankZeroWrites, Trainer):
         self._owned_prefixes = tuple(f"{kind}.{m}." for m in self.my_stages for kind in ("stages", "losses"))
 
     # -- data: only rank 0 reads audio -----------------------------------------------------------
-    def _collate(self, idx) -> torch.Tensor:
+    def _collate(self, idx, dataset=None) -> torch.Tensor:
         if self.info.rank == 0:
-            return super()._collate(idx).to(self.device, non_blocking=True)
+            return super()._collate(idx, dataset).to(self.device, non_blocking=True)
         return torch.empty(len(idx), 0)  # the batch size is all a later process needs
 
     # -- communication ---------------------------------------------------------------------------
     def _rng_buffer(self) -> torch.Tensor:
         return torch.empty(self._rng_numel, dtype=torch.uint8, device=self.device)
 
-    def _recv_rng(self, src: int, tag: int):
+    def _recv_rng(self, src: int, tag: int, generator=None):
         buf = self._rng_buffer()
         dist.recv(buf, src=src, tag=tag)
-        self.generator.set_state(buf.cpu())
+        (self.generator if generator is None else generator).set_state(buf.cpu())
 
     def _input_shape(self, batch: int) -> tuple:
         m = self.my_stages[0] - 1
@@ -176,6 +176,50 @@ class ModuleParallelTrainer(RankZeroWrites, Trainer):
         if rank == 0:
             self._recv_rng(P - 1, _TAG_RNG_BACK)  # the stream after the whole batch: where batch j+1 starts
         return results
+
+    # -- validation: the same pipeline, forward only ----------------------------------------------
+    def _val_generator(self) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(self.cfg.train.seed + VAL_SEED_OFFSET)
+
+    @torch.no_grad()
+    def _val_losses(self, audio, active, generator) -> list:
+        """This rank's StageResults for one validation batch: receive z and the generator state from rank - 1,
+        run its stages, send both on (the last rank sends the state back to rank 0), as in ``_step``, so
+        the draws are those of one process."""
+        P, rank, model = self.info.world_size, self.info.rank, self.model
+        B, outs = audio.shape[0], []
+        if rank > 0:
+            self._recv_rng(rank - 1, _TAG_RNG, generator)
+            z_in = torch.empty(self._input_shape(B), device=self.device)
+            dist.recv(z_in, src=rank - 1, tag=_TAG_Z)
+            outs = [None] * (self.my_stages[0] - 1) + [ModuleOutput(z=z_in)]
+        results = []
+        for m in self.my_stages:
+            st = model.stages[m]
+            h = GreedyModel._as_conv_input(audio) if m == 0 else model._next_input(outs[m - 1], st)
+            outs.append(st(h, generator))
+            if m in active and str(m) in model.losses:
+                results.append(model._stage_loss(m, outs, generator))
+        rng = generator.get_state().to(self.device)
+        if rank < P - 1:
+            dist.send(rng, rank + 1, tag=_TAG_RNG)
+            dist.send(outs[-1].z.detach().contiguous(), rank + 1, tag=_TAG_Z)
+        else:
+            dist.send(rng, 0, tag=_TAG_RNG_BACK)
+        if rank == 0:
+            self._recv_rng(P - 1, _TAG_RNG_BACK, generator)
+        return results
+
+    def _validate(self, active, unit: int, epoch: int) -> list:
+        """Every rank validates its own stages; the rows are gathered on rank 0 (a collective), [] elsewhere."""
+        if self.val_dataset is None:
+            return []
+        rows = super()._validate(active, unit, epoch)
+        gathered = [None] * self.info.world_size if self.info.is_main else None
+        dist.gather_object(rows, gathered, dst=0)
+        if not self.info.is_main:
+            return []
+        return sorted((r for part in gathered for r in part), key=lambda r: r["module"])
 
     def _rows(self, results, unit, epoch) -> list:
         """Every rank's rows, gathered on rank 0 (a collective: every rank calls it); [] elsewhere."""

@@ -41,18 +41,19 @@ def test_plan_inverts_the_encoder_length_exactly(name, length):
 @pytest.mark.parametrize("name", CONFIG_NAMES)
 def test_plan_mirrors_the_encoder(name):
     cfg = get_config(name).model
-    n_conv = len(cfg.modules)
+    n_conv = len(cfg.encoder)
     for m in range(len(stage_widths(cfg))):
         plan = decoder_layer_plan(cfg, m, 10240, extra_first_module_layers=2)
         if m == 0:  # module 1: two extra length-preserving kernel-3 layers first
             w = stage_widths(cfg)[0]
             assert plan[:2] == [(w, w, 3, 1, 1, 0)] * 2
             plan = plan[2:]
-        expected = []  # exactly the mirror: no extra layer anywhere else
+        expected = []  # exactly the mirror: no extra layer anywhere else (heads only where they change T)
         for j in range(min(m, n_conv - 1), -1, -1):
-            if cfg.maxpool[j]:
-                expected.append((cfg.maxpool[j], cfg.maxpool[j], 0))
-            expected += [(cfg.kernel_sizes[i], cfg.strides[i], cfg.paddings[i]) for i in reversed(cfg.modules[j])]
+            spec = cfg.encoder[j]
+            if cfg.probabilistic and (spec.head_kernel, spec.head_padding) != (1, 0):
+                expected.append((spec.head_kernel, 1, spec.head_padding))
+            expected += [(x.kernel, x.stride, x.padding) for x in reversed(spec.layers)]
         assert [p[2:5] for p in plan] == expected
     assert len(decoder_layer_plan(cfg, 0, 10240, extra_first_module_layers=0)) == len(decoder_layer_plan(cfg, 0, 10240)) - 2
 

@@ -11,7 +11,8 @@
 The kill tests run the real CLI (``python -m sim_models.cli train``) in subprocesses, stop them at
 exact points with the test hooks of sim_models/fault_injection.py (SIM_TEST_PAUSE_AT) and send SIGKILL
 from here. The shrunk "tiny" config runs 2 epochs x 3 steps on 10 noise files; checkpoints are
-written at steps 2, 3 (epoch end), 4, 6, 6 (epoch end) and at the end.
+written at steps 2, 3 (epoch end), 4, 6 (epoch end; a checkpoint_every step that ends an epoch is written
+once, after the epoch's validation rows) and at the end.
 """
 import csv
 import errno

@@ -64,16 +64,19 @@ def _worker(rank, world, port, kind, cfg_dict, audio, run_dir, extra):
     extra = dict(extra)
     resume = extra.pop("resume", False)
     nan_after = extra.pop("nan_on_rank1_after_reads", None)
+    val = extra.pop("val", None)
+    val = None if val is None else TensorAudioDataset(val)
     dataset = TensorAudioDataset(audio)
     if nan_after is not None and rank == 1:
         dataset = _NaNAfter(dataset, nan_after)
     if kind == "data":
         from sim_models.distributed.data_parallel import DataParallelTrainer
-        trainer = DataParallelTrainer(cfg, dataset, run_dir, progress=False, tensorboard=False, info=info)
+        trainer = DataParallelTrainer(cfg, dataset, run_dir, progress=False, tensorboard=False, info=info,
+                                      val_dataset=val)
     else:
         from sim_models.distributed.module_parallel import ModuleParallelTrainer
         trainer = ModuleParallelTrainer(cfg, TensorAudioDataset(audio), run_dir, progress=False, tensorboard=False,
-                                        info=info, **extra)
+                                        info=info, val_dataset=val, **extra)
     if nan_after is not None:
         from sim_models.run_safety import TrainingFailed
         try:
@@ -271,6 +274,43 @@ def test_module_parallel_checkpoint_resumes_on_one_process(tmp_path):
     assert a["position"] == b["position"]
     _assert_same_params(a["model"], b["model"], rtol=0, atol=0)
     assert torch.equal(a["generator"], b["generator"])
+
+
+def _val_audio() -> torch.Tensor:
+    return torch.randn(5, 2560, generator=torch.Generator().manual_seed(9))  # batches of 4 + 1
+
+
+def _val_rows(run_dir) -> list:
+    return [r for r in _rows(run_dir) if r.get("split") == "val"]
+
+
+def test_validation_under_module_parallel_equals_one_process(tmp_path):
+    """The validation pipeline passes z and the generator state along the ranks: the val rows equal one process's."""
+    cfg, audio, val = _cfg(), _audio(), _val_audio()
+    _spawn("module", cfg, audio, tmp_path / "mp", {"val": val})
+    Trainer(cfg, TensorAudioDataset(audio), tmp_path / "single", progress=False, tensorboard=False,
+            val_dataset=TensorAudioDataset(val)).fit()
+    got, want = _val_rows(tmp_path / "mp"), _val_rows(tmp_path / "single")
+    assert [(r["step"], r["module"]) for r in got] == [(3, 0), (3, 1), (3, 2), (6, 0), (6, 1), (6, 2)]
+    assert [(r["step"], r["module"]) for r in got] == [(r["step"], r["module"]) for r in want]
+    for key in ("loss", "nce", "kl", "accuracy"):
+        torch.testing.assert_close(torch.tensor([r[key] for r in got]), torch.tensor([r[key] for r in want]),
+                                   rtol=0, atol=0, msg=lambda s: f"{key}: {s}")
+
+
+def test_validation_under_data_parallel_is_the_trained_models_val_loss(tmp_path):
+    """Rank 0 validates the (synchronised) model; its last rows equal one process validating the final checkpoint."""
+    cfg, audio, val = _cfg(), _audio(), _val_audio()
+    _spawn("data", cfg, audio, tmp_path / "dp", {"val": val})
+    got = _val_rows(tmp_path / "dp")
+    assert [(r["step"], r["module"]) for r in got] == [(3, 0), (3, 1), (3, 2), (6, 0), (6, 1), (6, 2)]
+    t = Trainer(cfg, TensorAudioDataset(audio), tmp_path / "check", progress=False, tensorboard=False,
+                val_dataset=TensorAudioDataset(val))
+    t.model.load_state_dict(load_checkpoint(tmp_path / "dp" / CHECKPOINT_NAME)["model"])
+    t.pos["step"] = 6
+    want = t._validate([0, 1, 2], 0, 1)
+    for key in ("loss", "nce", "kl", "accuracy"):
+        torch.testing.assert_close(torch.tensor([r[key] for r in got[3:]]), torch.tensor([r[key] for r in want]))
 
 
 def _two_ranks():

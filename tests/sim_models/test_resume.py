@@ -68,7 +68,7 @@ def test_run_folder_contents(tmp_path):
     for f in ("config.yaml", "checkpoint.pt", "metrics.csv", "metrics.jsonl"):
         assert (tmp_path / f).is_file(), f
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
-    assert lines[0] == "step,unit,epoch,module,loss,nce,kl,accuracy,lr"
+    assert lines[0] == "step,unit,epoch,module,loss,nce,kl,accuracy,lr,split"
     assert len(lines) > 1
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
