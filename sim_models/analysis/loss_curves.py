@@ -7,7 +7,8 @@ epoch, module, loss, nce, kl, accuracy, lr. Validation rows are read in either o
   "train", are training rows), or
 * training rows that carry a column ``val_loss`` (empty where not measured).
 
-``metrics.jsonl`` is read when present, else ``metrics.csv``. Each curve point is the mean of the
+``metrics.jsonl`` is read when present, else ``metrics.csv``. The trainer (sim_models/trainer.py) logs the
+first shape: one "val" row per module at each epoch end, the mean over the test split. Each curve point is the mean of the
 module's rows in that epoch (epochs as logged, 0-based; plotted 1-based).
 """
 from __future__ import annotations
@@ -17,6 +18,8 @@ import json
 import math
 from collections import defaultdict
 from pathlib import Path
+
+from matplotlib.ticker import MaxNLocator
 
 from .plotting import new_figure, save_figure
 
@@ -94,6 +97,8 @@ def plot_loss_curves(curves: dict, path, names=None, title: str = ""):
                 ax.plot([e + 1 for e, _ in pts], [v for _, v in pts], style, marker="o", ms=2.5, label=split)
         ax.set_title(names[m] if names and m < len(names) else f"module {m + 1}", fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.ticklabel_format(axis="y", useOffset=False)  # a flat curve reads as its values, not as "+2.398"
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7)
     axes[0].set_ylabel("loss", fontsize=8)

@@ -175,3 +175,16 @@ def test_tsne_thesis_settings(monkeypatch):
     assert (seen["init"], seen["learning_rate"], seen["max_iter"]) == ("pca", "auto", 300)
     with pytest.raises(ValueError, match="settings"):
         tsne.tsne_embedding(torch.randn(20, 5), settings="paper")
+
+
+def test_loss_curves_read_the_trainers_validation_rows(syllable_data, tmp_path):
+    """The trainer's own log (validation = the test split at each epoch end) gives both curves per module."""
+    from sim_models.trainer import Trainer
+    cfg = small_config("tiny", "model.channels=[8,8,8,8,8]", "model.ar_hidden=8", "train.batch_size=4",
+                       "train.epochs=2", "train.log_every=1")
+    tr, te = SyllableDataset(syllable_data, "train"), SyllableDataset(syllable_data, "test")
+    Trainer(cfg, tr, tmp_path / "run", progress=False, tensorboard=False, val_dataset=te).fit()
+    curves = epoch_curves(read_metrics(tmp_path / "run"))
+    assert sorted(curves) == [0, 1, 2]
+    for c in curves.values():
+        assert [e for e, _ in c["train"]] == [0, 1] and [e for e, _ in c["val"]] == [0, 1]
