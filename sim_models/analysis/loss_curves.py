@@ -7,9 +7,9 @@ epoch, module, loss, nce, kl, accuracy, lr. Validation rows are read in either o
   "train", are training rows), or
 * training rows that carry a column ``val_loss`` (empty where not measured).
 
-``metrics.jsonl`` is read when present, else ``metrics.csv``. The trainer (sim_models/trainer.py) logs the
-first shape: one "val" row per module at each epoch end, the mean over the test split. Each curve point is the mean of the
-module's rows in that epoch (epochs as logged, 0-based; plotted 1-based).
+``metrics.jsonl`` is read when present, else ``metrics.csv``. The trainer (sim_models/trainer.py) logs
+the first shape: one "val" row per module at each epoch end, the mean over the test split. Each curve
+point is the mean of the module's rows in that epoch (epochs as logged, 0-based; plotted 1-based).
 """
 from __future__ import annotations
 
