@@ -10,12 +10,15 @@ export MAX_JOBS ?= 2
 
 setup: system-deps venv deps build
 
-# espeak-ng synthesises the syllable data set (sim data); installed only when missing.
+# espeak-ng and flite (CMU voices of real speakers) synthesise the syllable data set (sim data);
+# each is installed only when missing.
 system-deps:
-	@if ! command -v espeak-ng >/dev/null 2>&1; then \
-	  echo "[setup] installing espeak-ng"; \
+	@missing=; command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
+	command -v flite >/dev/null 2>&1 || missing="$$missing flite"; \
+	if [ -n "$$missing" ]; then \
+	  echo "[setup] installing$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq espeak-ng >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 venv:

@@ -1,8 +1,9 @@
 """The `sim` command: data, train, eval, demo.
 
-    sim data  --out DIR [--words N] [--seed S]
+    sim data  --out DIR [--words N] [--seed S] [--engine espeak-ng|flite|both] [--speakers N] [--constant]
     sim train --config NAME|FILE --data DIR --out RUN_DIR [--epochs E] [--resume] [section.key=value ...]
-    sim eval  --run RUN_DIR [--data DIR]             --data defaults to the data the run was trained on (run_info.json)
+    sim eval  --run RUN_DIR [--data DIR] [--protocol paper|thesis|robust] [--seeds N] [--representation mean|sample]
+                                               --data defaults to the data the run was trained on (run_info.json)
     sim demo  --out DIR [--words N] [--epochs E]     data -> train "tiny" -> eval, prints the table
     sim tune-beta --config NAME --data DIR --out DIR [--betas B ...] [--epochs E]   β search (analysis/beta_search.py)
 
@@ -46,7 +47,8 @@ def _threads(n: int):
 def cmd_data(a) -> int:
     from .data.synth import generate
     t = time.time()
-    meta = generate(a.out, num_words=a.words, seed=a.seed, processes=a.processes)
+    meta = generate(a.out, num_words=a.words, seed=a.seed, processes=a.processes, engine=a.engine, speakers=a.speakers,
+                    constant=a.constant)
     n_test = sum(it["split"] == "test" for it in meta["items"])
     print(f"wrote {len(meta['items'])} words ({len(meta['items']) - n_test} train / {n_test} test) to {a.out} "
           f"in {time.time() - t:.0f} s")
@@ -109,9 +111,10 @@ def cmd_eval(a) -> int:
     except ValueError as e:
         print(f"sim eval: error: {e}", file=sys.stderr)
         return 2
-    result = evaluate_run(a.run, data, epochs=a.probe_epochs)
+    result = evaluate_run(a.run, data, protocol=a.protocol, seeds=a.seeds, representation=a.representation,
+                          epochs=a.probe_epochs)
     print(markdown_table(result))
-    print(f"\nwrote {Path(a.run) / 'eval.json'}")
+    print(f"\nwrote {Path(a.run) / f'eval_{a.protocol}.json'} (and eval.json)")
     return 0
 
 
@@ -152,10 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sim", description="Smooth InfoMax / GIM / CPC: data, training, evaluation")
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("data", help="synthesise the syllable data set with espeak-ng")
+    d = sub.add_parser("data", help="synthesise the syllable data set with espeak-ng and/or flite")
     d.add_argument("--out", required=True)
     d.add_argument("--words", type=int, default=851)
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--engine", choices=("espeak-ng", "flite", "both"), default="espeak-ng",
+                   help="flite: CMU voices of real speakers (awb, rms, slt, kal16)")
+    d.add_argument("--speakers", type=int, default=None, help="use the first N voices of each engine (default: all)")
+    d.add_argument("--constant", action="store_true",
+                   help="one rate, one pitch, monotone, stress on the first syllable; with --speakers 1: the paper's "
+                        "single speaker in a constant tone")
     d.add_argument("--processes", type=int, default=2, help="parallel espeak-ng workers")
     d.set_defaults(func=cmd_data)
 
@@ -173,10 +182,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.lr=1e-3 model.beta=0")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", help="linear probes of every module and of the random-init baseline")
+    e = sub.add_parser("eval", help="linear probes of every module and of the random-init baseline",
+                       description="Protocols (docs/evaluation.md): paper = Table 2 of the SIM paper (time-averaged, "
+                                   "raw features, syllables zero-padded at both ends, 50 epochs); thesis = Table 4.3 of "
+                                   "the V-GIM thesis (flattened C x T features, 8800-sample syllables, 100 epochs, "
+                                   "9 classes); robust = ours (z-scored time averages, padded at the end).")
     e.add_argument("--run", required=True)
     e.add_argument("--data", help="a `sim data` folder (default: the data the run was trained on, from RUN/run_info.json)")
-    e.add_argument("--probe-epochs", type=int, default=50)
+    e.add_argument("--protocol", choices=("paper", "thesis", "robust"), default="robust")
+    e.add_argument("--seeds", type=int, default=3, help="repetitions of every probe (mean ± std)")
+    e.add_argument("--representation", choices=("mean", "sample"), default="mean",
+                   help="probe mu (mean) or a reparameterised sample (the SIM authors' code)")
+    e.add_argument("--probe-epochs", type=int, default=None, help="default: the protocol's (50 or 100)")
     e.add_argument("--threads", type=int, default=0)
     e.set_defaults(func=cmd_eval)
 

@@ -18,7 +18,8 @@ __all__ = ["add_report_parser", "run_report"]
 
 def add_report_parser(subparsers):
     r = subparsers.add_parser(
-        "report", help="decoders, latent traversal, interpolation, entanglement δ, vowel concentration, t-SNE",
+        "report", help="decoders, latent traversal, interpolation, entanglement δ, vowel concentration, t-SNE, "
+                       "loss curves, activations, active units, few-label probes",
         description="Writes RUN_DIR/report.md (figures and numbers in RUN_DIR/report/) for each run; with several "
                     "runs every report also compares them side by side.")
     r.add_argument("runs", nargs="+", metavar="RUN_DIR", help="`sim train --out` folders")
@@ -51,6 +52,17 @@ def add_report_parser(subparsers):
                         "with the train split's statistics, as `sim eval`)")
     a.add_argument("--tsne-max-points", type=int, default=800)
     a.add_argument("--tsne-iterations", type=int, default=1000, help="scikit-learn max_iter (>= 250)")
+    a.add_argument("--tsne-settings", choices=("ours", "thesis"), default="ours",
+                   help="thesis: flattened syllable features, random init, perplexity 30, learning rate 200, 1000 "
+                        "iterations (thesis §4.2.2); ours: time averages, PCA init")
+    a.add_argument("--activation-representation", choices=("sample", "mean"), default="sample",
+                   help="activations.png: samples z (thesis Figs 4.4-4.7) or mu")
+    a.add_argument("--activation-utterances", type=int, default=64,
+                   help="test utterances for activations.png and active units")
+    a.add_argument("--few-label-sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64, 128],
+                   help="labelled syllables per class (thesis §4.3: 1 ... 128)")
+    a.add_argument("--few-label-seeds", type=int, default=3)
+    a.add_argument("--few-label-epochs", type=int, default=100, help="thesis §4.1: 100")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
     r.set_defaults(func=run_report)
@@ -67,7 +79,11 @@ def config_from_args(args):
                         interpolation_steps=args.interpolation_steps, delta_utterances=args.delta_utterances,
                         probe_epochs=args.probe_epochs, probe_standardize=not args.probe_raw,
                         tsne_max_points=args.tsne_max_points,
-                        tsne_iterations=args.tsne_iterations,
+                        tsne_iterations=args.tsne_iterations, tsne_settings=args.tsne_settings,
+                        activation_representation=args.activation_representation,
+                        activation_utterances=args.activation_utterances,
+                        few_label_sizes=tuple(args.few_label_sizes), few_label_seeds=args.few_label_seeds,
+                        few_label_epochs=args.few_label_epochs,
                         max_decoder_utterances=args.max_decoder_utterances, retrain_decoders=args.retrain_decoders,
                         audio_examples=args.audio_examples,
                         seed=args.seed)

@@ -49,6 +49,12 @@ def _pct(x) -> str:
     return "n/a" if x is None or x != x else f"{100 * x:.1f} %"
 
 
+def _pm(row: dict, key: str) -> str:
+    """A probe cell of eval.json: mean ± std over seeds when the std is there."""
+    std = row.get(key + "_std")
+    return _pct(row[key]) if std is None or row[key] is None else f"{100 * row[key]:.1f} ± {100 * std:.1f} %"
+
+
 def _table(header: list, rows: list, left_cols: int = 1) -> str:
     def cell(tag, i, v):
         return f"<{tag}{' class=l' if i < left_cols else ''}>{_e(str(v))}</{tag}>"
@@ -93,15 +99,16 @@ def _probes_html(run_dir: Path) -> list:
         return []
     try:
         r = json.loads(path.read_text())
-        rows = [[m["module"], _pct(m["vowel"]), _pct(m["random_init_vowel"]), _pct(m["syllable"]),
-                 _pct(m["random_init_syllable"])] for m in r["modules"]]
+        rows = [[m["module"], _pm(m, "vowel"), _pm(m, "random_init_vowel"), _pm(m, "syllable"),
+                 _pm(m, "random_init_syllable")] for m in r["modules"]]
         chance = r.get("chance", {})
         rows.append(["chance", _pct(chance.get("vowel")), "", _pct(chance.get("syllable")), ""])
     except (KeyError, TypeError, ValueError) as exc:  # an eval.json of another version: say so, do not fail the page
         return ['<h2 id="probes">Linear probes (from <code>sim eval</code>)</h2>',
                 f'<p class="note">eval.json could not be read ({_e(str(exc))}).</p>']
     return ['<h2 id="probes">Linear probes (from <code>sim eval</code>)</h2>',
-            f'<p>Test accuracy ({_e(str(r.get("config")))}, {r.get("steps")} steps; {r.get("n_train_syllables")} train / '
+            f'<p>Test accuracy ({_e(str(r.get("config")))}, {r.get("steps")} steps; protocol '
+            f'{_e(str(r.get("protocol", {}).get("name", "robust")))}, {r.get("seeds", 1)} seeds; {r.get("n_train_syllables")} train / '
             f'{r.get("n_test_syllables")} test syllables).</p>',
             _table(["module", "vowel", "vowel, random init", "syllable", "syllable, random init"], rows)]
 
@@ -196,8 +203,39 @@ def run_html(summary: dict, base: Path) -> list:
             f"({'z-scored' if rc.get('probe_standardize') else 'raw, not standardised'}); histogram of |w| / max |w| "
             "per vowel class.</p>", _table(_CONC_HEADER, _conc_rows(summary)),
             _img(L(summary["files"]["concentration_png"]), "vowel concentration")]
-    out += ['<h2 id="tsne">t-SNE</h2>', "<p>Time-averaged syllable representations per module, coloured by vowel.</p>",
-            _img(L(summary["files"]["tsne_png"]), "t-SNE")]
+    thesis_tsne = rc.get("tsne_settings") == "thesis"
+    out += ['<h2 id="tsne">t-SNE</h2>', "<p>" + ("Flattened C × T syllable features, random init, perplexity 30, learning "
+                                                 "rate 200 (thesis §4.2.2)" if thesis_tsne else
+                                                 "Time-averaged syllable representations per module") +
+            ", coloured by vowel.</p>", _img(L(summary["files"]["tsne_png"]), "t-SNE")]
+    out += thesis_html(summary, base)
+    return out
+
+
+def thesis_html(summary: dict, base: Path) -> list:
+    """The thesis' analyses: loss curves, activations, active units, few-label probes (thesis_analyses.py)."""
+    th = summary.get("thesis")
+    if not th:
+        return []
+    L = lambda rel: _link(summary, rel, base)  # noqa: E731
+    f, names = th["files"], [m["module"] for m in summary["modules"]]
+    out = ['<h2 id="thesis">Training and validation loss (thesis Fig. 4.2)</h2>']
+    out += [_img(L(f["loss_curves_png"]), "loss curves")] if "loss_curves_png" in f else ["<p>No metrics log.</p>"]
+    out += ["<h2>Activation distributions (thesis Figs 4.4–4.7)</h2>", _img(L(f["activations_png"]), "activations"),
+            "<h2>Per-dimension KL and active units</h2>",
+            "<p>An active unit: mean KL to N(0, 1) above 0.01 nats (or Var[μ] above 0.01, Burda et al. 2016).</p>",
+            _table(["module", "C", "active (KL)", "active (Var μ)", "KL per frame (nats)"],
+                   [[n, u["width"], "–" if u["active_kl"] is None else u["active_kl"],
+                     "–" if u["active_variance"] is None else u["active_variance"],
+                     "deterministic" if u["kl_total"] is None else f"{u['kl_total']:.3g}"]
+                    for n, u in zip(names, th["active_units"])]),
+            _img(L(f["active_units_png"]), "active units")]
+    fl = th["few_labels"]
+    out += ["<h2>Few-label generalisation (thesis §4.3, Fig. 4.8)</h2>",
+            f"<p>Syllable probes on n labelled syllables per class, test accuracy, mean ± std over {fl['seeds']} seeds.</p>",
+            _table(["n per class"] + names, [[n] + [f"{100 * m['mean'][i]:.1f} ± {100 * m['std'][i]:.1f} %"
+                                                   for m in fl["modules"]] for i, n in enumerate(fl["sizes"])]),
+            _img(L(f["few_labels_png"]), "few labels")]
     return out
 
 
@@ -213,7 +251,11 @@ def comparison_html(summaries: list, base: Path) -> list:
                 _delta_html(cols)]
     out += ["<p>Vowel concentration:</p>",
             _table(_CONC_HEADER, [r for n, s in zip(names, summaries) for r in _conc_rows(s, prefix=f"{n}: ")])]
-    for key, label in (("concentration_png", "vowel concentration"), ("tsne_png", "t-SNE"), ("entanglement_png", "δ")):
+    for key, label in (("concentration_png", "vowel concentration"), ("tsne_png", "t-SNE"), ("entanglement_png", "δ"),
+                       ("loss_curves_png", "loss curves"), ("activations_png", "activations"),
+                       ("active_units_png", "active units"), ("few_labels_png", "few labels")):
+        if not all(key in s["files"] for s in summaries):
+            continue
         out.append(f"<h3>{_e(label)}</h3><div class='side'>" + "".join(
             f"<figure>{_img(_link(s, s['files'][key], base), f'{n}: {label}')}<figcaption>{_e(n)}</figcaption></figure>"
             for n, s in zip(names, summaries)) + "</div>")
@@ -234,7 +276,7 @@ def page(title: str, body: list) -> str:
 def _nav(has_verdicts: bool, has_side: bool) -> str:
     items = [("verdicts", "verdicts")] if has_verdicts else []
     items += [("decoders", "decoders"), ("traversal", "traversal"), ("interpolation", "interpolation"), ("delta", "δ"),
-              ("concentration", "concentration"), ("tsne", "t-SNE")]
+              ("concentration", "concentration"), ("tsne", "t-SNE"), ("thesis", "thesis analyses")]
     if has_side:
         items.append(("side-by-side", "side by side"))
     return "<nav>" + "".join(f"<a href='#{a}'>{_e(t)}</a>" for a, t in items) + "</nav>"

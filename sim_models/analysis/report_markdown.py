@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from .entanglement import delta_table
+from .posterior_usage import active_units_table
 
 __all__ = ["run_markdown", "comparison_markdown", "write_reports"]
 
@@ -101,8 +102,48 @@ def run_markdown(summary: dict, base: Path) -> list:
             "|w| / max |w| per vowel class.", ""] + _CONC_HEADER + _concentration_rows(summary) + [
             "", f"![vowel concentration]({L(summary['files']['concentration_png'])})", ""]
 
-    out += ["## t-SNE", "", "Time-averaged syllable representations per module, coloured by vowel.", "",
+    tsne_how = ("flattened C × T syllable features (padded at both ends to 8800 samples), random init, perplexity 30, "
+                "learning rate 200, 1000 iterations (thesis §4.2.2)" if rc.get("tsne_settings") == "thesis"
+                else "time-averaged syllable representations, PCA init")
+    out += ["## t-SNE", "", f"Per module, coloured by vowel: {tsne_how}.", "",
             f"![t-SNE]({L(summary['files']['tsne_png'])})", ""]
+    out += thesis_markdown(summary, base)
+    return out
+
+
+def thesis_markdown(summary: dict, base: Path) -> list:
+    """Sections for the thesis' analyses (loss curves, activations, active units, few labels)."""
+    th = summary.get("thesis")
+    if not th:
+        return []
+    L = lambda rel: _link(summary, rel, base)  # noqa: E731
+    names = [m["module"] for m in summary["modules"]]
+    f = th["files"]
+    out = ["## Training and validation loss (thesis Fig. 4.2)", ""]
+    if "loss_curves_png" in f:
+        has_val = any(c["val"] for c in th["loss_curves"].values())
+        out += [f"Mean loss of each module's logged steps per epoch{'' if has_val else ' (no validation rows in the log)'}.",
+                "", f"![loss curves]({L(f['loss_curves_png'])})", ""]
+    else:
+        out += ["No metrics log in the run folder.", ""]
+    rc = summary["report_config"]
+    out += ["## Activation distributions (thesis Figs 4.4–4.7)", "",
+            f"First six dimensions of every module's output ({rc.get('activation_representation', 'sample')}s) over every "
+            f"frame of {rc.get('activation_utterances', 64)} test utterances; grey: the N(0, 1) prior.", "",
+            f"![activations]({L(f['activations_png'])})", "",
+            "## Posterior usage: per-dimension KL and active units", "",
+            "Mean KL(N(μ, σ²) ‖ N(0, 1)) per dimension over the test frames; an active unit has KL > 0.01 nats "
+            "(or, Burda et al. 2016, Var[μ] > 0.01). Few active units = posterior collapse.", "",
+            active_units_table(th["active_units"], names), "", f"![active units]({L(f['active_units_png'])})", ""]
+    fl = th["few_labels"]
+    out += ["## Few-label generalisation (thesis §4.3, Fig. 4.8)", "",
+            f"Syllable probes (thesis protocol: flattened features, {fl['epochs']} epochs, batch = subset) trained on n "
+            f"labelled syllables per class, test accuracy mean ± std over {fl['seeds']} seeds:", "",
+            "| n per class | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for i, n in enumerate(fl["sizes"]):
+        out.append(f"| {n} ({fl['labelled'][i]} labels) | " + " | ".join(
+            f"{100 * m['mean'][i]:.1f} ± {100 * m['std'][i]:.1f} %" for m in fl["modules"]) + " |")
+    out += ["", f"![few labels]({L(f['few_labels_png'])})", ""]
     return out
 
 
@@ -123,7 +164,10 @@ def comparison_markdown(summaries: list, base: Path) -> list:
         out += _concentration_rows(s, prefix=f"{n}: ")
     out += ["", "| figure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for key, label in (("concentration_png", "vowel concentration"), ("tsne_png", "t-SNE"),
-                       ("entanglement_png", "δ")):
+                       ("entanglement_png", "δ"), ("loss_curves_png", "loss curves"), ("activations_png", "activations"),
+                       ("active_units_png", "active units"), ("few_labels_png", "few labels")):
+        if not all(key in s["files"] for s in summaries):
+            continue
         out.append(f"| {label} | " + " | ".join(f"![{label}]({_link(s, s['files'][key], base)})" for s in summaries) + " |")
     n_mod = min(len(s["modules"]) for s in summaries)
     for m in range(n_mod):

@@ -13,6 +13,7 @@ Files (paths in the summary are relative to RUN_DIR)::
     report/original_u{i}.wav, reconstruction_m{M}_u{i}.wav   the first ``audio_examples`` test utterances, decoded
     report/entanglement.json, entanglement.png
     report/concentration.png, tsne.png
+    report/loss_curves.png, activations.png, active_units.png, few_labels.png   (thesis_analyses.py)
     report/analysis.json                     every number below
 """
 from __future__ import annotations
@@ -34,6 +35,8 @@ from .interpolation import interpolate_latents, plot_interpolation, write_interp
 from .plotting import new_figure, save_figure
 from .representations import encode_frames, pooled_features, segments_tensor
 from .runs import load_run, stage_names
+from .few_labels import FEW_LABEL_SIZES
+from .thesis_analyses import thesis_analyses, thesis_features
 from .traversal import TRAVERSAL_RANGE, latent_traversal, plot_traversal, zero_start
 from .tsne import plot_tsne, tsne_embedding
 
@@ -55,6 +58,12 @@ class ReportConfig:
     probe_standardize: bool = True     # z-score features before the bias-free vowel probe (False: raw, as the paper)
     tsne_max_points: int = 800
     tsne_iterations: int = 1000
+    tsne_settings: str = "ours"        # "thesis": flattened features, random init, perplexity 30, lr 200 (§4.2.2)
+    activation_representation: str = "sample"  # thesis Figs 4.4-4.7 plot the modules' outputs (samples)
+    activation_utterances: int = 64    # test utterances for activations and active units
+    few_label_sizes: tuple = FEW_LABEL_SIZES
+    few_label_seeds: int = 3
+    few_label_epochs: int = 100        # thesis §4.1
     max_decoder_utterances: int | None = None  # cap the decoder training set (None: the whole train split)
     audio_examples: int = 3            # test utterances written as original vs reconstruction wavs
     retrain_decoders: bool = False
@@ -63,6 +72,7 @@ class ReportConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["delta_ns"] = list(self.delta_ns)
+        d["few_label_sizes"] = list(self.few_label_sizes)
         return d
 
 
@@ -154,6 +164,7 @@ def analyse_run(run_dir, data_dir, rcfg: ReportConfig | None = None, log=print) 
     a_te, _, v_te = segments_tensor(seg_te, length=seg_len)
     log(f"  features of {len(seg_tr)} train / {len(seg_te)} test syllables")
     f_tr, f_te = pooled_features(model, a_tr), pooled_features(model, a_te)
+    flat = thesis_features(model, seg_tr, seg_te)   # thesis protocol: few-label probes, thesis t-SNE
 
     n_delta = min(rcfg.delta_utterances, len(test_set))
     logmel = LogMel.from_config(rcfg.decoder, sr)
@@ -174,8 +185,9 @@ def analyse_run(run_dir, data_dir, rcfg: ReportConfig | None = None, log=print) 
         conc = vowel_concentration(f_tr[m], v_tr, f_te[m], v_te, epochs=rcfg.probe_epochs, seed=rcfg.seed,
                                    standardize=rcfg.probe_standardize)
         conc_panels.append((name, conc))
-        feats_all = torch.cat([f_tr[m], f_te[m]])
-        emb, kept = tsne_embedding(feats_all, rcfg.tsne_max_points, rcfg.seed, max_iter=rcfg.tsne_iterations)
+        feats_all = torch.cat([f_tr[m], f_te[m]]) if rcfg.tsne_settings != "thesis" else torch.cat([flat[0][m], flat[2][m]])
+        emb, kept = tsne_embedding(feats_all, rcfg.tsne_max_points, rcfg.seed, max_iter=rcfg.tsne_iterations,
+                                   settings=rcfg.tsne_settings)
         tsne_panels.append((name, emb, torch.cat([v_tr, v_te]).numpy()[kept]))
 
         files = {"traversal": []}
@@ -216,9 +228,12 @@ def analyse_run(run_dir, data_dir, rcfg: ReportConfig | None = None, log=print) 
                                                    "hist")},
             "traversal_dims": dims, "entanglement": delta, "files": files})
 
+    summary["thesis"] = thesis_analyses(run, test_set.audio, seg_tr, seg_te, out, names, rcfg, log, features=flat)
+    summary["files"].update(summary["thesis"]["files"])
     summary["files"]["concentration_png"] = _rel(plot_concentration(
         conc_panels, out / "concentration.png", title=f"{run.name}: vowel classifier weights"), rd)
-    summary["files"]["tsne_png"] = _rel(plot_tsne(tsne_panels, out / "tsne.png", title=f"{run.name}: t-SNE of syllables"), rd)
+    summary["files"]["tsne_png"] = _rel(plot_tsne(tsne_panels, out / "tsne.png", title=f"{run.name}: t-SNE of syllables "
+                                                  f"({rcfg.tsne_settings} settings)"), rd)
     summary["files"]["entanglement_png"] = _rel(_plot_delta(delta_results, out / "entanglement.png",
                                                             f"{run.name}: entanglement δ"), rd)
     ent_json = {"definition": "delta(N) = sum_pairs ||D(z_swap_N) - D(z_b)||^2 / sum_pairs ||D(z_a) - D(z_b)||^2, "

@@ -1,8 +1,14 @@
 """t-SNE of syllable representations (time-averaged, frozen) per module, coloured by vowel (scikit-learn).
 
 At most ``max_points`` syllables are embedded (a seeded random subset: t-SNE is O(S²) here);
-perplexity = min(30, (S − 1) / 3); PCA initialisation; ``random_state=seed``; ``max_iter`` iterations
-(scikit-learn's default 1000); exact gradients below 300 points (faster there than Barnes-Hut).
+``random_state=seed``; exact gradients below 300 points (faster there than Barnes-Hut). Settings:
+
+* ``"ours"`` (default): time-averaged features, PCA initialisation, perplexity min(30, (S − 1) / 3),
+  scikit-learn's automatic learning rate, ``max_iter`` iterations (1000).
+* ``"thesis"`` (V-GIM thesis §4.2.2): flattened C × T features of syllables zero-padded at both
+  ends (the caller passes them), random initialisation, perplexity 30, learning rate 200, 1000
+  iterations. Perplexity must stay below the number of points: with fewer than 91 it becomes
+  (S − 1) / 3.
 """
 from __future__ import annotations
 
@@ -11,12 +17,20 @@ import torch
 
 from .plotting import VOWEL_COLOURS, new_figure, save_figure
 
-__all__ = ["tsne_embedding", "plot_tsne"]
+__all__ = ["TSNE_SETTINGS", "tsne_embedding", "plot_tsne"]
+
+TSNE_SETTINGS = {
+    "ours": {"init": "pca", "perplexity": None, "learning_rate": "auto"},
+    "thesis": {"init": "random", "perplexity": 30.0, "learning_rate": 200.0, "max_iter": 1000},  # thesis §4.2.2
+}
 
 
 def tsne_embedding(features: torch.Tensor, max_points: int = 800, seed: int = 0, perplexity: float | None = None,
-                   max_iter: int = 1000):
-    """features (S, C) -> (embedding (S', 2) numpy, kept indices (S',) numpy), S' = min(S, max_points)."""
+                   max_iter: int = 1000, settings: str = "ours"):
+    """features (S, D) -> (embedding (S', 2) numpy, kept indices (S',) numpy), S' = min(S, max_points)."""
+    if settings not in TSNE_SETTINGS:
+        raise ValueError(f"settings must be one of {tuple(TSNE_SETTINGS)}, got {settings!r}")
+    preset = TSNE_SETTINGS[settings]
     from sklearn.manifold import TSNE
 
     if features.dim() != 2 or features.shape[0] < 4:
@@ -24,10 +38,11 @@ def tsne_embedding(features: torch.Tensor, max_points: int = 800, seed: int = 0,
     s = features.shape[0]
     idx = np.sort(np.random.default_rng(seed).permutation(s)[:max_points]) if s > max_points else np.arange(s)
     x = features[torch.from_numpy(idx)].double().numpy()
-    perp = perplexity if perplexity is not None else min(30.0, (len(idx) - 1) / 3.0)
+    perp = perplexity if perplexity is not None else (preset["perplexity"] or 30.0)
+    perp = min(perp, (len(idx) - 1) / 3.0)
     method = "exact" if len(idx) < 300 else "barnes_hut"
-    emb = TSNE(n_components=2, perplexity=perp, init="pca", random_state=seed, max_iter=max(250, max_iter),
-               method=method).fit_transform(x)
+    emb = TSNE(n_components=2, perplexity=perp, init=preset["init"], learning_rate=preset["learning_rate"],
+               random_state=seed, max_iter=max(250, preset.get("max_iter", max_iter)), method=method).fit_transform(x)
     return emb, idx
 
 

@@ -1,7 +1,8 @@
 """Training data sets: each item is a (length,) float32 waveform at the configured rate.
 
 * ``SyllableDataset(root, split)`` - the synthesised syllable data (sim_models/data/synth.py),
-  loaded into memory; also exposes the syllable boundaries for the probes.
+  loaded into memory; also exposes the syllable boundaries for the probes (an item without
+  "boundaries" is cut by the thesis' Appendix A segmentation, sim_models/data/segmentation.py).
 * ``FolderAudioDataset(root)``   - any folder (searched recursively) of .wav / .flac files,
   including the LibriSpeech layout (``<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac``; the
   speaker id is kept). Long files are cut into consecutive windows of ``length`` samples; a
@@ -64,7 +65,19 @@ class SyllableDataset:
         scale = sample_rate / meta["sample_rate"]
         self.audio = torch.stack([fit_length(read_audio(self.root / it["file"], sample_rate), self.length)
                                   for it in self.items])
-        self.boundaries = [[[int(round(s * scale)), int(round(e * scale))] for s, e in it["boundaries"]] for it in self.items]
+        self.boundaries = [[[int(round(s * scale)), int(round(e * scale))] for s, e in it["boundaries"]]
+                           if it.get("boundaries") else self._segment(i) for i, it in enumerate(self.items)]
+
+    def _segment(self, i: int) -> list:
+        """Syllable spans of item i when the metadata has none: the thesis' Appendix A segmentation with
+        the preset named by metadata "segmentation" (default "envelope-max", measured in segmentation.py)."""
+        from .segmentation import PRESETS, segment_word, syllable_spans
+        preset = self.meta.get("segmentation", "envelope-max")
+        if preset not in PRESETS:
+            raise ValueError(f"{self.root}/metadata.json: segmentation must be one of {tuple(PRESETS)}, got {preset!r}")
+        n = len(self.items[i]["syllables"])
+        seg = segment_word(self.audio[i], self.sample_rate, num_syllables=n, **PRESETS[preset])
+        return syllable_spans(seg.cuts, self.length)
 
     def __len__(self):
         return len(self.items)

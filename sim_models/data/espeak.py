@@ -26,7 +26,7 @@ _INITIALIZE_PHONEME_EVENTS = 0x0001
 _PHONEMES = 0x100      # espeakPHONEMES: honour [[...]] phoneme input
 _ENDPAUSE = 0x1000     # espeakENDPAUSE: as the command line does
 _EVENT_LIST_TERMINATED, _EVENT_PHONEME = 0, 7
-_RATE, _PITCH = 1, 3
+_RATE, _PITCH, _RANGE = 1, 3, 4
 
 
 class EspeakError(RuntimeError):
@@ -69,7 +69,7 @@ def espeak_available() -> bool:
     return True
 
 
-def _synthesize_here(text: str, voice: str, rate: int, pitch: int, seed: int):
+def _synthesize_here(text: str, voice: str, rate: int, pitch: int, seed: int, pitch_range: int | None = None):
     """Runs in a fresh (forked) process: returns (audio int16 bytes, sample_rate, phonemes) or raises."""
     try:
         lib = ctypes.CDLL(_library_path())
@@ -97,6 +97,8 @@ def _synthesize_here(text: str, voice: str, rate: int, pitch: int, seed: int):
         raise EspeakError(f"espeak-ng has no voice {voice!r} (see `espeak-ng --voices`)")
     lib.espeak_SetParameter(_RATE, int(rate), 0)
     lib.espeak_SetParameter(_PITCH, int(pitch), 0)
+    if pitch_range is not None:  # espeakRANGE: 0 = monotone, 50 = espeak-ng's default
+        lib.espeak_SetParameter(_RANGE, int(pitch_range), 0)
     ctypes.CDLL(None).srand(ctypes.c_uint(seed & 0xFFFFFFFF))
     data = text.encode()
     err = lib.espeak_Synth(ctypes.c_char_p(data), len(data) + 1, 0, 0, 0, _PHONEMES | _ENDPAUSE, None, None)
@@ -112,7 +114,7 @@ def _job(args):
 
 
 def synthesize_many(jobs, processes: int = 2):
-    """jobs: iterable of (text, voice, rate, pitch, seed). Returns a list of Utterance, in order.
+    """jobs: iterable of (text, voice, rate, pitch, seed[, pitch_range]). Returns a list of Utterance, in order.
 
     Each job runs in its own freshly forked process (maxtasksperchild=1), so the result of a job
     depends only on its arguments."""

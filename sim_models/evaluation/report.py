@@ -1,31 +1,47 @@
-"""Evaluation of a run: probes of every module and of the random-init baseline, JSON + markdown."""
+"""Evaluation of a run under a named protocol: every module, the trained model and its random init, JSON + markdown.
+
+Files: RUN_DIR/eval_<protocol>.json and .md, and RUN_DIR/eval.json / eval.md (a copy of the latest
+evaluation, which `sim report` includes). Protocols: sim_models/evaluation/protocols.py.
+"""
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
 
-from ..architectures import GreedyModel
 from ..checkpoint import load_checkpoint
 from ..config import load_config
 from ..data.datasets import SyllableDataset
 from ..modules import ARModule
 from ..trainer import CHECKPOINT_NAME, build_model
-from .probes import probe_all_modules
+from .protocols import get_protocol, probe_protocol
 
-__all__ = ["evaluate_run", "markdown_table"]
+__all__ = ["evaluate_run", "markdown_table", "word_overlap"]
 
 
-def _module_names(model: GreedyModel) -> list:
+def _module_names(model) -> list:
     return [f"{m + 1} ({'GRU' if isinstance(st, ARModule) else 'conv'})" for m, st in enumerate(model.stages)]
 
 
-def evaluate_run(run_dir, data_dir, epochs: int = 50, lr: float = 1e-3, seed: int = 0) -> dict:
-    """Probe the trained model in ``run_dir`` and its random initialisation on the syllables of ``data_dir``.
+def word_overlap(train_items, test_items) -> dict:
+    """How many test words share their syllable sequence with a training word (the split is by word, so no
+    recording is in both; the same word spoken by another voice can be). items: metadata dicts with "syllables"."""
+    train_words = {tuple(it["syllables"]) for it in train_items}
+    shared = sum(tuple(it["syllables"]) in train_words for it in test_items)
+    return {"test_words": len(test_items), "test_words_sharing_a_train_word": shared,
+            "share": shared / len(test_items) if test_items else 0.0, "distinct_train_words": len(train_words)}
+
+
+def evaluate_run(run_dir, data_dir, protocol: str = "robust", seeds: int = 3, representation: str = "mean",
+                 epochs: int | None = None) -> dict:
+    """Probe the trained model in ``run_dir`` and its random initialisation on the syllables of ``data_dir``
+    under ``protocol`` ("paper", "thesis", "robust"), ``seeds`` times each.
 
     The baseline is the run's own starting point: the same architecture initialised from the same
-    ``train.seed``, never trained. Writes run_dir/eval.json and run_dir/eval.md; returns the dict."""
+    ``train.seed``, never trained, probed by the same protocol. ``epochs`` overrides the protocol's.
+    Writes RUN_DIR/eval_<protocol>.json/.md and eval.json/.md; returns the dict."""
     run_dir = Path(run_dir)
+    proto = get_protocol(protocol, epochs)
     cfg = load_config(run_dir / "config.yaml")
     state = load_checkpoint(run_dir / CHECKPOINT_NAME)
     trained = build_model(cfg)
@@ -34,32 +50,57 @@ def evaluate_run(run_dir, data_dir, epochs: int = 50, lr: float = 1e-3, seed: in
     train_set = SyllableDataset(data_dir, "train", cfg.data.sample_rate, cfg.data.length)
     test_set = SyllableDataset(data_dir, "test", cfg.data.sample_rate, cfg.data.length)
     tr, te = train_set.syllable_segments(), test_set.syllable_segments()
-    rows_t = probe_all_modules(trained, tr, te, epochs, lr, seed)
-    rows_r = probe_all_modules(random_init, tr, te, epochs, lr, seed)
+    rows_t = probe_protocol(trained, tr, te, proto, seeds, representation)
+    rows_r = probe_protocol(random_init, tr, te, proto, seeds, representation)
     names = _module_names(trained)
-    modules = [{"module": names[m], "channels": rt["channels"],
-                "vowel": rt["vowel"]["test_accuracy"], "syllable": rt["syllable"]["test_accuracy"],
-                "random_init_vowel": rr["vowel"]["test_accuracy"], "random_init_syllable": rr["syllable"]["test_accuracy"],
-                "detail": {"trained": rt, "random_init": rr}} for m, (rt, rr) in enumerate(zip(rows_t, rows_r))]
+    modules = []
+    for m, (rt, rr) in enumerate(zip(rows_t, rows_r)):
+        row = {"module": names[m], "feature_dim": rt["feature_dim"], "table2_row": proto.name == "paper" and m == len(names) - 1}
+        for task in ("vowel", "syllable"):
+            for prefix, r in (("", rt), ("random_init_", rr)):
+                res = r.get(task)
+                row[prefix + task] = None if res is None else res["mean"]
+                row[prefix + task + "_std"] = None if res is None else res["std"]
+                row[prefix + task + "_runs"] = None if res is None else res["runs"]
+                row[prefix + task + "_train"] = None if res is None else res["train_mean"]
+        modules.append(row)
     result = {"run": str(run_dir), "data": str(data_dir), "config": cfg.name, "steps": state["position"]["step"],
-              "probe": {"optimizer": "Adam", "lr": lr, "epochs": epochs, "pooling": "time average",
-                        "standardized_features": True},
+              "protocol": proto.to_dict(), "seeds": seeds, "representation": representation,
               "n_train_syllables": len(tr), "n_test_syllables": len(te),
+              "word_overlap": word_overlap(train_set.items, test_set.items),
               "chance": {"vowel": 1 / 3, "syllable": 1 / 9}, "modules": modules}
-    tmp = run_dir / "eval.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, run_dir / "eval.json")
-    (run_dir / "eval.md").write_text(markdown_table(result) + "\n")
+    text = json.dumps(result, indent=2)
+    md = markdown_table(result) + "\n"
+    for stem in (f"eval_{proto.name}", "eval"):
+        tmp = run_dir / f"{stem}.json.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, run_dir / f"{stem}.json")
+        (run_dir / f"{stem}.md").write_text(md)
     return result
 
 
+def _cell(row, key) -> str:
+    if row.get(key) is None:
+        return "–"
+    std = row.get(key + "_std")
+    return f"{100 * row[key]:.1f} ± {100 * std:.1f} %" if std is not None else f"{100 * row[key]:.1f} %"
+
+
 def markdown_table(result: dict) -> str:
-    lines = [f"Linear probes, test accuracy ({result['config']}, {result['steps']} steps; "
-             f"{result['n_train_syllables']} train / {result['n_test_syllables']} test syllables)", "",
-             "| module | vowel | vowel, random init | syllable | syllable, random init |",
-             "|---|---|---|---|---|"]
+    p = result.get("protocol", {"name": "robust", "epochs": "?"})
+    ov = result.get("word_overlap")
+    head = (f"Linear probes, test accuracy, mean ± std over {result.get('seeds', 1)} seeds ({result['config']}, "
+            f"{result['steps']} steps; protocol `{p['name']}`, {p['epochs']} epochs, representation "
+            f"{result.get('representation', 'mean')}; {result['n_train_syllables']} train / "
+            f"{result['n_test_syllables']} test syllables)")
+    lines = [head, "", "| module | vowel | vowel, random init | syllable | syllable, random init |", "|---|---|---|---|---|"]
     for r in result["modules"]:
-        lines.append(f"| {r['module']} | {100 * r['vowel']:.1f} % | {100 * r['random_init_vowel']:.1f} % | "
-                     f"{100 * r['syllable']:.1f} % | {100 * r['random_init_syllable']:.1f} % |")
+        name = r["module"] + (" (Table 2 row)" if r.get("table2_row") else "")
+        lines.append(f"| {name} | {_cell(r, 'vowel')} | {_cell(r, 'random_init_vowel')} | "
+                     f"{_cell(r, 'syllable')} | {_cell(r, 'random_init_syllable')} |")
     lines.append(f"| chance | {100 / 3:.1f} % | | {100 / 9:.1f} % | |")
+    if ov:
+        lines += ["", f"Split by word: {ov['test_words_sharing_a_train_word']} of {ov['test_words']} test words "
+                      f"({100 * ov['share']:.0f} %) share their syllable sequence with a training word (another "
+                      "recording of the same word; no recording is in both splits)."]
     return "\n".join(lines)

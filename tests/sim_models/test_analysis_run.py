@@ -153,7 +153,8 @@ def _report_args(runs, data, out=None, **kw):
     argv = ["report", *map(str, runs), "--data", str(data), "--decoder-epochs", "2", "--decoder-batch-size", "4",
             "--n-fft", "512", "--hop-length", "256", "--n-mels", "32", "--probe-epochs", "5", "--delta-utterances", "3",
             "--traversal-steps", "3", "--traversal-dims", "1", "--interpolation-steps", "3", "--tsne-max-points", "60",
-            "--tsne-iterations", "250"]
+            "--tsne-iterations", "250", "--few-label-sizes", "1", "2", "--few-label-seeds", "2", "--few-label-epochs", "2",
+            "--activation-utterances", "3", *kw.get("extra", ())]
     if out:
         argv += ["--out", str(out)]
     return p.parse_args(argv)
@@ -165,11 +166,13 @@ def test_report_one_run_writes_every_file(toy, capsys):
     assert args.func(args) == 0
     md = (run_dir / "report.md").read_text()
     for section in ("## Decoders", "## Latent traversal", "## Interpolation", "## Entanglement δ", "## Vowel concentration",
-                    "## t-SNE"):
+                    "## t-SNE", "## Training and validation loss", "## Activation distributions", "## Posterior usage",
+                    "## Few-label generalisation"):
         assert section in md
     assert "Side by side" not in md
     rep = run_dir / "report"
-    expected = ["decoders.pt", "analysis.json", "entanglement.json", "entanglement.png", "concentration.png", "tsne.png"]
+    expected = ["decoders.pt", "analysis.json", "entanglement.json", "entanglement.png", "concentration.png", "tsne.png",
+                "loss_curves.png", "activations.png", "active_units.png", "few_labels.png"]
     for m in (1, 2, 3):
         expected += [f"interpolation_m{m}.png", f"interpolation_m{m}.wav"]
     for name in expected:
@@ -190,6 +193,10 @@ def test_report_one_run_writes_every_file(toy, capsys):
     summary = json.loads((rep / "analysis.json").read_text())
     assert [m["module"] for m in summary["modules"]] == ["module 1 (conv)", "module 2 (conv)", "module 3 (GRU)"]
     assert "training 3 decoders" in capsys.readouterr().out
+    th = summary["thesis"]
+    assert th["few_labels"]["sizes"] == [1, 2] and len(th["few_labels"]["modules"]) == 3
+    assert [u["probabilistic"] for u in th["active_units"]] == [True, True, False]
+    assert set(th["loss_curves"]) == {"0", "1", "2"}
 
 
 def test_report_two_runs_side_by_side(toy, tmp_path, capsys):
@@ -210,7 +217,7 @@ def test_report_two_runs_side_by_side(toy, tmp_path, capsys):
     cmp_md = (tmp_path / "cmp" / "compare.md").read_text()
     import re
     links = re.findall(r"\]\(([^)]+\.png)\)", cmp_md)
-    assert len(links) == 2 * (3 + 3) and all((tmp_path / "cmp" / link).resolve().is_file() for link in links)
+    assert len(links) == 2 * (7 + 3) and all((tmp_path / "cmp" / link).resolve().is_file() for link in links)
 
 
 def test_report_rejects_a_folder_that_is_not_a_run(toy, tmp_path):
@@ -225,7 +232,7 @@ def test_report_on_espeak_syllable_data(syllable_data, tmp_path):
     cfg.data = DataConfig(sample_rate=SR, length=10240)
     ds = SyllableDataset(syllable_data, "train", SR, 10240)
     Trainer(cfg, ds, tmp_path / "run", progress=False, tensorboard=False).fit()
-    args = _report_args([tmp_path / "run"], syllable_data)
+    args = _report_args([tmp_path / "run"], syllable_data, extra=["--tsne-settings", "thesis"])
     assert args.func(args) == 0
     summary = json.loads((tmp_path / "run" / "report" / "analysis.json").read_text())
     assert summary["n_test_syllables"] > 0 and len(summary["modules"]) == 3

@@ -45,16 +45,26 @@ def test_data_train_eval(tmp_path, syllable_data, capsys):
                  "--resume", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "2 this run" in out  # 10 training words / batch 4 = 2 steps per epoch
-    assert main(["eval", "--run", str(run), "--data", str(syllable_data), "--probe-epochs", "5"]) == 0
+    assert main(["eval", "--run", str(run), "--data", str(syllable_data), "--probe-epochs", "5",
+                 "--protocol", "paper", "--seeds", "2"]) == 0
     table = capsys.readouterr().out
     assert "| module | vowel | vowel, random init | syllable | syllable, random init |" in table
-    result = json.loads((run / "eval.json").read_text())
+    assert "3 (GRU) (Table 2 row)" in table and " ± " in table and "share their syllable sequence" in table
+    result = json.loads((run / "eval_paper.json").read_text())
+    assert result == json.loads((run / "eval.json").read_text())
     assert [m["module"] for m in result["modules"]] == ["1 (conv)", "2 (conv)", "3 (GRU)"]
-    assert result["steps"] == 4
+    assert result["steps"] == 4 and result["seeds"] == 2 and result["protocol"]["name"] == "paper"
+    assert result["protocol"]["epochs"] == 5 and result["protocol"]["standardize"] is False
+    assert result["word_overlap"]["test_words"] == 2
     for m in result["modules"]:
         for k in ("vowel", "syllable", "random_init_vowel", "random_init_syllable"):
-            assert 0.0 <= m[k] <= 1.0
+            assert 0.0 <= m[k] <= 1.0 and len(m[k + "_runs"]) == 2
     assert (run / "eval.md").read_text().startswith("Linear probes")
+    assert main(["eval", "--run", str(run), "--data", str(syllable_data), "--probe-epochs", "1",
+                 "--protocol", "thesis", "--seeds", "1", "--representation", "sample"]) == 0
+    result = json.loads((run / "eval_thesis.json").read_text())
+    assert result["representation"] == "sample" and result["modules"][0]["vowel"] is None
+    assert 0.0 <= result["modules"][0]["syllable"] <= 1.0
 
 
 @needs_espeak

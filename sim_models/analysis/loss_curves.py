@@ -1,0 +1,106 @@
+"""Train and validation loss per module per epoch from a run's metrics log (thesis Fig. 4.2).
+
+The run log (sim_models/run_log.py) has one row per (logged step, module) with the fields step, unit,
+epoch, module, loss, nce, kl, accuracy, lr. Validation rows are read in either of two shapes:
+
+* rows with a field ``split`` == "val" (the other fields as above; rows without ``split``, or with
+  "train", are training rows), or
+* training rows that carry a column ``val_loss`` (empty where not measured).
+
+``metrics.jsonl`` is read when present, else ``metrics.csv``. The trainer (sim_models/trainer.py) logs
+the first shape: one "val" row per module at each epoch end, the mean over the test split. Each curve
+point is the mean of the module's rows in that epoch (epochs as logged, 0-based; plotted 1-based).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from matplotlib.ticker import MaxNLocator
+
+from .plotting import new_figure, save_figure
+
+__all__ = ["read_metrics", "epoch_curves", "plot_loss_curves"]
+
+VAL_SPLITS = ("val", "validation")
+
+
+def _number(v):
+    if v is None or v == "":
+        return None
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return v
+    return x
+
+
+def read_metrics(run_dir) -> list:
+    """Rows of RUN_DIR/metrics.jsonl (or metrics.csv) as dicts; numbers as float, empty cells as None."""
+    run_dir = Path(run_dir)
+    jl, cs = run_dir / "metrics.jsonl", run_dir / "metrics.csv"
+    rows = []
+    if jl.is_file():
+        for i, line in enumerate(jl.read_text().splitlines()):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut by a crash mid-write: skip it
+                continue
+    elif cs.is_file():
+        with open(cs, newline="") as f:
+            rows = list(csv.DictReader(f))
+    else:
+        raise FileNotFoundError(f"run_dir {run_dir} has no metrics.jsonl or metrics.csv")
+    return [{k: (v if k == "split" else _number(v)) for k, v in r.items()} for r in rows]
+
+
+def epoch_curves(rows) -> dict:
+    """{module (int, 0-based): {"train": [(epoch, mean loss)], "val": [(epoch, mean loss)]}}, epochs sorted."""
+    acc = defaultdict(lambda: {"train": defaultdict(list), "val": defaultdict(list)})
+    for r in rows:
+        if r.get("module") is None or r.get("epoch") is None:
+            continue
+        m, e = int(r["module"]), int(r["epoch"])
+        split = str(r.get("split") or "train").lower()
+        loss = r.get("loss")
+        if split in VAL_SPLITS:
+            if isinstance(loss, float) and math.isfinite(loss):
+                acc[m]["val"][e].append(loss)
+            continue
+        if isinstance(loss, float) and math.isfinite(loss):
+            acc[m]["train"][e].append(loss)
+        vl = r.get("val_loss")
+        if isinstance(vl, float) and math.isfinite(vl):
+            acc[m]["val"][e].append(vl)
+    return {m: {s: [(e, sum(v) / len(v)) for e, v in sorted(per[s].items())] for s in ("train", "val")}
+            for m, per in sorted(acc.items())}
+
+
+def plot_loss_curves(curves: dict, path, names=None, title: str = ""):
+    """One panel per module: training loss (solid) and validation loss (dashed, when logged) per epoch."""
+    mods = sorted(curves)
+    if not mods:
+        raise ValueError("curves is empty: the metrics log has no rows with module, epoch and loss")
+    n = len(mods)
+    fig = new_figure(3.3 * n + 0.4, 3.0)
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.17, top=0.8, wspace=0.3)
+    for ax, m in zip(axes, mods):
+        for split, style in (("train", "-"), ("val", "--")):
+            pts = curves[m][split]
+            if pts:
+                ax.plot([e + 1 for e, _ in pts], [v for _, v in pts], style, marker="o", ms=2.5, label=split)
+        ax.set_title(names[m] if names and m < len(names) else f"module {m + 1}", fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.ticklabel_format(axis="y", useOffset=False)  # a flat curve reads as its values, not as "+2.398"
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("loss", fontsize=8)
+    fig.suptitle(title or "training and validation loss per module", fontsize=10)
+    return save_figure(fig, path)

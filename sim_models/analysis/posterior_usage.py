@@ -1,0 +1,88 @@
+"""Per-dimension KL to the prior and active units of every probabilistic module on the test split.
+
+Uses sim_models/analysis/active_units.py (``kl_per_dimension``, ``active_units``; an active unit is a
+dimension whose mean KL to N(0, 1) exceeds 0.01 nats, issue 14; or, Burda et al. 2016, whose mu
+varies by more than 0.01 over the data). mu and log sigma^2 come from ``ModuleOutput`` (model in eval
+mode) for every frame of at most ``max_utterances`` test utterances. Deterministic modules (GIM, CPC,
+the GRU) have no posterior: their row says so.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .active_units import ACTIVE_THRESHOLD, active_units, kl_per_dimension
+from .plotting import new_figure, save_figure
+
+__all__ = ["posterior_usage", "plot_active_units", "active_units_table"]
+
+
+@torch.no_grad()
+def posterior_usage(model, audio: torch.Tensor, max_utterances: int = 64, batch_size: int = 16) -> list:
+    """audio (N, L) -> one dict per module: {"probabilistic", "width", "kl_per_dim" (C floats, nats) or None,
+    "kl_total" (nats per frame), "active_kl", "active_variance" (ints) or None}."""
+    if audio.dim() != 2:
+        raise ValueError(f"audio must be (N, L), got {tuple(audio.shape)}")
+    audio = audio[:max_utterances]
+    was_training = model.training
+    model.eval()
+    mus, lvs = None, None
+    try:
+        for i in range(0, audio.shape[0], batch_size):
+            outs = model.encode(audio[i:i + batch_size])
+            if mus is None:
+                mus, lvs, widths = [[] for _ in outs], [[] for _ in outs], [o.z.shape[-1] for o in outs]
+            for m, o in enumerate(outs):
+                if o.mu is not None and o.logvar is not None:
+                    mus[m].append(o.mu)
+                    lvs[m].append(o.logvar)
+    finally:
+        model.train(was_training)
+    rows = []
+    for m in range(len(mus)):
+        if not mus[m]:
+            rows.append({"probabilistic": False, "width": widths[m], "kl_per_dim": None, "kl_total": None,
+                         "active_kl": None, "active_variance": None})
+            continue
+        mu, lv = torch.cat(mus[m]), torch.cat(lvs[m])
+        kl = kl_per_dimension(mu, lv)
+        rows.append({"probabilistic": True, "width": widths[m], "kl_per_dim": kl.tolist(), "kl_total": float(kl.sum()),
+                     "active_kl": active_units(mu, lv, "kl"), "active_variance": active_units(mu, lv, "variance")})
+    return rows
+
+
+def active_units_table(rows: list, names: list) -> str:
+    """Markdown: module, width, active units (KL > 0.01 nats), active units (Var μ > 0.01), KL per frame."""
+    out = ["| module | C | active units (KL > 0.01 nats) | active units (Var[μ] > 0.01) | KL per frame (nats) |",
+           "|---|---|---|---|---|"]
+    for name, r in zip(names, rows):
+        if not r["probabilistic"]:
+            out.append(f"| {name} | {r['width']} | – (deterministic) | – | – |")
+        else:
+            out.append(f"| {name} | {r['width']} | {r['active_kl']} | {r['active_variance']} | {r['kl_total']:.3g} |")
+    return "\n".join(out)
+
+
+def plot_active_units(rows: list, path, names=None, title: str = ""):
+    """Per probabilistic module: its dimensions' mean KL (nats, log scale), sorted, with the 0.01-nat threshold."""
+    panels = [(m, r) for m, r in enumerate(rows) if r["probabilistic"]]
+    n = max(1, len(panels))
+    fig = new_figure(3.3 * n + 0.4, 3.0)
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.17, top=0.8, wspace=0.3)
+    if not panels:
+        axes[0].text(0.5, 0.5, "no probabilistic module\n(no posterior, no KL)", ha="center", va="center")
+        axes[0].set_axis_off()
+    for ax, (m, r) in zip(axes, panels):
+        kl = np.sort(np.asarray(r["kl_per_dim"]))[::-1]
+        ax.bar(np.arange(len(kl)), np.maximum(kl, 1e-6), width=1.0,
+               color=["tab:blue" if k > ACTIVE_THRESHOLD else "0.6" for k in kl])
+        ax.axhline(ACTIVE_THRESHOLD, color="tab:red", ls="--", lw=1)
+        ax.set_yscale("log")
+        ax.set_xlabel("dimension (sorted by KL)", fontsize=8)
+        name = names[m] if names else f"module {m + 1}"
+        ax.set_title(f"{name}: {r['active_kl']} of {r['width']} active", fontsize=9)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("mean KL to N(0, 1) (nats)", fontsize=8)
+    fig.suptitle(title or "per-dimension KL and active units (red: 0.01 nats)", fontsize=10)
+    return save_figure(fig, path)

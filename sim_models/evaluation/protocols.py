@@ -1,0 +1,175 @@
+"""Named linear-probe protocols: ``paper`` (SIM paper, Table 2), ``thesis`` (V-GIM thesis, Table 4.3), ``robust`` (ours).
+
+| protocol | features per syllable | padding | standardised | epochs | tasks | source |
+|---|---|---|---|---|---|---|
+| paper  | time average of each module's output (C,) | zeros at both ends, to the longest syllable | no  | 50  | vowel (3), syllable (9) | paper §4.2, Table 2 |
+| thesis | the flattened C × T output             | zeros at both ends, to 8800 samples        | no  | 100 | syllable (9)            | thesis §4.1, Table 4.3, App. A |
+| robust | time average (C,)                      | zeros at the end, to the longest syllable   | yes | 50  | vowel (3), syllable (9) | ours (sim eval before issue 14) |
+
+Common to all (paper §4.2 and thesis §4.1): a linear layer with bias, cross-entropy, Adam lr 1e-3,
+frozen encoder, the train split's syllables train the probe, the test split's score it. Neither
+source gives the probe's batch size: 64 (ours). The paper's Table 2 row is the *last* module (the
+GRU); every module is reported. "robust" z-scores each feature with the train split's statistics,
+which spares Adam the tiny scales of barely trained SIM means (probes.py).
+
+Representation (``representation``): ``"mean"`` probes μ (the model in eval mode; deterministic
+modules give their output), ``"sample"`` a reparameterised sample z = μ + σ ε drawn through every
+module (the model in training mode, as the authors' code probes; a fresh ε per seed, drawn once
+per syllable, not per epoch: ours).
+
+Every protocol is repeated over ``seeds`` (default 3; the thesis used 5 repetitions): seed s sets
+the probe's initialisation and batch order (and ε for "sample"); results are mean ± sample
+standard deviation (ddof = 1) of the test accuracies.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import torch
+
+from ..data.segmentation import PAD_LENGTH, pad_both_ends
+from .probes import train_probe
+
+__all__ = ["Protocol", "PROTOCOLS", "REPRESENTATIONS", "get_protocol", "protocol_audio", "module_features",
+           "probe_protocol", "summarise_runs"]
+
+REPRESENTATIONS = ("mean", "sample")
+TASKS = {"vowel": 3, "syllable": 9}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """features: "pooled" (time average, (C,)) or "flattened" (C × T); padding: "both" or "end";
+    pad_length: samples per syllable (None: the longest syllable rounded up to ``multiple``)."""
+    name: str
+    features: str
+    padding: str
+    standardize: bool
+    epochs: int
+    tasks: tuple
+    pad_length: int | None = None
+    lr: float = 1e-3
+    batch_size: int = 64
+    multiple: int = 160
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["tasks"] = list(self.tasks)
+        return d
+
+
+PROTOCOLS = {
+    "paper": Protocol("paper", features="pooled", padding="both", standardize=False, epochs=50,
+                      tasks=("vowel", "syllable")),
+    "thesis": Protocol("thesis", features="flattened", padding="both", standardize=False, epochs=100,
+                       tasks=("syllable",), pad_length=PAD_LENGTH),
+    "robust": Protocol("robust", features="pooled", padding="end", standardize=True, epochs=50,
+                       tasks=("vowel", "syllable")),
+}
+
+
+def get_protocol(name: str, epochs: int | None = None) -> Protocol:
+    """The named protocol, with ``epochs`` overridden when given."""
+    if name not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {tuple(PROTOCOLS)}, got {name!r}")
+    p = PROTOCOLS[name]
+    if epochs is not None:
+        if epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs}")
+        p = replace(p, epochs=epochs)
+    return p
+
+
+def protocol_audio(protocol: Protocol, train_segments, test_segments):
+    """Syllables as fixed-length audio. segments: [(waveform (l,), syllable, vowel)].
+
+    Returns (train audio (S, L), train labels {"vowel", "syllable"} of (S,), test audio, test labels);
+    L = protocol.pad_length, or the longest syllable of both splits rounded up to protocol.multiple."""
+    segs = list(train_segments) + list(test_segments)
+    if not train_segments or not test_segments:
+        raise ValueError("train_segments and test_segments must both be non-empty")
+    length = protocol.pad_length or int(math.ceil(max(s[0].shape[0] for s in segs) / protocol.multiple)
+                                        * protocol.multiple)
+
+    def fit(w):
+        if protocol.padding == "both":
+            return pad_both_ends(w, length)
+        w = w[:length]
+        return torch.nn.functional.pad(w, (0, length - w.shape[0]))
+
+    def build(segments):
+        audio = torch.stack([fit(w) for w, _, _ in segments])
+        labels = {"syllable": torch.tensor([s for _, s, _ in segments]), "vowel": torch.tensor([v for _, _, v in segments])}
+        return audio, labels
+
+    return (*build(train_segments), *build(test_segments))
+
+
+@torch.no_grad()
+def module_features(model, audio: torch.Tensor, features: str = "pooled", representation: str = "mean",
+                    seed: int = 0, batch_size: int = 64) -> list:
+    """[(S, D_m)] per module m of the frozen ``model``: D = C ("pooled", mean over T) or C·T ("flattened",
+    channel-major, as the thesis' 32 × T classifier input). audio: (S, L)."""
+    if features not in ("pooled", "flattened"):
+        raise ValueError(f"features must be 'pooled' or 'flattened', got {features!r}")
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
+    if audio.dim() != 2:
+        raise ValueError(f"audio must be (S, L), got {tuple(audio.shape)}")
+    was_training = model.training
+    model.train(representation == "sample")
+    gen = torch.Generator().manual_seed(seed)
+    out = None
+    try:
+        for i in range(0, audio.shape[0], batch_size):
+            outs = model.encode(audio[i:i + batch_size], generator=gen)
+            reps = [o.z if representation == "sample" else o.representation for o in outs]   # (B, T, C)
+            reps = [r.mean(1) if features == "pooled" else r.transpose(1, 2).reshape(r.shape[0], -1) for r in reps]
+            out = [[r] for r in reps] if out is None else [o + [r] for o, r in zip(out, reps)]
+    finally:
+        model.train(was_training)
+    return [torch.cat(o) for o in out]
+
+
+def summarise_runs(values) -> dict:
+    """{"mean", "std", "runs"}: the mean and sample standard deviation (ddof=1; 0 for one run) of accuracies."""
+    v = np.asarray(list(values), dtype=np.float64)
+    if v.size == 0:
+        raise ValueError("values must be non-empty")
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0, "runs": v.tolist()}
+
+
+def probe_protocol(model, train_segments, test_segments, protocol: Protocol, seeds: int = 3,
+                   representation: str = "mean") -> list:
+    """Run ``protocol`` on every module of ``model`` ``seeds`` times.
+
+    Returns one dict per module: {"module": m, "feature_dim", task: {"mean", "std", "runs", "train_mean"}}
+    for each task of the protocol (test accuracies in [0, 1])."""
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
+    a_tr, y_tr, a_te, y_te = protocol_audio(protocol, train_segments, test_segments)
+    acc = None  # acc[m][task] = ([test], [train])
+    feats = None
+    for s in range(seeds):
+        if feats is None or representation == "sample":
+            feats = (module_features(model, a_tr, protocol.features, representation, seed=2 * s),
+                     module_features(model, a_te, protocol.features, representation, seed=2 * s + 1))
+        if acc is None:
+            acc = [{t: ([], []) for t in protocol.tasks} for _ in feats[0]]
+        for m, (xtr, xte) in enumerate(zip(*feats)):
+            for task in protocol.tasks:
+                r = train_probe(xtr, y_tr[task], xte, y_te[task], TASKS[task], protocol.epochs, protocol.lr,
+                                batch_size=protocol.batch_size, seed=s, standardize=protocol.standardize)
+                acc[m][task][0].append(r["test_accuracy"])
+                acc[m][task][1].append(r["train_accuracy"])
+    rows = []
+    for m, per_task in enumerate(acc):
+        row = {"module": m, "feature_dim": int(feats[0][m].shape[1])}
+        for task, (test, train) in per_task.items():
+            row[task] = summarise_runs(test) | {"train_mean": float(np.mean(train))}
+        rows.append(row)
+    return rows
