@@ -15,6 +15,7 @@ setup: system-deps venv deps build
 system-deps:
 	@missing=; command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
 	command -v flite >/dev/null 2>&1 || missing="$$missing flite"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "[setup] installing$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
