@@ -11,7 +11,8 @@ export MAX_JOBS ?= 2
 setup: system-deps venv deps build
 
 # espeak-ng and flite (CMU voices of real speakers) synthesise the syllable data set (sim data);
-# each is installed only when missing.
+# chromium runs the HTML report's browser test (tests/sim_models/test_report_html.py). Each is
+# installed only when missing.
 system-deps:
 	@missing=; command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
 	command -v flite >/dev/null 2>&1 || missing="$$missing flite"; \
