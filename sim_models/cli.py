@@ -80,9 +80,14 @@ def cmd_train(a) -> int:
                            val_dataset=val)  # validation loss per epoch on the test split (`sim data` folders)
     main = is_main_process()
     if main:
-        _record_data(a.out, a.data, "sim train")
         print(f"training {cfg.name!r} ({cfg.train.mode}) on {len(trainer.dataset)} examples from {a.data} -> {a.out}")
-    summary = trainer.fit(resume=a.resume)
+    try:
+        summary = trainer.fit(resume=a.resume)
+    finally:
+        # Recorded once the run folder has passed the trainer's checks and holds a checkpoint (a run
+        # refused before its first step leaves nothing behind; a failed run can still be evaluated).
+        if main and (Path(a.out) / "checkpoint.pt").exists():
+            _record_data(a.out, a.data, "sim train")
     shutdown()
     if not main:
         return 0

@@ -278,5 +278,6 @@ def test_report_parser_hooks_into_the_sim_cli():
     a = p.parse_args(["report", "runs/a", "runs/b", "--data", "d", "--n-fft", "1024", "--decoder-loss", "mse+mel"])
     assert a.func is run_report and a.runs == ["runs/a", "runs/b"] and a.data == "d"
     assert (a.n_fft, a.hop_length, a.n_mels, a.decoder_loss) == (1024, 2048, 128, "mse+mel")
+    assert p.parse_args(["report", "runs/a"]).data is None  # --data defaults to the run's run_info.json
     with pytest.raises(SystemExit):
-        p.parse_args(["report", "runs/a"])  # --data is required
+        p.parse_args(["report"])  # at least one run
