@@ -123,3 +123,25 @@ def test_write_outputs_without_benchmarks_draws_the_stages(tmp_path):
 def test_bench_json_skips_rows_without_times():
     rows = _rows() + [{"shape": "x", "provider": "native", "mode": "fwd"}, {"train_step": "tiny"}]
     assert len(rep.bench_json(rows)["benchmarks"]) == len(_rows())
+
+
+def test_tree_copy_ignores_top_level_data_but_keeps_the_data_package():
+    from scripts import gpu_check
+
+    names = ["data", "build", "runs", ".venv", "sim_models", "_C.cpython-311.so", "__pycache__"]
+    assert gpu_check._copy_ignore(str(gpu_check.ROOT), names) == {"data", "build", "runs", ".venv",
+                                                                  "_C.cpython-311.so", "__pycache__"}
+    inner = gpu_check._copy_ignore(str(gpu_check.ROOT / "sim_models"), names)
+    assert "data" not in inner and "build" not in inner and "__pycache__" in inner
+
+
+def test_test_stage_results_add_up():
+    from scripts import gpu_check
+
+    total = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0, "failures": [], "skip_reasons": {}}
+    part = {"passed": 3, "failed": 1, "errors": 0, "skipped": 2, "failures": [{"test": "a", "message": "m"}],
+            "skip_reasons": {"no GPU": 2}}
+    gpu_check._add_tests(total, part)
+    gpu_check._add_tests(total, part)
+    assert (total["passed"], total["failed"], total["skipped"]) == (6, 2, 4)
+    assert len(total["failures"]) == 2 and total["skip_reasons"] == {"no GPU": 4}
