@@ -12,6 +12,8 @@ At most ``max_points`` syllables are embedded (a seeded random subset: t-SNE is 
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -35,6 +37,9 @@ def tsne_embedding(features: torch.Tensor, max_points: int = 800, seed: int = 0,
 
     if features.dim() != 2 or features.shape[0] < 4:
         raise ValueError(f"features must be (S, C) with S >= 4 points for t-SNE, got {tuple(features.shape)}")
+    if "max_iter" in preset and max_iter != preset["max_iter"]:
+        warnings.warn(f"tsne: settings={settings!r} fixes {preset['max_iter']} iterations (thesis §4.2.2); "
+                      f"max_iter={max_iter} is ignored", UserWarning, stacklevel=2)
     s = features.shape[0]
     idx = np.sort(np.random.default_rng(seed).permutation(s)[:max_points]) if s > max_points else np.arange(s)
     x = features[torch.from_numpy(idx)].double().numpy()

@@ -158,6 +158,8 @@ def segment_word(wave, sample_rate: int = 16000, window_seconds: float = WINDOW_
         raise ValueError(f"reference must be 'vowels' or 'recording', got {reference!r}")
     if rectify:
         x = np.abs(x)
+    if not window_seconds > 0 or not hop_seconds > 0:
+        raise ValueError(f"window_seconds and hop_seconds must be > 0 (seconds), got {window_seconds} and {hop_seconds}")
     window = max(1, int(round(window_seconds * sample_rate)))
     hop = max(1, int(round(hop_seconds * sample_rate)))
     if threshold_from not in ("max_pool", "envelope"):

@@ -169,7 +169,8 @@ def test_tsne_thesis_settings(monkeypatch):
             return np.zeros((x.shape[0], 2))
 
     monkeypatch.setattr(sklearn.manifold, "TSNE", Fake)
-    emb, kept = tsne.tsne_embedding(torch.randn(200, 5), settings="thesis", max_iter=300)
+    with pytest.warns(UserWarning, match="max_iter=300 is ignored"):
+        emb, kept = tsne.tsne_embedding(torch.randn(200, 5), settings="thesis", max_iter=300)
     assert (seen["init"], seen["perplexity"], seen["learning_rate"], seen["max_iter"]) == ("random", 30.0, 200.0, 1000)
     tsne.tsne_embedding(torch.randn(200, 5), settings="ours", max_iter=300)
     assert (seen["init"], seen["learning_rate"], seen["max_iter"]) == ("pca", "auto", 300)
