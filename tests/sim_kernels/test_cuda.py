@@ -35,7 +35,7 @@ FULL = [torch.float32, torch.float64]
 NO_GPU = "no CUDA device: the fused CUDA kernel needs a GPU (the emulation tests cover its logic on the CPU)"
 gpu = pytest.mark.skipif("not torch.cuda.is_available()", reason=NO_GPU)
 GRAD_NAMES = ("context", "targets", "weight", "mu", "logvar")
-STALE_LOCK_SECONDS = 600  # a lock still there after this long was left by a killed build
+STALE_LOCK_SECONDS = 600  # a FileBaton lock file older than this was left by a killed build
 
 
 def make_inputs(shape, dtype=torch.float32, device="cpu", seed=0, expanded=False):
@@ -209,16 +209,17 @@ def emulation():
     from torch.utils.cpp_extension import load
 
     # First build ~2 min on 2 cores, then cached (ninja) in this tree's build/ folder, one per torch
-    # version: a shared TORCH_EXTENSIONS_DIR would let two checkouts (or torch versions) overwrite
-    # each other's build, and a run killed mid-build leaves a lock file that makes the next load
-    # wait forever: wait at most the longest build for a lock to go, then remove it as stale.
+    # version: torch <= 2.11 guards a build with a lock *file* (FileBaton) and waits forever while one
+    # exists, while torch 2.14 holds an OS-level lock on a file it leaves in place, so two torch
+    # versions sharing a folder hang each other. With FileBaton, a lock file older than the longest
+    # build was left by a killed build and is removed; with an OS-level lock the file is never touched.
+    import torch.utils.cpp_extension as cpp_extension
+
     build_dir = os.path.join(ROOT, "build", "host-emulation", torch.__version__.replace("+", "_"))
     os.makedirs(build_dir, exist_ok=True)
     lock = os.path.join(build_dir, "lock")
-    deadline = time.time() + STALE_LOCK_SECONDS
-    while os.path.exists(lock) and time.time() < deadline:
-        time.sleep(2)
-    if os.path.exists(lock):
+    uses_lock_file = hasattr(cpp_extension, "FileBaton")
+    if uses_lock_file and os.path.exists(lock) and time.time() - os.path.getmtime(lock) > STALE_LOCK_SECONDS:
         os.remove(lock)
     return load(name="sim_cuda_host_emulation", sources=[os.path.join(ROOT, "csrc", "cuda", "host_emulation.cpp")],
                 extra_include_paths=[os.path.join(ROOT, "csrc"), os.path.join(ROOT, "csrc", "cuda")],
