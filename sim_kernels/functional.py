@@ -1,7 +1,7 @@
 """smooth_infonce(...): argument checks, backend choice and dispatch.
 
 The reductions live here, on top of three per-anchor statistics every backend produces
-(loss (K, B, T), correct (K, B, T), kl (B, T)); see sim_kernels/backends.py.
+(loss (K, B, T), correct (K, B, T), kl (B, T)); see sim_kernels/registry.py.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numbers
 
 import torch
 
-from . import _autocast, backends
+from . import _autocast, registry
 from .reference import accumulation_dtype
 
 __all__ = ["smooth_infonce", "smooth_infonce_with_metrics", "REDUCTIONS", "KL_REDUCTIONS", "BACKENDS",
@@ -18,7 +18,7 @@ __all__ = ["smooth_infonce", "smooth_infonce_with_metrics", "REDUCTIONS", "KL_RE
 
 REDUCTIONS = ("mean", "sum", "none")
 KL_REDUCTIONS = ("dims", "time")
-BACKENDS = ("auto", "native", "triton", "reference")
+BACKENDS = registry.BACKEND_NAMES  # "auto" and every registered backend (a live view of the registry)
 ANCHOR_WINDOWS = ("per_step", "common")
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -88,10 +88,10 @@ def _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, redu
         context, targets, weight, mu, logvar = _autocast.promote(context, targets, weight, mu, logvar)
     B, T, K, t0, t1 = _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, window)
     common = _check_options(anchor_window, score_scale)
-    impl = backends.choose(backend, context)
+    impl = registry.choose(backend, context)
     if neg_idx.dim() == 3:
         neg_idx = neg_idx.unsqueeze(0).expand(K, -1, -1, -1)
-    if impl.checks_indices_in_python:
+    if impl.kernel_skips_index_check:
         _check_index_values(neg_idx, B * T, t0, t1, common)
     scale = 1.0 / targets.shape[-1] if score_scale == "mean" else float(score_scale)
     if scale != 1.0:
@@ -123,7 +123,7 @@ def _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, redu
         kl_weight = None
         if mu is not None:
             kl_weight = torch.full((B, T), beta / _kl_denominator(kl_reduction, B, T, targets.shape[-1]), dtype=acc, device=dev)
-        out, loss, correct, kl = impl.weighted(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight,
+        out, loss, correct, kl = impl.value_and_grad(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight,
                                                kl_weight, common)
 
     if not metrics:
@@ -233,6 +233,6 @@ def _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, re
         raise ValueError(f"kl_reduction must be one of {KL_REDUCTIONS}, got {kl_reduction!r}")
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    if backend not in BACKENDS:
+    if not registry.is_name(backend):
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     return B, T, K, t0, t1

@@ -1,4 +1,4 @@
-// Fused Smooth-InfoNCE on the CPU: sim_kernels::smooth_infonce_fwd / smooth_infonce_weighted.
+// Fused Smooth-InfoNCE on the CPU: sim_kernels::smooth_infonce_fwd / smooth_infonce_value_and_grad.
 //
 // Shapes: B batch, T time, K steps, N negatives, Cc/Cz channels; rows r = b*T + t of the flattened
 // (B*T, C) context and targets; Wcat = weight.view(K*Cz, Cc), so P[r, k] = W_k c_r is the k-th Cz
@@ -8,7 +8,7 @@
 //   1. P_tile (R, K*Cz) = C_tile @ Wcat^T                       one BLAS GEMM
 //   2. per anchor and step (parallel over rows): the positive score and N gathered negative scores
 //      s_j = z[rho_j] . P[r, k], an online log-sum-exp, loss = lse - s_0, correct = s_0 > max s_n.
-//   With gradients (the weighted op, upstream weights g = loss_weight[k, b, t] known up front):
+//   With gradients (the value-and-grad op, upstream weights g = loss_weight[k, b, t] known up front):
 //   3. dP_tile rows (see derivation), then
 //      grad_context[tile] = dP_tile @ Wcat                      one GEMM
 //      grad_Wcat         += dP_tile^T @ C_tile                  one GEMM, tiles in a fixed order
@@ -504,7 +504,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> smooth_infonce_fwd_cpu(
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
-smooth_infonce_weighted_cpu(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
+smooth_infonce_value_and_grad_cpu(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
                             const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu,
                             const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end,
                             const at::Tensor& loss_weight, const std::optional<at::Tensor>& kl_weight,
@@ -512,7 +512,7 @@ smooth_infonce_weighted_cpu(const at::Tensor& context, const at::Tensor& targets
   const Sizes s = check_inputs(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window);
   check_weights(s, context, loss_weight, kl_weight);
   Outputs out;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, context.scalar_type(), "smooth_infonce_weighted_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, context.scalar_type(), "smooth_infonce_value_and_grad_cpu", [&] {
     fused_pass<scalar_t, at::opmath_type<scalar_t>>(s, context, targets, weight, neg_idx, mu, logvar, &loss_weight,
                                                     kl_weight, out);
   });
@@ -557,7 +557,7 @@ std::tuple<at::Tensor, at::Tensor> shared_math_selftest_cpu(const at::Tensor& sc
 
 TORCH_LIBRARY_IMPL(sim_kernels, CPU, m) {
   m.impl("smooth_infonce_fwd", &smooth_infonce_fwd_cpu);
-  m.impl("smooth_infonce_weighted", &smooth_infonce_weighted_cpu);
+  m.impl("smooth_infonce_value_and_grad", &smooth_infonce_value_and_grad_cpu);
   m.impl("_shared_math_selftest", &shared_math_selftest_cpu);
 }
 

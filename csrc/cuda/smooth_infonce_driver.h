@@ -262,11 +262,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> fwd(const at::Tensor& context, co
   return {r.loss, r.correct, r.kl};
 }
 
-using WeightedOut = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
+using ValueAndGradOut = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
                                at::Tensor, at::Tensor>;
 
 template <class L>
-WeightedOut weighted(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
+ValueAndGradOut value_and_grad(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
                      const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu,
                      const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end,
                      const at::Tensor& loss_weight, const std::optional<at::Tensor>& kl_weight,

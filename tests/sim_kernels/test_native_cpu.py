@@ -241,7 +241,7 @@ def test_opcheck(with_kl):
     torch.library.opcheck(torch.ops.sim_kernels.smooth_infonce_fwd, (c, z, w, idx4, mu, lv, 0, 9))
     lw = torch.rand(3, 2, 9, dtype=torch.float64)
     kw = torch.rand(2, 9, dtype=torch.float64) if with_kl else None
-    torch.library.opcheck(torch.ops.sim_kernels.smooth_infonce_weighted, (c, z, w, idx4, mu, lv, 0, 9, lw, kw))
+    torch.library.opcheck(torch.ops.sim_kernels.smooth_infonce_value_and_grad, (c, z, w, idx4, mu, lv, 0, 9, lw, kw))
 
 
 def test_torch_compile_fullgraph():
