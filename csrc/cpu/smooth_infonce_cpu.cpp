@@ -40,6 +40,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "checks.h"
 #include "smooth_infonce.h"
 
 namespace sim {
@@ -120,96 +121,29 @@ inline void axpy(double a, const double* x, double* y, int64_t n) { axpy_d(a, x,
 
 // ---- argument checks ----------------------------------------------------------------------
 
-struct Sizes {
-  int64_t B, T, Cc, Cz, K, N, t0, t1;
-  bool has_kl;
-  bool common;  // common anchor window (CPC_audio): t < t1 - K for every k
-  // Anchor (b, t) is valid at step k when t0 <= t < last(k) (csrc/ops.cpp).
-  int64_t last(int64_t k) const { return t1 - (common ? K : k); }
-};
+// Shapes, dtypes and the index-range message are csrc/checks.h's, shared with the CUDA kernel.
+using checks::Sizes;
 
 Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
                    const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu,
                    const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end, bool common_window) {
-  TORCH_CHECK_VALUE(context.dim() == 3, "context must be (B, T, Cc), got ", context.sizes());
-  TORCH_CHECK_VALUE(targets.dim() == 3, "targets must be (B, T, Cz), got ", targets.sizes());
-  TORCH_CHECK_VALUE(weight.dim() == 3, "weight must be (K, Cz, Cc), got ", weight.sizes());
-  TORCH_CHECK_VALUE(neg_idx.dim() == 4, "neg_idx must be (K, B, T, N), got ", neg_idx.sizes());
-  for (const at::Tensor* t : {&context, &targets, &weight, &neg_idx})
-    TORCH_CHECK_VALUE(t->device().is_cpu(), "sim_kernels CPU kernel: every input must be on the CPU, got ",
-                      t->device());
-  const auto dt = context.scalar_type();
-  TORCH_CHECK_TYPE(dt == at::kFloat || dt == at::kDouble || dt == at::kBFloat16 || dt == at::kHalf,
-                   "context: the CPU kernel supports float16, bfloat16, float32 and float64, got ", dt);
-  TORCH_CHECK_TYPE(targets.scalar_type() == dt, "targets must have the dtype of context (", dt, "), got ",
-                   targets.scalar_type());
-  TORCH_CHECK_TYPE(weight.scalar_type() == dt, "weight must have the dtype of context (", dt, "), got ",
-                   weight.scalar_type());
-  TORCH_CHECK_TYPE(neg_idx.scalar_type() == at::kLong, "neg_idx must be int64, got ", neg_idx.scalar_type());
-  Sizes s{};
-  s.B = context.size(0);
-  s.T = context.size(1);
-  s.Cc = context.size(2);
-  s.Cz = targets.size(2);
-  s.K = weight.size(0);
-  s.N = neg_idx.size(3);
-  s.t0 = t_begin;
-  s.t1 = t_end;
-  s.common = common_window;
-  TORCH_CHECK_VALUE(s.B * s.T > 0, "context must have B*T > 0, got ", context.sizes());
-  TORCH_CHECK_VALUE(s.Cc > 0 && s.Cz > 0, "context and targets need at least one channel, got Cc=", s.Cc,
-                    ", Cz=", s.Cz);
-  TORCH_CHECK_VALUE(targets.size(0) == s.B && targets.size(1) == s.T, "targets must be (B, T, Cz) = (", s.B,
-                    ", ", s.T, ", Cz), got ", targets.sizes());
-  TORCH_CHECK_VALUE(s.K >= 1 && weight.size(1) == s.Cz && weight.size(2) == s.Cc,
-                    "weight must be (K, Cz, Cc) = (K, ", s.Cz, ", ", s.Cc, "), got ", weight.sizes());
-  TORCH_CHECK_VALUE(0 <= s.t0 && s.t0 < s.t1 && s.t1 <= s.T, "t_begin, t_end must satisfy 0 <= t_begin < t_end <= T=",
-                    s.T, ", got ", s.t0, ", ", s.t1);
-  TORCH_CHECK_VALUE(s.K < s.t1 - s.t0, "weight: K (prediction steps) must be < the anchor window ", s.t1 - s.t0,
-                    ", got K=", s.K);
-  TORCH_CHECK_VALUE(neg_idx.size(0) == s.K && neg_idx.size(1) == s.B && neg_idx.size(2) == s.T && s.N >= 1,
-                    "neg_idx must be (K, B, T, N) = (", s.K, ", ", s.B, ", ", s.T, ", N >= 1), got ", neg_idx.sizes());
-  TORCH_CHECK_VALUE(mu.has_value() == logvar.has_value(), "mu and logvar must be given together");
-  s.has_kl = mu.has_value();
-  if (s.has_kl) {
-    for (const at::Tensor* t : {&*mu, &*logvar}) {
-      TORCH_CHECK_VALUE(t->sizes() == targets.sizes(), "mu and logvar must have the shape of targets ",
-                        targets.sizes(), ", got ", t->sizes());
-      TORCH_CHECK_TYPE(t->scalar_type() == dt, "mu and logvar must have the dtype of context (", dt, "), got ",
-                       t->scalar_type());
-      TORCH_CHECK_VALUE(t->device().is_cpu(), "mu and logvar must be on the CPU, got ", t->device());
-    }
-  }
+  // The dispatcher picks this kernel only when every input is a CPU tensor (CUDA outranks CPU).
+  TORCH_INTERNAL_ASSERT(context.device().is_cpu() && targets.device().is_cpu() && weight.device().is_cpu() &&
+                        neg_idx.device().is_cpu());
+  const Sizes s = checks::check_inputs(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window);
   // Every index that will be read must lie in [0, B*T): checked before any gather touches memory.
-  const int64_t rows = s.B * s.T;
   auto idx = neg_idx.accessor<int64_t, 4>();
   for (int64_t k = 1; k <= s.K; ++k)
     for (int64_t b = 0; b < s.B; ++b)
       for (int64_t t = s.t0; t < s.last(k); ++t)
         for (int64_t n = 0; n < s.N; ++n) {
           const int64_t v = idx[k - 1][b][t][n];
-          TORCH_CHECK_VALUE(v >= 0 && v < rows, "neg_idx: every value must lie in [0, B*T) = [0, ", rows,
-                            "), found ", v, " at [", k - 1, ", ", b, ", ", t, ", ", n, "]");
+          if (v < 0 || v >= s.R) checks::index_error(s, v, k - 1, b, t, n);
         }
   return s;
 }
 
-void check_weights(const Sizes& s, const at::Tensor& context, const at::Tensor& loss_weight,
-                   const std::optional<at::Tensor>& kl_weight) {
-  const auto acc = context.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;  // the accumulation dtype
-  TORCH_CHECK_VALUE(loss_weight.dim() == 3 && loss_weight.size(0) == s.K && loss_weight.size(1) == s.B &&
-                        loss_weight.size(2) == s.T,
-                    "loss_weight must be (K, B, T) = (", s.K, ", ", s.B, ", ", s.T, "), got ", loss_weight.sizes());
-  TORCH_CHECK_TYPE(loss_weight.scalar_type() == acc, "loss_weight must be ", acc, ", got ", loss_weight.scalar_type());
-  TORCH_CHECK_VALUE(loss_weight.device().is_cpu(), "loss_weight must be on the CPU");
-  TORCH_CHECK_VALUE(kl_weight.has_value() == s.has_kl, "kl_weight must be given exactly when mu and logvar are");
-  if (kl_weight.has_value()) {
-    TORCH_CHECK_VALUE(kl_weight->dim() == 2 && kl_weight->size(0) == s.B && kl_weight->size(1) == s.T,
-                      "kl_weight must be (B, T) = (", s.B, ", ", s.T, "), got ", kl_weight->sizes());
-    TORCH_CHECK_TYPE(kl_weight->scalar_type() == acc, "kl_weight must be ", acc, ", got ", kl_weight->scalar_type());
-    TORCH_CHECK_VALUE(kl_weight->device().is_cpu(), "kl_weight must be on the CPU");
-  }
-}
+using checks::check_weights;
 
 // ---- the fused pass ------------------------------------------------------------------------
 
