@@ -36,11 +36,11 @@ def unavailable_reason(provider: str, device: str = "cpu") -> str | None:
     if device == "cuda" and not torch.cuda.is_available():
         return "--sim-device=cuda but torch.cuda.is_available() is False (no GPU or a CPU-only torch)"
     if provider == "native":
-        from sim_kernels import _ext
+        from sim_kernels import available_backends, registry
 
-        if not _ext.has_kernel(device):
-            why = (f"the extension sim_kernels._C did not load ({_ext.LOAD_ERROR})" if not _ext.available()
-                   else f"sim_kernels._C loaded but registers no {device.upper()} kernel for the sim_kernels ops")
+        if "native" not in available_backends(device):
+            why = (registry.get("native").unavailable_reason()
+                   or f"sim_kernels._C loaded but registers no {device.upper()} kernel for the sim_kernels ops")
             return (f"native provider skipped: no native {device} kernel: {why}. Build it with "
                     "`pip install --no-build-isolation -e .` (make build; FORCE_CUDA=1 for the CUDA kernel)")
     if provider == "triton":

@@ -14,7 +14,7 @@
 //                       correct (K, B, T) bool: s+ > max_n s-_n at valid anchors;
 //                       kl (B, T): 1/2 sum_c (mu^2 + e^logvar - logvar - 1), or (0,) without mu.
 //                       loss and kl are float64 for float64 inputs, float32 otherwise.
-// smooth_infonce_weighted -> value = sum(loss_weight * loss) + sum(kl_weight * kl), the fwd
+// smooth_infonce_value_and_grad -> value = sum(loss_weight * loss) + sum(kl_weight * kl), the fwd
 //                       outputs, and the gradient of value with respect to every input
 //                       (grad_mu, grad_logvar are (0,) without mu). It is the forward and the
 //                       backward in one pass, used when the upstream weights are known up front.
@@ -35,7 +35,7 @@ TORCH_LIBRARY(sim_kernels, m) {
       "Tensor? mu, Tensor? logvar, SymInt t_begin, SymInt t_end, bool common_window=False) -> "
       "(Tensor loss, Tensor correct, Tensor kl)");
   m.def(
-      "smooth_infonce_weighted(Tensor context, Tensor targets, Tensor weight, Tensor neg_idx, "
+      "smooth_infonce_value_and_grad(Tensor context, Tensor targets, Tensor weight, Tensor neg_idx, "
       "Tensor? mu, Tensor? logvar, SymInt t_begin, SymInt t_end, Tensor loss_weight, Tensor? kl_weight, "
       "bool common_window=False) -> "
       "(Tensor value, Tensor loss, Tensor correct, Tensor kl, Tensor grad_context, Tensor grad_targets, "

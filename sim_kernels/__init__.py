@@ -2,11 +2,13 @@
 
     from sim_kernels import SmoothInfoNCELoss, InfoNCELoss, smooth_infonce
 """
+from . import backends  # noqa: F401  (registers the backends and their ops' fake/autograd kernels)
 from .functional import smooth_infonce, smooth_infonce_with_metrics
 from .loss import InfoNCELoss, SmoothInfoNCELoss
 from .reference import smooth_infonce_reference
+from .registry import available_backends
 from .sampling import sample_negatives
 
 __all__ = ["smooth_infonce", "smooth_infonce_with_metrics", "smooth_infonce_reference", "SmoothInfoNCELoss",
-           "InfoNCELoss", "sample_negatives"]
+           "InfoNCELoss", "sample_negatives", "available_backends"]
 __version__ = "0.1.0"

@@ -11,7 +11,7 @@ except ImportError as e:  # installed without a compiler, or SIM_NO_EXTENSION=1
     _C = None
     LOAD_ERROR = e
 
-OPS = ("smooth_infonce_fwd", "smooth_infonce_weighted")
+OPS = ("smooth_infonce_fwd", "smooth_infonce_value_and_grad")
 
 
 def available() -> bool:

@@ -1,7 +1,7 @@
 """smooth_infonce(...): argument checks, backend choice and dispatch.
 
 The reductions live here, on top of three per-anchor statistics every backend produces
-(loss (K, B, T), correct (K, B, T), kl (B, T)); see sim_kernels/backends.py.
+(loss (K, B, T), correct (K, B, T), kl (B, T)); see sim_kernels/registry.py.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numbers
 
 import torch
 
-from . import _autocast, backends
+from . import _autocast, registry
 from .reference import accumulation_dtype
 
 __all__ = ["smooth_infonce", "smooth_infonce_with_metrics", "REDUCTIONS", "KL_REDUCTIONS", "BACKENDS",
@@ -18,7 +18,7 @@ __all__ = ["smooth_infonce", "smooth_infonce_with_metrics", "REDUCTIONS", "KL_RE
 
 REDUCTIONS = ("mean", "sum", "none")
 KL_REDUCTIONS = ("dims", "time")
-BACKENDS = ("auto", "native", "triton", "reference")
+BACKENDS = registry.BACKEND_NAMES  # "auto" and every registered backend (a live view of the registry)
 ANCHOR_WINDOWS = ("per_step", "common")
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -83,60 +83,97 @@ def smooth_infonce_with_metrics(context, targets, weight, neg_idx, mu=None, logv
 
 def _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, metrics, window=None,
          anchor_window="per_step", score_scale=1.0):
-    if isinstance(context, torch.Tensor) and _autocast.enabled(context.device.type):
-        # Under autocast: inputs keep their dtype; a mix is cast once to the widest (sim_kernels/_autocast.py).
-        context, targets, weight, mu, logvar = _autocast.promote(context, targets, weight, mu, logvar)
-    B, T, K, t0, t1 = _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, window)
-    common = _check_options(anchor_window, score_scale)
-    impl = backends.choose(backend, context)
-    if neg_idx.dim() == 3:
-        neg_idx = neg_idx.unsqueeze(0).expand(K, -1, -1, -1)
-    if impl.checks_indices_in_python:
-        _check_index_values(neg_idx, B * T, t0, t1, common)
-    scale = 1.0 / targets.shape[-1] if score_scale == "mean" else float(score_scale)
-    if scale != 1.0:
-        weight = weight * scale  # s = scale * z.(W c) = z.((scale W) c)
+    """Checks and dispatch, then either the per-anchor statistics reduced here (reduction="none" or no
+    gradient needed) or the fused value-and-grad op with the reduction's weights known up front."""
+    impl, (context, targets, weight, neg_idx, mu, logvar), (B, T, K, t0, t1, common) = _dispatch(
+        context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, window,
+        anchor_window, score_scale)
     acc = accumulation_dtype(context.dtype)
-    dev = context.device
-
-    steps = torch.arange(1, K + 1, device=dev)
-    shift = torch.full_like(steps, K) if common else steps  # the last anchor of step k is t1 - shift_k - 1
-    count = (B * (t1 - t0 - shift)).to(acc)  # anchors per step (K,)
-    t = torch.arange(T, device=dev)
-    valid = (t >= t0) & (t.view(1, T) < (t1 - shift).view(K, 1))  # (K, T)
+    count, valid = _step_weights(B, T, K, t0, t1, common, acc, context.device)
+    kl_den = _kl_denominator(kl_reduction, B, T, targets.shape[-1])
 
     needs_grad = torch.is_grad_enabled() and any(
         x is not None and x.requires_grad for x in (context, targets, weight, mu, logvar))
     if reduction == "none" or not needs_grad:
         loss, correct, kl = impl.fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1, common)
-        if reduction == "none":
-            out = loss
-        else:
-            per_k = loss.sum(dim=(1, 2)) / count
-            out = per_k.mean() if reduction == "mean" else per_k.sum()
-            if kl is not None:
-                out = out + beta * kl.sum() / _kl_denominator(kl_reduction, B, T, targets.shape[-1])
+        out = loss if reduction == "none" else _reduce(loss, kl, count, reduction, beta, kl_den)
     else:
         # Upstream weights are known now, so the kernel does forward and backward in one pass.
-        scale = (1.0 / count) / (K if reduction == "mean" else 1)
-        loss_weight = (valid.to(acc) * scale.view(K, 1)).view(K, 1, T).expand(K, B, T)
-        kl_weight = None
-        if mu is not None:
-            kl_weight = torch.full((B, T), beta / _kl_denominator(kl_reduction, B, T, targets.shape[-1]), dtype=acc, device=dev)
-        out, loss, correct, kl = impl.weighted(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight,
-                                               kl_weight, common)
-
+        loss_weight, kl_weight = _upstream_weights(valid, count, reduction, beta, kl_den, B, T, K, mu is not None)
+        out, loss, correct, kl = impl.value_and_grad(context, targets, weight, neg_idx, mu, logvar, t0, t1,
+                                                     loss_weight, kl_weight, common)
     if not metrics:
         return out, None
-    with torch.no_grad():
-        m = {
-            "nce": loss.detach().sum(dim=(1, 2)) / count,
-            "accuracy": correct.sum(dim=(1, 2)).to(acc) / count,
-            "kl": (kl.detach().sum() / _kl_denominator(kl_reduction, B, T, targets.shape[-1])) if kl is not None
-            else torch.zeros((), dtype=acc, device=dev),
-        }
-    return out, m
+    return out, _metrics(loss, correct, kl, count, kl_den)
 
+
+# ---- dispatch ------------------------------------------------------------------------------------
+
+def _dispatch(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, window,
+              anchor_window, score_scale):
+    """Autocast promotion, every argument check, the backend choice, and the inputs as the backends take
+    them: neg_idx (K, B, T, N) (a shared (B, T, N) expanded with stride 0), weight scaled by score_scale.
+    Returns (backend, inputs, (B, T, K, t0, t1, common))."""
+    if isinstance(context, torch.Tensor) and _autocast.enabled(context.device.type):
+        # Under autocast: inputs keep their dtype; a mix is cast once to the widest (sim_kernels/_autocast.py).
+        context, targets, weight, mu, logvar = _autocast.promote(context, targets, weight, mu, logvar)
+    B, T, K, t0, t1 = _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, window)
+    common = _check_options(anchor_window, score_scale)
+    impl = registry.choose(backend, context)
+    if neg_idx.dim() == 3:
+        neg_idx = neg_idx.unsqueeze(0).expand(K, -1, -1, -1)
+    if impl.kernel_skips_index_check:
+        _check_index_values(neg_idx, B * T, t0, t1, common)
+    scale = 1.0 / targets.shape[-1] if score_scale == "mean" else float(score_scale)
+    if scale != 1.0:
+        weight = weight * scale  # s = scale * z.(W c) = z.((scale W) c)
+    return impl, (context, targets, weight, neg_idx, mu, logvar), (B, T, K, t0, t1, common)
+
+
+# ---- weighting -----------------------------------------------------------------------------------
+
+def _step_weights(B, T, K, t0, t1, common, acc, dev):
+    """count (K,): anchors per step, in the accumulation dtype; valid (K, T): the anchor window per step."""
+    steps = torch.arange(1, K + 1, device=dev)
+    shift = torch.full_like(steps, K) if common else steps  # the last anchor of step k is t1 - shift_k - 1
+    count = (B * (t1 - t0 - shift)).to(acc)  # anchors per step (K,)
+    t = torch.arange(T, device=dev)
+    valid = (t >= t0) & (t.view(1, T) < (t1 - shift).view(K, 1))  # (K, T)
+    return count, valid
+
+
+def _upstream_weights(valid, count, reduction, beta, kl_den, B, T, K, has_kl):
+    """loss_weight (K, B, T) and kl_weight (B, T) or None: d loss / d (per-anchor loss, per-frame KL)."""
+    acc = count.dtype
+    scale = (1.0 / count) / (K if reduction == "mean" else 1)
+    loss_weight = (valid.to(acc) * scale.view(K, 1)).view(K, 1, T).expand(K, B, T)
+    kl_weight = torch.full((B, T), beta / kl_den, dtype=acc, device=count.device) if has_kl else None
+    return loss_weight, kl_weight
+
+
+# ---- reductions and metrics ----------------------------------------------------------------------
+
+def _reduce(loss, kl, count, reduction, beta, kl_den):
+    """reduction "mean" (1/K sum over k of per-k anchor means) or "sum" (their sum), + beta * reduced KL."""
+    per_k = loss.sum(dim=(1, 2)) / count
+    out = per_k.mean() if reduction == "mean" else per_k.sum()
+    if kl is not None:
+        out = out + beta * kl.sum() / kl_den
+    return out
+
+
+def _metrics(loss, correct, kl, count, kl_den):
+    """Detached metric tensors (no host sync): nce (K,), accuracy (K,), kl ()."""
+    with torch.no_grad():
+        return {
+            "nce": loss.detach().sum(dim=(1, 2)) / count,
+            "accuracy": correct.sum(dim=(1, 2)).to(count.dtype) / count,
+            "kl": (kl.detach().sum() / kl_den) if kl is not None
+            else torch.zeros((), dtype=count.dtype, device=count.device),
+        }
+
+
+# ---- checks --------------------------------------------------------------------------------------
 
 def _kl_denominator(kl_reduction, B, T, Cz):
     return B * T if kl_reduction == "dims" else B * Cz
@@ -157,15 +194,21 @@ def _check_options(anchor_window, score_scale) -> bool:
 
 
 def _check_index_values(neg_idx, rows, t0, t1, common=False):
-    """Used entries of (K, B, T, N) neg_idx must lie in [0, rows). Reads the data (a host sync on GPU)."""
+    """Used entries of (K, B, T, N) neg_idx must lie in [0, rows). Reads the data with one host sync for
+    all K steps (one any() over the whole tensor); the message is the kernels' (csrc/checks.h)."""
     if torch.compiler.is_compiling():
         return
-    K = neg_idx.shape[0]
-    for k in range(1, K + 1):
-        used = neg_idx[k - 1, :, t0 : t1 - (K if common else k)]
-        if used.numel() and bool(((used < 0) | (used >= rows)).any()):
-            bad = used[(used < 0) | (used >= rows)][0].item()
-            raise ValueError(f"neg_idx: every value must lie in [0, B*T) = [0, {rows}), found {bad} (at step k={k})")
+    K, B, T, N = neg_idx.shape
+    dev = neg_idx.device
+    t = torch.arange(T, device=dev).view(1, T)
+    last = t1 - (torch.full((K, 1), K, device=dev) if common else torch.arange(1, K + 1, device=dev).view(K, 1))
+    used = ((t >= t0) & (t < last)).view(K, 1, T, 1)
+    bad = used & ((neg_idx < 0) | (neg_idx >= rows))
+    if not bool(bad.any()):  # the one sync
+        return
+    k, b, tt, n = bad.nonzero()[0].tolist()  # error path only
+    raise ValueError(f"neg_idx: every used value (anchors t_begin <= t < t_end - k) must lie in [0, B*T) = "
+                     f"[0, {rows}), found {int(neg_idx[k, b, tt, n])} at neg_idx[{k}, {b}, {tt}, {n}]")
 
 
 def _tensor(name, x, ndim):
@@ -225,6 +268,12 @@ def _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, re
                 raise TypeError(f"{name} must have the dtype of context ({context.dtype}), got {x.dtype}")
             if x.device != context.device:
                 raise ValueError(f"{name} must be on the device of context ({context.device}), got {x.device}")
+    _check_scalars(beta, kl_reduction, reduction, backend)
+    return B, T, K, t0, t1
+
+
+def _check_scalars(beta, kl_reduction, reduction, backend):
+    """The non-tensor arguments of smooth_infonce (also checked by SmoothInfoNCELoss at construction)."""
     if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
         raise TypeError(f"beta must be a real number, got {type(beta).__name__}")
     if not math.isfinite(beta) or beta < 0:
@@ -233,6 +282,5 @@ def _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, re
         raise ValueError(f"kl_reduction must be one of {KL_REDUCTIONS}, got {kl_reduction!r}")
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    if backend not in BACKENDS:
+    if not registry.is_name(backend):
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    return B, T, K, t0, t1

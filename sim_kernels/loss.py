@@ -6,7 +6,8 @@ import math
 import torch
 from torch import nn
 
-from .functional import BACKENDS, KL_REDUCTIONS, REDUCTIONS, _check_options, smooth_infonce_with_metrics
+from .functional import BACKENDS, KL_REDUCTIONS, REDUCTIONS  # noqa: F401  (re-exported, as before)
+from .functional import _check_options, _check_scalars, _tensor, smooth_infonce_with_metrics
 from .sampling import SAMPLERS, sample_negatives
 
 __all__ = ["SmoothInfoNCELoss", "InfoNCELoss"]
@@ -57,17 +58,10 @@ class SmoothInfoNCELoss(nn.Module):
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-        if kl_reduction not in KL_REDUCTIONS:
-            raise ValueError(f"kl_reduction must be one of {KL_REDUCTIONS}, got {kl_reduction!r}")
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        _check_scalars(beta, kl_reduction, reduction, backend)  # the functional's checks and messages
         if subsample_window is not None and (not isinstance(subsample_window, int) or subsample_window <= prediction_steps):
             raise ValueError(f"subsample_window must be None or an int > prediction_steps={prediction_steps}, "
                              f"got {subsample_window!r}")
-        if isinstance(beta, bool) or not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
-            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
         self.context_dim, self.target_dim = context_dim, target_dim
         self.prediction_steps, self.negative_samples = prediction_steps, negative_samples
         self.beta, self.sampler, self.kl_reduction, self.reduction = float(beta), sampler, kl_reduction, reduction
@@ -96,8 +90,7 @@ class SmoothInfoNCELoss(nn.Module):
         return (start, start + W)
 
     def forward(self, context, targets, mu=None, logvar=None, *, generator=None, neg_idx=None, return_metrics=False):
-        if not isinstance(context, torch.Tensor) or context.dim() != 3:
-            raise ValueError(f"context must be a (B, T, Cc) tensor, got {getattr(context, 'shape', type(context))}")
+        _tensor("context", context, 3)  # the functional's check: B and T are needed before it runs
         B, T, _ = context.shape
         window = self.window(T, generator)
         if neg_idx is None:

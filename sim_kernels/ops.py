@@ -1,118 +1,15 @@
-"""Fake (meta) kernels and autograd for the C++ ops declared in csrc/ops.cpp.
+"""Fake (meta) kernels, autograd and autocast for the C++ ops declared in csrc/ops.cpp.
 
-Importing this module registers them; sim_kernels.backends imports it before the first native call.
-
-Autograd:
-- smooth_infonce_weighted returns value = sum(loss_weight * loss) + sum(kl_weight * kl) together
-  with its gradients, computed in the forward pass. Its backward only scales them by the incoming
-  grad: d value / d loss_weight = loss and d value / d kl_weight = kl are exact too. Every other
-  output (loss, correct, kl and the gradients) is a non-differentiable by-product.
-- smooth_infonce_fwd (per-anchor losses, used for reduction="none" and under no_grad) recomputes
-  in its backward: it calls smooth_infonce_weighted with loss_weight = the incoming gradient.
-Double backward is not supported.
+Imported when the package loads (sim_kernels/backends/native.py), as pytorch/extension-cpp does;
+it registers nothing when sim_kernels._C did not load. The registrations themselves are shared with
+the Triton ops: sim_kernels/_oplib.py (autograd derivation there).
 """
 from __future__ import annotations
 
-import torch
-
-from . import _autocast, _ext
+from . import _ext
+from ._oplib import register_ops
 
 __all__ = []
 
 if _ext.available():
-    def _acc(dtype):
-        return torch.float64 if dtype == torch.float64 else torch.float32
-
-    def _check_fake(context, targets, weight, neg_idx):
-        torch._check(context.dim() == 3, lambda: "context must be (B, T, Cc)")
-        torch._check(targets.dim() == 3, lambda: "targets must be (B, T, Cz)")
-        torch._check(weight.dim() == 3, lambda: "weight must be (K, Cz, Cc)")
-        torch._check(neg_idx.dim() == 4, lambda: "neg_idx must be (K, B, T, N)")
-        torch._check(neg_idx.dtype == torch.int64, lambda: "neg_idx must be int64")
-        torch._check(targets.shape[:2] == context.shape[:2], lambda: "targets must match context in (B, T)")
-
-    @torch.library.register_fake("sim_kernels::smooth_infonce_fwd")
-    def _fwd_fake(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window=False):
-        # Sizes are read off the tensors (symbolic under torch.compile(dynamic=True)); t_begin and t_end are
-        # SymInts that are never compared here, so a new T does not recompile.
-        _check_fake(context, targets, weight, neg_idx)
-        B, T, _ = context.shape
-        K = weight.shape[0]
-        acc = _acc(context.dtype)
-        loss = context.new_empty((K, B, T), dtype=acc)
-        correct = context.new_empty((K, B, T), dtype=torch.bool)
-        kl = context.new_empty((B, T) if mu is not None else (0,), dtype=acc)
-        return loss, correct, kl
-
-    @torch.library.register_fake("sim_kernels::smooth_infonce_weighted")
-    def _weighted_fake(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, loss_weight, kl_weight,
-                       common_window=False):
-        loss, correct, kl = _fwd_fake(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end)
-        value = context.new_empty((), dtype=loss.dtype)
-        g_mu = torch.empty_like(mu, memory_format=torch.contiguous_format) if mu is not None else context.new_empty((0,))
-        g_lv = torch.empty_like(logvar, memory_format=torch.contiguous_format) if logvar is not None else context.new_empty((0,))
-        return (value, loss, correct, kl,
-                torch.empty_like(context, memory_format=torch.contiguous_format),
-                torch.empty_like(targets, memory_format=torch.contiguous_format),
-                torch.empty_like(weight, memory_format=torch.contiguous_format), g_mu, g_lv)
-
-    # ---- smooth_infonce_weighted: gradients computed in the forward, scaled in the backward ----
-    def _weighted_setup(ctx, inputs, output):
-        value, loss, correct, kl, gc, gt, gw, gmu, glv = output
-        ctx.has_kl = inputs[4] is not None
-        ctx.save_for_backward(loss, kl, gc, gt, gw, gmu, glv)
-        ctx.mark_non_differentiable(loss, correct, kl, gc, gt, gw, gmu, glv)
-
-    def _weighted_backward(ctx, g_value, *_unused):
-        loss, kl, gc, gt, gw, gmu, glv = ctx.saved_tensors
-        g = g_value
-        # loss.backward() sends g = 1: the saved gradients are then returned as they are. Without
-        # retain_graph autograd has released its saved copies by the time it accumulates, so
-        # .grad takes these very tensors: no second copy of every input's size at the peak (the
-        # paper shape: 133 -> 89 MB). With retain_graph autograd clones them, as for any shared
-        # gradient. Reading g is free for a CPU tensor; on CUDA (it would sync) and while tracing
-        # (torch.compile, AOT) the gradients are scaled out of place.
-        if not torch.compiler.is_compiling() and type(gc) is torch.Tensor and g.device.type == "cpu" and g.item() == 1.0:
-            return (gc, gt, gw, None, gmu if ctx.has_kl else None, glv if ctx.has_kl else None, None, None,
-                    loss, kl if ctx.has_kl else None, None)
-
-        def scale(x):
-            return x * g.to(x.dtype)
-
-        return (scale(gc), scale(gt), scale(gw), None,
-                scale(gmu) if ctx.has_kl else None, scale(glv) if ctx.has_kl else None,
-                None, None, g * loss, g * kl if ctx.has_kl else None, None)
-
-    torch.library.register_autograd("sim_kernels::smooth_infonce_weighted", _weighted_backward,
-                                    setup_context=_weighted_setup)
-
-    # ---- smooth_infonce_fwd: recompute with the incoming gradient as loss_weight ----
-    def _fwd_setup(ctx, inputs, output):
-        context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window = inputs
-        ctx.window = (t_begin, t_end, common_window)
-        ctx.has_kl = mu is not None
-        ctx.save_for_backward(context, targets, weight, neg_idx, mu, logvar)
-        ctx.mark_non_differentiable(output[1])
-        ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None
-
-    def _fwd_backward(ctx, g_loss, _g_correct, g_kl):
-        context, targets, weight, neg_idx, mu, logvar = ctx.saved_tensors
-        B, T, _ = context.shape
-        acc = _acc(context.dtype)
-        if g_loss is None:
-            g_loss = torch.zeros((weight.shape[0], B, T), dtype=acc, device=context.device)
-        # An unused kl output (reduction="none") leaves mu and logvar out of the graph: their gradient
-        # is None, as autograd gives the reference, and the kernel skips the KL.
-        kl_used = ctx.has_kl and g_kl is not None
-        out = torch.ops.sim_kernels.smooth_infonce_weighted(
-            context, targets, weight, neg_idx, mu if kl_used else None, logvar if kl_used else None,
-            ctx.window[0], ctx.window[1], g_loss.contiguous(), g_kl.contiguous() if kl_used else None, ctx.window[2])
-        _, _, _, _, gc, gt, gw, gmu, glv = out
-        return (gc, gt, gw, None, gmu if kl_used else None, glv if kl_used else None, None, None, None)
-
-    torch.library.register_autograd("sim_kernels::smooth_infonce_fwd", _fwd_backward, setup_context=_fwd_setup)
-
-    # ---- autocast: inputs keep their dtype (a mix is promoted once), kernels run un-lowered ----
-    _LIB = torch.library.Library("sim_kernels", "IMPL")
-    for _name in ("smooth_infonce_fwd", "smooth_infonce_weighted"):
-        _autocast.register(f"sim_kernels::{_name}", _LIB)
+    register_ops("sim_kernels", fake=True)

@@ -60,7 +60,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("smooth_infonce_fwd", &sim::driver::fwd<HostLauncher>, py::arg("context"), py::arg("targets"),
         py::arg("weight"), py::arg("neg_idx"), py::arg("mu"), py::arg("logvar"), py::arg("t_begin"), py::arg("t_end"),
         py::arg("common_window") = false);
-  m.def("smooth_infonce_weighted", &sim::driver::weighted<HostLauncher>, py::arg("context"), py::arg("targets"),
+  m.def("smooth_infonce_value_and_grad", &sim::driver::value_and_grad<HostLauncher>, py::arg("context"), py::arg("targets"),
         py::arg("weight"), py::arg("neg_idx"), py::arg("mu"), py::arg("logvar"), py::arg("t_begin"), py::arg("t_end"),
         py::arg("loss_weight"), py::arg("kl_weight"), py::arg("common_window") = false);
   m.def("shared_math_selftest", &shared_math_selftest);

@@ -1,4 +1,4 @@
-// Fused CUDA kernel of sim_kernels::smooth_infonce_fwd / smooth_infonce_weighted (and the
+// Fused CUDA kernel of sim_kernels::smooth_infonce_fwd / smooth_infonce_value_and_grad (and the
 // _shared_math_selftest hook). Semantics: csrc/ops.cpp; oracle: sim_kernels/reference.py.
 //
 // Per tile of rt anchor rows (smooth_infonce_driver.h, all on the current CUDA stream):
@@ -125,14 +125,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> smooth_infonce_fwd(const at::Tens
   return driver::fwd<Launcher>(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window);
 }
 
-driver::WeightedOut smooth_infonce_weighted(const at::Tensor& context, const at::Tensor& targets,
+driver::ValueAndGradOut smooth_infonce_value_and_grad(const at::Tensor& context, const at::Tensor& targets,
                                             const at::Tensor& weight, const at::Tensor& neg_idx,
                                             const std::optional<at::Tensor>& mu,
                                             const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end,
                                             const at::Tensor& loss_weight, const std::optional<at::Tensor>& kl_weight,
                                             bool common_window) {
   const c10::cuda::CUDAGuard guard(context.device());
-  return driver::weighted<Launcher>(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, loss_weight,
+  return driver::value_and_grad<Launcher>(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, loss_weight,
                                     kl_weight, common_window);
 }
 
@@ -170,6 +170,6 @@ std::tuple<at::Tensor, at::Tensor> shared_math_selftest(const at::Tensor& scores
 
 TORCH_LIBRARY_IMPL(sim_kernels, CUDA, m) {
   m.impl("smooth_infonce_fwd", &sim::cuda::smooth_infonce_fwd);
-  m.impl("smooth_infonce_weighted", &sim::cuda::smooth_infonce_weighted);
+  m.impl("smooth_infonce_value_and_grad", &sim::cuda::smooth_infonce_value_and_grad);
   m.impl("_shared_math_selftest", &sim::cuda::shared_math_selftest);
 }

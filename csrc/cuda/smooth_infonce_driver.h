@@ -21,6 +21,7 @@
 #include <optional>
 #include <tuple>
 
+#include "checks.h"
 #include "smooth_infonce_rows.cuh"
 
 namespace sim {
@@ -29,82 +30,13 @@ namespace driver {
 // Elements of one tile buffer (P, dP, coef): 4M floats = 16 MB each in fp32.
 constexpr int64_t kTileElements = int64_t(1) << 22;
 
-struct Dims {
-  int64_t B, T, Cc, Cz, K, N, R;
-};
-
-inline bool is_float_dtype(at::ScalarType s) {
-  return s == at::kHalf || s == at::kBFloat16 || s == at::kFloat || s == at::kDouble;
-}
-
-inline at::ScalarType acc_dtype(at::ScalarType s) { return s == at::kDouble ? at::kDouble : at::kFloat; }
-
-inline void check_same(const at::Tensor& x, const char* name, const at::Tensor& context) {
-  TORCH_CHECK_TYPE(x.scalar_type() == context.scalar_type(), name, " must have the dtype of context (",
-                   context.scalar_type(), "), got ", x.scalar_type());
-  TORCH_CHECK_VALUE(x.device() == context.device(), name, " must be on the device of context (", context.device(),
-                    "), got ", x.device());
-}
-
-// Every argument check; used neg_idx values are checked separately (check_index_values).
-inline Dims check_inputs(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
-                         const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu,
-                         const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end) {
-  TORCH_CHECK_VALUE(context.dim() == 3, "context must be 3-D (B, T, Cc), got shape ", context.sizes());
-  TORCH_CHECK_TYPE(is_float_dtype(context.scalar_type()),
-                   "context must be float16, bfloat16, float32 or float64, got ", context.scalar_type());
-  const int64_t B = context.size(0), T = context.size(1), Cc = context.size(2);
-  TORCH_CHECK_VALUE(B * T > 0, "context must have B*T > 0, got ", context.sizes());
-  TORCH_CHECK_VALUE(targets.dim() == 3 && targets.size(0) == B && targets.size(1) == T,
-                    "targets must have shape (B, T, Cz) = (", B, ", ", T, ", Cz), got ", targets.sizes());
-  check_same(targets, "targets", context);
-  const int64_t Cz = targets.size(2);
-  TORCH_CHECK_VALUE(Cc > 0 && Cz > 0, "context and targets need at least one channel, got Cc=", Cc, ", Cz=", Cz);
-  TORCH_CHECK_VALUE(weight.dim() == 3 && weight.size(0) >= 1 && weight.size(1) == Cz && weight.size(2) == Cc,
-                    "weight must have shape (K, Cz, Cc) = (K, ", Cz, ", ", Cc, "), got ", weight.sizes());
-  check_same(weight, "weight", context);
-  const int64_t K = weight.size(0);
-  TORCH_CHECK_TYPE(neg_idx.scalar_type() == at::kLong, "neg_idx must be int64, got ", neg_idx.scalar_type());
-  TORCH_CHECK_VALUE(neg_idx.dim() == 4 && neg_idx.size(0) == K && neg_idx.size(1) == B && neg_idx.size(2) == T &&
-                        neg_idx.size(3) >= 1,
-                    "neg_idx must have shape (K, B, T, N) = (", K, ", ", B, ", ", T, ", N >= 1), got ", neg_idx.sizes());
-  TORCH_CHECK_VALUE(neg_idx.device() == context.device(), "neg_idx must be on the device of context (",
-                    context.device(), "), got ", neg_idx.device());
-  TORCH_CHECK_VALUE(mu.has_value() == logvar.has_value(),
-                    "mu and logvar must be given together (both or neither), got only ", mu.has_value() ? "mu" : "logvar");
-  if (mu.has_value()) {
-    for (const auto& [name, x] : {std::pair<const char*, const at::Tensor*>{"mu", &*mu}, {"logvar", &*logvar}}) {
-      TORCH_CHECK_VALUE(x->sizes() == targets.sizes(), name, " must have the shape of targets ", targets.sizes(),
-                        ", got ", x->sizes());
-      check_same(*x, name, context);
-    }
-  }
-  TORCH_CHECK_VALUE(0 <= t_begin && t_begin < t_end && t_end <= T,
-                    "t_begin, t_end must satisfy 0 <= t_begin < t_end <= T=", T, ", got ", t_begin, ", ", t_end);
-  TORCH_CHECK_VALUE(K < t_end - t_begin, "weight: K (prediction steps) must be < the anchor window ", t_end - t_begin,
-                    ", got K=", K);
-  return Dims{B, T, Cc, Cz, K, neg_idx.size(3), B * T};
-}
-
-// Same rules as the CPU kernel: weights in the accumulation dtype, kl_weight exactly when mu/logvar are.
-inline void check_weights(const Dims& d, const at::Tensor& context, const at::Tensor& loss_weight,
-                          const std::optional<at::Tensor>& kl_weight, bool has_kl) {
-  const auto acc = acc_dtype(context.scalar_type());
-  TORCH_CHECK_VALUE(loss_weight.dim() == 3 && loss_weight.size(0) == d.K && loss_weight.size(1) == d.B &&
-                        loss_weight.size(2) == d.T,
-                    "loss_weight must have shape (K, B, T) = (", d.K, ", ", d.B, ", ", d.T, "), got ", loss_weight.sizes());
-  TORCH_CHECK_TYPE(loss_weight.scalar_type() == acc, "loss_weight must be ", acc, ", got ", loss_weight.scalar_type());
-  TORCH_CHECK_VALUE(loss_weight.device() == context.device(), "loss_weight must be on the device of context (",
-                    context.device(), "), got ", loss_weight.device());
-  TORCH_CHECK_VALUE(kl_weight.has_value() == has_kl, "kl_weight must be given exactly when mu and logvar are");
-  if (kl_weight.has_value()) {
-    TORCH_CHECK_VALUE(kl_weight->dim() == 2 && kl_weight->size(0) == d.B && kl_weight->size(1) == d.T,
-                      "kl_weight must have shape (B, T) = (", d.B, ", ", d.T, "), got ", kl_weight->sizes());
-    TORCH_CHECK_TYPE(kl_weight->scalar_type() == acc, "kl_weight must be ", acc, ", got ", kl_weight->scalar_type());
-    TORCH_CHECK_VALUE(kl_weight->device() == context.device(), "kl_weight must be on the device of context (",
-                      context.device(), "), got ", kl_weight->device());
-  }
-}
+// Checks (shapes, dtypes, devices, messages) are csrc/checks.h's, shared with the CPU kernel.
+using Dims = checks::Sizes;
+using checks::acc_dtype;
+using checks::check_inputs;
+using checks::check_same;
+using checks::check_weights;
+using checks::is_float_dtype;
 
 // Used entries of neg_idx (t_begin <= t < t_end - k, all n) must lie in [0, R). A few elementwise
 // ops and one any() reduction over the (K, B, T, N) view, then ONE host sync to raise the error
@@ -122,9 +54,7 @@ inline void check_index_values(const Dims& d, const at::Tensor& neg_idx, int64_t
   const auto where = bad.nonzero().select(0, 0).cpu();  // error path only
   const auto k = where[0].item<int64_t>(), b = where[1].item<int64_t>(), tt = where[2].item<int64_t>(),
              n = where[3].item<int64_t>();
-  const auto value = neg_idx[k][b][tt][n].item<int64_t>();
-  TORCH_CHECK_VALUE(false, "neg_idx: every used value (anchors t_begin <= t < t_end - k) must lie in [0, B*T) = [0, ", d.R,
-                    "), found ", value, " at neg_idx[", k, ", ", b, ", ", tt, ", ", n, "]");
+  checks::index_error(d, neg_idx[k][b][tt][n].item<int64_t>(), k, b, tt, n);
 }
 
 // Rows per tile: every tile buffer stays under kTileElements; SIM_CUDA_TILE_ROWS (read per call)
@@ -149,8 +79,9 @@ Result run(const at::Tensor& context_in, const at::Tensor& targets_in, const at:
            int64_t t_begin, int64_t t_end, const std::optional<at::Tensor>& loss_weight_in,
            const std::optional<at::Tensor>& kl_weight_in, bool common_window) {
   const at::NoGradGuard no_grad;  // the op is its own backward; matters only when called outside the dispatcher
-  const Dims d = check_inputs(context_in, targets_in, weight_in, neg_idx, mu_in, logvar_in, t_begin, t_end);
-  if constexpr (kGrad) check_weights(d, context_in, *loss_weight_in, kl_weight_in, mu_in.has_value());
+  const Dims d = check_inputs(context_in, targets_in, weight_in, neg_idx, mu_in, logvar_in, t_begin, t_end,
+                              common_window);
+  if constexpr (kGrad) check_weights(d, context_in, *loss_weight_in, kl_weight_in);
   check_index_values(d, neg_idx, t_begin, t_end, common_window);
 
   const auto dtype = context_in.scalar_type();
@@ -262,11 +193,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> fwd(const at::Tensor& context, co
   return {r.loss, r.correct, r.kl};
 }
 
-using WeightedOut = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
+using ValueAndGradOut = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
                                at::Tensor, at::Tensor>;
 
 template <class L>
-WeightedOut weighted(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
+ValueAndGradOut value_and_grad(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
                      const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu,
                      const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end,
                      const at::Tensor& loss_weight, const std::optional<at::Tensor>& kl_weight,

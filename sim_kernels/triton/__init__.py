@@ -1,8 +1,9 @@
-"""Triton backend of smooth_infonce: fused kernels behind the sibling ops sim_kernels_triton::*.
+"""Triton kernels of smooth_infonce behind the sibling ops sim_kernels_triton::* (ops.py).
 
-Importing this package raises ImportError when triton is not importable (backends.py then skips
-the backend). It exports BACKEND, the (fwd, weighted) pair of sim_kernels.backends.Backend, and the
-block-size controls of heuristics.py (no autotune: heuristics a GPU user can override).
+Importing this package raises ImportError when triton is not importable (sim_kernels/backends/triton.py
+then reports the backend unavailable). The backend itself is registered in sim_kernels/backends/triton.py;
+``BACKEND`` here is that registry entry. Also exported: the block-size controls of heuristics.py (no
+autotune: heuristics a GPU user can override).
 """
 from __future__ import annotations
 
@@ -12,9 +13,6 @@ try:
 except Exception as e:  # a broken triton install is as good as none
     raise ImportError(f"triton is not importable: {e}") from e
 
-import torch
-
-from ..backends import ops_backend
 from . import ops  # noqa: F401  (registers the ops and their autograd)
 from .heuristics import block_sizes, override_block_sizes, set_block_sizes
 from .ops import SUPPORTED_DTYPES
@@ -22,4 +20,8 @@ from .ops import SUPPORTED_DTYPES
 __all__ = ["BACKEND", "SUPPORTED_DTYPES", "block_sizes", "override_block_sizes", "set_block_sizes"]
 
 
-BACKEND = ops_backend("triton", "sim_kernels_triton", checks_indices_in_python=True)
+def __getattr__(name):
+    if name == "BACKEND":  # the registry entry (sim_kernels/backends/triton.py), looked up without an import circle
+        from .. import registry
+        return registry.get("triton")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

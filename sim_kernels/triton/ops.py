@@ -1,14 +1,14 @@
 """Triton sibling ops of the native sim_kernels ops, registered with torch.library.triton_op.
 
     sim_kernels_triton::smooth_infonce_fwd       same schema and semantics as sim_kernels::smooth_infonce_fwd
-    sim_kernels_triton::smooth_infonce_weighted  same as sim_kernels::smooth_infonce_weighted
+    sim_kernels_triton::smooth_infonce_value_and_grad  same as sim_kernels::smooth_infonce_value_and_grad
 (see csrc/ops.cpp). They live in their own namespace so that the Python registration never collides
 with the C++ TORCH_LIBRARY(sim_kernels) block. The bodies only call torch ops and wrap_triton
 kernels, so torch.compile can trace into them; autograd is registered below.
 
 Inputs: float16, bfloat16, float32 (accumulated in fp32) or float64 (in fp64), CUDA tensors, or CPU tensors when
 TRITON_INTERPRET=1 was set before triton was imported (tests). Index values are not checked here
-(BACKEND.checks_indices_in_python=True: functional.py checks them); out-of-range indices are
+(the backend's kernel_skips_index_check=True: functional.py checks them); out-of-range indices are
 masked in the kernels, so they never read out of bounds.
 """
 from __future__ import annotations
@@ -22,12 +22,12 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch._subclasses.functional_tensor import FunctionalTensorMode
 from torch.library import triton_op, wrap_triton
 
-from .. import _autocast
+from .._oplib import KL_WEIGHT_MESSAGE, register_ops
 from ..reference import accumulation_dtype
 from . import kernels
 from .heuristics import block_sizes
 
-__all__ = ["smooth_infonce_fwd", "smooth_infonce_weighted", "SUPPORTED_DTYPES"]
+__all__ = ["smooth_infonce_fwd", "smooth_infonce_value_and_grad", "SUPPORTED_DTYPES"]
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -87,6 +87,8 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
          common: bool = False):
     """Launch the kernels; returns (loss, correct, kl, g_context, g_targets, g_weight, g_mu, g_logvar)."""
     _check(context)
+    if grad and (mu is not None) != (kl_weight is not None):
+        raise ValueError(KL_WEIGHT_MESSAGE)
     B, T, Cc = context.shape
     Cz, K, N, rows = targets.shape[-1], weight.shape[0], neg_idx.shape[-1], B * T
     dev, dt = context.device, context.dtype
@@ -131,12 +133,10 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
     if mu is not None:
         m, lv = mu.contiguous(), logvar.contiguous()
         kl = torch.empty((B, T), dtype=acc, device=dev)
-        kw_grad = grad and kl_weight is not None
+        kw_grad = grad  # the value-and-grad op has a kl_weight whenever it has mu (checked in _run)
         if kw_grad:
             kw = kl_weight.to(acc).contiguous()
             g_mu, g_lv = torch.empty_like(m), torch.empty_like(lv)
-        elif grad:  # no kl_weight: value has no KL term
-            kw, g_mu, g_lv = kl, torch.zeros_like(m), torch.zeros_like(lv)
         else:
             kw = kl
         _launch(kernels._kl_kernel, (triton.cdiv(rows, cfg["BLOCK_R"]),))(
@@ -155,8 +155,8 @@ def smooth_infonce_fwd(context: Tensor, targets: Tensor, weight: Tensor, neg_idx
     return loss, correct, kl
 
 
-@triton_op("sim_kernels_triton::smooth_infonce_weighted", mutates_args=())
-def smooth_infonce_weighted(context: Tensor, targets: Tensor, weight: Tensor, neg_idx: Tensor, mu: Optional[Tensor],
+@triton_op("sim_kernels_triton::smooth_infonce_value_and_grad", mutates_args=())
+def smooth_infonce_value_and_grad(context: Tensor, targets: Tensor, weight: Tensor, neg_idx: Tensor, mu: Optional[Tensor],
                             logvar: Optional[Tensor], t_begin: int, t_end: int, loss_weight: Tensor,
                             kl_weight: Optional[Tensor], common_window: bool = False
                             ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -165,7 +165,7 @@ def smooth_infonce_weighted(context: Tensor, targets: Tensor, weight: Tensor, ne
     loss, correct, kl, g_ctx, g_tgt, g_w, g_mu, g_lv = _run(
         context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, loss_weight, kl_weight, True, common_window)
     value = (loss_weight.to(loss.dtype) * loss).sum()
-    if mu is not None and kl_weight is not None:
+    if mu is not None:
         value = value + (kl_weight.to(kl.dtype) * kl).sum()
     return value, loss, correct, kl, g_ctx, g_tgt, g_w, g_mu, g_lv
 
@@ -178,56 +178,12 @@ if _interpreted():
     # triton_op decomposes the op under FunctionalTensorMode (AOTAutograd) so that Inductor sees the
     # kernels; interpreted kernels cannot be traced (see _launch), so keep the op opaque instead:
     # torch.compile then calls it like any custom op (what torch.export does for triton ops, too).
-    for _op in (smooth_infonce_fwd, smooth_infonce_weighted):
+    for _op in (smooth_infonce_fwd, smooth_infonce_value_and_grad):
         _op.register_torch_dispatch(FunctionalTensorMode, _keep_opaque)
 
 
-# ---- autograd -----------------------------------------------------------------------------------
+# Fake kernels come from triton_op (it runs the body on fake tensors); autograd and autocast are the
+# native ops' own (sim_kernels/_oplib.py), so both op families behave alike.
+register_ops("sim_kernels_triton", fake=False)
 
-def _fwd_setup(ctx, inputs, output):
-    context, targets, weight, neg_idx, mu, logvar, t0, t1, common = inputs
-    ctx.save_for_backward(context, targets, weight, neg_idx, mu, logvar)
-    ctx.window = (t0, t1, common)
-    ctx.mark_non_differentiable(output[1])
-    ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None
-
-
-def _fwd_backward(ctx, grad_loss, grad_correct, grad_kl):
-    # d/dx sum(grad_loss * loss) + sum(grad_kl * kl) is exactly what the weighted op computes.
-    context, targets, weight, neg_idx, mu, logvar = ctx.saved_tensors
-    K, B, T = weight.shape[0], context.shape[0], context.shape[1]
-    if grad_loss is None:
-        grad_loss = torch.zeros((K, B, T), dtype=accumulation_dtype(context.dtype), device=context.device)
-    kw = grad_kl if mu is not None else None  # None: kl was not used, mu and logvar get no gradient
-    out = torch.ops.sim_kernels_triton.smooth_infonce_weighted(
-        context, targets, weight, neg_idx, mu, logvar, ctx.window[0], ctx.window[1], grad_loss, kw, ctx.window[2])
-    g_ctx, g_tgt, g_w, g_mu, g_lv = out[4:]
-    has = kw is not None
-    return g_ctx, g_tgt, g_w, None, (g_mu if has else None), (g_lv if has else None), None, None, None
-
-
-def _weighted_setup(ctx, inputs, output):
-    value, loss, correct, kl, g_ctx, g_tgt, g_w, g_mu, g_lv = output
-    ctx.has_kl = inputs[4] is not None and inputs[9] is not None
-    ctx.save_for_backward(g_ctx, g_tgt, g_w, g_mu, g_lv, loss, kl)
-    ctx.mark_non_differentiable(loss, correct, kl, g_ctx, g_tgt, g_w, g_mu, g_lv)
-
-
-def _weighted_backward(ctx, grad_value, *_unused):
-    # value is linear in the upstream weights, so d/dx (grad_value * value) = grad_value * d value/dx,
-    # all computed in the forward pass; d value / d loss_weight = loss, d value / d kl_weight = kl.
-    g_ctx, g_tgt, g_w, g_mu, g_lv, loss, kl = ctx.saved_tensors
-    gv = grad_value
-    mu_grads = (gv * g_mu, gv * g_lv) if ctx.has_kl else (None, None)
-    return (gv * g_ctx, gv * g_tgt, gv * g_w, None, *mu_grads, None, None,
-            gv * loss, gv * kl if ctx.has_kl else None, None)
-
-
-torch.library.register_autograd("sim_kernels_triton::smooth_infonce_fwd", _fwd_backward, setup_context=_fwd_setup)
-torch.library.register_autograd("sim_kernels_triton::smooth_infonce_weighted", _weighted_backward,
-                                setup_context=_weighted_setup)
-
-# Autocast: inputs keep their dtype (a mix is promoted once), the kernels run un-lowered (sim_kernels/_autocast.py).
-_LIB = torch.library.Library("sim_kernels_triton", "IMPL")
-for _name in ("smooth_infonce_fwd", "smooth_infonce_weighted"):
-    _autocast.register(f"sim_kernels_triton::{_name}", _LIB)
+smooth_infonce_weighted = smooth_infonce_value_and_grad  # deprecated alias (the op's name before issue 16)

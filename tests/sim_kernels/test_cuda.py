@@ -62,7 +62,7 @@ def make_inputs(shape, dtype=torch.float32, device="cpu", seed=0, expanded=False
     return out
 
 
-def reference_weighted(x, dtype=None, common_window=False):
+def reference_value_and_grad(x, dtype=None, common_window=False):
     """(value, loss, correct, kl, grads dict) of the reference, run in ``dtype`` (default: the inputs')."""
     cast = (lambda t: t.detach().to(dtype)) if dtype is not None else (lambda t: t.detach())
     leaves = {n: cast(x[n]).requires_grad_() for n in GRAD_NAMES}
@@ -130,7 +130,7 @@ def check_against_reference(out_fwd, out_w, x, dtype):
     value, loss, correct, kl, *grads = out_w
     grads = dict(zip(GRAD_NAMES, grads))
     if dtype in FULL:
-        r_value, r_loss, r_correct, r_kl, r_grads = reference_weighted(x)
+        r_value, r_loss, r_correct, r_kl, r_grads = reference_value_and_grad(x)
         for got in (out_fwd[0], loss):
             torch.testing.assert_close(got.cpu(), r_loss)
         for got in (out_fwd[2], kl):
@@ -140,8 +140,8 @@ def check_against_reference(out_fwd, out_w, x, dtype):
             assert grads[n].dtype == dtype, n
             torch.testing.assert_close(grads[n].cpu(), r_grads[n].cpu(), msg=lambda m, n=n: f"grad_{n}: {m}")
     else:
-        hi = reference_weighted(x, torch.float64)
-        lp = reference_weighted(x)
+        hi = reference_value_and_grad(x, torch.float64)
+        lp = reference_value_and_grad(x)
         for i, name in ((0, "value"), (1, "loss"), (3, "kl")):
             assert_low_precision_ok(out_w[i], lp[i], hi[i], name)
         assert_low_precision_ok(out_fwd[0], lp[1], hi[1], "fwd loss")
@@ -162,7 +162,7 @@ def test_force_cuda_build_registered_cuda_kernels():
     if os.environ.get("FORCE_CUDA") != "1":
         pytest.skip("only meaningful for a FORCE_CUDA=1 build (CI builds and tests with FORCE_CUDA=1 set)")
     assert _ext.available(), f"FORCE_CUDA=1 but sim_kernels._C did not load: {_ext.LOAD_ERROR}"
-    for op in ("smooth_infonce_fwd", "smooth_infonce_weighted", "_shared_math_selftest"):
+    for op in ("smooth_infonce_fwd", "smooth_infonce_value_and_grad", "_shared_math_selftest"):
         assert torch._C._dispatch_has_kernel_for_dispatch_key(f"sim_kernels::{op}", "CUDA"), op
     assert _ext.has_kernel("cuda")
 
@@ -229,7 +229,7 @@ def emulation():
 def _emulated(emu, x, with_kl=True):
     args = op_args(x, with_kl)
     kw = x["kl_weight"] if with_kl else None
-    return emu.smooth_infonce_fwd(*args), emu.smooth_infonce_weighted(*args, x["loss_weight"], kw)
+    return emu.smooth_infonce_fwd(*args), emu.smooth_infonce_value_and_grad(*args, x["loss_weight"], kw)
 
 
 @pytest.mark.slow
@@ -268,9 +268,9 @@ def test_emulation_common_window(emulation, shape):
     x = make_inputs(shape, torch.float64)
     args = op_args(x)
     loss, correct, kl = emulation.smooth_infonce_fwd(*args, common_window=True)
-    value, w_loss, w_correct, w_kl, *grads = emulation.smooth_infonce_weighted(*args, x["loss_weight"], x["kl_weight"],
+    value, w_loss, w_correct, w_kl, *grads = emulation.smooth_infonce_value_and_grad(*args, x["loss_weight"], x["kl_weight"],
                                                                                 common_window=True)
-    r_value, r_loss, r_correct, r_kl, r_grads = reference_weighted(x, common_window=True)
+    r_value, r_loss, r_correct, r_kl, r_grads = reference_value_and_grad(x, common_window=True)
     t0, t1 = x["window"]
     K = x["weight"].shape[0]
     assert (loss[:, :, t1 - K:] == 0).all() and not correct[:, :, t1 - K:].any()
@@ -295,11 +295,11 @@ def test_emulation_without_kl(emulation):
     x = make_inputs(SHAPES[1], torch.float64)
     loss, correct, kl = emulation.smooth_infonce_fwd(*op_args(x, with_kl=False))
     assert kl.shape == (0,)
-    out = emulation.smooth_infonce_weighted(*op_args(x, with_kl=False), x["loss_weight"], None)
+    out = emulation.smooth_infonce_value_and_grad(*op_args(x, with_kl=False), x["loss_weight"], None)
     assert out[3].shape == (0,) and out[7].shape == (0,) and out[8].shape == (0,)
     assert out[7].dtype == out[8].dtype == torch.float64
     x["kl_weight"] = torch.zeros_like(x["kl_weight"])  # the reference with the KL term weighted 0
-    r_value, r_loss, _, _, r_grads = reference_weighted(x)
+    r_value, r_loss, _, _, r_grads = reference_value_and_grad(x)
     torch.testing.assert_close(loss, r_loss)
     torch.testing.assert_close(out[0], r_value)
     for i, n in enumerate(GRAD_NAMES[:3]):
@@ -343,13 +343,13 @@ def test_emulation_rejects_bad_arguments(emulation):
     with pytest.raises(ValueError, match=r"K \(prediction steps\) must be < the anchor window 1"):
         emulation.smooth_infonce_fwd(*args[:6], 4, 5)
     with pytest.raises(ValueError, match=r"loss_weight must have shape \(K, B, T\)"):
-        emulation.smooth_infonce_weighted(*args, x["loss_weight"][:, :, :3], x["kl_weight"])
+        emulation.smooth_infonce_value_and_grad(*args, x["loss_weight"][:, :, :3], x["kl_weight"])
     with pytest.raises(TypeError, match="loss_weight must be Float"):
-        emulation.smooth_infonce_weighted(*args, x["loss_weight"].double(), x["kl_weight"])
+        emulation.smooth_infonce_value_and_grad(*args, x["loss_weight"].double(), x["kl_weight"])
     with pytest.raises(ValueError, match="kl_weight must be given exactly when mu and logvar are"):
-        emulation.smooth_infonce_weighted(*args, x["loss_weight"], None)
+        emulation.smooth_infonce_value_and_grad(*args, x["loss_weight"], None)
     with pytest.raises(ValueError, match="kl_weight must be given exactly when mu and logvar are"):
-        emulation.smooth_infonce_weighted(*args[:4], None, None, *args[6:], x["loss_weight"], x["kl_weight"])
+        emulation.smooth_infonce_value_and_grad(*args[:4], None, None, *args[6:], x["loss_weight"], x["kl_weight"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -373,7 +373,7 @@ def test_gpu_matches_reference(shape, dtype):
     x = make_inputs(shape, dtype, device="cuda")
     args = op_args(x)
     out_fwd = ops.smooth_infonce_fwd(*args)
-    out_w = ops.smooth_infonce_weighted(*args, x["loss_weight"], x["kl_weight"])
+    out_w = ops.smooth_infonce_value_and_grad(*args, x["loss_weight"], x["kl_weight"])
     assert out_fwd[0].is_cuda and out_w[4].is_cuda
     check_against_reference(out_fwd, out_w, {k: (v.cpu() if torch.is_tensor(v) else v) for k, v in x.items()}, dtype)
 
@@ -415,10 +415,10 @@ def test_gpu_common_window(shape):
     """CPC_audio's common anchor window on the GPU (the emulation test checks the same on the CPU)."""
     ops = _cuda_ops()
     x = make_inputs(shape, torch.float64, device="cuda")
-    out = ops.smooth_infonce_weighted(*op_args(x), x["loss_weight"], x["kl_weight"], True)
+    out = ops.smooth_infonce_value_and_grad(*op_args(x), x["loss_weight"], x["kl_weight"], True)
     value, loss, _, _, *grads = out
     xc = {k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in x.items()}
-    r_value, r_loss, _, _, r_grads = reference_weighted(xc, common_window=True)
+    r_value, r_loss, _, _, r_grads = reference_value_and_grad(xc, common_window=True)
     torch.testing.assert_close(loss.cpu(), r_loss)
     torch.testing.assert_close(value.cpu(), r_value)
     for n, g in zip(GRAD_NAMES, grads):
@@ -433,7 +433,7 @@ def test_gpu_opcheck(with_kl):
     x = make_inputs(SHAPES[1], torch.float32, device="cuda")
     args = op_args(x, with_kl)
     torch.library.opcheck(ops.smooth_infonce_fwd.default, args)
-    torch.library.opcheck(ops.smooth_infonce_weighted.default,
+    torch.library.opcheck(ops.smooth_infonce_value_and_grad.default,
                           (*args, x["loss_weight"], x["kl_weight"] if with_kl else None))
 
 
@@ -447,9 +447,9 @@ def test_gpu_deterministic_grads(monkeypatch, tile_rows):
     # Many duplicate target rows (N = 10 negatives from only 2*63 rows) stress grad_targets' segments.
     x = make_inputs(SHAPES[0], torch.float32, device="cuda", expanded=True)
     args = (*op_args(x), x["loss_weight"], x["kl_weight"])
-    first = ops.smooth_infonce_weighted(*args)
+    first = ops.smooth_infonce_value_and_grad(*args)
     for _ in range(3):
-        again = ops.smooth_infonce_weighted(*args)
+        again = ops.smooth_infonce_value_and_grad(*args)
         for a, b in zip(first, again):
             assert torch.equal(a, b)
 
@@ -460,11 +460,11 @@ def test_gpu_side_stream_and_shared_math():
     ops = _cuda_ops()
     x = make_inputs(SHAPES[2], torch.float32, device="cuda")
     args = (*op_args(x), x["loss_weight"], x["kl_weight"])
-    base = ops.smooth_infonce_weighted(*args)
+    base = ops.smooth_infonce_value_and_grad(*args)
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(s):
-        side = ops.smooth_infonce_weighted(*args)
+        side = ops.smooth_infonce_value_and_grad(*args)
     torch.cuda.current_stream().wait_stream(s)
     # Not bitwise: cuBLAS may pick other GEMM algorithms on another stream (workspace per stream).
     for a, b in zip(base, side):

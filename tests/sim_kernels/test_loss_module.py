@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from sim_kernels import _ext, backends, sample_negatives
+from sim_kernels import _ext, backends, registry, sample_negatives
+from sim_kernels.backends import native
 from sim_kernels import InfoNCELoss, SmoothInfoNCELoss, smooth_infonce  # the public names of the issue
 
 from .naive import naive_metrics, naive_smooth_infonce
@@ -226,9 +227,9 @@ def test_auto_picks_native_on_cpu_float32_without_warning():
 
 
 def test_auto_falls_back_to_reference_with_one_warning(monkeypatch):
-    monkeypatch.setattr(backends, "_warned", set())
+    monkeypatch.setattr(registry, "_warned", set())
     # Every float dtype has a CPU kernel now (issue 17): pretend float16 has none to reach the fallback.
-    monkeypatch.setattr(backends, "_NATIVE_DTYPES", {**backends._NATIVE_DTYPES, "cpu": (torch.float32, torch.float64)})
+    monkeypatch.setattr(native, "DTYPES", {**native.DTYPES, "cpu": (torch.float32, torch.float64)})
     B, T, Cc, Cz, K, N = 2, 7, 3, 3, 2, 3
     c, z, _, _ = _data(B, T, Cc, Cz, dtype=torch.float16)
     neg_idx = sample_negatives("gim", B, T, N, K, generator=torch.Generator().manual_seed(0))

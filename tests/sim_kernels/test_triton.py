@@ -116,12 +116,12 @@ def test_fwd_terms_and_strict_correct(device):
     assert (got[0][:, :, 0] == 0).all() and (got[0][0, :, 9:] == 0).all() and not got[1][2, :, 7:].any()
 
 
-def test_weighted_value_and_scaled_gradients(device):
-    """weighted(): value = sum(lw*loss) + sum(kw*kl); backward gives grad_value times the in-pass grads."""
+def test_value_and_grad_scaled_gradients(device):
+    """value_and_grad(): value = sum(lw*loss) + sum(kw*kl); backward gives grad_value times the in-pass grads."""
     x = make(2, 9, 5, 6, 2, 3, device, per_k=True)
     lw, kw = torch.rand(2, 2, 9, device=device), torch.rand(2, 9, device=device)
     args = (x["context"], x["targets"], x["weight"], x["neg_idx"], x["mu"], x["logvar"], 0, 9)
-    value, loss, correct, kl = BACKEND.weighted(*args, lw, kw)
+    value, loss, correct, kl = BACKEND.value_and_grad(*args, lw, kw)
     r_loss, r_correct, r_kl = per_anchor_terms(*args)
     ref = (lw * r_loss).sum() + (kw * r_kl).sum()
     assert_close(value, ref)
@@ -202,11 +202,11 @@ def test_torch_compile(device, compiler):
         assert_close(a, b)
 
 
-@pytest.mark.parametrize("op", ["smooth_infonce_fwd", "smooth_infonce_weighted"])
+@pytest.mark.parametrize("op", ["smooth_infonce_fwd", "smooth_infonce_value_and_grad"])
 def test_opcheck(device, op):
     x = make(1, 7, 5, 5, 2, 3, device, per_k=True)
     args = [x["context"], x["targets"], x["weight"], x["neg_idx"], x["mu"], x["logvar"], 1, 7]
-    if op == "smooth_infonce_weighted":
+    if op == "smooth_infonce_value_and_grad":
         args += [torch.rand(2, 1, 7, device=device), torch.rand(1, 7, device=device)]
     torch.library.opcheck(getattr(torch.ops.sim_kernels_triton, op), args,
                           test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))

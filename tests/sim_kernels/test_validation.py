@@ -170,3 +170,49 @@ def test_out_of_range_at_ignored_position_does_not_raise(backend, make_idx, requ
     if requires_grad:
         g = torch.autograd.grad(out.sum(), kw["context"])[0]
         torch.testing.assert_close(g, torch.autograd.grad(expected.sum(), kw["context"])[0])
+
+
+@pytest.mark.parametrize("common", [False, True], ids=["per_step", "common"])
+def test_index_error_is_one_message_and_one_sync(monkeypatch, common):
+    """The Python index check (backends whose kernels skip it) reads all K steps with one any() and raises
+    the kernels' message (csrc/checks.h), word for word, naming the first bad entry."""
+    import sim_kernels.functional as F
+
+    kw = _good()
+    kw["neg_idx"] = _idx_at(K, 1, T - K - 1, B * T)(kw)
+    calls = []
+    real_any = torch.Tensor.any
+
+    def counting_any(self, *a, **k):
+        calls.append(self.shape)
+        return real_any(self, *a, **k)
+
+    monkeypatch.setattr(torch.Tensor, "any", counting_any)
+    with pytest.raises(ValueError) as py_err:
+        F._check_index_values(kw["neg_idx"], B * T, 0, T, common)
+    assert len(calls) == 1 and calls[0] == (K, B, T, N)
+    monkeypatch.setattr(torch.Tensor, "any", real_any)
+    good = _good()["neg_idx"]
+    F._check_index_values(good, B * T, 0, T, common)  # no error on good indices
+    msg = str(py_err.value)
+    assert msg == (f"neg_idx: every used value (anchors t_begin <= t < t_end - k) must lie in [0, B*T) = "
+                   f"[0, {B * T}), found {B * T} at neg_idx[{K - 1}, 1, {T - K - 1}, 0]")
+    from sim_kernels import _ext
+    if _ext.has_kernel("cpu"):
+        op = torch.ops.sim_kernels.smooth_infonce_fwd
+        with pytest.raises(ValueError) as cpp_err:
+            op(kw["context"], kw["targets"], kw["weight"], kw["neg_idx"], None, None, 0, T, common)
+        assert str(cpp_err.value).splitlines()[0] == msg
+
+
+def test_loss_module_uses_the_functional_messages():
+    """SmoothInfoNCELoss raises the functional's own errors for the options they share."""
+    from sim_kernels import SmoothInfoNCELoss
+
+    for bad, exc in ((dict(beta=True), TypeError), (dict(beta=-1.0), ValueError), (dict(reduction="avg"), ValueError),
+                     (dict(kl_reduction="x"), ValueError), (dict(backend="gpu"), ValueError)):
+        with pytest.raises(exc) as from_module:
+            SmoothInfoNCELoss(Cc, Cz, K, N, **bad)
+        with pytest.raises(exc) as from_functional:
+            smooth_infonce(**{**_good(), **bad})
+        assert str(from_module.value) == str(from_functional.value)

@@ -1,0 +1,21 @@
+"""The reference backend: the plain-PyTorch oracle of sim_kernels/reference.py, autograd for gradients.
+Every device and dtype; the lowest priority, so "auto" lands here (with one warning) when nothing
+fused supports the tensors."""
+from __future__ import annotations
+
+from ..reference import per_anchor_terms
+from ..registry import Backend, register
+
+__all__ = ["REFERENCE"]
+
+
+def _value_and_grad(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, common=False):
+    loss, correct, kl = per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t0, t1, common)
+    value = (loss_weight * loss).sum()
+    if kl is not None:
+        value = value + (kl_weight * kl).sum()
+    return value, loss, correct, kl
+
+
+REFERENCE = register(Backend("reference", 0, per_anchor_terms, _value_and_grad, kernel_skips_index_check=True,
+                             fallback=True))
