@@ -11,6 +11,7 @@ import numbers
 import torch
 
 from . import _autocast, registry
+from ._options import ANCHOR_WINDOWS, check_options
 from .reference import accumulation_dtype
 
 __all__ = ["smooth_infonce", "smooth_infonce_with_metrics", "REDUCTIONS", "KL_REDUCTIONS", "BACKENDS",
@@ -19,7 +20,6 @@ __all__ = ["smooth_infonce", "smooth_infonce_with_metrics", "REDUCTIONS", "KL_RE
 REDUCTIONS = ("mean", "sum", "none")
 KL_REDUCTIONS = ("dims", "time")
 BACKENDS = registry.BACKEND_NAMES  # "auto" and every registered backend (a live view of the registry)
-ANCHOR_WINDOWS = ("per_step", "common")
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
@@ -179,18 +179,7 @@ def _kl_denominator(kl_reduction, B, T, Cz):
     return B * T if kl_reduction == "dims" else B * Cz
 
 
-def _check_options(anchor_window, score_scale) -> bool:
-    """Checks anchor_window and score_scale; True for the common anchor window."""
-    if anchor_window not in ANCHOR_WINDOWS:
-        raise ValueError(f"anchor_window must be one of {ANCHOR_WINDOWS}, got {anchor_window!r}")
-    if isinstance(score_scale, str):
-        if score_scale != "mean":
-            raise ValueError(f"score_scale must be a positive finite number or 'mean', got {score_scale!r}")
-    elif isinstance(score_scale, bool) or not isinstance(score_scale, numbers.Real):
-        raise TypeError(f"score_scale must be a positive finite number or 'mean', got {type(score_scale).__name__}")
-    elif not 0 < score_scale < math.inf:  # NaN fails too; comparisons keep torch.compile from breaking the graph
-        raise ValueError(f"score_scale must be a positive finite number or 'mean', got {score_scale}")
-    return anchor_window == "common"
+_check_options = check_options  # one check for the functional, the module and the reference
 
 
 def _check_index_values(neg_idx, rows, t0, t1, common=False):

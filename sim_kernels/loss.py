@@ -6,6 +6,7 @@ import math
 import torch
 from torch import nn
 
+from . import _autocast
 from .functional import BACKENDS, KL_REDUCTIONS, REDUCTIONS  # noqa: F401  (re-exported, as before)
 from .functional import _check_options, _check_scalars, _tensor, smooth_infonce_with_metrics
 from .sampling import SAMPLERS, sample_negatives
@@ -97,8 +98,11 @@ class SmoothInfoNCELoss(nn.Module):
             gen_device = context.device if generator is None else generator.device
             neg_idx = sample_negatives(self.sampler, B, T, self.negative_samples, self.prediction_steps,
                                        generator=generator, device=gen_device, window=window).to(context.device)
+        # Under autocast the functional casts a mix of dtypes once to the widest (sim_kernels/_autocast.py):
+        # an fp32 W then lifts bf16 activations, rather than being rounded down to them here.
+        weight = self.weight if _autocast.enabled(context.device.type) else self.weight.to(context.dtype)
         loss, metrics = smooth_infonce_with_metrics(
-            context, targets, self.weight.to(context.dtype), neg_idx, mu, logvar, beta=self.beta if mu is not None else 0.0,
+            context, targets, weight, neg_idx, mu, logvar, beta=self.beta if mu is not None else 0.0,
             kl_reduction=self.kl_reduction, reduction=self.reduction, backend=self.backend, window=window,
             anchor_window=self.anchor_window, score_scale=self.score_scale)
         return (loss, metrics) if return_metrics else loss

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from . import _autocast
+from ._options import check_options
 
 __all__ = ["accumulation_dtype", "per_anchor_terms", "smooth_infonce_reference"]
 
@@ -97,7 +98,7 @@ def smooth_infonce_reference(context, targets, weight, neg_idx, mu=None, logvar=
     B, T, _ = context.shape
     K = weight.shape[0]
     t_end = T if t_end is None else t_end
-    common = anchor_window == "common"
+    common = check_options(anchor_window, score_scale)
     scale = 1.0 / targets.shape[-1] if score_scale == "mean" else float(score_scale)
     loss, _, kl = per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common, scale)
     if reduction == "none":

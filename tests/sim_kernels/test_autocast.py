@@ -136,6 +136,22 @@ def test_loss_module_under_autocast():
     torch.testing.assert_close(inside, outside)
 
 
+def test_loss_module_keeps_its_fp32_weight_with_bf16_activations_under_autocast():
+    """What sim_models meets: conv outputs in bf16 under autocast, the module's W in fp32. The module
+    must hand the fp32 W to the functional (which lifts the activations once), not round W to bf16."""
+    c, z, _, idx, mu, lv = make_inputs(2, 20, 8, 8, 4, 5, dtype=torch.float32, requires_grad=False)
+    torch.manual_seed(0)
+    mod = SmoothInfoNCELoss(8, 8, 4, 5, beta=0.1)
+    cb, zb, mub, lvb = (t.bfloat16() for t in (c, z, mu, lv))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = mod(cb, zb, mub, lvb, neg_idx=idx)
+        functional = smooth_infonce(cb, zb, mod.weight, idx, mub, lvb, beta=0.1)
+    expected = smooth_infonce(cb.float(), zb.float(), mod.weight.detach(), idx, mub.float(), lvb.float(), beta=0.1,
+                              backend="reference")
+    torch.testing.assert_close(got, functional)
+    torch.testing.assert_close(got.detach(), expected)
+
+
 @pytest.mark.skipif("not torch.cuda.is_available()", reason="no CUDA device: CUDA autocast needs a GPU")
 @pytest.mark.parametrize("backend", ["reference", "native", "triton"])
 @pytest.mark.parametrize("dtype", LOW, ids=LOW_IDS)

@@ -113,3 +113,20 @@ def test_bad_options_raise(kw, err):
         smooth_infonce(c, z, w, neg, **kw)
     with pytest.raises(err, match=name):
         InfoNCELoss(3, 3, 2, 2, **kw)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(anchor_window="commom"), ValueError, "anchor_window"),
+    (dict(score_scale="sum"), ValueError, "score_scale"),
+    (dict(score_scale=0.0), ValueError, "score_scale"),
+    (dict(score_scale=float("nan")), ValueError, "score_scale"),
+    (dict(score_scale=[1.0]), TypeError, "score_scale"),
+])
+def test_reference_refuses_bad_options_like_the_functional(kwargs, error, match):
+    """The oracle checks the CPC_audio options with the functional's own check (sim_kernels/_options.py)."""
+    from sim_kernels.reference import smooth_infonce_reference
+
+    x = torch.randn(1, 6, 3)
+    w, idx = torch.randn(2, 3, 3), torch.zeros(2, 1, 6, 1, dtype=torch.long)
+    with pytest.raises(error, match=match):
+        smooth_infonce_reference(x, x, w, idx, **kwargs)
