@@ -18,6 +18,7 @@ refused (another --out), except that --seeds may grow: the new seeds' steps run,
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -73,7 +74,30 @@ def _beta_step(budget: Budget, data_dir: Path, out: Path, progress: bool, log):
             "plot": "beta_search/sweep.png"}
 
 
-def _train_step(budget, method, seed, beta, data_dir: Path, run_dir: Path, progress, log):
+def _reuse_beta_run(cfg, beta_dir: Path, run_dir: Path, log) -> bool:
+    """The β search's finished run at the chosen β *is* a SIM run when its config equals ``cfg`` (same epochs,
+    seed, overrides): copy it instead of training it again (the copy then resumes at its last step)."""
+    import shutil
+
+    from ..config import load_config
+    from ..trainer import CHECKPOINT_NAME
+    if beta_dir is None or not (beta_dir / CHECKPOINT_NAME).is_file() or not (beta_dir / "config.yaml").is_file():
+        return False
+    a, b = load_config(beta_dir / "config.yaml").to_dict(), cfg.to_dict()
+    a.pop("name"), b.pop("name")
+    a["train"].pop("max_steps", None), b["train"].pop("max_steps", None)
+    if a != b:
+        return False
+    tmp = run_dir.with_name(run_dir.name + ".copying")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(beta_dir, tmp)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    os.replace(tmp, run_dir)
+    log(f"[reproduce] SIM seed {cfg.train.seed}: the β search's run {beta_dir} has this exact config; copied, not retrained")
+    return True
+
+
+def _train_step(budget, method, seed, beta, data_dir: Path, run_dir: Path, progress, log, beta_dir=None):
     from ..data.datasets import SyllableDataset
     from ..distributed import make_trainer
     from ..run_info import record_data_path
@@ -81,6 +105,8 @@ def _train_step(budget, method, seed, beta, data_dir: Path, run_dir: Path, progr
     cfg = run_config(budget, method, seed, beta)
     train = SyllableDataset(data_dir, "train", cfg.data.sample_rate, cfg.data.length)
     val = SyllableDataset(data_dir, "test", cfg.data.sample_rate, cfg.data.length)
+    if method == "SIM" and not (run_dir / CHECKPOINT_NAME).is_file():
+        _reuse_beta_run(cfg, beta_dir, run_dir, log)
     resume = (run_dir / CHECKPOINT_NAME).is_file()
     log(f"[reproduce] {method} seed {seed}: {'resuming' if resume else 'training'} {cfg.name!r} for "
         f"{cfg.train.epochs} epochs" + (f" at β = {beta:g}" if method == "SIM" else "") + f" -> {run_dir}")
@@ -153,7 +179,8 @@ def reproduce(budget: Budget, data_dir, out, seeds: int | None = None, progress:
             rd = out / "runs" / f"{method}_s{s}"
             runs[(method, s)] = rd
             steps.run(f"train_{method}_s{s}",
-                      lambda m=method, s=s, rd=rd: _train_step(budget, m, s, beta["beta"], data_dir, rd, progress, log))
+                      lambda m=method, s=s, rd=rd: _train_step(budget, m, s, beta["beta"], data_dir, rd, progress, log,
+                                                               out / "beta_search" / f"beta_{beta['beta']:g}"))
     probes, analyses = {}, {}
     for (method, s), rd in runs.items():
         for p in budget.protocols:
