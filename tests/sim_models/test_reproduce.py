@@ -184,3 +184,19 @@ def test_kill_after_a_step_then_mid_training_and_rerun_redoes_nothing(tmp_path):
     p = subprocess.run(_cmd(data, out), env=_env(), capture_output=True, text=True, timeout=600)
     assert p.returncode == 0 and "ran 0, skipped" in p.stdout, p.stdout[-2000:]
     assert _snapshot(out) == before
+
+
+def test_the_beta_search_run_is_reused_only_with_an_identical_config(tmp_path):
+    from sim_models.config import save_config
+    from sim_models.reproduce.pipeline import _reuse_beta_run, run_config
+    b = get_budget("tiny")
+    cfg = run_config(b, "SIM", 0, 0.001)
+    beta_dir = tmp_path / "beta_0.001"
+    beta_dir.mkdir()
+    save_config(cfg, beta_dir / "config.yaml")
+    (beta_dir / CHECKPOINT_NAME).write_bytes(b"ckpt")
+    other = run_config(b, "SIM", 1, 0.001)   # another seed: must train itself
+    assert not _reuse_beta_run(other, beta_dir, tmp_path / "SIM_s1", log=lambda s: None)
+    assert not (tmp_path / "SIM_s1").exists()
+    assert _reuse_beta_run(cfg, beta_dir, tmp_path / "SIM_s0", log=lambda s: None)
+    assert (tmp_path / "SIM_s0" / CHECKPOINT_NAME).read_bytes() == b"ckpt"
