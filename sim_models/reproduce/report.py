@@ -12,16 +12,16 @@ from pathlib import Path
 __all__ = ["write_report", "verdict_table_text"]
 
 
-def _ms(vals: list, scale: float = 100.0, unit: str = " %") -> str:
+def _ms(vals: list, scale: float = 100.0, unit: str = " %", digits: int = 1) -> str:
     vals = [v for v in vals if v is not None]
     if not vals:
         return "–"
     xs = [scale * v for v in vals]
     mean = sum(xs) / len(xs)
     if len(xs) == 1:
-        return f"{mean:.1f}{unit}"
+        return f"{mean:.{digits}f}{unit}"
     sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
-    return f"{mean:.1f} ± {sd:.1f}{unit}"
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}{unit}"
 
 
 def _probe_rows(budget, seeds, probes, protocol) -> list:
@@ -70,7 +70,7 @@ def _analysis_rows(analyses) -> list:
             au = [r["modules"][m]["active_units"] for r in res]
             rows.append([method, mod["module"], str(mod["width"]),
                          "–" if any(a is None for a in au) else ", ".join(str(a) for a in au),
-                         _ms([r["modules"][m]["top10_mass"] for r in res], 1.0, ""), delta("waveform"), delta("mel"),
+                         _ms([r["modules"][m]["top10_mass"] for r in res], 1.0, "", 3), delta("waveform"), delta("mel"),
                          _ms([r["modules"][m]["vowel_probe_test_accuracy"] for r in res])])
     return rows
 
