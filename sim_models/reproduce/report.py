@@ -116,11 +116,11 @@ def _sections(out: Path, budget, seeds, beta, runs, probes, analyses, ver, times
     secs.append(("Setting", intro, "<p>" + html.escape(" ".join(intro)) + "</p>"))
     vmd = verdicts_markdown(verdicts)[2:]
     from ..analysis.report_html import verdicts_html
-    secs.append(("Verdicts: the paper's claims on our data", vmd, "\n".join(verdicts_html(verdicts))))
+    secs.append(("Verdicts: the paper's claims on our data", vmd, "\n".join(verdicts_html(verdicts)[1:])))
     for p, vs in ver.get("other_protocols", {}).items():
         ov = verdicts_from_json(json.dumps(vs))
         secs.append((f"Table 2 verdicts under the `{p}` protocol (for comparison)", verdicts_markdown(ov)[2:],
-                     "\n".join(verdicts_html(ov))))
+                     "\n".join(verdicts_html(ov)[1:])))  # [1:]: our own heading
     for p in budget.protocols:
         rows = _probe_rows(budget, seeds, probes, p)
         secs.append((f"Linear probes, `{p}` protocol (test accuracy, mean ± std over training seeds)",

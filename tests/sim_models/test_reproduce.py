@@ -179,6 +179,12 @@ def test_kill_after_a_step_then_mid_training_and_rerun_redoes_nothing(tmp_path):
     for f in ("report.md", "report.html"):
         assert (out / f).is_file()
     assert "Verdicts" in (out / "report.md").read_text()
+    from sim_models.analysis.browser_check import check_page, find_chromium
+    if find_chromium():  # the page as a reader sees it: no missing file, every player plays (test_report_html.py)
+        page = check_page(out / "report.html", tmp_path / "shot.png")
+        assert page["failed"] == [] and page["audio"], page["failed"]
+        assert all((a["duration"] or 0) > 0 for a in page["audio"]), page["audio"]
+        assert all(i["width"] > 0 for i in page["images"])
     # 4. a rerun of a finished reproduction runs nothing
     before = _snapshot(out)
     p = subprocess.run(_cmd(data, out), env=_env(), capture_output=True, text=True, timeout=600)
