@@ -112,6 +112,8 @@ def _sections(out: Path, budget, seeds, beta, runs, probes, analyses, ver, times
              f"{', '.join(budget.protocols)} ({budget.probe_seeds} probe seed(s) per run). SIM trained at β = "
              f"{beta['beta']:g} ({beta['note']}). Verdicts use the `{ver['protocol']}` protocol for Table 2; "
              "spreads are over training seeds (verdict rules: sim_models/analysis/verdicts.py, fixed in advance).",
+             *([] if beta["beta"] else ["", "**β = 0**: the SIM runs have Gaussian heads but no KL term, so this comparison "
+                                            "does not test what SIM adds to GIM (the KL)."]),
              "", f"Total step time recorded: {total / 60:.1f} min (2 shared CPU cores here: timings are noisy)."]
     secs.append(("Setting", intro, "<p>" + html.escape(" ".join(intro)) + "</p>"))
     vmd = verdicts_markdown(verdicts)[2:]
