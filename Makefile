@@ -45,8 +45,10 @@ $(BUILD_STAMP): $(VENV)/.deps-stamp setup.py pyproject.toml $(wildcard csrc/*.cp
 test: setup
 	$(PY) -m pytest -q
 
+# The tiny reproduction (docs/reproduce.md): data, β search, SIM and GIM over 2 seeds, probes, analyses, verdicts;
+# prints the verdict table and writes runs/demo/reproduce/report.html. Resumable: a rerun skips what is done.
 demo: setup
-	$(PY) -m sim_models.cli demo --out runs/demo
+	$(PY) -m sim_models.cli reproduce --budget tiny --data runs/demo/data --out runs/demo/reproduce
 
 bench: setup
 	$(PY) -m pytest benchmarks -q --benchmark-only --benchmark-json=benchmarks/results.json

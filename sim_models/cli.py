@@ -6,6 +6,7 @@
                                                --data defaults to the data the run was trained on (run_info.json)
     sim demo  --out DIR [--words N] [--epochs E]     data -> train "tiny" -> eval, prints the table
     sim tune-beta --config NAME --data DIR --out DIR [--betas B ...] [--epochs E]   β search (analysis/beta_search.py)
+    sim reproduce --budget tiny|cpu|paper --data DIR --out DIR [--seeds N]   the paper's comparison (docs/reproduce.md)
 
 The demo's defaults (851 words as in the paper, 12 epochs of "tiny" = 1020 steps of batch 8, one
 torch thread) took 4.5 min on this project's 2-core machine while other jobs shared it (data 67 s,
@@ -217,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_report_parser(sub)
     add_tune_beta_parser(sub)
+    from .reproduce.cli import add_reproduce_parser
+    add_reproduce_parser(sub)
     return p
 
 

@@ -1,0 +1,56 @@
+"""The numbers the verdicts need, from the stored probe and analysis results of `sim reproduce`.
+
+Units as verdicts.py wants them: accuracies and δ in percent, concentration as the top-10 % mass.
+Spread: over **training seeds** (one run per seed); each run's number is the mean over its probe
+seeds. Random init: the untrained starting point of every SIM run (its own train.seed), probed by the
+same protocol. Table 2 uses the last module (the GRU: "average-pooled output of the final autoregressive
+module", paper §4.2). Table 3: δ at N = 8 swapped dimensions on the decoded **waveform** (the
+authors' code compares decoded outputs); Fig. 2: the bias-free vowel probe's top-10 % weight mass.
+"""
+from __future__ import annotations
+
+__all__ = ["measurements", "TABLE3_N", "DELTA_SPACE"]
+
+TABLE3_N = 8
+DELTA_SPACE = "waveform"
+
+
+def _last(rows: list) -> dict:
+    return rows[-1]
+
+
+def measurements(budget, seeds: int, probes: dict, analyses: dict, protocol: str) -> dict:
+    """probes: {(method, seed, protocol): probe step result}; analyses: {(method, seed): analyse step result}.
+    Returns all_verdicts()'s input: {"table2": {method: {task: [per-seed %]}}, "table3": {...}, "fig2": {...}}."""
+    t2 = {}
+    for method in budget.methods:
+        rows = [_last(probes[(method, s, protocol)]["modules"]) for s in range(seeds) if (method, s, protocol) in probes]
+        if rows and all(r["vowel"] is not None and r["syllable"] is not None for r in rows):
+            t2[method] = {task: [100 * r[task] for r in rows] for task in ("vowel", "syllable")}
+    rnd = [_last(probes[("SIM", s, protocol)]["modules"]) for s in range(seeds) if ("SIM", s, protocol) in probes]
+    if rnd:
+        t2["random"] = {task: [100 * r[f"random_init_{task}"] for r in rnd] for task in ("vowel", "syllable")}
+    t3, f2 = {}, {}
+    sim = [analyses[k] for k in sorted(analyses) if k[0] == "SIM"]
+    if sim:
+        n_mod = len(sim[0]["modules"])
+        for m in range(n_mod):
+            row3, row2 = {}, {}
+            width = sim[0]["modules"][m]["width"]
+            for method in ("SIM", "GIM", "CPC"):
+                res = [analyses[k]["modules"][m] for k in sorted(analyses) if k[0] == method]
+                if not res:
+                    continue
+                d = []
+                for r in res:
+                    ns = r["delta"][DELTA_SPACE]["ns"]
+                    if TABLE3_N in ns:
+                        d.append(100 * r["delta"][DELTA_SPACE]["delta"][ns.index(TABLE3_N)])
+                if d and width > TABLE3_N:
+                    row3[method] = d
+                row2[method] = [r["top10_mass"] for r in res]
+            if "SIM" in row3 and len(row3) > 1:
+                t3[m + 1] = {"n_dims": TABLE3_N, "width": width, **row3}
+            if "SIM" in row2 and len(row2) > 1:
+                f2[m + 1] = row2
+    return {"table2": t2, "table3": t3, "fig2": f2}

@@ -1,0 +1,214 @@
+"""The step list of `sim reproduce` (one budget, one data folder, one output folder).
+
+Steps, in order (each one result file under OUT/steps/, see steps.py)::
+
+    data                         synthesise `sim data` into DATA unless it holds metadata.json
+    beta_search                  `sim tune-beta` on SIM's config (OUT/beta_search/): the largest β that does not
+                                 collapse (analysis/beta_search.py); SIM trains at that β
+    train_<method>_s<seed>       every method × training seed -> OUT/runs/<method>_s<seed>/ (resumes its checkpoint)
+    probe_<method>_s<seed>_<p>   linear probes under protocol p (paper, robust): the run and its random init
+    analyse_<method>_s<seed>     SIM / GIM / CPC: `sim report`'s analyses (δ, concentration, active units, t-SNE,
+                                 loss curves, activations, few labels, decoders, traversal, interpolation)
+    verdicts_n<seeds>            verdicts.all_verdicts() on the measured numbers (measure.py)
+    report_n<seeds>              OUT/report.md and OUT/report.html (report.py)
+
+OUT/reproduce.json records the budget's settings and the data; a folder made with other settings is
+refused (another --out), except that --seeds may grow: the new seeds' steps run, the old are kept.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from .budgets import Budget
+from .steps import StepRunner, atomic_json
+
+__all__ = ["reproduce", "run_config", "ANALYSED_METHODS"]
+
+ANALYSED_METHODS = ("SIM", "GIM", "CPC")  # the supervised baseline only enters Table 2
+
+
+def _settings(budget: Budget, data_dir: Path) -> dict:
+    d = asdict(budget)
+    d.pop("seeds")
+    return json.loads(json.dumps({"budget": d, "data": str(data_dir.resolve())}))
+
+
+def run_config(budget: Budget, method: str, seed: int, beta: float | None = None):
+    """The Config of one run: the budget's config for ``method`` + common overrides + seed/epochs (+ SIM's β)."""
+    from ..config import apply_overrides, get_config
+    name, overrides = budget.configs[method]
+    ov = list(budget.common) + list(overrides) + [f"train.seed={seed}"]
+    if budget.epochs.get(method) is not None:
+        ov.append(f"train.epochs={budget.epochs[method]}")
+    if method == "SIM" and beta is not None:
+        ov.append(f"model.beta={beta}")
+    return apply_overrides(get_config(name), ov)
+
+
+def _data_step(budget: Budget, data_dir: Path, log):
+    if (data_dir / "metadata.json").is_file():
+        meta = json.loads((data_dir / "metadata.json").read_text())
+        log(f"[reproduce] data: using {data_dir} ({len(meta.get('items', []))} words)")
+        return {"synthesised": False, "words": len(meta.get("items", []))}
+    from ..data.synth import generate
+    log(f"[reproduce] data: synthesising {budget.words} words with espeak-ng -> {data_dir}")
+    meta = generate(data_dir, num_words=budget.words, seed=0)
+    return {"synthesised": True, "words": len(meta["items"])}
+
+
+def _beta_step(budget: Budget, data_dir: Path, out: Path, progress: bool, log):
+    from ..analysis.beta_search import sweep_table, tune_beta
+    name, overrides = budget.configs["SIM"]
+    sweep = tune_beta(name, data_dir, out / "beta_search", budget.betas, budget.tune_epochs,
+                      list(budget.common) + list(overrides), progress=progress, log=log)
+    chosen = sweep["chosen_beta"]
+    used, note = chosen, "the largest β of the grid that does not collapse (analysis/beta_search.py)"
+    if chosen is None:  # even the smallest β collapses: train SIM at it anyway and say so
+        used = min(budget.betas)
+        note = f"every β of the grid collapsed; SIM trained at the smallest, {used:g}"
+    return {"chosen_beta": chosen, "beta": used, "note": note, "table": sweep_table(sweep),
+            "plot": "beta_search/sweep.png"}
+
+
+def _reuse_beta_run(cfg, beta_dir: Path, run_dir: Path, log) -> bool:
+    """The β search's finished run at the chosen β *is* a SIM run when its config equals ``cfg`` (same epochs,
+    seed, overrides): copy it instead of training it again (the copy then resumes at its last step)."""
+    import shutil
+
+    from ..config import load_config
+    from ..trainer import CHECKPOINT_NAME
+    if beta_dir is None or not (beta_dir / CHECKPOINT_NAME).is_file() or not (beta_dir / "config.yaml").is_file():
+        return False
+    a, b = load_config(beta_dir / "config.yaml").to_dict(), cfg.to_dict()
+    a.pop("name"), b.pop("name")
+    a["train"].pop("max_steps", None), b["train"].pop("max_steps", None)
+    if a != b:
+        return False
+    tmp = run_dir.with_name(run_dir.name + ".copying")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(beta_dir, tmp)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    os.replace(tmp, run_dir)
+    log(f"[reproduce] SIM seed {cfg.train.seed}: the β search's run {beta_dir} has this exact config; copied, not retrained")
+    return True
+
+
+def _train_step(budget, method, seed, beta, data_dir: Path, run_dir: Path, progress, log, beta_dir=None):
+    from ..data.datasets import SyllableDataset
+    from ..distributed import make_trainer
+    from ..run_info import record_data_path
+    from ..trainer import CHECKPOINT_NAME
+    cfg = run_config(budget, method, seed, beta)
+    train = SyllableDataset(data_dir, "train", cfg.data.sample_rate, cfg.data.length)
+    val = SyllableDataset(data_dir, "test", cfg.data.sample_rate, cfg.data.length)
+    if method == "SIM" and not (run_dir / CHECKPOINT_NAME).is_file():
+        _reuse_beta_run(cfg, beta_dir, run_dir, log)
+    resume = (run_dir / CHECKPOINT_NAME).is_file()
+    log(f"[reproduce] {method} seed {seed}: {'resuming' if resume else 'training'} {cfg.name!r} for "
+        f"{cfg.train.epochs} epochs" + (f" at β = {beta:g}" if method == "SIM" else "") + f" -> {run_dir}")
+    record_data_path(run_dir, data_dir, "sim reproduce")
+    summary = make_trainer(cfg, train, run_dir, progress=progress, tensorboard=False, val_dataset=val).fit(resume=resume)
+    return {"run": str(run_dir), "steps": summary["steps"], "resumed": resume, "config": cfg.name,
+            "beta": cfg.model.beta, "epochs": cfg.train.epochs}
+
+
+def _probe_step(budget, run_dir: Path, data_dir: Path, protocol: str):
+    from ..evaluation.report import evaluate_run
+    res = evaluate_run(run_dir, data_dir, protocol=protocol, seeds=budget.probe_seeds, epochs=budget.probe_epochs)
+    keys = ("module", "feature_dim", "table2_row", "vowel", "vowel_std", "syllable", "syllable_std",
+            "random_init_vowel", "random_init_vowel_std", "random_init_syllable", "random_init_syllable_std")
+    return {"protocol": res["protocol"], "seeds": res["seeds"], "n_train_syllables": res["n_train_syllables"],
+            "n_test_syllables": res["n_test_syllables"], "modules": [{k: r.get(k) for k in keys} for r in res["modules"]]}
+
+
+def _report_config(budget: Budget, seed: int):
+    from ..analysis.decoders import DecoderConfig
+    from ..analysis.run_analysis import ReportConfig
+    r = dict(budget.report)
+    dec = DecoderConfig(epochs=r.pop("decoder_epochs", DecoderConfig().epochs), seed=seed)
+    if "few_label_sizes" in r:
+        r["few_label_sizes"] = tuple(r["few_label_sizes"])
+    return ReportConfig(decoder=dec, seed=seed, **r)
+
+
+def _analyse_step(budget, run_dir: Path, data_dir: Path, seed: int, log):
+    from ..analysis.run_analysis import analyse_run
+    s = analyse_run(run_dir, data_dir, _report_config(budget, seed), log=log)
+    usage = (s.get("thesis") or {}).get("active_units") or []
+    mods = []
+    for i, m in enumerate(s["modules"]):
+        u = usage[i] if i < len(usage) else {}
+        mods.append({"module": m["module"], "width": m["width"], "top10_mass": m["concentration"]["top10_mass"],
+                     "vowel_probe_test_accuracy": m["concentration"]["test_accuracy"],
+                     "delta": {sp: {"ns": m["entanglement"][sp]["ns"], "delta": m["entanglement"][sp]["delta"]}
+                               for sp in ("waveform", "mel")},
+                     "active_units": u.get("active_kl"), "probabilistic": u.get("probabilistic")})
+    return {"analysis": str(run_dir / "report" / "analysis.json"), "modules": mods}
+
+
+def reproduce(budget: Budget, data_dir, out, seeds: int | None = None, progress: bool = True, log=print) -> dict:
+    """Run (or resume) every step; returns {"verdicts", "report_md", "report_html", "times", "skipped", "ran"}."""
+    import torch
+    seeds = budget.seeds if seeds is None else int(seeds)
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    budget = budget.with_(seeds=seeds)
+    data_dir, out = Path(data_dir), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = _settings(budget, data_dir)
+    spath = out / "reproduce.json"
+    if spath.is_file():
+        old = json.loads(spath.read_text())
+        if old.get("settings") != settings:
+            raise ValueError(f"--out {out} holds a reproduction with other settings (budget or data): choose another "
+                             "--out")
+    atomic_json(spath, {"settings": settings, "seeds": seeds})
+    if budget.threads:
+        torch.set_num_threads(budget.threads)
+    t0 = time.time()
+    steps = StepRunner(out, log)
+    steps.run("data", lambda: _data_step(budget, data_dir, log))
+    beta = steps.run("beta_search", lambda: _beta_step(budget, data_dir, out, progress, log))
+    runs = {}
+    for method in budget.methods:
+        for s in range(seeds):
+            rd = out / "runs" / f"{method}_s{s}"
+            runs[(method, s)] = rd
+            steps.run(f"train_{method}_s{s}",
+                      lambda m=method, s=s, rd=rd: _train_step(budget, m, s, beta["beta"], data_dir, rd, progress, log,
+                                                               out / "beta_search" / f"beta_{beta['beta']:g}"))
+    probes, analyses = {}, {}
+    for (method, s), rd in runs.items():
+        for p in budget.protocols:
+            probes[(method, s, p)] = steps.run(f"probe_{method}_s{s}_{p}",
+                                               lambda rd=rd, p=p: _probe_step(budget, rd, data_dir, p))
+    n_an = seeds if budget.analyse_seeds is None else min(seeds, budget.analyse_seeds)
+    for (method, s), rd in runs.items():
+        if method in ANALYSED_METHODS and s < n_an:
+            analyses[(method, s)] = steps.run(f"analyse_{method}_s{s}",
+                                              lambda rd=rd, s=s: _analyse_step(budget, rd, data_dir, s, log))
+    from ..analysis.verdicts import all_verdicts, verdicts_from_json, verdicts_to_json
+    from .measure import measurements
+    meas = {p: measurements(budget, seeds, probes, analyses, p) for p in budget.protocols}
+    main = budget.protocols[0]
+
+    def verdict_step():
+        vs = all_verdicts(meas[main])
+        extra = {}
+        for p in budget.protocols[1:]:
+            extra[p] = json.loads(verdicts_to_json(all_verdicts({"table2": meas[p]["table2"]})))
+        return {"protocol": main, "verdicts": json.loads(verdicts_to_json(vs)), "other_protocols": extra,
+                "measurements": meas}
+    ver = steps.run(f"verdicts_n{seeds}", verdict_step)
+    verdicts = verdicts_from_json(json.dumps(ver["verdicts"]))
+    from .report import write_report
+    rep = steps.run(f"report_n{seeds}", lambda: write_report(out, budget, seeds, beta, runs, probes, analyses, ver,
+                                                              dict(steps.times)))
+    log(f"[reproduce] all steps done ({time.time() - t0:.0f} s this invocation; ran {len(steps.ran)}, "
+        f"skipped {len(steps.skipped)})")
+    return {"verdicts": verdicts, "other_verdicts": ver["other_protocols"], "report_md": rep["md"],
+            "report_html": rep["html"], "times": dict(steps.times), "ran": steps.ran, "skipped": steps.skipped}
