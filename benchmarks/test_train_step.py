@@ -19,6 +19,7 @@ import torch
 
 from sim_kernels import _ext
 from sim_models.config import apply_overrides, get_config
+from sim_models.optim_step import optimizer_step
 from sim_models.trainer import build_model
 
 CONFIGS = {"sim-paper": 8, "tiny": 8}  # name -> batch
@@ -46,12 +47,7 @@ def _setup(name, backend, device):
 
 
 def _step(model, opts, audio, gen):
-    results = model.losses_for(audio, list(range(model.num_stages)), gen)
-    for o in opts:
-        o.zero_grad(set_to_none=True)
-    sum(r.loss for r in results).backward()
-    for o in opts:
-        o.step()
+    optimizer_step(opts, model.losses_for(audio, list(range(model.num_stages)), gen))
 
 
 def _loss_inputs(model, audio, gen):

@@ -99,15 +99,31 @@ class GreedyModel(nn.Module):
     def forward(self, audio: torch.Tensor, generator: torch.Generator | None = None, upto: int | None = None) -> list:
         return self.encode(audio, generator, upto)
 
+    def run_stages(self, audio, stages, generator=None, *, active=(), labels=None, outs: list | None = None,
+                   frozen_before: int | None = None) -> list:
+        """The one stage loop: run ``stages`` (ascending stage indices) in order and return the StageResults of
+        those in ``active`` that have a loss, in stage order.
+
+        audio: (B, L) or (B, 1, L), the input of stage 0 (unused when stages start later).
+        outs: ModuleOutputs of the stages before ``stages[0]`` (entries a stage does not read may be None);
+              appended to in place, one per stage run. Stage m's input is outs[m - 1].z, detached unless end to end.
+        frozen_before: stages below this index run under no_grad (sequential mode); None: none frozen.
+        labels: (B,) int64, needed (only) by a supervised objective."""
+        outs = [] if outs is None else outs
+        results = []
+        for m in stages:
+            st = self.stages[m]
+            h = self._as_conv_input(audio) if m == 0 else self._next_input(outs[m - 1], st)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and (frozen_before is None or m >= frozen_before)):
+                outs.append(st(h, generator))
+            if m in active and str(m) in self.losses:
+                results.append(self._stage_loss(m, outs, generator, labels))
+        return results
+
     def encode(self, audio, generator=None, upto=None) -> list:
         """ModuleOutputs of stages 0..upto (all by default), detaching between stages unless end to end."""
-        h, outs = self._as_conv_input(audio), []
-        last = self.num_stages - 1 if upto is None else upto
-        for m in range(last + 1):
-            st = self.stages[m]
-            if m > 0:
-                h = self._next_input(outs[-1], st)
-            outs.append(st(h, generator))
+        outs = []
+        self.run_stages(audio, range(self.num_stages if upto is None else upto + 1), generator, outs=outs)
         return outs
 
     def losses_for(self, audio, active, generator=None, labels=None) -> list:
@@ -117,20 +133,8 @@ class GreedyModel(nn.Module):
 
         Returns a list of StageResult, in stage order."""
         active = sorted(active)
-        first, last = active[0], active[-1]
-        outs = []
-        h = self._as_conv_input(audio)
-        results = []
-        for m in range(last + 1):
-            st = self.stages[m]
-            if m > 0:
-                h = self._next_input(outs[-1], st)
-            with torch.set_grad_enabled(torch.is_grad_enabled() and m >= first):
-                out = st(h, generator)
-            outs.append(out)
-            if m in active and str(m) in self.losses:
-                results.append(self._stage_loss(m, outs, generator, labels))
-        return results
+        return self.run_stages(audio, range(active[-1] + 1), generator, active=active, labels=labels,
+                               frozen_before=active[0])
 
     def _stage_loss(self, m: int, outs, generator, labels=None) -> StageResult:
         loss_fn, out = self.losses[str(m)], outs[m]

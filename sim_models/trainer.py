@@ -41,6 +41,7 @@ from .architectures import GreedyModel, count_frames
 from .checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
 from .config import Config, save_config
 from .fault_injection import pause_point
+from .optim_step import optimizer_step
 from .run_log import NullLogger, RunLogger
 from .supervised import training_view
 from .run_safety import (LOG_HEADROOM_BYTES, FiniteLossWatch, TrainingFailed, clear_failure, estimate_checkpoint_bytes,
@@ -230,12 +231,7 @@ class Trainer:
     def _step(self, batch, active: list, opt_ids: list) -> list:
         audio, labels = batch if isinstance(batch, tuple) else (batch, None)
         results = self.model.losses_for(audio, active, self.generator, labels)
-        total = sum(r.loss for r in results)
-        for i in opt_ids:
-            self.optimizers[i].zero_grad(set_to_none=True)
-        total.backward()  # gradients are isolated: module m's loss only reaches module m's parameters
-        for i in opt_ids:
-            self.optimizers[i].step()
+        optimizer_step([self.optimizers[i] for i in opt_ids], results)  # module m's loss only reaches module m
         return results
 
     def _rows(self, results, unit, epoch) -> list:

@@ -37,6 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from ..architectures import GreedyModel, StageResult
+from ..optim_step import optimizer_step
 from ..trainer import VAL_SEED_OFFSET, Trainer
 from .common import RankZeroWrites
 from .env import DistInfo, current
@@ -66,14 +67,7 @@ class UnitModule(nn.Module):
         object.__setattr__(self, "_model", model)  # a plain reference, not a submodule
 
     def forward(self, outs: list, audio: torch.Tensor, active, generator=None, labels=None) -> list:
-        model, results = self._model, []
-        for m in self.unit:
-            st = model.stages[m]
-            h = model._next_input(outs[-1], st) if m > 0 else audio
-            outs.append(st(h, generator))
-            if m in active and str(m) in model.losses:
-                results.append(model._stage_loss(m, outs, generator, labels))
-        return results
+        return self._model.run_stages(audio, self.unit, generator, active=active, labels=labels, outs=outs)
 
 
 class DataParallelTrainer(RankZeroWrites, Trainer):
@@ -135,7 +129,6 @@ class DataParallelTrainer(RankZeroWrites, Trainer):
         active = sorted(active)
         first, last = active[0], active[-1]
         outs, results = [], []
-        audio = GreedyModel._as_conv_input(audio)
         for u, unit in enumerate(self.units):
             if unit[0] > last:
                 break
@@ -148,11 +141,7 @@ class DataParallelTrainer(RankZeroWrites, Trainer):
     def _step(self, batch, active: list, opt_ids: list) -> list:
         audio, labels = batch if isinstance(batch, tuple) else (batch, None)
         results = self.losses_for(audio, active, labels)
-        for i in opt_ids:
-            self.optimizers[i].zero_grad(set_to_none=True)
-        sum(r.loss for r in results).backward()  # DDP averages each unit's gradients over the processes
-        for i in opt_ids:
-            self.optimizers[i].step()
+        optimizer_step([self.optimizers[i] for i in opt_ids], results)  # DDP averages each unit's gradients
         return results
 
     def _rows(self, results, unit, epoch) -> list:

@@ -42,8 +42,9 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from ..architectures import GreedyModel, count_frames
+from ..architectures import count_frames
 from ..modules import ModuleOutput
+from ..optim_step import optimizer_step
 from ..trainer import VAL_SEED_OFFSET, Trainer
 from .common import RankZeroWrites, to_cpu
 from .env import DistInfo, current
@@ -146,13 +147,7 @@ class ModuleParallelTrainer(RankZeroWrites, Trainer):
             z_in = torch.empty(self._input_shape(B), device=self.device)
             dist.recv(z_in, src=rank - 1, tag=_TAG_Z)
             outs = [None] * (self.my_stages[0] - 1) + [ModuleOutput(z=z_in)]
-        results = []
-        for m in self.my_stages:  # GreedyModel.losses_for, for this rank's stages
-            st = model.stages[m]
-            h = GreedyModel._as_conv_input(audio) if m == 0 else model._next_input(outs[m - 1], st)  # detached
-            outs.append(st(h, self.generator))
-            if m in active and str(m) in model.losses:
-                results.append(model._stage_loss(m, outs, self.generator))
+        results = model.run_stages(audio, self.my_stages, self.generator, active=active, outs=outs)  # this rank's
         rng = self.generator.get_state().to(self.device)
         pending = []
         if rank < P - 1:
@@ -164,13 +159,8 @@ class ModuleParallelTrainer(RankZeroWrites, Trainer):
             pending += [dist.isend(rng, rank + 1, tag=_TAG_RNG), dist.isend(z_out, rank + 1, tag=_TAG_Z)]
         else:
             pending.append(dist.isend(rng, 0, tag=_TAG_RNG_BACK))
-        mine = [i for i in opt_ids if i in self.my_units]
-        for i in mine:
-            self.optimizers[i].zero_grad(set_to_none=True)
-        if results:
-            sum(r.loss for r in results).backward()  # overlaps the forward of the ranks after this one
-        for i in mine:
-            self.optimizers[i].step()
+        # the backward overlaps the forward of the ranks after this one
+        optimizer_step([self.optimizers[i] for i in opt_ids if i in self.my_units], results)
         for w in pending:
             w.wait()
         if rank == 0:
@@ -193,13 +183,7 @@ class ModuleParallelTrainer(RankZeroWrites, Trainer):
             z_in = torch.empty(self._input_shape(B), device=self.device)
             dist.recv(z_in, src=rank - 1, tag=_TAG_Z)
             outs = [None] * (self.my_stages[0] - 1) + [ModuleOutput(z=z_in)]
-        results = []
-        for m in self.my_stages:
-            st = model.stages[m]
-            h = GreedyModel._as_conv_input(audio) if m == 0 else model._next_input(outs[m - 1], st)
-            outs.append(st(h, generator))
-            if m in active and str(m) in model.losses:
-                results.append(model._stage_loss(m, outs, generator))
+        results = model.run_stages(audio, self.my_stages, generator, active=active, outs=outs)
         rng = generator.get_state().to(self.device)
         if rank < P - 1:
             dist.send(rng, rank + 1, tag=_TAG_RNG)
