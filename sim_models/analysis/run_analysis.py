@@ -39,6 +39,7 @@ from .few_labels import FEW_LABEL_SIZES
 from .thesis_analyses import thesis_analyses, thesis_features
 from .traversal import TRAVERSAL_RANGE, latent_traversal, plot_traversal, zero_start
 from .tsne import plot_tsne, tsne_embedding
+from ..atomic_write import atomic_write_text
 
 __all__ = ["ReportConfig", "analyse_run", "REPORT_SUBDIR"]
 
@@ -242,7 +243,5 @@ def analyse_run(run_dir, data_dir, rcfg: ReportConfig | None = None, log=print) 
                 "utterances": n_delta, "modules": delta_results}
     (out / "entanglement.json").write_text(json.dumps(ent_json, indent=2))
     summary["files"]["entanglement_json"] = _rel(out / "entanglement.json", rd)
-    tmp = out / "analysis.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out / "analysis.json")
+    atomic_write_text(out / "analysis.json", json.dumps(summary, indent=2))
     return summary

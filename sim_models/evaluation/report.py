@@ -6,7 +6,6 @@ evaluation, which `sim report` includes). Protocols: sim_models/evaluation/proto
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from ..analysis.runs import load_run
@@ -14,6 +13,7 @@ from ..architectures import stage_names
 from ..data.datasets import SyllableDataset
 from ..trainer import build_model
 from .protocols import get_protocol, probe_protocol
+from ..atomic_write import atomic_write_text
 
 __all__ = ["evaluate_run", "markdown_table", "word_overlap"]
 
@@ -65,9 +65,7 @@ def evaluate_run(run_dir, data_dir, protocol: str = "robust", seeds: int = 3, re
     text = json.dumps(result, indent=2)
     md = markdown_table(result) + "\n"
     for stem in (f"eval_{proto.name}", "eval"):
-        tmp = run_dir / f"{stem}.json.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, run_dir / f"{stem}.json")
+        atomic_write_text(run_dir / f"{stem}.json", text)
         (run_dir / f"{stem}.md").write_text(md)
     return result
 
