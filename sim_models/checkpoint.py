@@ -17,7 +17,19 @@ import torch
 from .atomic_write import atomic_write
 from .fault_injection import pause_point
 
-__all__ = ["save_checkpoint", "load_checkpoint", "remove_stale_temp_files"]
+__all__ = ["save_checkpoint", "load_checkpoint", "remove_stale_temp_files", "to_cpu"]
+
+
+def to_cpu(obj):
+    """The same nested dicts / lists / tuples with every tensor on the CPU (device-independent checkpoints,
+    pickling across ranks); CPU tensors are returned detached, not copied."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
 
 
 def save_checkpoint(state: dict, path) -> Path:

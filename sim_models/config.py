@@ -254,10 +254,13 @@ class TrainConfig:
     max_steps: int | None = None     # stop (with a checkpoint) after this many steps in total
     num_threads: int = 0             # torch.set_num_threads; 0 = leave as is
     validate: bool = True            # with a validation set: every module's loss on it at each epoch end
+    device: str = "auto"             # single process: "auto" (cuda when available) | "cpu" | "cuda" (torchrun: per rank)
 
     def __post_init__(self):
         if self.mode not in ("parallel", "sequential"):
             raise ValueError(f"train.mode must be 'parallel' or 'sequential', got {self.mode!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"train.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if self.batch_size < 1 or self.epochs < 0:
             raise ValueError(f"train.batch_size must be >= 1 and train.epochs >= 0, got {self.batch_size}, {self.epochs}")
 

@@ -38,7 +38,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .architectures import GreedyModel, count_frames
-from .checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
+from .checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint, to_cpu
 from .config import Config, save_config
 from .fault_injection import pause_point
 from .optim_step import optimizer_step
@@ -47,10 +47,23 @@ from .supervised import training_view
 from .run_safety import (LOG_HEADROOM_BYTES, FiniteLossWatch, TrainingFailed, clear_failure, estimate_checkpoint_bytes,
                          prepare_run_dir, record_failure, trim_logs)
 
-__all__ = ["Trainer", "CHECKPOINT_NAME", "build_model", "VAL_SEED_OFFSET"]
+__all__ = ["Trainer", "CHECKPOINT_NAME", "build_model", "resolve_device", "VAL_SEED_OFFSET"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 VAL_SEED_OFFSET = 7_777_777  # validation draws: generator seeded with train.seed + this at every evaluation
+
+
+def resolve_device(name: str) -> torch.device:
+    """``train.device`` as a torch.device: "auto" -> cuda when available, else cpu; "cpu"; "cuda" (refused,
+    naming train.device, when CUDA is not available)."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"train.device must be 'auto', 'cpu' or 'cuda', got {name!r}")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device='cuda', but this torch sees no CUDA device (torch.cuda.is_available() is "
+                         "False); use train.device=cpu or train.device=auto")
+    return torch.device(name)
 
 
 def build_model(cfg: Config) -> GreedyModel:
@@ -66,8 +79,13 @@ class Trainer:
     dataset: any object with __len__ and __getitem__(i) -> (cfg.data.length,) float tensor; for
     model.objective="supervised" a SyllableDataset (its syllables become the labelled examples, supervised.py).
     val_dataset: the same kind of object (e.g. the test split), evaluated at every epoch end; None: no validation.
+    Device (single process): ``cfg.train.device`` ("auto": cuda when available); the model, the batches and
+    the generators of the noise, negatives and crops live there (the order of examples is drawn on the CPU,
+    so it is the same on any device); checkpoints are device-independent.
     run_dir: receives config.yaml, checkpoint.pt, metrics.csv / metrics.jsonl (/ tensorboard/).
     """
+
+    distributed = False  # the distributed trainers (sim_models.distributed) choose each rank's device
 
     def __init__(self, cfg: Config, dataset, run_dir, progress: bool = True, tensorboard: bool = True,
                  val_dataset=None):
@@ -87,20 +105,25 @@ class Trainer:
         if not supervised and min(frames) <= cfg.model.prediction_steps:
             raise ValueError(f"data.length={cfg.data.length} gives {frames} frames per module, but every module needs "
                              f"more than K=model.prediction_steps={cfg.model.prediction_steps} frames")
-        self.model = build_model(cfg)
+        # single process: train.device; the distributed trainers move the model to their rank's device themselves
+        self.device = torch.device("cpu") if self.distributed else resolve_device(cfg.train.device)
+        self.model = build_model(cfg).to(self.device)  # built on the CPU from the seed: the same weights anywhere
         self.units = self.model.training_units()
         self.optimizers = [torch.optim.Adam(self.model.unit_parameters(u), lr=cfg.train.lr) for u in self.units]
         self.schedulers = [torch.optim.lr_scheduler.ExponentialLR(o, gamma=cfg.train.lr_decay) for o in self.optimizers]
-        self.generator = torch.Generator().manual_seed(cfg.train.seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg.train.seed)  # noise, negatives, crops
         self.pos = {"unit": 0, "epoch": 0, "batch": 0, "step": 0, "done": False}
         self.last_checkpoint = None  # (path, step) of the last checkpoint this run wrote or resumed from
         self._finite = FiniteLossWatch()
 
     # -- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers],
-                "schedulers": [s.state_dict() for s in self.schedulers], "generator": self.generator.get_state(),
-                "position": dict(self.pos), "config": self.cfg.to_dict()}
+        """The checkpoint: device-independent (every tensor on the CPU; load_checkpoint maps to the CPU and
+        load_state_dict moves the states to the model's device)."""
+        state = {"model": self.model.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers],
+                 "schedulers": [s.state_dict() for s in self.schedulers], "generator": self.generator.get_state(),
+                 "position": dict(self.pos), "config": self.cfg.to_dict()}
+        return state if self.device.type == "cpu" else to_cpu(state)
 
     def load_state_dict(self, state: dict):
         self.model.load_state_dict(state["model"])
@@ -133,8 +156,9 @@ class Trainer:
         dataset = self.dataset if dataset is None else dataset
         items = [dataset[int(i)] for i in idx]
         if isinstance(items[0], (tuple, list)):
-            return torch.stack([a for a, _ in items]), torch.stack([torch.as_tensor(y) for _, y in items])
-        return torch.stack(items)
+            batch = torch.stack([a for a, _ in items]), torch.stack([torch.as_tensor(y) for _, y in items])
+            return tuple(t.to(self.device) for t in batch)
+        return torch.stack(items).to(self.device)
 
     # -- training ----------------------------------------------------------------------------
     def _stage_plan(self) -> list:
@@ -246,7 +270,7 @@ class Trainer:
 
     # -- validation -----------------------------------------------------------------------------
     def _val_generator(self) -> torch.Generator:
-        return torch.Generator().manual_seed(self.cfg.train.seed + VAL_SEED_OFFSET)
+        return torch.Generator(device=self.device).manual_seed(self.cfg.train.seed + VAL_SEED_OFFSET)
 
     def _val_batches(self) -> list:
         n, bs = len(self.val_dataset), self.cfg.train.batch_size

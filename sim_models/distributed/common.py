@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from ..checkpoint import to_cpu  # moved to checkpoint.py; re-exported here
+
 __all__ = ["RankZeroWrites", "to_cpu"]
 
 _NONE = 2 ** 62  # "no bad step" in the all-reduce below
@@ -15,6 +17,8 @@ class RankZeroWrites:
     checkpoints and failure.json; a checkpoint write ends with a barrier; the NaN/inf guard raises on
     every rank at the same step (the earliest bad step of any rank), so no rank is left waiting in a
     collective for a rank that stopped."""
+
+    distributed = True  # Trainer leaves the device to the subclass (the rank's DistInfo.device)
 
     def _writes_files(self) -> bool:
         return self.info.is_main
@@ -31,14 +35,3 @@ class RankZeroWrites:
             dist.all_reduce(t, op=dist.ReduceOp.MIN)
             first = None if int(t) == _NONE else int(t)
         self._finite.check(first)
-
-
-def to_cpu(obj):
-    """The same nested dicts / lists / tuples with every tensor copied to the CPU (for pickling across ranks)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_cpu(v) for v in obj)
-    return obj
