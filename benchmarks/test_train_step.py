@@ -19,7 +19,7 @@ import torch
 
 from sim_kernels import _ext
 from sim_models.config import apply_overrides, get_config
-from sim_models.modules import ARModule
+from sim_models.optim_step import optimizer_step
 from sim_models.trainer import build_model
 
 CONFIGS = {"sim-paper": 8, "tiny": 8}  # name -> batch
@@ -47,12 +47,7 @@ def _setup(name, backend, device):
 
 
 def _step(model, opts, audio, gen):
-    results = model.losses_for(audio, list(range(model.num_stages)), gen)
-    for o in opts:
-        o.zero_grad(set_to_none=True)
-    sum(r.loss for r in results).backward()
-    for o in opts:
-        o.step()
+    optimizer_step(opts, model.losses_for(audio, list(range(model.num_stages)), gen))
 
 
 def _loss_inputs(model, audio, gen):
@@ -62,12 +57,8 @@ def _loss_inputs(model, audio, gen):
     args = []
     for key, loss_fn in model.losses.items():
         m, out = int(key), outs[int(key)]
-        if isinstance(model.stages[m], ARModule):  # GRU module: targets from the previous module
-            tensors = (out.context, outs[m - 1].z)
-        elif out.mu is not None:
-            tensors = (out.context, out.z, out.mu, out.logvar)
-        else:
-            tensors = (out.context, out.z)
+        prev = outs[m - 1].z if m > 0 else None
+        tensors = [t for t in model.stages[m].loss_inputs(out, prev) if t is not None]
         args.append((loss_fn, [t.detach().clone().requires_grad_(True) for t in tensors]))
     return args
 

@@ -13,8 +13,10 @@ taps (the CPC config's taps sit at the module-equivalent layers conv2, conv4, co
 With ``objective="supervised"`` (end to end) the last stage's loss is a linear classifier on its
 time-averaged output (sim_models/supervised.py) and the batch carries labels.
 
-``stage_layer_names(cfg)`` names each stage by the layer it taps ("conv2", "conv4", "conv5", "gru"), so
-tables of different configs line up by layer rather than by stage index.
+Stages describe themselves (modules.Stage): ``build_stages(cfg)`` is the one place that turns a config
+into stage objects, and ``stage_names(stages, style)`` the one naming helper: "module" ("module 2 (conv)",
+the analyses), "number" ("2 (conv)", the evaluation tables) or "layer" ("conv4", the layer it taps, so
+tables of different configs line up by layer rather than by stage index; ``stage_layer_names(cfg)``).
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ from .config import ModelConfig
 from .modules import ARModule, ConvModule, ModuleOutput
 from .supervised import LinearClassifierLoss, num_classes
 
-__all__ = ["GreedyModel", "StageResult", "count_frames", "stage_layer_names"]
+__all__ = ["GreedyModel", "StageResult", "build_stages", "count_frames", "stage_names", "stage_layer_names",
+           "STAGE_NAME_STYLES"]
 
 
 class StageResult:
@@ -46,12 +49,7 @@ class GreedyModel(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        stages, c = [], 1
-        for spec in cfg.encoder:
-            stages.append(ConvModule(c, spec, cfg.probabilistic, cfg.independent_context_sample, cfg.logvar_bias_init))
-            c = stages[-1].out_channels
-        if cfg.ar_hidden:
-            stages.append(ARModule(c, cfg.ar_hidden))
+        stages = build_stages(cfg)
         self.stages = nn.ModuleList(stages)
         self.losses = nn.ModuleDict()
         last = len(stages) - 1
@@ -61,12 +59,11 @@ class GreedyModel(nn.Module):
             if cfg.objective == "supervised" and m == last:
                 self.losses[str(m)] = LinearClassifierLoss(st.out_channels, num_classes(cfg.supervised_labels))
                 continue
-            if not st.conv_input and m == 0:
-                raise ValueError("model: a GRU module needs a conv module before it")
-            target_dim = st.out_channels if st.conv_input else stages[m - 1].out_channels
+            if st.targets_from_previous and m == 0:
+                raise ValueError(f"model: a {st.kind} module needs a module before it")
             self.losses[str(m)] = SmoothInfoNCELoss(
-                st.out_channels, target_dim, prediction_steps=cfg.prediction_steps,
-                negative_samples=cfg.negative_samples, beta=cfg.beta if st.conv_input else 0.0, sampler=cfg.sampler,
+                st.out_channels, st.target_channels, prediction_steps=cfg.prediction_steps,
+                negative_samples=cfg.negative_samples, beta=st.loss_beta(cfg.beta), sampler=cfg.sampler,
                 kl_reduction=cfg.kl_reduction, reduction=cfg.reduction, subsample_window=cfg.subsample_window,
                 backend=cfg.loss_backend)
 
@@ -97,21 +94,36 @@ class GreedyModel(nn.Module):
     def _next_input(self, prev: ModuleOutput, stage) -> torch.Tensor:
         """The input of ``stage`` from the previous stage's output: z (B, T, C), detached unless end to end,
         as (B, C, T) for a conv stage."""
-        h = prev.z if self.cfg.end_to_end else prev.z.detach()
-        return h.transpose(1, 2) if stage.conv_input else h
+        return stage.input_from(prev.z if self.cfg.end_to_end else prev.z.detach())
 
     def forward(self, audio: torch.Tensor, generator: torch.Generator | None = None, upto: int | None = None) -> list:
         return self.encode(audio, generator, upto)
 
+    def run_stages(self, audio, stages, generator=None, *, active=(), labels=None, outs: list | None = None,
+                   frozen_before: int | None = None) -> list:
+        """The one stage loop: run ``stages`` (ascending stage indices) in order and return the StageResults of
+        those in ``active`` that have a loss, in stage order.
+
+        audio: (B, L) or (B, 1, L), the input of stage 0 (unused when stages start later).
+        outs: ModuleOutputs of the stages before ``stages[0]`` (entries a stage does not read may be None);
+              appended to in place, one per stage run. Stage m's input is outs[m - 1].z, detached unless end to end.
+        frozen_before: stages below this index run under no_grad (sequential mode); None: none frozen.
+        labels: (B,) int64, needed (only) by a supervised objective."""
+        outs = [] if outs is None else outs
+        results = []
+        for m in stages:
+            st = self.stages[m]
+            h = self._as_conv_input(audio) if m == 0 else self._next_input(outs[m - 1], st)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and (frozen_before is None or m >= frozen_before)):
+                outs.append(st(h, generator))
+            if m in active and str(m) in self.losses:
+                results.append(self._stage_loss(m, outs, generator, labels))
+        return results
+
     def encode(self, audio, generator=None, upto=None) -> list:
         """ModuleOutputs of stages 0..upto (all by default), detaching between stages unless end to end."""
-        h, outs = self._as_conv_input(audio), []
-        last = self.num_stages - 1 if upto is None else upto
-        for m in range(last + 1):
-            st = self.stages[m]
-            if m > 0:
-                h = self._next_input(outs[-1], st)
-            outs.append(st(h, generator))
+        outs = []
+        self.run_stages(audio, range(self.num_stages if upto is None else upto + 1), generator, outs=outs)
         return outs
 
     def losses_for(self, audio, active, generator=None, labels=None) -> list:
@@ -121,20 +133,8 @@ class GreedyModel(nn.Module):
 
         Returns a list of StageResult, in stage order."""
         active = sorted(active)
-        first, last = active[0], active[-1]
-        outs = []
-        h = self._as_conv_input(audio)
-        results = []
-        for m in range(last + 1):
-            st = self.stages[m]
-            if m > 0:
-                h = self._next_input(outs[-1], st)
-            with torch.set_grad_enabled(torch.is_grad_enabled() and m >= first):
-                out = st(h, generator)
-            outs.append(out)
-            if m in active and str(m) in self.losses:
-                results.append(self._stage_loss(m, outs, generator, labels))
-        return results
+        return self.run_stages(audio, range(active[-1] + 1), generator, active=active, labels=labels,
+                               frozen_before=active[0])
 
     def _stage_loss(self, m: int, outs, generator, labels=None) -> StageResult:
         loss_fn, out = self.losses[str(m)], outs[m]
@@ -142,35 +142,66 @@ class GreedyModel(nn.Module):
             if labels is None:
                 raise ValueError("labels: a supervised objective needs the batch's labels (B,), got None")
             loss, metrics = loss_fn(out.representation, labels)
-        elif not self.stages[m].conv_input:
-            prev = outs[m - 1].z if self.cfg.end_to_end else outs[m - 1].z.detach()
-            loss, metrics = loss_fn(out.context, prev, generator=generator, return_metrics=True)
         else:
-            loss, metrics = loss_fn(out.context, out.z, out.mu, out.logvar, generator=generator, return_metrics=True)
+            prev = None if m == 0 else (outs[m - 1].z if self.cfg.end_to_end else outs[m - 1].z.detach())
+            loss, metrics = loss_fn(*self.stages[m].loss_inputs(out, prev), generator=generator, return_metrics=True)
         return StageResult(m, loss, metrics)
 
 
+def build_stages(cfg: ModelConfig) -> list:
+    """The stage objects of ``cfg``, in order: a ConvModule per ``cfg.encoder`` entry, then the ARModule (GRU)
+    when ``cfg.ar_hidden``. The one place a config becomes stages (a new stage type is added here)."""
+    stages, c, convs = [], 1, 0
+    for spec in cfg.encoder:
+        convs += len(spec.convs())
+        stages.append(ConvModule(c, spec, cfg.probabilistic, cfg.independent_context_sample, cfg.logvar_bias_init,
+                                 layer_name=f"conv{convs}"))
+        c = stages[-1].out_channels
+    if cfg.ar_hidden:
+        stages.append(ARModule(c, cfg.ar_hidden))
+    return stages
+
+
+def _described_stages(cfg: ModelConfig) -> list:
+    """build_stages(cfg) on the meta device (no memory, no draws from the global generator): for descriptions."""
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        return build_stages(cfg)
+
+
+STAGE_NAME_STYLES = ("module", "number", "layer")
+
+
+def stage_names(stages, style: str = "module") -> list:
+    """One name per stage. stages: a GreedyModel, a ModelConfig or a list of Stage objects.
+
+    style "module": "module 1 (conv)", ... "module 4 (GRU)" (paper numbering, 1-based; the analyses);
+          "number": "1 (conv)", ... (the evaluation tables);
+          "layer":  "conv2", "conv4", "conv5", "gru" (the layer each stage taps)."""
+    if style not in STAGE_NAME_STYLES:
+        raise ValueError(f"style must be one of {STAGE_NAME_STYLES}, got {style!r}")
+    if isinstance(stages, GreedyModel):
+        stages = list(stages.stages)
+    elif isinstance(stages, ModelConfig):
+        stages = _described_stages(stages)
+    if style == "layer":
+        return [st.layer_name for st in stages]
+    prefix = "module " if style == "module" else ""
+    return [f"{prefix}{m + 1} ({st.kind})" for m, st in enumerate(stages)]
+
+
 def count_frames(cfg: ModelConfig, length: int) -> list:
-    """Frames T after each stage for an input of ``length`` samples (conv / pool arithmetic of
-    ``cfg.encoder``, heads included for probabilistic modules; the GRU keeps T; no compute).
+    """Frames T after each stage for an input of ``length`` samples (each stage's ``out_frames``: conv / pool
+    arithmetic, heads included for probabilistic modules; the GRU keeps T; no compute).
     sim-paper: 10240 -> [511, 129, 64, 64]; vgim-thesis: 10240 -> [54, 13]."""
     frames, t = [], length
-    for spec in cfg.encoder:
-        t = spec.out_frames(t, heads=cfg.probabilistic)
-        frames.append(t)
-    if cfg.ar_hidden:
+    for st in _described_stages(cfg):
+        t = st.out_frames(t)
         frames.append(t)
     return frames
 
 
 def stage_layer_names(cfg: ModelConfig) -> list:
-    """A layer-based name per stage: "conv<n>" for a conv module (n = its last conv layer, counted from 1
+    """``stage_names(cfg, "layer")``: "conv<n>" for a conv module (n = its last conv layer, counted from 1
     over the whole encoder), "gru" for the GRU module. sim-paper, gim, cpc: ["conv2", "conv4", "conv5", "gru"];
     vgim-thesis: ["conv2", "conv4"]; tiny: ["conv2", "conv5", "gru"]."""
-    names, n = [], 0
-    for spec in cfg.encoder:
-        n += len(spec.convs())
-        names.append(f"conv{n}")
-    if cfg.ar_hidden:
-        names.append("gru")
-    return names
+    return stage_names(cfg, "layer")

@@ -10,46 +10,35 @@ from __future__ import annotations
 
 import glob
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from .atomic_write import atomic_write
 from .fault_injection import pause_point
 
-__all__ = ["save_checkpoint", "load_checkpoint", "remove_stale_temp_files"]
+__all__ = ["save_checkpoint", "load_checkpoint", "remove_stale_temp_files", "to_cpu"]
+
+
+def to_cpu(obj):
+    """The same nested dicts / lists / tuples with every tensor on the CPU (device-independent checkpoints,
+    pickling across ranks); CPU tensors are returned detached, not copied."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
 
 
 def save_checkpoint(state: dict, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        pause_point("checkpoint")  # test hook (fault_injection.py): a SIGKILL here must not harm the run
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)  # make the rename itself durable (power loss; SIGKILL needs no more than the replace)
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems cannot fsync a directory
-    finally:
-        os.close(fd)
+    # pause_point: a test hook (fault_injection.py): a SIGKILL between fsync and rename must not harm the run;
+    # sync_dir: make the rename itself durable (power loss; SIGKILL needs no more than the replace)
+    return atomic_write(path, lambda f: torch.save(state, f), binary=True, permissions=None,
+                        before_replace=lambda: pause_point("checkpoint"), sync_dir=True)
 
 
 def remove_stale_temp_files(path) -> list:

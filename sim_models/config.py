@@ -81,12 +81,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from .atomic_write import atomic_write_text
 
 from .encoder_spec import (FLAT_KEYS, OLD_FLAT_DEFAULTS, PER_CONV_KEYS, LayerConfig, ModuleConfig, as_module_config,
                            encoder_from_flat, flat_view, per_conv, set_per_conv)
@@ -255,10 +254,13 @@ class TrainConfig:
     max_steps: int | None = None     # stop (with a checkpoint) after this many steps in total
     num_threads: int = 0             # torch.set_num_threads; 0 = leave as is
     validate: bool = True            # with a validation set: every module's loss on it at each epoch end
+    device: str = "auto"             # single process: "auto" (cuda when available) | "cpu" | "cuda" (torchrun: per rank)
 
     def __post_init__(self):
         if self.mode not in ("parallel", "sequential"):
             raise ValueError(f"train.mode must be 'parallel' or 'sequential', got {self.mode!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"train.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if self.batch_size < 1 or self.epochs < 0:
             raise ValueError(f"train.batch_size must be >= 1 and train.epochs >= 0, got {self.batch_size}, {self.epochs}")
 
@@ -405,17 +407,7 @@ def save_config(cfg: Config, path) -> Path:
     else:
         raise ValueError(f"config path must end in .yaml, .yml or .json, got {str(path)!r}")
     # atomic (temp file + os.replace): a run killed here keeps the previous file, which --resume reads
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a config is meant to be read by others
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_text(path, text)  # 0644: a config is meant to be read by others
 
 
 def load_config(path) -> Config:

@@ -1,6 +1,10 @@
 """The building blocks: a conv encoder module (probabilistic or deterministic) and the GRU module.
 
-Each stage type describes itself: ``conv_input`` (input layout) and ``out_frames(t)`` (frame arithmetic).
+Each stage type describes itself (``Stage``): ``conv_input`` (input layout), ``out_frames(t)`` (frame
+arithmetic), ``kind`` / ``layer_name`` (display names), ``target_channels``, ``loss_beta(beta)`` and
+``loss_inputs(out, prev_z)`` (how it feeds its Smooth-InfoNCE loss). Nothing else in sim_models asks which
+class a stage is: a new stage type is one ``Stage`` subclass here plus one line in
+``architectures.build_stages``.
 
 Layouts: audio and conv activations are (B, C, L) ("conv layout"); losses and the GRU take
 (B, T, C) ("sequence layout"). ``forward`` returns a ``ModuleOutput`` in sequence layout.
@@ -12,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["ModuleOutput", "ConvModule", "ARModule"]
+__all__ = ["ModuleOutput", "Stage", "ConvModule", "ARModule"]
 
 
 @dataclass
@@ -31,7 +35,45 @@ class ModuleOutput:
         return self.mu if self.mu is not None else self.z
 
 
-class ConvModule(nn.Module):
+class Stage(nn.Module):
+    """A stage of a GreedyModel: forward(x, generator=None) -> ModuleOutput in sequence layout (B, T, C).
+
+    What a stage says about itself (class attributes unless noted):
+
+    * ``kind``: display name of the type ("conv", "GRU"), as in "module 2 (conv)";
+    * ``layer_name`` (instance): the layer it taps ("conv4", "gru"), so tables of different configs line up;
+    * ``conv_input``: input layout, True for (B, C, L) (conv layout), False for (B, T, C) (sequence layout);
+    * ``targets_from_previous``: True when the loss scores the previous stage's z (so it cannot be stage 0);
+    * ``out_frames(t)``: frames out for t frames (samples) in;
+    * ``in_channels`` / ``out_channels`` (instance) and ``target_channels``: the loss's target dimension;
+    * ``loss_beta(beta)``: the KL weight its loss gets from model.beta;
+    * ``loss_inputs(out, prev_z)``: the positional tensors of SmoothInfoNCELoss (context, targets[, mu, logvar]).
+    """
+
+    kind = "stage"
+    conv_input = True
+    targets_from_previous = False
+
+    def out_frames(self, t: int) -> int:
+        raise NotImplementedError
+
+    def input_from(self, prev_z: torch.Tensor) -> torch.Tensor:
+        """This stage's input from the previous stage's z (B, T, C): (B, C, T) for conv layout, else unchanged."""
+        return prev_z.transpose(1, 2) if self.conv_input else prev_z
+
+    @property
+    def target_channels(self) -> int:
+        return self.in_channels if self.targets_from_previous else self.out_channels
+
+    def loss_beta(self, beta: float) -> float:
+        return beta
+
+    def loss_inputs(self, out: ModuleOutput, prev_z: torch.Tensor | None) -> tuple:
+        """(context, targets, mu, logvar) for SmoothInfoNCELoss; prev_z: the previous stage's z (B, T, C_in) or None."""
+        raise NotImplementedError
+
+
+class ConvModule(Stage):
     """An encoder module built from a ``ModuleConfig`` (sim_models/encoder_spec.py): its layers in order
     (Conv1d + ReLU, or MaxPool1d), then (probabilistic) the parallel mu and logvar heads
     Conv1d(C, C, head_kernel, stride 1, head_padding), no ReLU (paper Table 1: 1×1; thesis Tables 4.1/4.2: 3-wide).
@@ -43,11 +85,17 @@ class ConvModule(nn.Module):
     last layer's output (after ReLU, as in GIM) is z and the context.
     """
 
+    kind = "conv"
     conv_input = True      # takes (B, C, L); the loss scores its own sample (targets = z)
 
     def __init__(self, in_channels: int, spec, probabilistic: bool = True,
-                 independent_context_sample: bool = False, logvar_bias_init: float | None = None):
+                 independent_context_sample: bool = False, logvar_bias_init: float | None = None,
+                 layer_name: str | None = None):
+        """layer_name: "conv<n>", n = this module's last conv layer counted over the whole encoder (default:
+        counted within this module)."""
         super().__init__()
+        self.in_channels = in_channels
+        self.layer_name = layer_name or f"conv{len(spec.convs())}"
         layers, c = [], in_channels
         for x in spec.layers:
             if x.type == "conv":
@@ -70,6 +118,10 @@ class ConvModule(nn.Module):
         """Frames out for ``t`` frames (samples) in: conv / pool arithmetic, plus the heads when probabilistic."""
         return self.spec.out_frames(t, heads=self.probabilistic)
 
+    def loss_inputs(self, out: ModuleOutput, prev_z=None) -> tuple:
+        """Its context sample against its own sample z, with mu and logvar (None when deterministic)."""
+        return out.context, out.z, out.mu, out.logvar
+
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> ModuleOutput:
         h = self.body(x)
         if not self.probabilistic:
@@ -89,17 +141,30 @@ def _normal(like: torch.Tensor, generator):
     return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
-class ARModule(nn.Module):
+class ARModule(Stage):
     """A one-layer GRU (deterministic, as in the paper). forward(z (B, T, C_in)) -> ModuleOutput,
     z = context = the GRU outputs (B, T, hidden)."""
 
+    kind = "GRU"
+    layer_name = "gru"
     conv_input = False     # takes (B, T, C); the loss scores the previous module's z against the GRU outputs
+    targets_from_previous = True
 
     def out_frames(self, t: int) -> int:
         return t
 
+    def loss_beta(self, beta: float) -> float:
+        return 0.0  # deterministic: no KL term
+
+    def loss_inputs(self, out: ModuleOutput, prev_z=None) -> tuple:
+        """The GRU outputs (context) against the previous module's z (targets); no mu / logvar."""
+        if prev_z is None:
+            raise ValueError("prev_z: the GRU module's loss needs the previous module's z (B, T, C_in), got None")
+        return out.context, prev_z, None, None
+
     def __init__(self, in_channels: int, hidden: int):
         super().__init__()
+        self.in_channels = in_channels
         self.gru = nn.GRU(in_channels, hidden, batch_first=True)
         self.out_channels = hidden
 

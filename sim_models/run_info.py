@@ -14,9 +14,9 @@ Format (JSON object; unknown keys are kept)::
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
+from .atomic_write import atomic_write_text
 
 __all__ = ["RUN_INFO_NAME", "read_run_info", "record_data_path", "recorded_data_path", "resolve_data"]
 
@@ -49,13 +49,7 @@ def record_data_path(run_dir, data, recorded_by: str = "sim train") -> Path:
         info = {}  # a damaged file is replaced
     info.update({"data": str(Path(data).resolve()), "data_as_given": str(data), "recorded_by": recorded_by,
                  "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    path, tmp = run_dir / RUN_INFO_NAME, run_dir / (RUN_INFO_NAME + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(json.dumps(info, indent=2) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(run_dir / RUN_INFO_NAME, json.dumps(info, indent=2) + "\n")
 
 
 def recorded_data_path(run_dir) -> Path | None:

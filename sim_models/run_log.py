@@ -22,11 +22,11 @@ Files are appended to, so a resumed run continues the same logs.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
-import os
-import tempfile
 from pathlib import Path
+from .atomic_write import atomic_write_text
 
 __all__ = ["RunLogger", "NullLogger", "FIELDS", "read_metrics"]
 
@@ -58,16 +58,8 @@ def _upgrade_header(csv_path: Path) -> None:
     if first.rstrip("\r").split(",") != list(_OLD_FIELDS):
         return
     header = ",".join(FIELDS) + ("\r" if first.endswith("\r") else "") + sep
-    fd, tmp = tempfile.mkstemp(prefix=csv_path.name + ".", suffix=".tmp", dir=csv_path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(header + rest)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, csv_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with contextlib.suppress(Exception):  # as before: a failed upgrade leaves the old header (rows still read)
+        atomic_write_text(csv_path, header + rest, newline="")
         raise
 
 

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from .atomic_write import atomic_write_text
 
 __all__ = ["RunDirError", "TrainingFailed", "prepare_run_dir", "estimate_checkpoint_bytes", "FiniteLossWatch",
            "record_failure", "clear_failure", "trim_logs", "FAILURE_NAME", "LOG_HEADROOM_BYTES"]
@@ -120,17 +121,7 @@ class FiniteLossWatch:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:  # rows keep their own line ends
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, text, newline="")  # rows keep their own line ends
 
 
 def record_failure(run_dir, error: BaseException, position: dict, last_checkpoint, write: bool = True) -> str:

@@ -38,15 +38,16 @@ import torch
 from tqdm.auto import tqdm
 
 from .architectures import GreedyModel, count_frames
-from .checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
+from .checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint, to_cpu
 from .config import Config, save_config
 from .fault_injection import pause_point
+from .strategy import SingleProcessStrategy, resolve_device
 from .run_log import NullLogger, RunLogger
 from .supervised import training_view
 from .run_safety import (LOG_HEADROOM_BYTES, FiniteLossWatch, TrainingFailed, clear_failure, estimate_checkpoint_bytes,
                          prepare_run_dir, record_failure, trim_logs)
 
-__all__ = ["Trainer", "CHECKPOINT_NAME", "build_model", "VAL_SEED_OFFSET"]
+__all__ = ["Trainer", "CHECKPOINT_NAME", "build_model", "resolve_device", "VAL_SEED_OFFSET"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 VAL_SEED_OFFSET = 7_777_777  # validation draws: generator seeded with train.seed + this at every evaluation
@@ -65,11 +66,15 @@ class Trainer:
     dataset: any object with __len__ and __getitem__(i) -> (cfg.data.length,) float tensor; for
     model.objective="supervised" a SyllableDataset (its syllables become the labelled examples, supervised.py).
     val_dataset: the same kind of object (e.g. the test split), evaluated at every epoch end; None: no validation.
+    Device (single process): ``cfg.train.device`` ("auto": cuda when available); the model, the batches and
+    the generators of the noise, negatives and crops live there (the order of examples is drawn on the CPU,
+    so it is the same on any device); checkpoints are device-independent.
     run_dir: receives config.yaml, checkpoint.pt, metrics.csv / metrics.jsonl (/ tensorboard/).
     """
 
     def __init__(self, cfg: Config, dataset, run_dir, progress: bool = True, tensorboard: bool = True,
-                 val_dataset=None):
+                 val_dataset=None, strategy=None):
+        self.strategy = SingleProcessStrategy() if strategy is None else strategy
         self.cfg, self.dir = cfg, Path(run_dir)
         self.dataset = training_view(dataset, cfg)
         self.val_dataset = training_view(val_dataset, cfg) if cfg.train.validate else None
@@ -86,22 +91,33 @@ class Trainer:
         if not supervised and min(frames) <= cfg.model.prediction_steps:
             raise ValueError(f"data.length={cfg.data.length} gives {frames} frames per module, but every module needs "
                              f"more than K=model.prediction_steps={cfg.model.prediction_steps} frames")
-        self.model = build_model(cfg)
+        self.device = torch.device("cpu")
+        self.model = build_model(cfg)  # on the CPU from the seed: the same weights anywhere; strategy.setup moves it
         self.units = self.model.training_units()
         self.optimizers = [torch.optim.Adam(self.model.unit_parameters(u), lr=cfg.train.lr) for u in self.units]
         self.schedulers = [torch.optim.lr_scheduler.ExponentialLR(o, gamma=cfg.train.lr_decay) for o in self.optimizers]
-        self.generator = torch.Generator().manual_seed(cfg.train.seed)
+        self.generator = None  # noise, negatives, crops: seeded on the device by strategy.setup
         self.pos = {"unit": 0, "epoch": 0, "batch": 0, "step": 0, "done": False}
         self.last_checkpoint = None  # (path, step) of the last checkpoint this run wrote or resumed from
         self._finite = FiniteLossWatch()
+        self.strategy.setup(self)
 
     # -- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers],
-                "schedulers": [s.state_dict() for s in self.schedulers], "generator": self.generator.get_state(),
-                "position": dict(self.pos), "config": self.cfg.to_dict()}
+        """The checkpoint in the single-process format (the strategy's: a collective when distributed; None on
+        ranks that do not write)."""
+        return self.strategy.state_dict(self)
+
+    def process_state_dict(self) -> dict:
+        """This process's whole state: device-independent (every tensor on the CPU; load_checkpoint maps to the CPU and
+        load_state_dict moves the states to the model's device)."""
+        state = {"model": self.model.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers],
+                 "schedulers": [s.state_dict() for s in self.schedulers], "generator": self.generator.get_state(),
+                 "position": dict(self.pos), "config": self.cfg.to_dict()}
+        return state if self.device.type == "cpu" else to_cpu(state)
 
     def load_state_dict(self, state: dict):
+        state = self.strategy.loaded_state(self, state)
         self.model.load_state_dict(state["model"])
         for o, s in zip(self.optimizers, state["optimizers"]):
             o.load_state_dict(s)
@@ -120,20 +136,11 @@ class Trainer:
 
     # -- data --------------------------------------------------------------------------------
     def _batches(self, unit: int, epoch: int) -> list:
-        n, bs = len(self.dataset), self.cfg.train.batch_size
-        g = torch.Generator().manual_seed(self.cfg.train.seed * 1_000_003 + unit * 10_007 + epoch)
-        perm = torch.randperm(n, generator=g)
-        if n < bs:
-            return [perm]
-        return [perm[i:i + bs] for i in range(0, n - bs + 1, bs)]  # drop the last partial batch
+        return self.strategy.batches(self, unit, epoch)
 
     def _collate(self, idx, dataset=None):
-        """The batch of examples ``idx``: audio (B, L), or (audio (B, L), labels (B,)) for labelled items."""
-        dataset = self.dataset if dataset is None else dataset
-        items = [dataset[int(i)] for i in idx]
-        if isinstance(items[0], (tuple, list)):
-            return torch.stack([a for a, _ in items]), torch.stack([torch.as_tensor(y) for _, y in items])
-        return torch.stack(items)
+        """The batch of examples ``idx`` of ``dataset`` (default: the training set), as the strategy collates it."""
+        return self.strategy.collate(self, idx, self.dataset if dataset is None else dataset)
 
     # -- training ----------------------------------------------------------------------------
     def _stage_plan(self) -> list:
@@ -228,44 +235,40 @@ class Trainer:
         return False
 
     def _step(self, batch, active: list, opt_ids: list) -> list:
-        audio, labels = batch if isinstance(batch, tuple) else (batch, None)
-        results = self.model.losses_for(audio, active, self.generator, labels)
-        total = sum(r.loss for r in results)
-        for i in opt_ids:
-            self.optimizers[i].zero_grad(set_to_none=True)
-        total.backward()  # gradients are isolated: module m's loss only reaches module m's parameters
-        for i in opt_ids:
-            self.optimizers[i].step()
-        return results
+        return self.strategy.step(self, batch, active, opt_ids)
 
     def _rows(self, results, unit, epoch) -> list:
+        """The log rows of a step (the strategy's reduction and gathering: a collective when distributed)."""
         rows = []
-        for r in results:
+        for r in self.strategy.reduce_results(results):
             opt = self.optimizers[self._unit_of(r.index)]
             rows.append({"step": self.pos["step"], "unit": unit, "epoch": epoch, "module": r.index,
                          "loss": float(r.loss.detach()), "nce": float(r.metrics["nce"].mean()),
                          "kl": float(r.metrics["kl"]), "accuracy": float(r.metrics["accuracy"].mean()),
                          "lr": opt.param_groups[0]["lr"], "split": "train"})
-        return rows
+        return self.strategy.gather_rows(rows)
 
     # -- validation -----------------------------------------------------------------------------
     def _val_generator(self) -> torch.Generator:
-        return torch.Generator().manual_seed(self.cfg.train.seed + VAL_SEED_OFFSET)
+        return torch.Generator(device=self.device).manual_seed(self.cfg.train.seed + VAL_SEED_OFFSET)
 
     def _val_batches(self) -> list:
         n, bs = len(self.val_dataset), self.cfg.train.batch_size
         return [torch.arange(i, min(i + bs, n)) for i in range(0, n, bs)]
 
     def _val_losses(self, batch, active, generator) -> list:
-        """StageResults of one validation batch (no gradient; DataParallelTrainer moves the batch first)."""
-        audio, labels = batch if isinstance(batch, tuple) else (batch, None)
-        return self.model.losses_for(audio, active, generator, labels)
+        """StageResults of one validation batch (no gradient), as the strategy computes them."""
+        return self.strategy.val_losses(self, batch, active, generator)
 
     @torch.no_grad()
     def _validate(self, active, unit: int, epoch: int) -> list:
-        """Validation rows (split "val") of the stages in ``active`` at the end of ``epoch``; [] without a val set."""
+        """Validation rows (split "val") of the stages in ``active`` at the end of ``epoch``; [] without a val set
+        (and on processes the strategy does not log from; a collective when the strategy gathers rows)."""
         if self.val_dataset is None:
             return []
+        return self.strategy.gather_rows(self._validation_rows(active, unit, epoch) if self.strategy.validates() else [])
+
+    def _validation_rows(self, active, unit: int, epoch: int) -> list:
         g, sums, total = self._val_generator(), {}, 0
         for idx in self._val_batches():
             results = self._val_losses(self._collate(idx, self.val_dataset), active, g)
@@ -286,17 +289,17 @@ class Trainer:
     def _unit_of(self, stage: int) -> int:
         return next(i for i, u in enumerate(self.units) if stage in u)
 
-    # -- hooks (sim_models.distributed overrides these: only rank 0 writes) ---------------------
+    # -- processes (the strategy's: only rank 0 writes when distributed) ------------------------
     def _writes_files(self) -> bool:
         """Whether this process writes config, logs, checkpoints and failure.json (rank 0 only when distributed)."""
-        return True
+        return self.strategy.writes_files
 
     def _sync(self):
-        """Wait for the other processes (after a checkpoint write); nothing to wait for in one process."""
+        self.strategy.barrier()
 
     def _check_finite(self):
         """Raise FloatingPointError if a loss so far was NaN or inf (on every rank at once when distributed)."""
-        self._finite.check()
+        self._finite.check(self.strategy.first_bad_step(self._finite))
 
     def _write_config(self):
         if self._writes_files():

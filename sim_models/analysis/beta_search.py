@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,6 +48,7 @@ from pathlib import Path
 import torch
 
 from .active_units import ACTIVE_THRESHOLD, active_units, kl_per_dimension
+from ..atomic_write import atomic_write_text
 
 __all__ = ["DEFAULT_BETAS", "DEFAULT_EPOCHS", "CollapseRule", "heldout_metrics", "judge", "choose_beta", "tune_beta",
            "plot_sweep", "sweep_table"]
@@ -156,9 +156,7 @@ def _beta_key(beta: float) -> str:
 
 
 def _atomic_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def tune_beta(config: str, data_dir, out_dir, betas=DEFAULT_BETAS, epochs: int | None = DEFAULT_EPOCHS,

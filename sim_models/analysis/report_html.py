@@ -17,6 +17,7 @@ import html
 import json
 import os
 from pathlib import Path
+from ..atomic_write import atomic_write_text
 
 __all__ = ["run_html", "comparison_html", "verdicts_html", "write_html_reports", "page"]
 
@@ -283,10 +284,7 @@ def _nav(has_verdicts: bool, has_side: bool) -> str:
 
 
 def _write(path: Path, text: str) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, text)
 
 
 def write_html_reports(summaries: list, compare_out=None, verdicts=None) -> list:

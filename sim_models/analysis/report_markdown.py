@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .entanglement import delta_table
 from .posterior_usage import active_units_table
+from ..atomic_write import atomic_write_text
 
 __all__ = ["run_markdown", "comparison_markdown", "write_reports"]
 
@@ -191,9 +192,7 @@ def write_reports(summaries: list, compare_out=None, verdicts=None) -> list:
         if len(summaries) > 1:
             lines += comparison_markdown(summaries, base)
         path = base / "report.md"
-        tmp = base / "report.md.tmp"
-        tmp.write_text("\n".join(lines) + "\n")
-        os.replace(tmp, path)
+        atomic_write_text(path, "\n".join(lines) + "\n")
         written.append(path)
     if compare_out is not None:
         compare_out = Path(compare_out)

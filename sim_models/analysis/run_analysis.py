@@ -39,6 +39,7 @@ from .few_labels import FEW_LABEL_SIZES
 from .thesis_analyses import thesis_analyses, thesis_features
 from .traversal import TRAVERSAL_RANGE, latent_traversal, plot_traversal, zero_start
 from .tsne import plot_tsne, tsne_embedding
+from ..atomic_write import atomic_write_text
 
 __all__ = ["ReportConfig", "analyse_run", "REPORT_SUBDIR"]
 
@@ -135,10 +136,7 @@ def analyse_run(run_dir, data_dir, rcfg: ReportConfig | None = None, log=print) 
     cfg, model, rd = run.cfg, run.model, run.run_dir
     out = rd / REPORT_SUBDIR
     out.mkdir(parents=True, exist_ok=True)
-    for pattern in ("traversal_m*_dim*_*.png", "traversal_m*_dim*_*.wav", "interpolation_m*_a*.wav",
-                    "reconstruction_m*_u*.wav", "original_u*.wav"):  # an earlier report may have shown other dims
-        for stale in out.glob(pattern):
-            stale.unlink()
+    _remove_stale_files(out)
     sr, length = cfg.data.sample_rate, cfg.data.length
     names = stage_names(model)
     log(f"[report] {rd} ({cfg.name}, {run.steps} steps): {', '.join(names)}")
@@ -154,8 +152,53 @@ def analyse_run(run_dir, data_dir, rcfg: ReportConfig | None = None, log=print) 
 
     decoders, history = _decoders(run, train_audio, rcfg, out, log)
     recon = reconstruction_errors(model, decoders, test_set.audio[:64], rcfg.decoder, sr)
+    feats = _syllable_features(model, cfg, train_set, test_set, log)
 
-    # syllable features: train split for the probe, test split for its accuracy, both for t-SNE
+    n_delta = min(rcfg.delta_utterances, len(test_set))
+    ia, ib = _interpolation_pair(test_set)
+    summary = {"run": str(rd), "name": run.name, "config": cfg.name, "steps": run.steps, "data": str(data_dir),
+               "report_config": rcfg.to_dict(), "modules": [], "files": {}, "decoder_history": history,
+               "n_train_syllables": len(feats["seg_tr"]), "n_test_syllables": len(feats["seg_te"]),
+               "interpolation_pair": [test_set.items[ia]["word"], test_set.items[ib]["word"]],
+               "traversal_utterance": test_set.items[0]["word"]}
+    n_audio = min(rcfg.audio_examples, len(test_set))
+    summary["audio_examples"] = [
+        {"word": test_set.items[i]["word"], "wav": _rel(p, rd)} for i, p in enumerate(write_wavs(
+            [out / f"original_u{i}.wav" for i in range(n_audio)], test_set.audio[:n_audio], sr))]
+    ctx = _ModuleContext(run=run, rcfg=rcfg, out=out, test_set=test_set, feats=feats, summary=summary,
+                         logmel=LogMel.from_config(rcfg.decoder, sr), n_delta=n_delta, n_audio=n_audio, pair=(ia, ib))
+    conc_panels, tsne_panels, delta_results = [], [], {}
+    for m, name in enumerate(names):
+        log(f"  {name}: concentration, t-SNE, traversal, interpolation, δ")
+        row, conc_panel, tsne_panel = _analyse_module(ctx, m, name, decoders[m])
+        row.update({"reconstruction": recon[m],
+                    "decoder_final_loss": history["loss"][-1][m] if history["loss"] else None})
+        conc_panels.append(conc_panel)
+        tsne_panels.append(tsne_panel)
+        delta_results[name] = row["entanglement"]
+        summary["modules"].append({k: row[k] for k in ("module", "stage", "width", "frames", "reconstruction",
+                                                       "decoder_final_loss", "concentration", "traversal_dims",
+                                                       "entanglement", "files")})
+
+    summary["thesis"] = thesis_analyses(run, test_set.audio, feats["seg_tr"], feats["seg_te"], out, names, rcfg, log,
+                                        features=feats["flat"])
+    summary["files"].update(summary["thesis"]["files"])
+    _write_figures(summary, run, rcfg, out, conc_panels, tsne_panels, delta_results, n_delta)
+    atomic_write_text(out / "analysis.json", json.dumps(summary, indent=2))
+    return summary
+
+
+def _remove_stale_files(out: Path) -> None:
+    for pattern in ("traversal_m*_dim*_*.png", "traversal_m*_dim*_*.wav", "interpolation_m*_a*.wav",
+                    "reconstruction_m*_u*.wav", "original_u*.wav"):  # an earlier report may have shown other dims
+        for stale in out.glob(pattern):
+            stale.unlink()
+
+
+def _syllable_features(model, cfg, train_set, test_set, log) -> dict:
+    """Syllable features: the train split for the probe, the test split for its accuracy, both for t-SNE.
+    Keys: seg_tr / seg_te (segments), v_tr / v_te (vowel labels), f_tr / f_te (pooled features per module),
+    flat (thesis_features: few-label probes, thesis t-SNE)."""
     seg_tr, seg_te = train_set.syllable_segments(), test_set.syllable_segments()
     longest = max(s[0].shape[0] for s in seg_tr + seg_te)
     mult = downsampling(cfg.model)
@@ -164,72 +207,93 @@ def analyse_run(run_dir, data_dir, rcfg: ReportConfig | None = None, log=print) 
     a_te, _, v_te = segments_tensor(seg_te, length=seg_len)
     log(f"  features of {len(seg_tr)} train / {len(seg_te)} test syllables")
     f_tr, f_te = pooled_features(model, a_tr), pooled_features(model, a_te)
-    flat = thesis_features(model, seg_tr, seg_te)   # thesis protocol: few-label probes, thesis t-SNE
+    flat = thesis_features(model, seg_tr, seg_te)
+    return {"seg_tr": seg_tr, "seg_te": seg_te, "v_tr": v_tr, "v_te": v_te, "f_tr": f_tr, "f_te": f_te, "flat": flat}
 
-    n_delta = min(rcfg.delta_utterances, len(test_set))
-    logmel = LogMel.from_config(rcfg.decoder, sr)
-    ia, ib = _interpolation_pair(test_set)
-    summary = {"run": str(rd), "name": run.name, "config": cfg.name, "steps": run.steps, "data": str(data_dir),
-               "report_config": rcfg.to_dict(), "modules": [], "files": {}, "decoder_history": history,
-               "n_train_syllables": len(seg_tr), "n_test_syllables": len(seg_te),
-               "interpolation_pair": [test_set.items[ia]["word"], test_set.items[ib]["word"]],
-               "traversal_utterance": test_set.items[0]["word"]}
-    n_audio = min(rcfg.audio_examples, len(test_set))
-    summary["audio_examples"] = [
-        {"word": test_set.items[i]["word"], "wav": _rel(p, rd)} for i, p in enumerate(write_wavs(
-            [out / f"original_u{i}.wav" for i in range(n_audio)], test_set.audio[:n_audio], sr))]
-    conc_panels, tsne_panels, delta_results = [], [], {}
-    for m, name in enumerate(names):
-        log(f"  {name}: concentration, t-SNE, traversal, interpolation, δ")
-        dec = decoders[m]
-        conc = vowel_concentration(f_tr[m], v_tr, f_te[m], v_te, epochs=rcfg.probe_epochs, seed=rcfg.seed,
-                                   standardize=rcfg.probe_standardize)
-        conc_panels.append((name, conc))
-        feats_all = torch.cat([f_tr[m], f_te[m]]) if rcfg.tsne_settings != "thesis" else torch.cat([flat[0][m], flat[2][m]])
-        emb, kept = tsne_embedding(feats_all, rcfg.tsne_max_points, rcfg.seed, max_iter=rcfg.tsne_iterations,
-                                   settings=rcfg.tsne_settings)
-        tsne_panels.append((name, emb, torch.cat([v_tr, v_te]).numpy()[kept]))
 
-        files = {"traversal": []}
-        latents = encode_frames(model, test_set.audio[:max(n_delta, ib + 1)], m)   # (U, T, C)
-        dims = torch.argsort(conc["dim_importance"], descending=True, stable=True)[:rcfg.traversal_dims].tolist()
-        width = latents.shape[2]
-        for d in dims:
-            for start_name, start in (("zero", zero_start(cfg.model, m, length, width)), ("utterance", latents[0])):
-                res = latent_traversal(dec, start, d, rcfg.traversal_steps, rcfg.traversal_range, sr)
-                p = plot_traversal(res, out / f"traversal_m{m + 1}_dim{d}_{start_name}.png",
-                                   f"{run.name}, {name}: dimension {d}, start = "
-                                   + ("zero vector" if start_name == "zero" else f"'{summary['traversal_utterance']}'"), sr)
-                wavs = write_wavs([out / f"traversal_m{m + 1}_dim{d}_{start_name}_s{i}.wav"
-                                   for i in range(len(res["values"]))], res["waveforms"], sr)
-                files["traversal"].append({"dim": d, "start": start_name, "png": _rel(p, rd),
-                                           "wavs": [{"value": float(v), "wav": _rel(w, rd)}
-                                                    for v, w in zip(res["values"], wavs)]})
-        res = interpolate_latents(dec, latents[ia], latents[ib], rcfg.interpolation_steps)
-        words = summary["interpolation_pair"]
-        files["interpolation_png"] = _rel(plot_interpolation(
-            res, out / f"interpolation_m{m + 1}.png", f"{run.name}, {name}: '{words[0]}' → '{words[1]}'", sr,
-            (test_set.audio[ia], test_set.audio[ib])), rd)
-        files["interpolation_wav"] = _rel(write_interpolation_wav(res, out / f"interpolation_m{m + 1}.wav", sr), rd)
-        files["interpolation_steps"] = [{"alpha": float(a), "wav": _rel(w, rd)} for a, w in zip(res["alphas"], write_wavs(
-            [out / f"interpolation_m{m + 1}_a{i}.wav" for i in range(len(res["alphas"]))], res["waveforms"], sr))]
-        if n_audio:
-            with torch.no_grad():
-                rec = dec(encode_frames(model, test_set.audio[:n_audio], m))
-            files["reconstruction"] = [_rel(w, rd) for w in write_wavs(
-                [out / f"reconstruction_m{m + 1}_u{i}.wav" for i in range(n_audio)], rec, sr)]
-        delta = {space: entanglement_delta(dec, latents[:n_delta], rcfg.delta_ns, space=space, logmel=logmel)
-                 for space in ("waveform", "mel")}
-        delta_results[name] = delta
-        summary["modules"].append({
-            "module": name, "stage": m, "width": width, "frames": latents.shape[1],
-            "reconstruction": recon[m], "decoder_final_loss": history["loss"][-1][m] if history["loss"] else None,
-            "concentration": {k: conc[k] for k in ("train_accuracy", "test_accuracy", "top10_mass", "frac_above_half",
-                                                   "hist")},
-            "traversal_dims": dims, "entanglement": delta, "files": files})
+@dataclass
+class _ModuleContext:
+    """What every module's analyses share (analyse_run builds it once)."""
+    run: object
+    rcfg: ReportConfig
+    out: Path
+    test_set: object
+    feats: dict
+    summary: dict
+    logmel: object
+    n_delta: int
+    n_audio: int
+    pair: tuple
 
-    summary["thesis"] = thesis_analyses(run, test_set.audio, seg_tr, seg_te, out, names, rcfg, log, features=flat)
-    summary["files"].update(summary["thesis"]["files"])
+
+def _analyse_module(ctx: _ModuleContext, m: int, name: str, dec) -> tuple:
+    """Concentration, t-SNE, traversal, interpolation, reconstructions and δ of module m.
+    Returns (summary row without reconstruction / decoder loss, concentration panel, t-SNE panel)."""
+    rcfg, feats, model = ctx.rcfg, ctx.feats, ctx.run.model
+    conc = vowel_concentration(feats["f_tr"][m], feats["v_tr"], feats["f_te"][m], feats["v_te"], epochs=rcfg.probe_epochs,
+                               seed=rcfg.seed, standardize=rcfg.probe_standardize)
+    flat = feats["flat"]
+    feats_all = (torch.cat([feats["f_tr"][m], feats["f_te"][m]]) if rcfg.tsne_settings != "thesis"
+                 else torch.cat([flat[0][m], flat[2][m]]))
+    emb, kept = tsne_embedding(feats_all, rcfg.tsne_max_points, rcfg.seed, max_iter=rcfg.tsne_iterations,
+                               settings=rcfg.tsne_settings)
+    tsne_panel = (name, emb, torch.cat([feats["v_tr"], feats["v_te"]]).numpy()[kept])
+    latents = encode_frames(model, ctx.test_set.audio[:max(ctx.n_delta, ctx.pair[1] + 1)], m)   # (U, T, C)
+    dims = torch.argsort(conc["dim_importance"], descending=True, stable=True)[:rcfg.traversal_dims].tolist()
+    files = {"traversal": _traversal_files(ctx, m, name, dec, latents, dims)}
+    files.update(_interpolation_files(ctx, m, name, dec, latents))
+    if ctx.n_audio:
+        with torch.no_grad():
+            rec = dec(encode_frames(model, ctx.test_set.audio[:ctx.n_audio], m))
+        files["reconstruction"] = [_rel(w, ctx.run.run_dir) for w in write_wavs(
+            [ctx.out / f"reconstruction_m{m + 1}_u{i}.wav" for i in range(ctx.n_audio)], rec, ctx.run.cfg.data.sample_rate)]
+    delta = {space: entanglement_delta(dec, latents[:ctx.n_delta], rcfg.delta_ns, space=space, logmel=ctx.logmel)
+             for space in ("waveform", "mel")}
+    row = {"module": name, "stage": m, "width": latents.shape[2], "frames": latents.shape[1],
+           "concentration": {k: conc[k] for k in ("train_accuracy", "test_accuracy", "top10_mass", "frac_above_half",
+                                                  "hist")},
+           "traversal_dims": dims, "entanglement": delta, "files": files}
+    return row, (name, conc), tsne_panel
+
+
+def _traversal_files(ctx: _ModuleContext, m: int, name: str, dec, latents, dims) -> list:
+    """Traversals of module m's ``dims`` from the zero vector and from the first test utterance: png + wavs."""
+    cfg, rcfg, out, rd, run = ctx.run.cfg, ctx.rcfg, ctx.out, ctx.run.run_dir, ctx.run
+    sr, length, width = cfg.data.sample_rate, cfg.data.length, latents.shape[2]
+    files = []
+    for d in dims:
+        for start_name, start in (("zero", zero_start(cfg.model, m, length, width)), ("utterance", latents[0])):
+            res = latent_traversal(dec, start, d, rcfg.traversal_steps, rcfg.traversal_range, sr)
+            p = plot_traversal(res, out / f"traversal_m{m + 1}_dim{d}_{start_name}.png",
+                               f"{run.name}, {name}: dimension {d}, start = "
+                               + ("zero vector" if start_name == "zero"
+                                  else f"'{ctx.summary['traversal_utterance']}'"), sr)
+            wavs = write_wavs([out / f"traversal_m{m + 1}_dim{d}_{start_name}_s{i}.wav"
+                               for i in range(len(res["values"]))], res["waveforms"], sr)
+            files.append({"dim": d, "start": start_name, "png": _rel(p, rd),
+                          "wavs": [{"value": float(v), "wav": _rel(w, rd)} for v, w in zip(res["values"], wavs)]})
+    return files
+
+
+def _interpolation_files(ctx: _ModuleContext, m: int, name: str, dec, latents) -> dict:
+    """The interpolation between the test pair in module m's latent space: png, wav, one wav per step."""
+    out, rd, run, sr = ctx.out, ctx.run.run_dir, ctx.run, ctx.run.cfg.data.sample_rate
+    ia, ib = ctx.pair
+    test_set = ctx.test_set
+    res = interpolate_latents(dec, latents[ia], latents[ib], ctx.rcfg.interpolation_steps)
+    words = ctx.summary["interpolation_pair"]
+    files = {"interpolation_png": _rel(plot_interpolation(
+        res, out / f"interpolation_m{m + 1}.png", f"{run.name}, {name}: '{words[0]}' → '{words[1]}'", sr,
+        (test_set.audio[ia], test_set.audio[ib])), rd)}
+    files["interpolation_wav"] = _rel(write_interpolation_wav(res, out / f"interpolation_m{m + 1}.wav", sr), rd)
+    files["interpolation_steps"] = [{"alpha": float(a), "wav": _rel(w, rd)} for a, w in zip(res["alphas"], write_wavs(
+        [out / f"interpolation_m{m + 1}_a{i}.wav" for i in range(len(res["alphas"]))], res["waveforms"], sr))]
+    return files
+
+
+def _write_figures(summary, run, rcfg, out, conc_panels, tsne_panels, delta_results, n_delta) -> None:
+    """The run-level figures (concentration, t-SNE, δ) and entanglement.json; their paths into summary["files"]."""
+    rd = run.run_dir
     summary["files"]["concentration_png"] = _rel(plot_concentration(
         conc_panels, out / "concentration.png", title=f"{run.name}: vowel classifier weights"), rd)
     summary["files"]["tsne_png"] = _rel(plot_tsne(tsne_panels, out / "tsne.png", title=f"{run.name}: t-SNE of syllables "
@@ -242,7 +306,3 @@ def analyse_run(run_dir, data_dir, rcfg: ReportConfig | None = None, log=print) 
                 "utterances": n_delta, "modules": delta_results}
     (out / "entanglement.json").write_text(json.dumps(ent_json, indent=2))
     summary["files"]["entanglement_json"] = _rel(out / "entanglement.json", rd)
-    tmp = out / "analysis.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out / "analysis.json")
-    return summary

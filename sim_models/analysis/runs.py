@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..architectures import GreedyModel
+from ..architectures import GreedyModel, stage_names as _stage_names
 from ..checkpoint import load_checkpoint
 from ..config import Config, load_config
-from ..modules import ARModule
 from ..trainer import CHECKPOINT_NAME, build_model
 
 __all__ = ["LoadedRun", "load_run", "stage_names"]
@@ -33,10 +32,11 @@ class LoadedRun:
 
 def stage_names(model: GreedyModel) -> list:
     """Paper numbering, 1-based: ["module 1 (conv)", "module 2 (conv)", "module 3 (GRU)"]."""
-    return [f"module {m + 1} ({'GRU' if isinstance(st, ARModule) else 'conv'})" for m, st in enumerate(model.stages)]
+    return _stage_names(model, "module")
 
 
 def load_run(run_dir) -> LoadedRun:
+    """The run in ``run_dir`` (its config.yaml and checkpoint.pt): the analyses' and ``evaluate_run``'s loader."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(f"run_dir {run_dir} has no config.yaml: is it a `sim train --out` folder?")

@@ -37,7 +37,6 @@ Everything is a function of ``seed``: the same seed gives the same files, bit fo
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +46,7 @@ import torchaudio
 
 from .espeak import Utterance, synthesize_many
 from .flite import FLITE_VOICES, flite_phones, synthesize_flite
+from ..atomic_write import atomic_write_text
 
 __all__ = ["CONSONANTS", "VOWELS", "SYLLABLES", "DEFAULT_VOICES", "ENGINES", "generate", "word_plan", "voice_pool"]
 
@@ -168,7 +168,5 @@ def generate(out_dir, num_words: int = 851, seed: int = 0, test_fraction: float 
     meta = {"sample_rate": SAMPLE_RATE, "length": LENGTH, "seed": seed, "engine": engine, "speakers": speakers,
             "constant": constant, "syllables": list(SYLLABLES),
             "vowels": list(VOWELS), "items": items}
-    tmp = out / "metadata.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, out / "metadata.json")
+    atomic_write_text(out / "metadata.json", json.dumps(meta, indent=1))
     return meta

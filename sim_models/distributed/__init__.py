@@ -2,6 +2,9 @@
 
     torchrun --nproc_per_node=P -m sim_models.cli train --config tiny --data D --out R [--parallel data|module]
 
+Both are strategies (sim_models/strategy.py) the one ``Trainer`` loop calls: ``DataParallelStrategy`` and
+``ModuleParallelStrategy``; ``DataParallelTrainer`` / ``ModuleParallelTrainer`` are the Trainer with one.
+
 * data parallel (``data_parallel.DataParallelTrainer``): every process holds the model, each
   training unit is wrapped in DistributedDataParallel, a DistributedSampler splits the examples,
   train.batch_size is the global batch, negatives are sampled within each process's batch.

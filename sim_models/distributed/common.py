@@ -5,40 +5,44 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-__all__ = ["RankZeroWrites", "to_cpu"]
+from ..checkpoint import to_cpu  # moved to checkpoint.py; re-exported here
+
+__all__ = ["RankZeroStrategy", "RankZeroWrites", "to_cpu"]
 
 _NONE = 2 ** 62  # "no bad step" in the all-reduce below
 
 
-class RankZeroWrites:
-    """Mixin for Trainer subclasses with ``self.info`` (a DistInfo): only rank 0 writes config, logs,
+class RankZeroStrategy:
+    """Mixin for distributed strategies with ``self.info`` (a DistInfo): only rank 0 writes config, logs,
     checkpoints and failure.json; a checkpoint write ends with a barrier; the NaN/inf guard raises on
     every rank at the same step (the earliest bad step of any rank), so no rank is left waiting in a
     collective for a rank that stopped."""
 
-    def _writes_files(self) -> bool:
+    @property
+    def writes_files(self) -> bool:
         return self.info.is_main
 
-    def _sync(self):
+    def device_for(self, cfg):
+        return self.info.device  # the rank's device (NCCL: cuda:LOCAL_RANK; gloo: cpu); train.device is not used
+
+    def gather_to_main(self, obj) -> list | None:
+        """Every rank's ``obj`` as a list on rank 0 (a collective: every rank calls it); None elsewhere."""
+        gathered = [None] * self.info.world_size if self.info.is_main else None
+        dist.gather_object(obj, gathered, dst=0)
+        return gathered
+
+    def barrier(self):
         if self.info.world_size > 1:
             dist.barrier()  # nobody reads or resumes from a checkpoint rank 0 is still writing
 
-    def _check_finite(self):
-        first = self._finite.first_bad_step()
+    def first_bad_step(self, watch):
+        first = watch.first_bad_step()
         if self.info.world_size > 1:
             device = self.info.device if dist.get_backend() == "nccl" else torch.device("cpu")
             t = torch.tensor(_NONE if first is None else first, dtype=torch.int64, device=device)
             dist.all_reduce(t, op=dist.ReduceOp.MIN)
             first = None if int(t) == _NONE else int(t)
-        self._finite.check(first)
+        return first
 
 
-def to_cpu(obj):
-    """The same nested dicts / lists / tuples with every tensor copied to the CPU (for pickling across ranks)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_cpu(v) for v in obj)
-    return obj
+RankZeroWrites = RankZeroStrategy  # deprecated name (it was a Trainer mixin before the strategies)

@@ -1,6 +1,7 @@
 """Data parallel training: every process holds the whole model and trains on its share of each batch.
 
-``DataParallelTrainer`` is the greedy ``Trainer`` with four changes:
+``DataParallelStrategy`` is the strategy (sim_models/strategy.py) the one ``Trainer`` calls;
+``DataParallelTrainer(...)`` is that Trainer with it. Against a single process it makes four changes:
 
 * each training unit (one module and its loss; the whole model when end to end) is wrapped in its
   own ``DistributedDataParallel``, so its gradients are averaged over the processes during the
@@ -37,11 +38,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from ..architectures import GreedyModel, StageResult
-from ..trainer import VAL_SEED_OFFSET, Trainer
-from .common import RankZeroWrites
+from ..optim_step import optimizer_step
+from ..strategy import SingleProcessStrategy
+from ..trainer import Trainer
+from .common import RankZeroStrategy
 from .env import DistInfo, current
 
-__all__ = ["DataParallelTrainer", "UnitModule", "rank_seed"]
+__all__ = ["DataParallelStrategy", "DataParallelTrainer", "UnitModule", "rank_seed"]
 
 
 def rank_seed(seed: int, rank: int) -> int:
@@ -66,29 +69,19 @@ class UnitModule(nn.Module):
         object.__setattr__(self, "_model", model)  # a plain reference, not a submodule
 
     def forward(self, outs: list, audio: torch.Tensor, active, generator=None, labels=None) -> list:
-        model, results = self._model, []
-        for m in self.unit:
-            st = model.stages[m]
-            h = model._next_input(outs[-1], st) if m > 0 else audio
-            outs.append(st(h, generator))
-            if m in active and str(m) in model.losses:
-                results.append(model._stage_loss(m, outs, generator, labels))
-        return results
+        return self._model.run_stages(audio, self.unit, generator, active=active, labels=labels, outs=outs)
 
 
-class DataParallelTrainer(RankZeroWrites, Trainer):
-    """DataParallelTrainer(cfg, dataset, run_dir, progress=True, tensorboard=True, info=None,
-    find_unused_parameters=False) -- ``Trainer`` over the processes of an initialised process group.
+class DataParallelStrategy(RankZeroStrategy, SingleProcessStrategy):
+    """DataParallelStrategy(info, find_unused_parameters=False): every rank holds the whole model on
+    ``info.device``; each training unit wrapped in DDP; DistributedSampler batches of batch_size / P examples;
+    logged values averaged over the ranks; rank 0 alone validates and writes; checkpoints carry every rank's
+    generator ("rank_generators")."""
 
-    info: a DistInfo (default: ``env.current()``; call ``init_distributed()`` first).
-    Every rank must hold the same dataset (same length and order); only rank 0 writes to run_dir.
-    Checkpoints are the single-process format plus "rank_generators" (one generator state per rank),
-    so a run resumes exactly with the same number of processes.
-    """
+    def __init__(self, info: DistInfo, find_unused_parameters: bool = False):
+        self.info, self.find_unused_parameters = info, find_unused_parameters
 
-    def __init__(self, cfg, dataset, run_dir, progress: bool = True, tensorboard: bool = True,
-                 info: DistInfo | None = None, find_unused_parameters: bool = False, val_dataset=None):
-        self.info = info or current()
+    def check(self, cfg, dataset) -> None:
         P = self.info.world_size
         if cfg.train.batch_size % P:
             raise ValueError(f"train.batch_size={cfg.train.batch_size} is the global batch and must be divisible by "
@@ -98,65 +91,57 @@ class DataParallelTrainer(RankZeroWrites, Trainer):
                              f"examples, got {len(dataset)}")
         if P > 1 and not dist.is_initialized():
             raise RuntimeError("DataParallelTrainer: call sim_models.distributed.init_distributed() first")
-        super().__init__(cfg, dataset, run_dir, progress=progress and self.info.is_main,
-                         tensorboard=tensorboard and self.info.is_main, val_dataset=val_dataset)
-        self.local_batch = cfg.train.batch_size // P
-        self.device = self.info.device
-        self.model.to(self.device)  # in place: the optimisers keep their parameters
-        self.generator = torch.Generator(device=self.device).manual_seed(rank_seed(cfg.train.seed, self.info.rank))
-        self.unit_modules = [UnitModule(self.model, u) for u in self.units]
-        if P > 1:
-            # device_ids=None: the unit already sits on its device and the batch is moved in _collate
+
+    def generator_seed(self, trainer) -> int:
+        return rank_seed(trainer.cfg.train.seed, self.info.rank)
+
+    def setup(self, trainer) -> None:
+        super().setup(trainer)
+        self.local_batch = trainer.cfg.train.batch_size // self.info.world_size
+        self.units = trainer.units
+        self.unit_modules = [UnitModule(trainer.model, u) for u in trainer.units]
+        if self.info.world_size > 1:
+            # device_ids=None: the unit already sits on its device and the batch is moved in collate
             # (DDP would otherwise copy the inputs, and the list of outputs the unit appends to with them).
             self.ddp = [DistributedDataParallel(um, device_ids=None, broadcast_buffers=False,
-                                                find_unused_parameters=find_unused_parameters)
+                                                find_unused_parameters=self.find_unused_parameters)
                         for um in self.unit_modules]
         else:
             self.ddp = list(self.unit_modules)
 
     # -- data: DistributedSampler, local batches ----------------------------------------------
-    def _batches(self, unit: int, epoch: int) -> list:
-        sampler = DistributedSampler(self.dataset, num_replicas=self.info.world_size, rank=self.info.rank,
-                                     shuffle=True, seed=self.cfg.train.seed * 1_000_003 + unit * 10_007, drop_last=True)
+    def batches(self, trainer, unit: int, epoch: int) -> list:
+        sampler = DistributedSampler(trainer.dataset, num_replicas=self.info.world_size, rank=self.info.rank,
+                                     shuffle=True, seed=trainer.cfg.train.seed * 1_000_003 + unit * 10_007,
+                                     drop_last=True)
         sampler.set_epoch(epoch)
         idx, bl = torch.tensor(list(sampler), dtype=torch.long), self.local_batch
         return [idx[i:i + bl] for i in range(0, len(idx) - bl + 1, bl)]
 
-    def _collate(self, idx, dataset=None):
-        batch = super()._collate(idx, dataset)
-        if isinstance(batch, tuple):
-            return tuple(t.to(self.device, non_blocking=True) for t in batch)
-        return batch.to(self.device, non_blocking=True)
-
     # -- one step ------------------------------------------------------------------------------
-    def losses_for(self, audio: torch.Tensor, active, labels=None) -> list:
+    def losses_for(self, audio: torch.Tensor, active, generator, labels=None) -> list:
         """GreedyModel.losses_for through the DDP wrappers: units that train run through DDP (their
         gradients get averaged), units before them run frozen under no_grad, later units not at all."""
         active = sorted(active)
         first, last = active[0], active[-1]
         outs, results = [], []
-        audio = GreedyModel._as_conv_input(audio)
         for u, unit in enumerate(self.units):
             if unit[0] > last:
                 break
             trains = torch.is_grad_enabled() and unit[-1] >= first
             runner = self.ddp[u] if trains else self.unit_modules[u]
             with torch.set_grad_enabled(trains):
-                results += runner(outs, audio, active, self.generator, labels)
+                results += runner(outs, audio, active, generator, labels)
         return results
 
-    def _step(self, batch, active: list, opt_ids: list) -> list:
+    def step(self, trainer, batch, active: list, opt_ids: list) -> list:
         audio, labels = batch if isinstance(batch, tuple) else (batch, None)
-        results = self.losses_for(audio, active, labels)
-        for i in opt_ids:
-            self.optimizers[i].zero_grad(set_to_none=True)
-        sum(r.loss for r in results).backward()  # DDP averages each unit's gradients over the processes
-        for i in opt_ids:
-            self.optimizers[i].step()
+        results = self.losses_for(audio, active, trainer.generator, labels)
+        optimizer_step([trainer.optimizers[i] for i in opt_ids], results)  # DDP averages each unit's gradients
         return results
 
-    def _rows(self, results, unit, epoch) -> list:
-        """Log rows with loss, nce, kl and accuracy averaged over the processes (a collective: every rank calls it)."""
+    def reduce_results(self, results: list) -> list:
+        """loss, nce, kl and accuracy averaged over the processes (a collective: every rank calls it)."""
         if self.info.world_size > 1 and results:
             stats = torch.stack([torch.stack([r.loss.detach().float().reshape(()),
                                               r.metrics["nce"].float().mean(),
@@ -166,33 +151,48 @@ class DataParallelTrainer(RankZeroWrites, Trainer):
             stats = stats / self.info.world_size
             results = [StageResult(r.index, s[0], {"nce": s[1:2], "kl": s[2], "accuracy": s[3:4]})
                        for r, s in zip(results, stats)]
-        return super()._rows(results, unit, epoch)
+        return results
 
     # -- validation: rank 0 alone, on the plain (non-DDP) model: no collective, the same on every rank ----
-    def _val_generator(self) -> torch.Generator:
-        return torch.Generator(device=self.device).manual_seed(self.cfg.train.seed + VAL_SEED_OFFSET)
-
-    def _validate(self, active, unit: int, epoch: int) -> list:
+    def validates(self) -> bool:
         """Rank 0 validates on the whole validation set (every rank holds the same parameters after the
         step); the other ranks skip it and log nothing."""
-        if not self.info.is_main:
-            return []
-        return super()._validate(active, unit, epoch)
+        return self.info.is_main
 
     # -- state: rank 0 writes, every rank's generator is kept ---------------------------------
-    def state_dict(self) -> dict:
-        state = super().state_dict()  # the model and optimisers are the same on every rank
+    def state_dict(self, trainer) -> dict:
+        state = trainer.process_state_dict()  # the model and optimisers are the same on every rank
         if self.info.world_size > 1:
             gens = [None] * self.info.world_size
-            dist.all_gather_object(gens, self.generator.get_state())  # collective: every rank calls save()
+            dist.all_gather_object(gens, trainer.generator.get_state())  # collective: every rank calls save()
             state["rank_generators"] = gens
         return state
 
-    def load_state_dict(self, state: dict):
+    def loaded_state(self, trainer, state: dict) -> dict:
         gens, P = state.get("rank_generators"), self.info.world_size
         if P > 1 or gens is not None:
             if (gens is None and P > 1) or (gens is not None and len(gens) != P):
                 raise ValueError(f"resume: the checkpoint was written by {1 if gens is None else len(gens)} process(es), "
                                  f"this run has {P}; exact resume needs the same number of processes")
             state = dict(state, generator=gens[self.info.rank])
-        super().load_state_dict(state)
+        return state
+
+
+class DataParallelTrainer(Trainer):
+    """DataParallelTrainer(cfg, dataset, run_dir, progress=True, tensorboard=True, info=None,
+    find_unused_parameters=False) -- the ``Trainer`` with a ``DataParallelStrategy`` over the processes of an
+    initialised process group.
+
+    info: a DistInfo (default: ``env.current()``; call ``init_distributed()`` first).
+    Every rank must hold the same dataset (same length and order); only rank 0 writes to run_dir.
+    Checkpoints are the single-process format plus "rank_generators" (one generator state per rank),
+    so a run resumes exactly with the same number of processes.
+    """
+
+    def __init__(self, cfg, dataset, run_dir, progress: bool = True, tensorboard: bool = True,
+                 info: DistInfo | None = None, find_unused_parameters: bool = False, val_dataset=None):
+        strategy = DataParallelStrategy(info or current(), find_unused_parameters)
+        strategy.check(cfg, dataset)
+        self.info = strategy.info
+        super().__init__(cfg, dataset, run_dir, progress=progress and self.info.is_main,
+                         tensorboard=tensorboard and self.info.is_main, val_dataset=val_dataset, strategy=strategy)

@@ -42,13 +42,15 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from ..architectures import GreedyModel, count_frames
+from ..architectures import count_frames
 from ..modules import ModuleOutput
-from ..trainer import VAL_SEED_OFFSET, Trainer
-from .common import RankZeroWrites, to_cpu
+from ..optim_step import optimizer_step
+from ..strategy import SingleProcessStrategy
+from ..trainer import Trainer
+from .common import RankZeroStrategy, to_cpu
 from .env import DistInfo, current
 
-__all__ = ["ModuleParallelTrainer", "split_units"]
+__all__ = ["ModuleParallelStrategy", "ModuleParallelTrainer", "split_units"]
 
 _TAG_RNG, _TAG_Z, _TAG_RNG_BACK = 0, 1, 2
 
@@ -81,125 +83,111 @@ def _check_groups(groups, num_units: int, world_size: int) -> list:
     return groups
 
 
-class ModuleParallelTrainer(RankZeroWrites, Trainer):
-    """ModuleParallelTrainer(cfg, dataset, run_dir, progress=True, tensorboard=True, info=None, groups=None).
+class ModuleParallelStrategy(RankZeroStrategy, SingleProcessStrategy):
+    """ModuleParallelStrategy(info, groups=None): rank p trains the training units ``groups[p]`` on
+    ``info.device`` and sends its last module's detached z (and the generator state) to rank p + 1.
+    Only rank 0 reads audio; rows and state are gathered on rank 0 in the single-process format."""
 
-    info:   a DistInfo (default ``env.current()``; call ``init_distributed()`` first), world_size >= 2.
-    groups: training-unit indices per rank, contiguous and in order (default ``split_units``).
-    Only rank 0 reads audio, logs (the rows of every module, gathered) and writes checkpoints.
-    """
+    def __init__(self, info: DistInfo, groups=None):
+        self.info, self.requested_groups = info, groups
 
-    def __init__(self, cfg, dataset, run_dir, progress: bool = True, tensorboard: bool = True,
-                 info: DistInfo | None = None, groups=None, val_dataset=None):
-        self.info = info or current()
-        P, rank = self.info.world_size, self.info.rank
+    def check(self, cfg) -> None:
         if cfg.model.end_to_end:
             raise ValueError("module parallel: model.end_to_end=True (CPC) has one training unit and no detached "
                              "boundary to split at; use data parallel")
         if cfg.train.mode != "parallel":
             raise ValueError(f"module parallel needs train.mode='parallel', got {cfg.train.mode!r}")
-        if P < 2 or not dist.is_initialized():
+        if self.info.world_size < 2 or not dist.is_initialized():
             raise RuntimeError("ModuleParallelTrainer needs an initialised process group of >= 2 processes "
                                "(torchrun --nproc_per_node=2 ..., then init_distributed())")
-        super().__init__(cfg, dataset, run_dir, progress=progress and self.info.is_main,
-                         tensorboard=tensorboard and self.info.is_main, val_dataset=val_dataset)
-        groups = split_units(len(self.units), P) if groups is None else groups
-        self.groups = _check_groups(groups, len(self.units), P)
+
+    def setup(self, trainer) -> None:
+        """Only this rank's stages and losses move to its device (in place: the optimisers keep their parameters)."""
+        P, rank, cfg = self.info.world_size, self.info.rank, trainer.cfg
+        groups = split_units(len(trainer.units), P) if self.requested_groups is None else self.requested_groups
+        self.groups = _check_groups(groups, len(trainer.units), P)
         self.my_units = self.groups[rank]
-        self.my_stages = [m for u in self.my_units for m in self.units[u]]
-        self.device = self.info.device
-        for m in self.my_stages:  # in place: the optimisers keep their parameters
-            self.model.stages[m].to(self.device)
-            if str(m) in self.model.losses:
-                self.model.losses[str(m)].to(self.device)
-        self.generator = torch.Generator(device=self.device).manual_seed(cfg.train.seed)
-        self._rng_numel = self.generator.get_state().numel()
+        self.my_stages = [m for u in self.my_units for m in trainer.units[u]]
+        self.device = trainer.device = self.info.device
+        for m in self.my_stages:
+            trainer.model.stages[m].to(self.device)
+            if str(m) in trainer.model.losses:
+                trainer.model.losses[str(m)].to(self.device)
+        trainer.generator = torch.Generator(device=self.device).manual_seed(cfg.train.seed)
+        self._rng_numel = trainer.generator.get_state().numel()
         self._frames = count_frames(cfg.model, cfg.data.length)
         self._owned_prefixes = tuple(f"{kind}.{m}." for m in self.my_stages for kind in ("stages", "losses"))
+        self._model, self._length = trainer.model, cfg.data.length
 
     # -- data: only rank 0 reads audio -----------------------------------------------------------
-    def _collate(self, idx, dataset=None) -> torch.Tensor:
+    def collate(self, trainer, idx, dataset):
         if self.info.rank == 0:
-            return super()._collate(idx, dataset).to(self.device, non_blocking=True)
+            return super().collate(trainer, idx, dataset)
         return torch.empty(len(idx), 0)  # the batch size is all a later process needs
 
     # -- communication ---------------------------------------------------------------------------
-    def _rng_buffer(self) -> torch.Tensor:
-        return torch.empty(self._rng_numel, dtype=torch.uint8, device=self.device)
-
-    def _recv_rng(self, src: int, tag: int, generator=None):
-        buf = self._rng_buffer()
+    def _recv_rng(self, src: int, tag: int, generator):
+        buf = torch.empty(self._rng_numel, dtype=torch.uint8, device=self.device)
         dist.recv(buf, src=src, tag=tag)
-        (self.generator if generator is None else generator).set_state(buf.cpu())
+        generator.set_state(buf.cpu())
 
-    def _input_shape(self, batch: int) -> tuple:
+    def _receive_input(self, batch: int, generator) -> list:
+        """outs for this rank's first stage: the random stream where rank - 1 stopped, and its z (B, T, C)."""
+        if self.info.rank == 0:
+            return []
+        self._recv_rng(self.info.rank - 1, _TAG_RNG, generator)
         m = self.my_stages[0] - 1
-        return (batch, self._frames[m], self.model.stages[m].out_channels)
+        z_in = torch.empty((batch, self._frames[m], self._model.stages[m].out_channels), device=self.device)
+        dist.recv(z_in, src=self.info.rank - 1, tag=_TAG_Z)
+        return [None] * m + [ModuleOutput(z=z_in)]
+
+    def _z_out(self, outs: list, batch: int) -> torch.Tensor:
+        z_out = outs[-1].z.detach().contiguous()
+        last = self.my_stages[-1]
+        expected = (batch, self._frames[last], self._model.stages[last].out_channels)
+        if tuple(z_out.shape) != expected:
+            rank = self.info.rank
+            raise RuntimeError(f"module parallel: rank {rank} produced z of shape {tuple(z_out.shape)}, rank {rank + 1} "
+                               f"expects {expected} (are all examples data.length={self._length} samples?)")
+        return z_out
 
     # -- one step --------------------------------------------------------------------------------
-    def _step(self, audio: torch.Tensor, active: list, opt_ids: list) -> list:
-        P, rank, model = self.info.world_size, self.info.rank, self.model
+    def step(self, trainer, audio: torch.Tensor, active: list, opt_ids: list) -> list:
+        P, rank, g = self.info.world_size, self.info.rank, trainer.generator
         B = audio.shape[0]
-        outs = []
-        if rank > 0:
-            self._recv_rng(rank - 1, _TAG_RNG)  # continue the random stream where rank - 1 stopped
-            z_in = torch.empty(self._input_shape(B), device=self.device)
-            dist.recv(z_in, src=rank - 1, tag=_TAG_Z)
-            outs = [None] * (self.my_stages[0] - 1) + [ModuleOutput(z=z_in)]
-        results = []
-        for m in self.my_stages:  # GreedyModel.losses_for, for this rank's stages
-            st = model.stages[m]
-            h = GreedyModel._as_conv_input(audio) if m == 0 else model._next_input(outs[m - 1], st)  # detached
-            outs.append(st(h, self.generator))
-            if m in active and str(m) in model.losses:
-                results.append(model._stage_loss(m, outs, self.generator))
-        rng = self.generator.get_state().to(self.device)
+        outs = self._receive_input(B, g)  # continue the random stream where rank - 1 stopped
+        results = trainer.model.run_stages(audio, self.my_stages, g, active=active, outs=outs)  # this rank's
+        rng = g.get_state().to(self.device)
         pending = []
         if rank < P - 1:
-            z_out = outs[-1].z.detach().contiguous()
-            expected = (B, self._frames[self.my_stages[-1]], model.stages[self.my_stages[-1]].out_channels)
-            if tuple(z_out.shape) != expected:
-                raise RuntimeError(f"module parallel: rank {rank} produced z of shape {tuple(z_out.shape)}, rank {rank + 1} "
-                                   f"expects {expected} (are all examples data.length={self.cfg.data.length} samples?)")
+            z_out = self._z_out(outs, B)
             pending += [dist.isend(rng, rank + 1, tag=_TAG_RNG), dist.isend(z_out, rank + 1, tag=_TAG_Z)]
         else:
             pending.append(dist.isend(rng, 0, tag=_TAG_RNG_BACK))
-        mine = [i for i in opt_ids if i in self.my_units]
-        for i in mine:
-            self.optimizers[i].zero_grad(set_to_none=True)
-        if results:
-            sum(r.loss for r in results).backward()  # overlaps the forward of the ranks after this one
-        for i in mine:
-            self.optimizers[i].step()
+        # the backward overlaps the forward of the ranks after this one
+        optimizer_step([trainer.optimizers[i] for i in opt_ids if i in self.my_units], results)
         for w in pending:
             w.wait()
         if rank == 0:
-            self._recv_rng(P - 1, _TAG_RNG_BACK)  # the stream after the whole batch: where batch j+1 starts
+            self._recv_rng(P - 1, _TAG_RNG_BACK, g)  # the stream after the whole batch: where batch j+1 starts
         return results
 
-    # -- validation: the same pipeline, forward only ----------------------------------------------
-    def _val_generator(self) -> torch.Generator:
-        return torch.Generator(device=self.device).manual_seed(self.cfg.train.seed + VAL_SEED_OFFSET)
+    def gather_rows(self, rows: list) -> list:
+        """Every rank's rows, gathered on rank 0 (a collective: every rank calls it); [] elsewhere."""
+        gathered = self.gather_to_main(rows)
+        if not self.info.is_main:
+            return []
+        return sorted((r for part in gathered for r in part), key=lambda r: r["module"])
 
+    # -- validation: the same pipeline, forward only ----------------------------------------------
     @torch.no_grad()
-    def _val_losses(self, audio, active, generator) -> list:
+    def val_losses(self, trainer, audio, active, generator) -> list:
         """This rank's StageResults for one validation batch: receive z and the generator state from rank - 1,
-        run its stages, send both on (the last rank sends the state back to rank 0), as in ``_step``, so
+        run its stages, send both on (the last rank sends the state back to rank 0), as in ``step``, so
         the draws are those of one process."""
-        P, rank, model = self.info.world_size, self.info.rank, self.model
-        B, outs = audio.shape[0], []
-        if rank > 0:
-            self._recv_rng(rank - 1, _TAG_RNG, generator)
-            z_in = torch.empty(self._input_shape(B), device=self.device)
-            dist.recv(z_in, src=rank - 1, tag=_TAG_Z)
-            outs = [None] * (self.my_stages[0] - 1) + [ModuleOutput(z=z_in)]
-        results = []
-        for m in self.my_stages:
-            st = model.stages[m]
-            h = GreedyModel._as_conv_input(audio) if m == 0 else model._next_input(outs[m - 1], st)
-            outs.append(st(h, generator))
-            if m in active and str(m) in model.losses:
-                results.append(model._stage_loss(m, outs, generator))
+        P, rank = self.info.world_size, self.info.rank
+        outs = self._receive_input(audio.shape[0], generator)
+        results = trainer.model.run_stages(audio, self.my_stages, generator, active=active, outs=outs)
         rng = generator.get_state().to(self.device)
         if rank < P - 1:
             dist.send(rng, rank + 1, tag=_TAG_RNG)
@@ -210,40 +198,35 @@ class ModuleParallelTrainer(RankZeroWrites, Trainer):
             self._recv_rng(P - 1, _TAG_RNG_BACK, generator)
         return results
 
-    def _validate(self, active, unit: int, epoch: int) -> list:
-        """Every rank validates its own stages; the rows are gathered on rank 0 (a collective), [] elsewhere."""
-        if self.val_dataset is None:
-            return []
-        rows = super()._validate(active, unit, epoch)
-        gathered = [None] * self.info.world_size if self.info.is_main else None
-        dist.gather_object(rows, gathered, dst=0)
-        if not self.info.is_main:
-            return []
-        return sorted((r for part in gathered for r in part), key=lambda r: r["module"])
-
-    def _rows(self, results, unit, epoch) -> list:
-        """Every rank's rows, gathered on rank 0 (a collective: every rank calls it); [] elsewhere."""
-        rows = super()._rows(results, unit, epoch)
-        gathered = [None] * self.info.world_size if self.info.is_main else None
-        dist.gather_object(rows, gathered, dst=0)
-        if not self.info.is_main:
-            return []
-        return sorted((r for part in gathered for r in part), key=lambda r: r["module"])
-
     # -- state: gathered on rank 0 in the single-process format -----------------------------------
-    def _local_state(self) -> dict:
-        return to_cpu({"model": {k: v for k, v in self.model.state_dict().items() if k.startswith(self._owned_prefixes)},
-                       "optimizers": {u: self.optimizers[u].state_dict() for u in self.my_units}})
-
-    def state_dict(self):
+    def state_dict(self, trainer):
         """The full single-process state on rank 0 (None elsewhere). A collective: every rank calls it."""
-        gathered = [None] * self.info.world_size if self.info.is_main else None
-        dist.gather_object(self._local_state(), gathered, dst=0)
+        local = to_cpu({"model": {k: v for k, v in trainer.model.state_dict().items() if k.startswith(self._owned_prefixes)},
+                        "optimizers": {u: trainer.optimizers[u].state_dict() for u in self.my_units}})
+        gathered = self.gather_to_main(local)
         if not self.info.is_main:
             return None
-        state = super().state_dict()
+        state = trainer.process_state_dict()
         for part in gathered:
             state["model"].update(part["model"])
             for u, s in part["optimizers"].items():
                 state["optimizers"][u] = s
         return state
+
+
+class ModuleParallelTrainer(Trainer):
+    """ModuleParallelTrainer(cfg, dataset, run_dir, progress=True, tensorboard=True, info=None, groups=None):
+    the ``Trainer`` with a ``ModuleParallelStrategy``.
+
+    info:   a DistInfo (default ``env.current()``; call ``init_distributed()`` first), world_size >= 2.
+    groups: training-unit indices per rank, contiguous and in order (default ``split_units``).
+    Only rank 0 reads audio, logs (the rows of every module, gathered) and writes checkpoints.
+    """
+
+    def __init__(self, cfg, dataset, run_dir, progress: bool = True, tensorboard: bool = True,
+                 info: DistInfo | None = None, groups=None, val_dataset=None):
+        strategy = ModuleParallelStrategy(info or current(), groups)
+        strategy.check(cfg)
+        self.info = strategy.info
+        super().__init__(cfg, dataset, run_dir, progress=progress and self.info.is_main,
+                         tensorboard=tensorboard and self.info.is_main, val_dataset=val_dataset, strategy=strategy)

@@ -6,21 +6,16 @@ evaluation, which `sim report` includes). Protocols: sim_models/evaluation/proto
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from ..checkpoint import load_checkpoint
-from ..config import load_config
+from ..analysis.runs import load_run
+from ..architectures import stage_names
 from ..data.datasets import SyllableDataset
-from ..modules import ARModule
-from ..trainer import CHECKPOINT_NAME, build_model
+from ..trainer import build_model
 from .protocols import get_protocol, probe_protocol
+from ..atomic_write import atomic_write_text
 
 __all__ = ["evaluate_run", "markdown_table", "word_overlap"]
-
-
-def _module_names(model) -> list:
-    return [f"{m + 1} ({'GRU' if isinstance(st, ARModule) else 'conv'})" for m, st in enumerate(model.stages)]
 
 
 def word_overlap(train_items, test_items) -> dict:
@@ -42,17 +37,15 @@ def evaluate_run(run_dir, data_dir, protocol: str = "robust", seeds: int = 3, re
     Writes RUN_DIR/eval_<protocol>.json/.md and eval.json/.md; returns the dict."""
     run_dir = Path(run_dir)
     proto = get_protocol(protocol, epochs)
-    cfg = load_config(run_dir / "config.yaml")
-    state = load_checkpoint(run_dir / CHECKPOINT_NAME)
-    trained = build_model(cfg)
-    trained.load_state_dict(state["model"])
+    run = load_run(run_dir)
+    cfg, trained = run.cfg, run.model
     random_init = build_model(cfg)
     train_set = SyllableDataset(data_dir, "train", cfg.data.sample_rate, cfg.data.length)
     test_set = SyllableDataset(data_dir, "test", cfg.data.sample_rate, cfg.data.length)
     tr, te = train_set.syllable_segments(), test_set.syllable_segments()
     rows_t = probe_protocol(trained, tr, te, proto, seeds, representation)
     rows_r = probe_protocol(random_init, tr, te, proto, seeds, representation)
-    names = _module_names(trained)
+    names = stage_names(trained, "number")
     modules = []
     for m, (rt, rr) in enumerate(zip(rows_t, rows_r)):
         row = {"module": names[m], "feature_dim": rt["feature_dim"], "table2_row": proto.name == "paper" and m == len(names) - 1}
@@ -64,7 +57,7 @@ def evaluate_run(run_dir, data_dir, protocol: str = "robust", seeds: int = 3, re
                 row[prefix + task + "_runs"] = None if res is None else res["runs"]
                 row[prefix + task + "_train"] = None if res is None else res["train_mean"]
         modules.append(row)
-    result = {"run": str(run_dir), "data": str(data_dir), "config": cfg.name, "steps": state["position"]["step"],
+    result = {"run": str(run_dir), "data": str(data_dir), "config": cfg.name, "steps": run.steps,
               "protocol": proto.to_dict(), "seeds": seeds, "representation": representation,
               "n_train_syllables": len(tr), "n_test_syllables": len(te),
               "word_overlap": word_overlap(train_set.items, test_set.items),
@@ -72,9 +65,7 @@ def evaluate_run(run_dir, data_dir, protocol: str = "robust", seeds: int = 3, re
     text = json.dumps(result, indent=2)
     md = markdown_table(result) + "\n"
     for stem in (f"eval_{proto.name}", "eval"):
-        tmp = run_dir / f"{stem}.json.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, run_dir / f"{stem}.json")
+        atomic_write_text(run_dir / f"{stem}.json", text)
         (run_dir / f"{stem}.md").write_text(md)
     return result
 

@@ -1,0 +1,113 @@
+"""How the one ``Trainer`` loop runs on this process: strategy objects, in the manner of Lightning's strategies.
+
+The Trainer (trainer.py) owns the loop, the model, the optimisers and the position; a strategy decides
+what differs between a single process, data parallel and module parallel runs (sim_models/distributed/):
+
+    setup(trainer)                   device, model placement, the noise / negative generator, wrappers
+    batches(trainer, unit, epoch)    index tensors of this process's batches in an epoch
+    collate(trainer, idx, dataset)   the batch: audio (B, L) [, labels (B,)] on the device
+    step(trainer, batch, active, opt_ids) -> StageResults (one optimiser step)
+    reduce_results(results)          the results to log (averaged over processes for data parallel)
+    gather_rows(rows)                the log rows this process writes (every rank's, on rank 0)
+    validates()                      whether this process computes validation losses
+    val_losses(trainer, batch, active, generator) -> StageResults (no gradient)
+    state_dict(trainer) / loaded_state(trainer, state)   the checkpoint in the single-process format
+    writes_files / barrier() / first_bad_step(watch)     which rank writes; waiting; agreeing on NaN/inf
+
+``SingleProcessStrategy`` is the plain run on ``train.device``; a new way of running is one subclass.
+"""
+from __future__ import annotations
+
+import torch
+
+from .optim_step import optimizer_step
+
+__all__ = ["SingleProcessStrategy", "resolve_device"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``train.device`` as a torch.device: "auto" -> cuda when available, else cpu; "cpu"; "cuda" (refused,
+    naming train.device, when CUDA is not available)."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"train.device must be 'auto', 'cpu' or 'cuda', got {name!r}")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device='cuda', but this torch sees no CUDA device (torch.cuda.is_available() is "
+                         "False); use train.device=cpu or train.device=auto")
+    return torch.device(name)
+
+
+class SingleProcessStrategy:
+    """One process on ``cfg.train.device``: the model, the batches and the generators of the noise, negatives
+    and crops live there (the order of examples is drawn on the CPU, the same on any device)."""
+
+    writes_files = True  # config, logs, checkpoints, failure.json
+
+    def device_for(self, cfg) -> torch.device:
+        return resolve_device(cfg.train.device)
+
+    def setup(self, trainer) -> None:
+        """Called at the end of Trainer.__init__: the model (built on the CPU from the seed) moves to the device
+        in place (the optimisers keep their parameters); the generator is seeded there."""
+        trainer.device = self.device_for(trainer.cfg)
+        trainer.model.to(trainer.device)
+        trainer.generator = torch.Generator(device=trainer.device).manual_seed(self.generator_seed(trainer))
+
+    def generator_seed(self, trainer) -> int:
+        return trainer.cfg.train.seed
+
+    # -- data ----------------------------------------------------------------------------------
+    def batches(self, trainer, unit: int, epoch: int) -> list:
+        """randperm of the examples with a generator seeded (seed, unit, epoch); the last partial batch dropped."""
+        n, bs = len(trainer.dataset), trainer.cfg.train.batch_size
+        g = torch.Generator().manual_seed(trainer.cfg.train.seed * 1_000_003 + unit * 10_007 + epoch)
+        perm = torch.randperm(n, generator=g)
+        if n < bs:
+            return [perm]
+        return [perm[i:i + bs] for i in range(0, n - bs + 1, bs)]
+
+    def collate(self, trainer, idx, dataset):
+        """The batch of examples ``idx``: audio (B, L), or (audio (B, L), labels (B,)) for labelled items."""
+        items = [dataset[int(i)] for i in idx]
+        if isinstance(items[0], (tuple, list)):
+            batch = torch.stack([a for a, _ in items]), torch.stack([torch.as_tensor(y) for _, y in items])
+            return tuple(t.to(trainer.device) for t in batch)
+        return torch.stack(items).to(trainer.device)
+
+    # -- one step ------------------------------------------------------------------------------
+    def step(self, trainer, batch, active: list, opt_ids: list) -> list:
+        audio, labels = batch if isinstance(batch, tuple) else (batch, None)
+        results = trainer.model.losses_for(audio, active, trainer.generator, labels)
+        optimizer_step([trainer.optimizers[i] for i in opt_ids], results)  # module m's loss only reaches module m
+        return results
+
+    def reduce_results(self, results: list) -> list:
+        return results
+
+    def gather_rows(self, rows: list) -> list:
+        return rows
+
+    # -- validation ----------------------------------------------------------------------------
+    def validates(self) -> bool:
+        return True
+
+    def val_losses(self, trainer, batch, active, generator) -> list:
+        audio, labels = batch if isinstance(batch, tuple) else (batch, None)
+        return trainer.model.losses_for(audio, active, generator, labels)
+
+    # -- state ---------------------------------------------------------------------------------
+    def state_dict(self, trainer) -> dict:
+        return trainer.process_state_dict()
+
+    def loaded_state(self, trainer, state: dict) -> dict:
+        """The state this process loads from a checkpoint (the single-process format)."""
+        return state
+
+    # -- processes -----------------------------------------------------------------------------
+    def barrier(self) -> None:
+        """Wait for the other processes (after a checkpoint write); nothing to wait for in one process."""
+
+    def first_bad_step(self, watch):
+        """The first step with a NaN / inf loss (agreed over the processes when distributed), or None."""
+        return watch.first_bad_step()
