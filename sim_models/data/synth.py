@@ -86,11 +86,15 @@ def word_plan(num_words: int, seed: int, voices=DEFAULT_VOICES, rates=(150, 210)
         raise ValueError(f"num_words must be >= 1, got {num_words}")
     pool, n_all = voice_pool(engine, speakers, voices), len(voice_pool(engine, None, voices))
     rng = np.random.default_rng(seed)
+    voice_rng = np.random.default_rng([seed, len(pool)])  # voices of a reduced pool (--speakers)
     plan = []
     for i in range(num_words):
         syl = [SYLLABLES[j] for j in rng.integers(0, len(SYLLABLES), size=3)]
         stress = int(rng.integers(0, 3))
-        eng, voice = pool[int(rng.integers(0, n_all)) % len(pool)]  # one draw whatever ``speakers``
+        # One draw of the main stream whatever ``speakers`` (the same data as before for the full pool); a
+        # smaller pool takes its voice from a generator of its own, uniformly (draw % |pool| was not).
+        draw = int(rng.integers(0, n_all))
+        eng, voice = pool[draw if len(pool) == n_all else int(voice_rng.integers(0, len(pool)))]
         rate, pitch = int(rng.integers(rates[0], rates[1] + 1)), int(rng.integers(pitches[0], pitches[1] + 1))
         noise_seed = int(rng.integers(0, 2**31 - 1))
         if constant:

@@ -48,7 +48,9 @@ def evaluate_run(run_dir, data_dir, protocol: str = "robust", seeds: int = 3, re
     names = stage_names(trained, "number")
     modules = []
     for m, (rt, rr) in enumerate(zip(rows_t, rows_r)):
-        row = {"module": names[m], "feature_dim": rt["feature_dim"], "table2_row": proto.name == "paper" and m == len(names) - 1}
+        # Table 2's row is the GRU's average-pooled output (paper §4.2); a model without a GRU has none.
+        is_table2 = proto.name == "paper" and m == len(names) - 1 and trained.stages[m].kind == "GRU"
+        row = {"module": names[m], "feature_dim": rt["feature_dim"], "table2_row": is_table2}
         for task in ("vowel", "syllable"):
             for prefix, r in (("", rt), ("random_init_", rr)):
                 res = r.get(task)

@@ -97,3 +97,16 @@ def test_items_without_boundaries_are_segmented(tmp_path):
     (tmp_path / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="segmentation"):
         SyllableDataset(tmp_path, "train")
+
+
+def test_a_smaller_voice_pool_is_drawn_evenly():
+    """6 espeak-ng voices, --speakers 4: each of the 4 gets about a quarter of the words (a draw taken
+    modulo the pool would give the first two 1/3 each and the others 1/6)."""
+    from collections import Counter
+
+    from sim_models.data.synth import word_plan
+
+    plan = word_plan(6000, seed=3, speakers=4)
+    counts = Counter(p["voice"] for p in plan)
+    assert len(counts) == 4
+    assert all(abs(n / 6000 - 0.25) < 0.03 for n in counts.values()), counts
