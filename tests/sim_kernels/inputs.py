@@ -15,6 +15,18 @@ SHAPES = [
 ]
 
 
+def cpu_backends() -> list:
+    """The backends the CPU tests run: reference, native, and triton where it imports (in the
+    Triton interpreter: tests/conftest.py sets TRITON_INTERPRET=1)."""
+    out = ["reference", "native"]
+    try:
+        import sim_kernels.triton  # noqa: F401
+        out.append("triton")
+    except ImportError:
+        pass
+    return out
+
+
 def shape_id(shape) -> str:
     B, T, Cc, Cz, K, N = shape
     return f"B{B}-T{T}-Cc{Cc}-Cz{Cz}-K{K}-N{N}"

@@ -17,23 +17,11 @@ import torch
 from sim_kernels import SmoothInfoNCELoss, smooth_infonce
 from sim_kernels import _ext
 
-from .inputs import make_inputs
+from .inputs import cpu_backends, make_inputs
 
 LOW = [torch.bfloat16, torch.float16]
 LOW_IDS = ["bf16", "fp16"]
-
-
-def _backends():
-    out = ["reference", "native"]
-    try:
-        import sim_kernels.triton  # noqa: F401
-        out.append("triton")
-    except ImportError:
-        pass
-    return out
-
-
-BACKENDS = _backends()
+BACKENDS = cpu_backends()
 
 
 def _skip_missing(backend):

@@ -14,23 +14,13 @@ from torch._dynamo.utils import counters
 
 from sim_kernels import _ext, smooth_infonce
 
-from .inputs import make_inputs
-
-
-def _backends():
-    out = ["reference", "native"]
-    try:
-        import sim_kernels.triton  # noqa: F401
-        out.append("triton")
-    except ImportError:
-        pass
-    return out
+from .inputs import cpu_backends, make_inputs
 
 
 LENGTHS = (17, 23, 30)
 
 
-@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("backend", cpu_backends())
 @pytest.mark.parametrize("grad", [False, True], ids=["fwd", "fwd+bwd"])
 def test_three_lengths_one_compile(backend, grad):
     if backend == "native" and not _ext.has_kernel("cpu"):

@@ -19,20 +19,10 @@ import torch.nn.functional as F
 
 from sim_kernels import InfoNCELoss, _ext, sample_negatives, smooth_infonce, smooth_infonce_reference
 
-from .inputs import make_inputs
+from .inputs import cpu_backends, make_inputs
 
 
-def _backends():
-    out = ["reference", "native"]
-    try:
-        import sim_kernels.triton  # noqa: F401
-        out.append("triton")
-    except ImportError:
-        pass
-    return out
-
-
-BACKENDS = _backends()
+BACKENDS = cpu_backends()
 
 
 def cpc_audio_criterion(context, targets, weight, neg_rows):
