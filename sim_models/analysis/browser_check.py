@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -145,9 +146,13 @@ def check_page(html_path, screenshot_path, chromium: str | None = None, width: i
     if chromium is None:
         raise FileNotFoundError("no Chromium found (apt-get install chromium, or set SIM_CHROMIUM)")
     screenshot_path = Path(screenshot_path)
-    with tempfile.TemporaryDirectory(prefix="sim-chromium-") as profile:
+    # Chromium's helper processes (renderer, zygote, crashpad) can outlive the browser process and keep
+    # writing to the profile: the browser starts in a session of its own and the whole group is ended
+    # before the profile is removed (a plain terminate left "Directory not empty" behind once, in CI).
+    with tempfile.TemporaryDirectory(prefix="sim-chromium-", ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                                 "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                 "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
         try:
             cdp = _CDP(_devtools_url(proc, timeout), timeout)
             try:
@@ -155,12 +160,23 @@ def check_page(html_path, screenshot_path, chromium: str | None = None, width: i
             finally:
                 cdp.close()
         finally:
-            proc.terminate()
+            _end_process_group(proc)
+
+
+def _end_process_group(proc) -> None:
+    """SIGTERM to the browser's process group, up to 10 s for the browser to exit, then SIGKILL to
+    whatever is left of the group (helpers outlive the browser), and reap the browser."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:  # the whole group is gone already
+            break
+        if sig == signal.SIGTERM:
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                pass
+    proc.wait()
 
 
 def _inspect(cdp: _CDP, html_path: Path, screenshot_path: Path, width, max_height, timeout, audio_timeout_ms) -> dict:
