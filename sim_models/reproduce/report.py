@@ -7,6 +7,7 @@ import html
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 __all__ = ["write_report", "verdict_table_text"]
@@ -115,7 +116,7 @@ def _sections(out: Path, budget, seeds, beta, runs, probes, analyses, ver, times
              *([] if beta["beta"] else ["", "**β = 0**: the SIM runs have Gaussian heads but no KL term, so this comparison "
                                             "does not test what SIM adds to GIM (the KL)."]),
              "", f"Total step time recorded: {total / 60:.1f} min (2 shared CPU cores here: timings are noisy)."]
-    secs.append(("Setting", intro, "<p>" + html.escape(" ".join(intro)) + "</p>"))
+    secs.append(("Setting", intro, "<p>" + _inline_markdown(" ".join(intro)) + "</p>"))
     vmd = verdicts_markdown(verdicts)[2:]
     from ..analysis.report_html import verdicts_html
     secs.append(("Verdicts: the paper's claims on our data", vmd, "\n".join(verdicts_html(verdicts)[1:])))
@@ -171,3 +172,10 @@ def write_report(out, budget, seeds, beta, runs, probes, analyses, ver, times) -
         tmp.write_text(text)
         os.replace(tmp, out / name)
     return {"md": str(out / "report.md"), "html": str(out / "report.html")}
+
+
+def _inline_markdown(text: str) -> str:
+    """HTML of a line of markdown with only **bold** and `code` in it (escaped first)."""
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", out)

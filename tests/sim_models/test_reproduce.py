@@ -206,3 +206,11 @@ def test_the_beta_search_run_is_reused_only_with_an_identical_config(tmp_path):
     assert not (tmp_path / "SIM_s1").exists()
     assert _reuse_beta_run(cfg, beta_dir, tmp_path / "SIM_s0", log=lambda s: None)
     assert (tmp_path / "SIM_s0" / CHECKPOINT_NAME).read_bytes() == b"ckpt"
+
+
+def test_report_html_renders_the_setting_paragraph_markup():
+    """The setting paragraph's **bold** and `code` become HTML, escaped first (no literal asterisks)."""
+    from sim_models.reproduce.report import _inline_markdown
+
+    assert _inline_markdown("**β = 0**: the `paper` protocol <b>") == \
+        "<b>β = 0</b>: the <code>paper</code> protocol &lt;b&gt;"
