@@ -9,6 +9,7 @@ Build switches (as in pytorch_scatter):
   SANITIZE=1            AddressSanitizer + UndefinedBehaviorSanitizer (CPU sources only)
   SIM_NO_EXTENSION=1    install the pure-Python package only (backend="auto" then uses the reference)
   SIM_PTXAS_VERBOSE=1   pass -Xptxas -v to nvcc (registers, shared memory, spills per kernel; make gpu-check)
+  SIM_SELFTEST_OPS=1    add the test-only op _shared_math_selftest (CUDA; make gpu-check sets it)
 """
 import glob
 import os
@@ -77,7 +78,8 @@ def _extensions():
         cxx.append("-DNDEBUG")
 
     sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
-    define_macros = []
+    # SIM_SELFTEST_OPS=1 adds the test-only op _shared_math_selftest (the GPU check's build); never shipped.
+    define_macros = [("SIM_SELFTEST_OPS", None)] if _flag("SIM_SELFTEST_OPS") else []
     extra = {"cxx": cxx}
     ext_cls = CppExtension
     if _want_cuda(CUDA_HOME):

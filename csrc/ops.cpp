@@ -40,7 +40,11 @@ TORCH_LIBRARY(sim_kernels, m) {
       "bool common_window=False) -> "
       "(Tensor value, Tensor loss, Tensor correct, Tensor kl, Tensor grad_context, Tensor grad_targets, "
       "Tensor grad_weight, Tensor grad_mu, Tensor grad_logvar)");
-  // Test hook for the shared math of smooth_infonce.h: row-wise online log-sum-exp of scores (R, M)
-  // and row-wise KL of (R, C) mu/logvar, computed with the very functions the kernels use.
+#ifdef SIM_SELFTEST_OPS
+  // Test-only hook, built only with SIM_SELFTEST_OPS=1 (the GPU check's build; never the shipped
+  // schema): the CUDA kernel's row-wise online log-sum-exp of scores (R, M) and KL of (R, C)
+  // mu/logvar, run on the device with the very functions the kernels use. On the CPU the same
+  // math is tested through the test-only host emulation (csrc/cuda/host_emulation.cpp).
   m.def("_shared_math_selftest(Tensor scores, Tensor mu, Tensor logvar) -> (Tensor lse, Tensor kl)");
+#endif
 }

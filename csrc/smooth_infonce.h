@@ -43,17 +43,6 @@ struct OnlineLogSumExp {
     }
   }
 
-  SIM_HOST_DEVICE void merge(const OnlineLogSumExp& o) {
-    if (o.max_ > max_) {
-      sum_ = sum_ * sim_exp(max_ - o.max_) + o.sum_;
-      max_ = o.max_;
-    } else if (o.max_ == max_) {
-      sum_ += o.sum_;  // avoids exp(-inf - -inf) = exp(NaN) when both maxima are infinite
-    } else if (o.sum_ != acc_t(0) || o.max_ != o.max_) {
-      sum_ += o.sum_ * sim_exp(o.max_ - max_);
-    }
-  }
-
   SIM_HOST_DEVICE acc_t value() const { return max_ + sim_log(sum_); }
 
   // value() - x and the softmax weight exp(x - value()), computed around the max, with

@@ -231,10 +231,12 @@ def main(argv=None) -> int:
     shutil.rmtree(src, ignore_errors=True)
     shutil.copytree(ROOT, src, ignore=_copy_ignore)
     jobs = os.environ.get("MAX_JOBS") or str(os.cpu_count() or 2)
-    build_env = {"FORCE_CUDA": "1", "TORCH_CUDA_ARCH_LIST": "9.0", "MAX_JOBS": jobs, "SIM_PTXAS_VERBOSE": "1"}
+    # SIM_SELFTEST_OPS=1: the test-only op _shared_math_selftest, so test_cuda runs the header's math on the GPU.
+    build_env = {"FORCE_CUDA": "1", "TORCH_CUDA_ARCH_LIST": "9.0", "MAX_JOBS": jobs, "SIM_PTXAS_VERBOSE": "1",
+                 "SIM_SELFTEST_OPS": "1"}
     if env.get("nvcc") is None:
         st = run.skip("build", "nvcc not found: the CUDA kernel cannot be compiled here")
-        build_env = {"FORCE_ONLY_CPU": "1", "MAX_JOBS": jobs}
+        build_env = {"FORCE_ONLY_CPU": "1", "MAX_JOBS": jobs, "SIM_SELFTEST_OPS": "1"}
         st = run.run("build-cpu", [python, "setup.py", "-q", "build_ext", "--inplace"], 600, src, build_env)
     else:
         st = run.run("build", [python, "setup.py", "build_ext", "--inplace"], 180, src, build_env)
@@ -245,7 +247,8 @@ def main(argv=None) -> int:
 
     # correctness tests: one stage per file, so a slow file cannot take the others' JUnit with it ------------
     test_env = {**py_env, "SIM_GPU_FUZZ_EXAMPLES": os.environ.get("SIM_GPU_FUZZ_EXAMPLES", "30"),
-                "FORCE_CUDA": "1" if env.get("nvcc") else "0"}  # test_cuda then checks the CUDA kernels registered
+                "FORCE_CUDA": "1" if env.get("nvcc") else "0",  # test_cuda then checks the CUDA kernels registered
+                "SIM_SELFTEST_OPS": "1"}
     gpu_env = {**py_env, "TRITON_INTERPRET": "0"} if gpu else py_env  # compiled Triton on the GPU
     test_env.update(gpu_env)
     per_test = ["-p", "pytest_timeout", f"--timeout={PER_TEST_TIMEOUT}"] if env.get("pytest_timeout") else []

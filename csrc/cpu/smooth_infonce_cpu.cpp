@@ -52,44 +52,11 @@ smooth_infonce_value_and_grad_cpu(const at::Tensor& context, const at::Tensor& t
           out.grad_mu, out.grad_logvar};
 }
 
-// Row-wise online log-sum-exp of scores (R, M) and KL of mu/logvar (R, C), with the shared header.
-std::tuple<at::Tensor, at::Tensor> shared_math_selftest_cpu(const at::Tensor& scores, const at::Tensor& mu,
-                                                            const at::Tensor& logvar) {
-  TORCH_CHECK_VALUE(scores.dim() == 2, "scores must be (R, M), got ", scores.sizes());
-  TORCH_CHECK_VALUE(mu.dim() == 2 && logvar.sizes() == mu.sizes(), "mu and logvar must be (R, C) alike, got ",
-                    mu.sizes(), " and ", logvar.sizes());
-  TORCH_CHECK_TYPE(scores.scalar_type() == at::kDouble && mu.scalar_type() == at::kDouble &&
-                       logvar.scalar_type() == at::kDouble,
-                   "the self-test takes float64 tensors");
-  const at::Tensor S = scores.contiguous(), M = mu.contiguous(), L = logvar.contiguous();
-  at::Tensor lse = at::empty({S.size(0)}, S.options());
-  at::Tensor kl = at::empty({M.size(0)}, M.options());
-  for (int64_t r = 0; r < S.size(0); ++r) {
-    OnlineLogSumExp<double> acc;
-    // Two halves merged, so merge() is exercised as well as push().
-    const int64_t half = S.size(1) / 2;
-    OnlineLogSumExp<double> rest;
-    for (int64_t j = 0; j < half; ++j) acc.push(S[r][j].item<double>());
-    for (int64_t j = half; j < S.size(1); ++j) rest.push(S[r][j].item<double>());
-    acc.merge(rest);
-    lse[r] = acc.value();
-  }
-  const double* m = M.const_data_ptr<double>();
-  const double* l = L.const_data_ptr<double>();
-  for (int64_t r = 0; r < M.size(0); ++r) {
-    double acc = 0;
-    for (int64_t c = 0; c < M.size(1); ++c) acc += kl_term<double>(m[r * M.size(1) + c], l[r * M.size(1) + c]);
-    kl[r] = acc;
-  }
-  return {lse, kl};
-}
-
 }  // namespace
 
 TORCH_LIBRARY_IMPL(sim_kernels, CPU, m) {
   m.impl("smooth_infonce_fwd", &smooth_infonce_fwd_cpu);
   m.impl("smooth_infonce_value_and_grad", &smooth_infonce_value_and_grad_cpu);
-  m.impl("_shared_math_selftest", &shared_math_selftest_cpu);
 }
 
 }  // namespace cpu

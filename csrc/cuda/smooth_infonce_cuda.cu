@@ -1,5 +1,5 @@
 // Fused CUDA kernel of sim_kernels::smooth_infonce_fwd / smooth_infonce_value_and_grad (and the
-// _shared_math_selftest hook). Semantics: csrc/ops.cpp; oracle: sim_kernels/reference.py.
+// _shared_math_selftest hook, built with SIM_SELFTEST_OPS=1 only). Semantics: csrc/ops.cpp; oracle: sim_kernels/reference.py.
 //
 // Per tile of rt anchor rows (smooth_infonce_driver.h, all on the current CUDA stream):
 //   1. P = C_tile W_cat^T                (rt, K*Cz)   at::mm -> cuBLAS, fp32 (fp64 for fp64 inputs)
@@ -71,6 +71,7 @@ __global__ void __launch_bounds__(kThreads)
   rows::kl_item<scalar_t, acc_t, kGrad>(mu, logvar, kl_weight, kl, grad_mu, grad_logvar, Cz, item, threadIdx.x & 31, 32);
 }
 
+#ifdef SIM_SELFTEST_OPS
 template <typename scalar_t, typename acc_t>
 __global__ void __launch_bounds__(kThreads)
     selftest_kernel(const scalar_t* scores, const scalar_t* mu, const scalar_t* logvar, acc_t* lse, acc_t* kl,
@@ -79,6 +80,7 @@ __global__ void __launch_bounds__(kThreads)
   if (r >= R) return;
   rows::selftest_item<scalar_t, acc_t>(scores, mu, logvar, lse, kl, M, C, r);
 }
+#endif  // SIM_SELFTEST_OPS
 
 inline unsigned blocks_for_warps(int64_t items) {
   const int64_t blocks = (items + kWarpsPerBlock - 1) / kWarpsPerBlock;
@@ -136,6 +138,7 @@ driver::ValueAndGradOut smooth_infonce_value_and_grad(const at::Tensor& context,
                                     kl_weight, common_window);
 }
 
+#ifdef SIM_SELFTEST_OPS
 // scores (R, M), mu and logvar (R, C), one floating dtype -> lse (R,), kl (R,) in the accumulation dtype.
 std::tuple<at::Tensor, at::Tensor> shared_math_selftest(const at::Tensor& scores, const at::Tensor& mu,
                                                         const at::Tensor& logvar) {
@@ -164,6 +167,7 @@ std::tuple<at::Tensor, at::Tensor> shared_math_selftest(const at::Tensor& scores
   });
   return {lse, kl};
 }
+#endif  // SIM_SELFTEST_OPS
 
 }  // namespace cuda
 }  // namespace sim
@@ -171,5 +175,7 @@ std::tuple<at::Tensor, at::Tensor> shared_math_selftest(const at::Tensor& scores
 TORCH_LIBRARY_IMPL(sim_kernels, CUDA, m) {
   m.impl("smooth_infonce_fwd", &sim::cuda::smooth_infonce_fwd);
   m.impl("smooth_infonce_value_and_grad", &sim::cuda::smooth_infonce_value_and_grad);
+#ifdef SIM_SELFTEST_OPS
   m.impl("_shared_math_selftest", &sim::cuda::shared_math_selftest);
+#endif
 }

@@ -222,18 +222,6 @@ def test_op_errors_name_the_argument():
         op(c.int(), z.int(), w.int(), idx, None, None, 0, 9)
 
 
-def test_shared_math_header():
-    """The online log-sum-exp and KL of csrc/smooth_infonce.h, as the kernels use them."""
-    g = torch.Generator().manual_seed(1)
-    scores = torch.randn(6, 9, generator=g, dtype=torch.float64) * torch.tensor([1, 10, 100, 1e3, 1e4, 0.0]).view(6, 1).double()
-    scores[5] = 3.0  # all equal
-    mu = torch.randn(4, 7, generator=g, dtype=torch.float64)
-    lv = torch.empty(4, 7, dtype=torch.float64).uniform_(-30, 30, generator=g)
-    lse, kl = torch.ops.sim_kernels._shared_math_selftest(scores, mu, lv)
-    torch.testing.assert_close(lse, torch.logsumexp(scores, dim=1))
-    torch.testing.assert_close(kl, 0.5 * (mu**2 + lv.exp() - lv - 1).sum(1))
-
-
 @pytest.mark.parametrize("with_kl", [True, False])
 def test_opcheck(with_kl):
     c, z, w, idx, mu, lv = make_inputs(2, 9, 5, 4, 3, 2, with_kl=with_kl)
