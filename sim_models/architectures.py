@@ -40,6 +40,18 @@ class StageResult:
     def __init__(self, index: int, loss: torch.Tensor, metrics: dict):
         self.index, self.loss, self.metrics = index, loss, metrics
 
+    def stats(self) -> torch.Tensor:
+        """(4,) float32 on the loss's device, detached: loss, mean nce, kl, mean accuracy (a log row's values),
+        for sums and averages over batches or processes."""
+        kl = torch.as_tensor(self.metrics["kl"], device=self.loss.device)
+        return torch.stack([self.loss.detach().float().reshape(()), self.metrics["nce"].float().mean(),
+                            kl.float().reshape(()), self.metrics["accuracy"].float().mean()])
+
+    @classmethod
+    def from_stats(cls, index: int, stats: torch.Tensor) -> "StageResult":
+        """The StageResult of stage ``index`` whose ``stats()`` are ``stats`` (4,)."""
+        return cls(index, stats[0], {"nce": stats[1:2], "kl": stats[2], "accuracy": stats[3:4]})
+
 
 class GreedyModel(nn.Module):
     """stages: nn.ModuleList of ConvModule ... [ARModule]; losses: nn.ModuleDict {str(stage index): loss}.
