@@ -13,6 +13,9 @@ taps (the CPC config's taps sit at the module-equivalent layers conv2, conv4, co
 With ``objective="supervised"`` (end to end) the last stage's loss is a linear classifier on its
 time-averaged output (sim_models/supervised.py) and the batch carries labels.
 
+The losses are objectives (sim_models/objectives.py): ``build_objective`` picks each stage's, and each
+says how it is fed (``stage_loss``: the stage's loss_inputs, or its representation and the labels).
+
 Stages describe themselves (modules.Stage): ``build_stages(cfg)`` is the one place that turns a config
 into stage objects, and ``stage_names(stages, style)`` the one naming helper: "module" ("module 2 (conv)",
 the analyses), "number" ("2 (conv)", the evaluation tables) or "layer" ("conv4", the layer it taps, so
@@ -23,11 +26,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sim_kernels import SmoothInfoNCELoss
-
 from .config import ModelConfig
 from .modules import ARModule, ConvModule, ModuleOutput
-from .supervised import LinearClassifierLoss, num_classes
+from .objectives import build_objective
 
 __all__ = ["GreedyModel", "StageResult", "build_stages", "count_frames", "stage_names", "stage_layer_names",
            "STAGE_NAME_STYLES"]
@@ -38,6 +39,18 @@ class StageResult:
 
     def __init__(self, index: int, loss: torch.Tensor, metrics: dict):
         self.index, self.loss, self.metrics = index, loss, metrics
+
+    def stats(self) -> torch.Tensor:
+        """(4,) float32 on the loss's device, detached: loss, mean nce, kl, mean accuracy (a log row's values),
+        for sums and averages over batches or processes."""
+        kl = torch.as_tensor(self.metrics["kl"], device=self.loss.device)
+        return torch.stack([self.loss.detach().float().reshape(()), self.metrics["nce"].float().mean(),
+                            kl.float().reshape(()), self.metrics["accuracy"].float().mean()])
+
+    @classmethod
+    def from_stats(cls, index: int, stats: torch.Tensor) -> "StageResult":
+        """The StageResult of stage ``index`` whose ``stats()`` are ``stats`` (4,)."""
+        return cls(index, stats[0], {"nce": stats[1:2], "kl": stats[2], "accuracy": stats[3:4]})
 
 
 class GreedyModel(nn.Module):
@@ -53,19 +66,8 @@ class GreedyModel(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.losses = nn.ModuleDict()
         last = len(stages) - 1
-        with_loss = [last] if cfg.end_to_end else range(len(stages))
-        for m in with_loss:
-            st = stages[m]
-            if cfg.objective == "supervised" and m == last:
-                self.losses[str(m)] = LinearClassifierLoss(st.out_channels, num_classes(cfg.supervised_labels))
-                continue
-            if st.targets_from_previous and m == 0:
-                raise ValueError(f"model: a {st.kind} module needs a module before it")
-            self.losses[str(m)] = SmoothInfoNCELoss(
-                st.out_channels, st.target_channels, prediction_steps=cfg.prediction_steps,
-                negative_samples=cfg.negative_samples, beta=st.loss_beta(cfg.beta), sampler=cfg.sampler,
-                kl_reduction=cfg.kl_reduction, reduction=cfg.reduction, subsample_window=cfg.subsample_window,
-                backend=cfg.loss_backend)
+        for m in ([last] if cfg.end_to_end else range(len(stages))):
+            self.losses[str(m)] = build_objective(cfg, stages[m], m, last)
 
     @property
     def num_stages(self) -> int:
@@ -137,14 +139,9 @@ class GreedyModel(nn.Module):
                                frozen_before=active[0])
 
     def _stage_loss(self, m: int, outs, generator, labels=None) -> StageResult:
-        loss_fn, out = self.losses[str(m)], outs[m]
-        if isinstance(loss_fn, LinearClassifierLoss):
-            if labels is None:
-                raise ValueError("labels: a supervised objective needs the batch's labels (B,), got None")
-            loss, metrics = loss_fn(out.representation, labels)
-        else:
-            prev = None if m == 0 else (outs[m - 1].z if self.cfg.end_to_end else outs[m - 1].z.detach())
-            loss, metrics = loss_fn(*self.stages[m].loss_inputs(out, prev), generator=generator, return_metrics=True)
+        """Stage m's loss, fed as its objective says (``stage_loss``, sim_models/objectives.py)."""
+        prev = None if m == 0 else (outs[m - 1].z if self.cfg.end_to_end else outs[m - 1].z.detach())
+        loss, metrics = self.losses[str(m)].stage_loss(self.stages[m], outs[m], prev, labels=labels, generator=generator)
         return StageResult(m, loss, metrics)
 
 

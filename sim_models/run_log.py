@@ -28,7 +28,7 @@ import json
 from pathlib import Path
 from .atomic_write import atomic_write_text
 
-__all__ = ["RunLogger", "NullLogger", "FIELDS", "read_metrics"]
+__all__ = ["RunLogger", "NullLogger", "FIELDS", "read_metrics", "read_metric_rows"]
 
 FIELDS = ("step", "unit", "epoch", "module", "loss", "nce", "kl", "accuracy", "lr", "split")
 _OLD_FIELDS = FIELDS[:-1]  # metrics.csv before the split column
@@ -40,14 +40,56 @@ def read_metrics(run_dir, split: str | None = "train") -> list:
     """Rows of RUN_DIR/metrics.csv as dicts with ints and floats (lr None on validation rows); rows of an
     old file without the split column count as "train". split: "train", "val" or None (all rows)."""
     rows = []
-    with open(Path(run_dir) / "metrics.csv", newline="") as f:
-        for r in csv.DictReader(f):
-            row = {k: (int(r[k]) if k in _INTS else (float(r[k]) if r.get(k) not in (None, "") else None))
-                   for k in _INTS + _FLOATS}
-            row["split"] = r.get("split") or "train"
-            if split is None or row["split"] == split:
-                rows.append(row)
+    for r in _csv_rows(Path(run_dir) / "metrics.csv"):
+        row = {k: (int(r[k]) if k in _INTS else (float(r[k]) if r.get(k) not in (None, "") else None))
+               for k in _INTS + _FLOATS}
+        row["split"] = r.get("split") or "train"
+        if split is None or row["split"] == split:
+            rows.append(row)
     return rows
+
+
+def read_metric_rows(run_dir) -> list:
+    """Every row of RUN_DIR/metrics.jsonl (else metrics.csv) as a dict, whatever its columns (a log of another
+    shape, e.g. with a ``val_loss`` column, reads too): numbers as float, empty cells as None, ``split`` as
+    written; a jsonl line cut by a crash mid-write is skipped. FileNotFoundError when neither file exists.
+    (``read_metrics`` is the typed reader of this module's own logs; the analyses read with this one.)"""
+    run_dir = Path(run_dir)
+    jl, cs = run_dir / "metrics.jsonl", run_dir / "metrics.csv"
+    if jl.is_file():
+        rows = _jsonl_rows(jl)
+    elif cs.is_file():
+        rows = _csv_rows(cs)
+    else:
+        raise FileNotFoundError(f"run_dir {run_dir} has no metrics.jsonl or metrics.csv")
+    return [{k: (v if k == "split" else _number(v)) for k, v in r.items()} for r in rows]
+
+
+def _csv_rows(path: Path) -> list:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _jsonl_rows(path: Path) -> list:
+    rows = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a crash mid-write: skip it
+            continue
+    return rows
+
+
+def _number(v):
+    """float(v); None for None or ""; v itself when it is not a number."""
+    if v is None or v == "":
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return v
 
 
 def _upgrade_header(csv_path: Path) -> None:

@@ -6,11 +6,14 @@ what differs between a single process, data parallel and module parallel runs (s
     setup(trainer)                   device, model placement, the noise / negative generator, wrappers
     batches(trainer, unit, epoch)    index tensors of this process's batches in an epoch
     collate(trainer, idx, dataset)   the batch: audio (B, L) [, labels (B,)] on the device
-    step(trainer, batch, active, opt_ids) -> StageResults (one optimiser step)
+    step(trainer, batch, active, opt_ids) -> StageResults (one optimiser step), built from three parts:
+        losses(trainer, batch, active, generator)   the forward of this process's stages (also validation's)
+        step_optimizers(trainer, opt_ids)           the optimisers this process steps
+        end_batch(generator)                        what finishes a batch (module parallel: the pipeline's sends)
     reduce_results(results)          the results to log (averaged over processes for data parallel)
     gather_rows(rows)                the log rows this process writes (every rank's, on rank 0)
     validates()                      whether this process computes validation losses
-    val_losses(trainer, batch, active, generator) -> StageResults (no gradient)
+    val_losses(trainer, batch, active, generator) -> StageResults (``losses`` and ``end_batch``, no gradient)
     state_dict(trainer) / loaded_state(trainer, state)   the checkpoint in the single-process format
     writes_files / barrier() / first_bad_step(watch)     which rank writes; waiting; agreeing on NaN/inf
 
@@ -22,7 +25,7 @@ import torch
 
 from .optim_step import optimizer_step
 
-__all__ = ["SingleProcessStrategy", "resolve_device"]
+__all__ = ["SingleProcessStrategy", "resolve_device", "split_batch"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -36,6 +39,11 @@ def resolve_device(name: str) -> torch.device:
         raise ValueError("train.device='cuda', but this torch sees no CUDA device (torch.cuda.is_available() is "
                          "False); use train.device=cpu or train.device=auto")
     return torch.device(name)
+
+
+def split_batch(batch) -> tuple:
+    """(audio (B, L), labels (B,) or None) of a collated batch: audio alone, or an (audio, labels) pair."""
+    return batch if isinstance(batch, tuple) else (batch, None)
 
 
 class SingleProcessStrategy:
@@ -77,10 +85,25 @@ class SingleProcessStrategy:
 
     # -- one step ------------------------------------------------------------------------------
     def step(self, trainer, batch, active: list, opt_ids: list) -> list:
-        audio, labels = batch if isinstance(batch, tuple) else (batch, None)
-        results = trainer.model.losses_for(audio, active, trainer.generator, labels)
-        optimizer_step([trainer.optimizers[i] for i in opt_ids], results)  # module m's loss only reaches module m
+        """One optimiser step: the forward of this process's stages (``losses``), the backward and step of the
+        optimisers it holds (``step_optimizers``), then ``end_batch``. Returns this process's StageResults."""
+        results = self.losses(trainer, batch, active, trainer.generator)
+        optimizer_step(self.step_optimizers(trainer, opt_ids), results)  # module m's loss only reaches module m
+        self.end_batch(trainer.generator)
         return results
+
+    def losses(self, trainer, batch, active: list, generator) -> list:
+        """StageResults of the stages in ``active`` that this process computes on ``batch`` (with a gradient
+        unless called under no_grad), their draws from ``generator``. The forward both training and validation run."""
+        audio, labels = split_batch(batch)
+        return trainer.model.losses_for(audio, active, generator, labels)
+
+    def step_optimizers(self, trainer, opt_ids: list) -> list:
+        """The optimisers a step on the training units ``opt_ids`` zeroes and steps on this process."""
+        return [trainer.optimizers[i] for i in opt_ids]
+
+    def end_batch(self, generator) -> None:
+        """Called after each batch's losses (and step): nothing to finish in one process."""
 
     def reduce_results(self, results: list) -> list:
         return results
@@ -92,9 +115,12 @@ class SingleProcessStrategy:
     def validates(self) -> bool:
         return True
 
+    @torch.no_grad()
     def val_losses(self, trainer, batch, active, generator) -> list:
-        audio, labels = batch if isinstance(batch, tuple) else (batch, None)
-        return trainer.model.losses_for(audio, active, generator, labels)
+        """StageResults of one validation batch: the training forward (``losses``) without a gradient or a step."""
+        results = self.losses(trainer, batch, active, generator)
+        self.end_batch(generator)
+        return results
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self, trainer) -> dict:

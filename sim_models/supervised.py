@@ -39,7 +39,8 @@ class LinearClassifierLoss(nn.Module):
 
     loss: mean cross-entropy of nn.Linear(C, num_classes) on features.mean(dim=1);
     metrics: {"nce": (1,) the cross-entropy, "accuracy": (1,), "kl": () 0} (detached, no host sync),
-    the keys of the self-supervised losses so that logs have one format."""
+    the keys of the self-supervised losses so that logs have one format.
+    As a stage's objective it is fed through ``stage_loss`` (the stage's representation and the labels)."""
 
     def __init__(self, in_channels: int, num_classes: int):
         super().__init__()
@@ -59,6 +60,13 @@ class LinearClassifierLoss(nn.Module):
         metrics = {"nce": loss.detach().reshape(1), "accuracy": acc.reshape(1),
                    "kl": torch.zeros((), device=loss.device)}
         return loss, metrics
+
+    def stage_loss(self, stage, out, prev_z, *, labels=None, generator=None):
+        """The objective's feed (sim_models/objectives.py): ``out.representation`` (B, T, C) and ``labels`` (B,);
+        a clear error when the batch carries no labels. stage, prev_z and generator are not used."""
+        if labels is None:
+            raise ValueError("labels: a supervised objective needs the batch's labels (B,), got None")
+        return self(out.representation, labels)
 
 
 def pad_both_ends(wave: torch.Tensor, length: int) -> torch.Tensor:

@@ -241,12 +241,15 @@ class Trainer:
         """The log rows of a step (the strategy's reduction and gathering: a collective when distributed)."""
         rows = []
         for r in self.strategy.reduce_results(results):
-            opt = self.optimizers[self._unit_of(r.index)]
-            rows.append({"step": self.pos["step"], "unit": unit, "epoch": epoch, "module": r.index,
-                         "loss": float(r.loss.detach()), "nce": float(r.metrics["nce"].mean()),
-                         "kl": float(r.metrics["kl"]), "accuracy": float(r.metrics["accuracy"].mean()),
-                         "lr": opt.param_groups[0]["lr"], "split": "train"})
+            lr = self.optimizers[self._unit_of(r.index)].param_groups[0]["lr"]
+            rows.append(self._row(unit, epoch, r.index, float(r.loss.detach()), float(r.metrics["nce"].mean()),
+                                  float(r.metrics["kl"]), float(r.metrics["accuracy"].mean()), lr, "train"))
         return self.strategy.gather_rows(rows)
+
+    def _row(self, unit, epoch, module, loss, nce, kl, accuracy, lr, split) -> dict:
+        """One log row (run_log.py's columns) at the current step."""
+        return {"step": self.pos["step"], "unit": unit, "epoch": epoch, "module": module, "loss": loss, "nce": nce,
+                "kl": kl, "accuracy": accuracy, "lr": lr, "split": split}
 
     # -- validation -----------------------------------------------------------------------------
     def _val_generator(self) -> torch.Generator:
@@ -269,22 +272,16 @@ class Trainer:
         return self.strategy.gather_rows(self._validation_rows(active, unit, epoch) if self.strategy.validates() else [])
 
     def _validation_rows(self, active, unit: int, epoch: int) -> list:
+        """This process's validation rows: per stage, the means over examples of its batches' ``stats()``."""
         g, sums, total = self._val_generator(), {}, 0
         for idx in self._val_batches():
             results = self._val_losses(self._collate(idx, self.val_dataset), active, g)
             w = len(idx)
             total += w
             for r in results:
-                vals = torch.stack([r.loss.detach().float().reshape(()), r.metrics["nce"].float().mean(),
-                                    torch.as_tensor(r.metrics["kl"]).float().reshape(()).to(r.loss.device),
-                                    r.metrics["accuracy"].float().mean()]) * w
+                vals = r.stats() * w
                 sums[r.index] = sums[r.index] + vals if r.index in sums else vals
-        rows = []
-        for m in sorted(sums):
-            loss, nce, kl, acc = (sums[m] / total).tolist()
-            rows.append({"step": self.pos["step"], "unit": unit, "epoch": epoch, "module": m, "loss": loss, "nce": nce,
-                         "kl": kl, "accuracy": acc, "lr": None, "split": "val"})
-        return rows
+        return [self._row(unit, epoch, m, *(sums[m] / total).tolist(), None, "val") for m in sorted(sums)]
 
     def _unit_of(self, stage: int) -> int:
         return next(i for i, u in enumerate(self.units) if stage in u)

@@ -168,18 +168,8 @@ def tune_beta(config: str, data_dir, out_dir, betas=DEFAULT_BETAS, epochs: int |
     the config's); overrides: ``section.key=value`` strings applied before ``model.beta`` and ``train.epochs``."""
     from ..config import apply_overrides, get_config
     from ..data.datasets import SyllableDataset
-    from ..run_info import record_data_path
-    from ..trainer import CHECKPOINT_NAME, Trainer
 
-    betas = [float(b) for b in betas]
-    if not betas:
-        raise ValueError("betas must not be empty")
-    if any(not math.isfinite(b) or b < 0 for b in betas):
-        raise ValueError(f"betas must be finite and >= 0, got {betas}")
-    if len(set(betas)) != len(betas):
-        raise ValueError(f"betas must be distinct, got {betas}")
-    if epochs is not None and epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    betas = _checked_grid(betas, epochs)
     data_dir = Path(data_dir)
     if not (data_dir / "metadata.json").is_file():
         raise ValueError(f"data {data_dir} is not a `sim data` folder (no metadata.json): the collapse test needs its "
@@ -193,61 +183,95 @@ def tune_beta(config: str, data_dir, out_dir, betas=DEFAULT_BETAS, epochs: int |
     settings = {"config": config, "epochs": base.train.epochs, "overrides": overrides,
                 "data": str(data_dir.resolve()), "seed": base.train.seed}
     sweep_path = out / "sweep.json"
-    runs = {}
-    if sweep_path.is_file():
-        old = json.loads(sweep_path.read_text())
-        if old.get("settings") != settings:
-            raise ValueError(f"out {out} holds a sweep with other settings ({old.get('settings')} vs {settings}): "
-                             "choose another --out")
-        runs = {_beta_key(r["beta"]): r for r in old.get("runs", [])}
+    runs = _previous_runs(sweep_path, settings)
 
     train_set = SyllableDataset(data_dir, "train", base.data.sample_rate, base.data.length)
     test_audio = SyllableDataset(data_dir, "test", base.data.sample_rate, base.data.length).audio
     if test_audio.shape[0] == 0:
         raise ValueError(f"data {data_dir} has an empty test split")
 
-    def finish():
-        ordered = sorted(runs.values(), key=lambda r: r["beta"])
-        for r in ordered:
-            r.update(judge(r["modules"], rule))
-        choice = choose_beta(ordered)
-        sweep = {"settings": settings, "rule": asdict(rule),
-                 "rule_text": "collapsed if, in any module, held-out NCE accuracy < chance + min_accuracy_gain * "
-                              "(1 - chance), or a probabilistic module has < min_active_units dimensions with mean KL "
-                              "> active_threshold nats; chosen: the largest beta that passes with every smaller beta",
-                 "runs": ordered, "chosen_beta": choice["beta"], "non_monotone": choice["non_monotone"]}
-        _atomic_json(sweep_path, sweep)
-        return sweep
-
     for beta in sorted(betas):
         key = _beta_key(beta)
         if key in runs:
             log(f"[tune-beta] β = {beta:g}: done before, skipped")
             continue
-        run_dir = out / key
-        cfg = apply_overrides(base, [f"model.beta={beta}"])
         t0 = time.time()
-        resume = (run_dir / CHECKPOINT_NAME).is_file()
-        log(f"[tune-beta] β = {beta:g}: {'resuming' if resume else 'training'} {cfg.name!r} for {cfg.train.epochs} "
-            f"epochs -> {run_dir}")
-        record_data_path(run_dir, data_dir, "sim tune-beta")
-        trainer = Trainer(cfg, train_set, run_dir, progress=progress, tensorboard=False)
-        summary = trainer.fit(resume=resume)
-        modules = heldout_metrics(trainer.model, test_audio, cfg.model.negative_samples, seed=cfg.train.seed,
-                                  active_threshold=rule.active_threshold)
-        runs[key] = {"beta": beta, "run_dir": key, "steps": summary["steps"], "seconds": round(time.time() - t0, 1),
-                     "modules": modules}
-        sweep = finish()
-        r = runs[key]
-        log(f"[tune-beta] β = {beta:g}: " + ", ".join(
-            f"m{m['stage'] + 1} acc {100 * m['accuracy']:.1f} %" + (f" AU {m['active_units']}/{m['width']}"
-                                                                  if m["active_units"] is not None else "")
-            for m in modules if m["accuracy"] is not None) + f" -> {'COLLAPSED' if r['collapsed'] else 'ok'} "
-            f"({time.time() - t0:.0f} s)")
-    sweep = finish()
+        runs[key] = _train_and_measure(base, beta, out / key, data_dir, train_set, test_audio, rule, progress, log)
+        _finish_sweep(runs, settings, rule, sweep_path)
+        _log_run(log, beta, runs[key], t0)
+    sweep = _finish_sweep(runs, settings, rule, sweep_path)
     sweep["plot"] = str(plot_sweep(sweep, out / "sweep.png"))
     _atomic_json(sweep_path, sweep)
     return sweep
+
+
+def _checked_grid(betas, epochs) -> list:
+    """The β grid as floats, refused when empty, negative, not finite or repeated (and epochs < 1)."""
+    betas = [float(b) for b in betas]
+    if not betas:
+        raise ValueError("betas must not be empty")
+    if any(not math.isfinite(b) or b < 0 for b in betas):
+        raise ValueError(f"betas must be finite and >= 0, got {betas}")
+    if len(set(betas)) != len(betas):
+        raise ValueError(f"betas must be distinct, got {betas}")
+    if epochs is not None and epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    return betas
+
+
+def _previous_runs(sweep_path: Path, settings: dict) -> dict:
+    """{β key: run record} of a sweep.json written before with the same settings; {} when there is none."""
+    if not sweep_path.is_file():
+        return {}
+    old = json.loads(sweep_path.read_text())
+    if old.get("settings") != settings:
+        raise ValueError(f"out {sweep_path.parent} holds a sweep with other settings ({old.get('settings')} vs "
+                         f"{settings}): choose another --out")
+    return {_beta_key(r["beta"]): r for r in old.get("runs", [])}
+
+
+def _train_and_measure(base, beta: float, run_dir: Path, data_dir, train_set, test_audio, rule, progress, log) -> dict:
+    """Train (or resume) the run of ``beta`` in ``run_dir`` and measure its modules on ``test_audio``: the run's record."""
+    from ..config import apply_overrides
+    from ..run_info import record_data_path
+    from ..trainer import CHECKPOINT_NAME, Trainer
+
+    cfg = apply_overrides(base, [f"model.beta={beta}"])
+    t0 = time.time()
+    resume = (run_dir / CHECKPOINT_NAME).is_file()
+    log(f"[tune-beta] β = {beta:g}: {'resuming' if resume else 'training'} {cfg.name!r} for {cfg.train.epochs} "
+        f"epochs -> {run_dir}")
+    record_data_path(run_dir, data_dir, "sim tune-beta")
+    trainer = Trainer(cfg, train_set, run_dir, progress=progress, tensorboard=False)
+    summary = trainer.fit(resume=resume)
+    modules = heldout_metrics(trainer.model, test_audio, cfg.model.negative_samples, seed=cfg.train.seed,
+                              active_threshold=rule.active_threshold)
+    return {"beta": beta, "run_dir": run_dir.name, "steps": summary["steps"], "seconds": round(time.time() - t0, 1),
+            "modules": modules}
+
+
+def _finish_sweep(runs: dict, settings: dict, rule, sweep_path: Path) -> dict:
+    """Judge every run, choose β, write sweep.json (atomically) and return the sweep dict."""
+    ordered = sorted(runs.values(), key=lambda r: r["beta"])
+    for r in ordered:
+        r.update(judge(r["modules"], rule))
+    choice = choose_beta(ordered)
+    sweep = {"settings": settings, "rule": asdict(rule),
+             "rule_text": "collapsed if, in any module, held-out NCE accuracy < chance + min_accuracy_gain * "
+                          "(1 - chance), or a probabilistic module has < min_active_units dimensions with mean KL "
+                          "> active_threshold nats; chosen: the largest beta that passes with every smaller beta",
+             "runs": ordered, "chosen_beta": choice["beta"], "non_monotone": choice["non_monotone"]}
+    _atomic_json(sweep_path, sweep)
+    return sweep
+
+
+def _log_run(log, beta: float, run: dict, t0: float) -> None:
+    """One line per finished run: held-out accuracy (and active units) per module and the verdict."""
+    log(f"[tune-beta] β = {beta:g}: " + ", ".join(
+        f"m{m['stage'] + 1} acc {100 * m['accuracy']:.1f} %" + (f" AU {m['active_units']}/{m['width']}"
+                                                              if m["active_units"] is not None else "")
+        for m in run["modules"] if m["accuracy"] is not None) + f" -> {'COLLAPSED' if run['collapsed'] else 'ok'} "
+        f"({time.time() - t0:.0f} s)")
 
 
 def plot_sweep(sweep: dict, path) -> Path:

@@ -7,56 +7,26 @@ epoch, module, loss, nce, kl, accuracy, lr. Validation rows are read in either o
   "train", are training rows), or
 * training rows that carry a column ``val_loss`` (empty where not measured).
 
-``metrics.jsonl`` is read when present, else ``metrics.csv``. The trainer (sim_models/trainer.py) logs
-the first shape: one "val" row per module at each epoch end, the mean over the test split. Each curve
-point is the mean of the module's rows in that epoch (epochs as logged, 0-based; plotted 1-based).
+``metrics.jsonl`` is read when present, else ``metrics.csv`` (``read_metrics`` is run_log.read_metric_rows).
+The trainer (sim_models/trainer.py) logs the first shape: one "val" row per module at each epoch end,
+the mean over the test split. Each curve point is the mean of the module's rows in that epoch (epochs as
+logged, 0-based; plotted 1-based).
 """
 from __future__ import annotations
 
-import csv
-import json
 import math
 from collections import defaultdict
-from pathlib import Path
 
 from matplotlib.ticker import MaxNLocator
 
+from ..run_log import read_metric_rows
 from .plotting import new_figure, save_figure
 
 __all__ = ["read_metrics", "epoch_curves", "plot_loss_curves"]
 
 VAL_SPLITS = ("val", "validation")
 
-
-def _number(v):
-    if v is None or v == "":
-        return None
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return v
-    return x
-
-
-def read_metrics(run_dir) -> list:
-    """Rows of RUN_DIR/metrics.jsonl (or metrics.csv) as dicts; numbers as float, empty cells as None."""
-    run_dir = Path(run_dir)
-    jl, cs = run_dir / "metrics.jsonl", run_dir / "metrics.csv"
-    rows = []
-    if jl.is_file():
-        for i, line in enumerate(jl.read_text().splitlines()):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut by a crash mid-write: skip it
-                continue
-    elif cs.is_file():
-        with open(cs, newline="") as f:
-            rows = list(csv.DictReader(f))
-    else:
-        raise FileNotFoundError(f"run_dir {run_dir} has no metrics.jsonl or metrics.csv")
-    return [{k: (v if k == "split" else _number(v)) for k, v in r.items()} for r in rows]
+read_metrics = read_metric_rows  # the reader is run_log's (one module reads the logs); this name stays
 
 
 def epoch_curves(rows) -> dict:

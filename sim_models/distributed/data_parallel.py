@@ -38,8 +38,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from ..architectures import GreedyModel, StageResult
-from ..optim_step import optimizer_step
-from ..strategy import SingleProcessStrategy
+from ..strategy import SingleProcessStrategy, split_batch
 from ..trainer import Trainer
 from .common import RankZeroStrategy
 from .env import DistInfo, current
@@ -134,26 +133,22 @@ class DataParallelStrategy(RankZeroStrategy, SingleProcessStrategy):
                 results += runner(outs, audio, active, generator, labels)
         return results
 
-    def step(self, trainer, batch, active: list, opt_ids: list) -> list:
-        audio, labels = batch if isinstance(batch, tuple) else (batch, None)
-        results = self.losses_for(audio, active, trainer.generator, labels)
-        optimizer_step([trainer.optimizers[i] for i in opt_ids], results)  # DDP averages each unit's gradients
-        return results
+    def losses(self, trainer, batch, active, generator) -> list:
+        """The forward of a step through the DDP wrappers (``losses_for``: each unit's gradients get averaged
+        in the backward); under no_grad (validation) the plain units, no collective."""
+        audio, labels = split_batch(batch)
+        return self.losses_for(audio, active, generator, labels)
 
     def reduce_results(self, results: list) -> list:
         """loss, nce, kl and accuracy averaged over the processes (a collective: every rank calls it)."""
         if self.info.world_size > 1 and results:
-            stats = torch.stack([torch.stack([r.loss.detach().float().reshape(()),
-                                              r.metrics["nce"].float().mean(),
-                                              torch.as_tensor(r.metrics["kl"], device=r.loss.device).float().reshape(()),
-                                              r.metrics["accuracy"].float().mean()]) for r in results])
+            stats = torch.stack([r.stats() for r in results])
             dist.all_reduce(stats)
             stats = stats / self.info.world_size
-            results = [StageResult(r.index, s[0], {"nce": s[1:2], "kl": s[2], "accuracy": s[3:4]})
-                       for r, s in zip(results, stats)]
+            results = [StageResult.from_stats(r.index, s) for r, s in zip(results, stats)]
         return results
 
-    # -- validation: rank 0 alone, on the plain (non-DDP) model: no collective, the same on every rank ----
+    # -- validation: rank 0 alone, on the plain (non-DDP) units: no collective, the same on every rank ----
     def validates(self) -> bool:
         """Rank 0 validates on the whole validation set (every rank holds the same parameters after the
         step); the other ranks skip it and log nothing."""

@@ -44,8 +44,7 @@ import torch.distributed as dist
 
 from ..architectures import count_frames
 from ..modules import ModuleOutput
-from ..optim_step import optimizer_step
-from ..strategy import SingleProcessStrategy
+from ..strategy import SingleProcessStrategy, split_batch
 from ..trainer import Trainer
 from .common import RankZeroStrategy, to_cpu
 from .env import DistInfo, current
@@ -151,26 +150,39 @@ class ModuleParallelStrategy(RankZeroStrategy, SingleProcessStrategy):
                                f"expects {expected} (are all examples data.length={self._length} samples?)")
         return z_out
 
-    # -- one step --------------------------------------------------------------------------------
-    def step(self, trainer, audio: torch.Tensor, active: list, opt_ids: list) -> list:
-        P, rank, g = self.info.world_size, self.info.rank, trainer.generator
+    # -- one step (and validation: the same pipeline without the optimiser step) --------------------
+    def losses(self, trainer, batch, active, generator) -> list:
+        """This rank's StageResults for one batch: receive z and the generator state from rank - 1 (so the
+        draws continue where it stopped), run this rank's stages, start sending both on (the last rank sends
+        the state back to rank 0). ``end_batch`` finishes the sends; the backward and optimiser step of a
+        training step come in between, overlapping the forward of the ranks after this one."""
+        P, rank = self.info.world_size, self.info.rank
+        audio, _ = split_batch(batch)
         B = audio.shape[0]
-        outs = self._receive_input(B, g)  # continue the random stream where rank - 1 stopped
-        results = trainer.model.run_stages(audio, self.my_stages, g, active=active, outs=outs)  # this rank's
-        rng = g.get_state().to(self.device)
-        pending = []
+        outs = self._receive_input(B, generator)
+        results = trainer.model.run_stages(audio, self.my_stages, generator, active=active, outs=outs)
+        rng = generator.get_state().to(self.device)
         if rank < P - 1:
-            z_out = self._z_out(outs, B)
-            pending += [dist.isend(rng, rank + 1, tag=_TAG_RNG), dist.isend(z_out, rank + 1, tag=_TAG_Z)]
+            sent = [rng, self._z_out(outs, B)]
+            self._pending = [dist.isend(sent[0], rank + 1, tag=_TAG_RNG), dist.isend(sent[1], rank + 1, tag=_TAG_Z)]
         else:
-            pending.append(dist.isend(rng, 0, tag=_TAG_RNG_BACK))
-        # the backward overlaps the forward of the ranks after this one
-        optimizer_step([trainer.optimizers[i] for i in opt_ids if i in self.my_units], results)
-        for w in pending:
-            w.wait()
-        if rank == 0:
-            self._recv_rng(P - 1, _TAG_RNG_BACK, g)  # the stream after the whole batch: where batch j+1 starts
+            sent = [rng]
+            self._pending = [dist.isend(rng, 0, tag=_TAG_RNG_BACK)]
+        self._sent = sent  # kept alive until end_batch has waited for the sends
         return results
+
+    def step_optimizers(self, trainer, opt_ids: list) -> list:
+        """Only the optimisers of this rank's training units."""
+        return [trainer.optimizers[i] for i in opt_ids if i in self.my_units]
+
+    def end_batch(self, generator) -> None:
+        """Wait for this batch's sends; rank 0 then receives the stream after the whole batch (where batch j+1,
+        or the next validation batch, starts)."""
+        for w in self._pending:
+            w.wait()
+        self._pending, self._sent = [], []
+        if self.info.rank == 0:
+            self._recv_rng(self.info.world_size - 1, _TAG_RNG_BACK, generator)
 
     def gather_rows(self, rows: list) -> list:
         """Every rank's rows, gathered on rank 0 (a collective: every rank calls it); [] elsewhere."""
@@ -178,25 +190,6 @@ class ModuleParallelStrategy(RankZeroStrategy, SingleProcessStrategy):
         if not self.info.is_main:
             return []
         return sorted((r for part in gathered for r in part), key=lambda r: r["module"])
-
-    # -- validation: the same pipeline, forward only ----------------------------------------------
-    @torch.no_grad()
-    def val_losses(self, trainer, audio, active, generator) -> list:
-        """This rank's StageResults for one validation batch: receive z and the generator state from rank - 1,
-        run its stages, send both on (the last rank sends the state back to rank 0), as in ``step``, so
-        the draws are those of one process."""
-        P, rank = self.info.world_size, self.info.rank
-        outs = self._receive_input(audio.shape[0], generator)
-        results = trainer.model.run_stages(audio, self.my_stages, generator, active=active, outs=outs)
-        rng = generator.get_state().to(self.device)
-        if rank < P - 1:
-            dist.send(rng, rank + 1, tag=_TAG_RNG)
-            dist.send(outs[-1].z.detach().contiguous(), rank + 1, tag=_TAG_Z)
-        else:
-            dist.send(rng, 0, tag=_TAG_RNG_BACK)
-        if rank == 0:
-            self._recv_rng(P - 1, _TAG_RNG_BACK, generator)
-        return results
 
     # -- state: gathered on rank 0 in the single-process format -----------------------------------
     def state_dict(self, trainer):

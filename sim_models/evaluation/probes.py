@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["segments_tensor", "pooled_features", "train_probe", "probe_all_modules"]
+__all__ = ["segments_tensor", "pooled_features", "train_probe"]
 
 
 def segments_tensor(segments, multiple: int = 160, length: int | None = None):
@@ -77,18 +77,3 @@ def train_probe(x_train, y_train, x_test, y_test, num_classes: int, epochs: int 
         acc_test = (probe(x_test).argmax(1) == y_test).float().mean().item()
     return {"train_accuracy": acc_train, "test_accuracy": acc_test}
 
-
-def probe_all_modules(model, train_segments, test_segments, epochs: int = 50, lr: float = 1e-3, seed: int = 0,
-                      multiple: int = 160, standardize: bool = True) -> list:
-    """Vowel and syllable probes for every module of ``model``. Returns one dict per module."""
-    all_len = max(s[0].shape[0] for s in list(train_segments) + list(test_segments))
-    length = int(math.ceil(all_len / multiple) * multiple)
-    a_tr, s_tr, v_tr = segments_tensor(train_segments, length=length)
-    a_te, s_te, v_te = segments_tensor(test_segments, length=length)
-    f_tr, f_te = pooled_features(model, a_tr), pooled_features(model, a_te)
-    rows = []
-    for m, (xtr, xte) in enumerate(zip(f_tr, f_te)):
-        vowel = train_probe(xtr, v_tr, xte, v_te, 3, epochs, lr, seed=seed, standardize=standardize)
-        syllable = train_probe(xtr, s_tr, xte, s_te, 9, epochs, lr, seed=seed, standardize=standardize)
-        rows.append({"module": m, "channels": xtr.shape[1], "vowel": vowel, "syllable": syllable})
-    return rows

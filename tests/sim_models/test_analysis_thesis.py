@@ -189,3 +189,22 @@ def test_loss_curves_read_the_trainers_validation_rows(syllable_data, tmp_path):
     assert sorted(curves) == [0, 1, 2]
     for c in curves.values():
         assert [e for e, _ in c["train"]] == [0, 1] and [e for e, _ in c["val"]] == [0, 1]
+
+
+def test_the_analyses_read_the_logs_with_run_logs_reader(tmp_path):
+    """loss_curves.read_metrics is run_log.read_metric_rows (one module reads the logs); on the trainer's own
+    log it gives the rows of the typed reader, numbers as floats."""
+    from sim_models import run_log
+    from sim_models.analysis import loss_curves
+    assert loss_curves.read_metrics is run_log.read_metric_rows
+    log = run_log.RunLogger(tmp_path, tensorboard=False)
+    for r in _rows():
+        log.log(dict(r, split="train"))
+    log.log({"step": 4, "unit": 0, "epoch": 1, "module": 0, "loss": 2.0, "nce": 1.5, "kl": 0.5, "accuracy": 0.25,
+             "lr": None, "split": "val"})
+    log.close()
+    typed = run_log.read_metrics(tmp_path, None)
+    want = [{k: (v if k == "split" or v is None else float(v)) for k, v in r.items()} for r in typed]
+    assert run_log.read_metric_rows(tmp_path) == want  # from metrics.jsonl
+    (tmp_path / "metrics.jsonl").unlink()
+    assert run_log.read_metric_rows(tmp_path) == want  # from metrics.csv

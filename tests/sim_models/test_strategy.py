@@ -39,3 +39,35 @@ def test_default_strategy_is_single_process_and_the_old_mixin_name_is_an_alias(t
     t = Trainer(cfg, [torch.zeros(2560)] * 2, tmp_path, progress=False, tensorboard=False)
     assert type(t.strategy) is SingleProcessStrategy and t.strategy.writes_files
     assert RankZeroWrites is RankZeroStrategy
+
+
+class _Parts(SingleProcessStrategy):
+    """Overrides only the parts a step and a validation batch are built from."""
+
+    def __init__(self):
+        self.calls = []
+
+    def losses(self, trainer, batch, active, generator):
+        self.calls.append(("losses", torch.is_grad_enabled()))
+        return super().losses(trainer, batch, active, generator)
+
+    def step_optimizers(self, trainer, opt_ids):
+        self.calls.append(("step_optimizers", tuple(opt_ids)))
+        return super().step_optimizers(trainer, opt_ids)
+
+    def end_batch(self, generator):
+        self.calls.append(("end_batch",))
+
+
+def test_step_and_validation_share_the_strategys_forward_and_end_of_batch(tmp_path):
+    cfg = apply_overrides(get_config("tiny"), _OVR + ["train.validate=true"])
+    data = list(torch.randn(4, 2560, generator=torch.Generator().manual_seed(1)))
+    parts = _Parts()
+    Trainer(cfg, data, tmp_path / "parts", progress=False, tensorboard=False, val_dataset=data[:3],
+            strategy=parts).fit()
+    Trainer(cfg, data, tmp_path / "plain", progress=False, tensorboard=False, val_dataset=data[:3]).fit()
+    train = [("losses", True), ("step_optimizers", (0, 1, 2)), ("end_batch",)]
+    val = [("losses", False), ("end_batch",)]
+    assert parts.calls == train * 2 + val * 2  # two steps, then two validation batches (2 + 1 examples)
+    a, b = load_checkpoint(tmp_path / "parts" / CHECKPOINT_NAME), load_checkpoint(tmp_path / "plain" / CHECKPOINT_NAME)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
