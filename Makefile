@@ -36,7 +36,7 @@ $(VENV)/.deps-stamp: requirements.txt | venv
 # Rebuilt when a source or a build switch changes (the stamp's name records FORCE_CUDA / FORCE_ONLY_CPU).
 BUILD_STAMP := $(VENV)/.build-stamp-cuda$(FORCE_CUDA)-cpu$(FORCE_ONLY_CPU)-dbg$(DEBUG)-san$(SANITIZE)
 build: $(BUILD_STAMP)
-$(BUILD_STAMP): $(VENV)/.deps-stamp setup.py pyproject.toml $(wildcard csrc/*.cpp csrc/*.h csrc/cpu/*.cpp csrc/cuda/*.cu csrc/cuda/*.cuh)
+$(BUILD_STAMP): $(VENV)/.deps-stamp setup.py pyproject.toml $(wildcard csrc/*.cpp csrc/*.h csrc/cpu/*.cpp csrc/cpu/*.h csrc/cuda/*.cu csrc/cuda/*.cuh csrc/cuda/*.h)
 	set -o pipefail; $(PIP) install -q --no-build-isolation -e . 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	$(PY) -c "import sim_kernels._C"
 	rm -f $(VENV)/.build-stamp-*

@@ -155,7 +155,12 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
       acc_t* dPp = grad ? dP_buf.mutable_data_ptr<acc_t>() : nullptr;
 
       at::parallel_for(0, R, 4, [&](int64_t i_begin, int64_t i_end) {
-        std::vector<acc_t> sc(N + 1);
+        // Per anchor and step: the N+1 target rows (positive first), their scores, the log-sum-exp
+        // terms and, with gradients, the softmax weights. Two passes over the N+1 scores (max, then
+        // the vectorised exponentials) instead of one online pass: the same values and rules as
+        // OnlineLogSumExp (smooth_infonce.h), without a scalar exp per score.
+        std::vector<acc_t> sc(padded_len(N + 1)), ex(padded_len(N + 1));  // padded for lse_terms
+        std::vector<const row_t*> rows(N + 1);
         for (int64_t i = i_begin; i < i_end; ++i) {
           const int64_t r = r0 + i, b = r / T, t = r % T;
           for (int64_t k = 1; k <= K; ++k) {
@@ -170,31 +175,27 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
               continue;
             }
             const int64_t pos_row = r + k;
-            sc[0] = dot(p, z + pos_row * Cz, Cz);
-            OnlineLogSumExp<acc_t> lse;
-            lse.push(sc[0]);
+            const auto neg = idx[k - 1][b][t];  // range-checked in check_inputs
+            rows[0] = z + pos_row * Cz;
+            for (int64_t n = 0; n < N; ++n) rows[n + 1] = z + neg[n] * Cz;
+            dot_rows(p, rows.data(), N + 1, Cz, sc.data());
+            acc_t m = -std::numeric_limits<acc_t>::infinity();
             acc_t max_neg = -std::numeric_limits<acc_t>::infinity();
-            for (int64_t n = 0; n < N; ++n) {
-              const int64_t j = idx[k - 1][b][t][n];  // range-checked in check_inputs
-              if (n + 1 < N) prefetch_row(z + idx[k - 1][b][t][n + 1] * Cz, Cz * int64_t(sizeof(row_t)));
-              sc[n + 1] = dot(p, z + j * Cz, Cz);
-              lse.push(sc[n + 1]);
-              if (sc[n + 1] > max_neg || sc[n + 1] != sc[n + 1]) max_neg = sc[n + 1];  // NaN sticks: s+ > NaN is false
-            }
+            for (int64_t j = 0; j <= N; ++j) m = sc[j] > m ? sc[j] : m;
+            for (int64_t j = 1; j <= N; ++j)
+              if (sc[j] > max_neg || sc[j] != sc[j]) max_neg = sc[j];  // NaN sticks: s+ > NaN is false
+            const acc_t log_sum = sim_log(lse_terms(sc.data(), m, ex.data(), N + 1));
             const int64_t o = ((k - 1) * B + b) * T + t;
-            const acc_t log_sum = lse.log_sum();
-            loss[o] = lse.minus(sc[0], log_sum);  // LSE(s) - s_0, rounded relative to the loss (smooth_infonce.h)
+            loss[o] = (m - sc[0]) + log_sum;  // LSE(s) - s_0, rounded relative to the loss (smooth_infonce.h)
             correct[o] = sc[0] > max_neg;
             if (!grad) continue;
             const acc_t g = lw[o];
-            std::fill(dp, dp + Cz, acc_t(0));
+            softmax(sc.data(), m, log_sum, ex.data(), N + 1);
             for (int64_t j = 0; j <= N; ++j) {
-              const int64_t row = j == 0 ? pos_row : idx[k - 1][b][t][j - 1];
-              const acc_t al = g * (lse.softmax(sc[j], log_sum) - (j == 0 ? acc_t(1) : acc_t(0)));
-              alpha[a + j] = al;
-              rho[a + j] = row;
-              axpy(al, z + row * Cz, dp, Cz);
+              alpha[a + j] = g * (ex[j] - (j == 0 ? acc_t(1) : acc_t(0)));
+              rho[a + j] = j == 0 ? pos_row : neg[j - 1];
             }
+            weighted_rows(alpha + a, rows.data(), N + 1, Cz, dp);
           }
         }
       });
@@ -217,15 +218,15 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
         }
       }
       first_tile = false;
-      // grad_targets: each thread owns a channel slice and walks all (i, k, j) in order.
-      at::parallel_for(0, Cz, 64, [&](int64_t c_begin, int64_t c_end) {
+      // grad_targets: each thread owns a channel slice (16 channels, one cache line, at least) and
+      // walks all (i, k, j) in order.
+      at::parallel_for(0, Cz, 16, [&](int64_t c_begin, int64_t c_end) {
         const int64_t w = c_end - c_begin;
         for (int64_t i = 0; i < R; ++i)
           for (int64_t k = 0; k < K; ++k) {
             const int64_t a = (i * K + k) * (N + 1);
             if (rho[a] < 0) continue;
-            const row_t* p = Pp + i * KCz + k * Cz + c_begin;
-            for (int64_t j = 0; j <= N; ++j) axpy(alpha[a + j], p, gz + rho[a + j] * Cz + c_begin, w);
+            scatter_rows(alpha + a, rho + a, N + 1, Pp + i * KCz + k * Cz + c_begin, gz + c_begin, Cz, w);
           }
       });
     }
