@@ -13,17 +13,24 @@ from sim_kernels import _ext, backends, registry, sample_negatives
 from sim_kernels.backends import native
 from sim_kernels import InfoNCELoss, SmoothInfoNCELoss, smooth_infonce  # the public names of the issue
 
+from .inputs import make_inputs
 from .naive import naive_metrics, naive_smooth_infonce
 
 
 
 def _data(B, T, Cc, Cz, seed=0, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    c = torch.randn(B, T, Cc, generator=g, dtype=dtype)
-    z = torch.randn(B, T, Cz, generator=g, dtype=dtype)
-    mu = torch.randn(B, T, Cz, generator=g, dtype=dtype)
-    lv = 0.5 * torch.randn(B, T, Cz, generator=g, dtype=dtype)
+    """context, targets, mu, logvar of tests/sim_kernels/inputs.py's make_inputs (the module owns the weight
+    and draws or takes its own neg_idx)."""
+    c, z, _, _, mu, lv = make_inputs(B, T, Cc, Cz, 1, 1, dtype=dtype, seed=seed, requires_grad=False)
     return c, z, mu, lv
+
+
+def _cpu_module(backend):
+    """The module tests build CPU tensors and a CPU parameter: the cuda backend skips here (its functional
+    path runs in test_reference.py, test_sampling.py and test_validation.py, its ops in test_cuda.py)."""
+    if backend.device.type != "cpu":
+        pytest.skip(f"module tests use CPU tensors; backend {backend.id} runs on {backend.device}")
+    return backend
 
 
 def test_public_imports():
@@ -66,6 +73,7 @@ def test_weight_is_gims_predictor_reshaped():
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("kl_reduction", ["dims", "time"])
 def test_forward_equals_functional_and_naive(backend, reduction, kl_reduction):
+    _cpu_module(backend)
     B, T, Cc, Cz, K, N = 2, 9, 5, 3, 3, 4
     loss = SmoothInfoNCELoss(Cc, Cz, K, N, beta=0.05, kl_reduction=kl_reduction, reduction=reduction, backend=backend)
     c, z, mu, lv = _data(B, T, Cc, Cz)
@@ -85,6 +93,7 @@ def test_forward_equals_functional_and_naive(backend, reduction, kl_reduction):
 
 
 def test_mu_is_optional_and_infonce_has_no_kl(backend):
+    _cpu_module(backend)
     B, T, Cc, Cz, K, N = 2, 6, 3, 3, 2, 2
     c, z, mu, lv = _data(B, T, Cc, Cz)
     neg_idx = sample_negatives("cpc", B, T, N, K, generator=torch.Generator().manual_seed(2))
@@ -101,6 +110,7 @@ def test_mu_is_optional_and_infonce_has_no_kl(backend):
 
 
 def test_return_metrics(backend):
+    _cpu_module(backend)
     B, T, Cc, Cz, K, N = 3, 8, 4, 4, 3, 5
     loss = SmoothInfoNCELoss(Cc, Cz, K, N, beta=0.02, kl_reduction="time", backend=backend)
     c, z, mu, lv = _data(B, T, Cc, Cz, seed=3)
@@ -142,6 +152,7 @@ def test_seeded_generator_reproduces_loss(sampler):
 
 
 def test_subsample_window_crops_and_keeps_negatives_from_whole_sequence(backend):
+    _cpu_module(backend)
     B, T, Cc, Cz, K, N, W = 2, 20, 3, 3, 3, 6, 8
     loss = InfoNCELoss(Cc, Cz, K, N, subsample_window=W, backend=backend)
     c, z, _, _ = _data(B, T, Cc, Cz, seed=5)
