@@ -15,18 +15,17 @@ import pytest
 import torch
 
 from sim_kernels import SmoothInfoNCELoss, smooth_infonce
-from sim_kernels import _ext
 
-from .inputs import cpu_backends, make_inputs
+from .conftest import CPU_NAMES, backend_for
+from .inputs import cpu_backends, dtypes, make_inputs
 
-LOW = [torch.bfloat16, torch.float16]
-LOW_IDS = ["bf16", "fp16"]
-BACKENDS = cpu_backends()
+LOW = dtypes(torch.bfloat16, torch.float16)
+BACKENDS = cpu_backends()  # CPU autocast: the backends that run on CPU tensors (not the fixture's cuda)
 
 
 def _skip_missing(backend):
-    if backend == "native" and not _ext.has_kernel("cpu"):
-        pytest.fail(f"the native CPU kernel is missing: {_ext.LOAD_ERROR}")
+    """conftest.py's rule: a missing native CPU kernel fails (the build is part of the product)."""
+    backend_for(CPU_NAMES[backend])
 
 
 def issue_case():
@@ -46,7 +45,7 @@ ISSUE_VALUE = math.log1p(math.exp(3.003)) - 3.003  # 0.0484453...
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("dtype", LOW, ids=LOW_IDS)
+@pytest.mark.parametrize("dtype", LOW)
 def test_issue_case_keeps_fp32_under_autocast(backend, dtype):
     """Regression: under bf16 autocast the reference gave 0.0485873 (1.001 rounded to bf16)."""
     _skip_missing(backend)
@@ -61,7 +60,7 @@ def test_issue_case_keeps_fp32_under_autocast(backend, dtype):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("dtype", LOW, ids=LOW_IDS)
+@pytest.mark.parametrize("dtype", LOW)
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_loss_and_grads_under_autocast_equal_outside(backend, dtype, reduction):
     """fp32 inputs: loss and every gradient under autocast equal those outside it (fp32 tolerance)."""
@@ -142,7 +141,7 @@ def test_loss_module_keeps_its_fp32_weight_with_bf16_activations_under_autocast(
 
 @pytest.mark.skipif("not torch.cuda.is_available()", reason="no CUDA device: CUDA autocast needs a GPU")
 @pytest.mark.parametrize("backend", ["reference", "native", "triton"])
-@pytest.mark.parametrize("dtype", LOW, ids=LOW_IDS)
+@pytest.mark.parametrize("dtype", LOW)
 def test_cuda_autocast_equals_outside(backend, dtype):
     """The same rule on CUDA: fp32 inputs under CUDA autocast give the fp32 loss and gradients."""
     if backend == "triton" and "triton" not in BACKENDS:

@@ -12,8 +12,9 @@ import torch
 from torch._dynamo.testing import CompileCounterWithBackend
 from torch._dynamo.utils import counters
 
-from sim_kernels import _ext, smooth_infonce
+from sim_kernels import smooth_infonce
 
+from .conftest import CPU_NAMES, backend_for
 from .inputs import cpu_backends, make_inputs
 
 
@@ -23,8 +24,7 @@ LENGTHS = (17, 23, 30)
 @pytest.mark.parametrize("backend", cpu_backends())
 @pytest.mark.parametrize("grad", [False, True], ids=["fwd", "fwd+bwd"])
 def test_three_lengths_one_compile(backend, grad):
-    if backend == "native" and not _ext.has_kernel("cpu"):
-        pytest.fail(f"the native CPU kernel is missing: {_ext.LOAD_ERROR}")
+    backend_for(CPU_NAMES[backend])  # conftest.py's rule: a missing native CPU kernel fails
     torch._dynamo.reset()
     counters.clear()
     counter = CompileCounterWithBackend("aot_eager")

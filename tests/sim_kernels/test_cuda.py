@@ -21,45 +21,33 @@ import torch
 from sim_kernels import _ext
 from sim_kernels.reference import per_anchor_terms
 
+from .inputs import FULL, LOW, case_id, dtypes, make_inputs, tol
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# (B, T, Cc, Cz, K, N, t_begin, t_end): odd sizes, a window, K = 1, N = 1, Cz > 32 (several lanes' worth).
-SHAPES = [
-    (2, 63, 37, 29, 5, 7, 0, 63),
-    (1, 9, 3, 4, 1, 1, 0, 9),
-    (3, 20, 16, 40, 12, 10, 2, 19),
+# ((B, T, Cc, Cz, K, N), (t_begin, t_end)): odd sizes, a window, K = 1, N = 1, Cz > 32 (several lanes' worth).
+CASES = [
+    ((2, 63, 37, 29, 5, 7), (0, 63)),
+    ((1, 9, 3, 4, 1, 1), (0, 9)),
+    ((3, 20, 16, 40, 12, 10), (2, 19)),
 ]
-SHAPE_IDS = [f"B{b}-T{t}-Cc{cc}-Cz{cz}-K{k}-N{n}-W{t0}:{t1}" for b, t, cc, cz, k, n, t0, t1 in SHAPES]
-LOW = [torch.float16, torch.bfloat16]
-FULL = [torch.float32, torch.float64]
+CASE_IDS = [f"{case_id(shape)}-W{t0}:{t1}" for shape, (t0, t1) in CASES]
 NO_GPU = "no CUDA device: the fused CUDA kernel needs a GPU (the emulation tests cover its logic on the CPU)"
 gpu = pytest.mark.skipif("not torch.cuda.is_available()", reason=NO_GPU)
 GRAD_NAMES = ("context", "targets", "weight", "mu", "logvar")
 STALE_LOCK_SECONDS = 600  # a FileBaton lock file older than this was left by a killed build
 
 
-def make_inputs(shape, dtype=torch.float32, device="cpu", seed=0, expanded=False):
-    """Inputs as a dict: context (B,T,Cc), targets (B,T,Cz), weight (K,Cz,Cc), neg_idx (K,B,T,N), mu,
-    logvar (B,T,Cz), loss_weight (K,B,T), kl_weight (B,T). Drawn in float32 on the CPU, then cast,
-    so every dtype sees the same numbers. ``expanded``: neg_idx is a (B,T,N) tensor expanded over K
-    (stride 0). Some negatives are the anchor's own positive row (an exact tie)."""
-    B, T, Cc, Cz, K, N, t0, t1 = shape
-    g = torch.Generator().manual_seed(seed)
-    f = dict(context=torch.randn(B, T, Cc, generator=g), targets=torch.randn(B, T, Cz, generator=g),
-             weight=torch.randn(K, Cz, Cc, generator=g) / Cc ** 0.5, mu=torch.randn(B, T, Cz, generator=g),
-             logvar=0.5 * torch.randn(B, T, Cz, generator=g))
-    neg = torch.randint(0, B * T, (B, T, N) if expanded else (K, B, T, N), generator=g)
-    if expanded:
-        neg = neg.unsqueeze(0).expand(K, B, T, N)
-    else:
-        neg[:, :, : T - 1, 0] = (torch.arange(B).view(B, 1) * T + torch.arange(1, T)).view(1, B, T - 1)  # k = 1 positive
-    out = {k: v.to(dtype).to(device) for k, v in f.items()}
-    out["neg_idx"] = neg.to(device)
-    acc = torch.float64 if dtype == torch.float64 else torch.float32
-    out["loss_weight"] = torch.rand(K, B, T, generator=g).to(acc).to(device)
-    out["kl_weight"] = torch.rand(B, T, generator=g).to(acc).to(device)
-    out["window"] = (t0, t1)
-    return out
+def inputs(case, dtype=torch.float32, device="cpu", seed=0, expanded=False):
+    """tests/sim_kernels/inputs.py's make_inputs as a dict (the op-level form): context, targets, weight,
+    neg_idx (K,B,T,N), mu, logvar, loss_weight (K,B,T), kl_weight (B,T), window. ``expanded``: neg_idx is
+    a (B,T,N) tensor expanded over K (stride 0); otherwise negative 0 is the anchor's step-1 positive row
+    (an exact tie)."""
+    shape, window = case
+    x = make_inputs(*shape, dtype=dtype, device=device, seed=seed, expanded=expanded, ties=not expanded,
+                    requires_grad=False).as_dict(weights=True)
+    x["window"] = window
+    return x
 
 
 def reference_value_and_grad(x, dtype=None, common_window=False):
@@ -131,14 +119,15 @@ def check_against_reference(out_fwd, out_w, x, dtype):
     grads = dict(zip(GRAD_NAMES, grads))
     if dtype in FULL:
         r_value, r_loss, r_correct, r_kl, r_grads = reference_value_and_grad(x)
+        t = tol(dtype)
         for got in (out_fwd[0], loss):
-            torch.testing.assert_close(got.cpu(), r_loss)
+            torch.testing.assert_close(got.cpu(), r_loss, **t)
         for got in (out_fwd[2], kl):
-            torch.testing.assert_close(got.cpu(), r_kl)
-        torch.testing.assert_close(value.cpu(), r_value)
+            torch.testing.assert_close(got.cpu(), r_kl, **t)
+        torch.testing.assert_close(value.cpu(), r_value, **t)
         for n in GRAD_NAMES:
             assert grads[n].dtype == dtype, n
-            torch.testing.assert_close(grads[n].cpu(), r_grads[n].cpu(), msg=lambda m, n=n: f"grad_{n}: {m}")
+            torch.testing.assert_close(grads[n].cpu(), r_grads[n].cpu(), **t, msg=lambda m, n=n: f"grad_{n}: {m}")
     else:
         hi = reference_value_and_grad(x, torch.float64)
         lp = reference_value_and_grad(x)
@@ -235,16 +224,16 @@ def _emulated(emu, x, with_kl=True):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dtype", FULL + LOW, ids=["fp32", "fp64", "fp16", "bf16"])
-@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
-def test_emulation_matches_reference(emulation, shape, dtype):
-    x = make_inputs(shape, dtype)
+@pytest.mark.parametrize("dtype", dtypes(*FULL, *LOW))
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_emulation_matches_reference(emulation, case, dtype):
+    x = inputs(case, dtype)
     out_fwd, out_w = _emulated(emulation, x)
     check_against_reference(out_fwd, out_w, x, dtype)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dtype", FULL, ids=["fp32", "fp64"])
+@pytest.mark.parametrize("dtype", dtypes(*FULL))
 def test_emulation_shared_math(emulation, dtype):
     """The header's online log-sum-exp and KL through the kernel's selftest body, on the CPU."""
     _check_selftest(emulation.shared_math_selftest, dtype, "cpu")
@@ -268,7 +257,7 @@ def test_emulation_shared_math_wide_range(emulation):
 @pytest.mark.parametrize("tile_rows", [1, 7])
 def test_emulation_many_tiles_and_expanded_neg_idx(emulation, monkeypatch, tile_rows):
     """Tiles smaller than B*T (and not dividing it), a stride-0 neg_idx and non-contiguous inputs."""
-    x = make_inputs(SHAPES[0], torch.float64, expanded=True)
+    x = inputs(CASES[0], torch.float64, expanded=True)
     assert x["neg_idx"].stride(0) == 0
     x["context"] = x["context"].transpose(0, 1).contiguous().transpose(0, 1)
     x["loss_weight"] = x["loss_weight"][:, :1].expand_as(x["loss_weight"])
@@ -278,10 +267,10 @@ def test_emulation_many_tiles_and_expanded_neg_idx(emulation, monkeypatch, tile_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
-def test_emulation_common_window(emulation, shape):
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_emulation_common_window(emulation, case):
     """CPC_audio's common anchor window (t < t_end - K for every step) through the CUDA driver and bodies."""
-    x = make_inputs(shape, torch.float64)
+    x = inputs(case, torch.float64)
     args = op_args(x)
     loss, correct, kl = emulation.smooth_infonce_fwd(*args, common_window=True)
     value, w_loss, w_correct, w_kl, *grads = emulation.smooth_infonce_value_and_grad(*args, x["loss_weight"], x["kl_weight"],
@@ -308,7 +297,7 @@ def test_emulation_common_window(emulation, shape):
 
 @pytest.mark.slow
 def test_emulation_without_kl(emulation):
-    x = make_inputs(SHAPES[1], torch.float64)
+    x = inputs(CASES[1], torch.float64)
     loss, correct, kl = emulation.smooth_infonce_fwd(*op_args(x, with_kl=False))
     assert kl.shape == (0,)
     out = emulation.smooth_infonce_value_and_grad(*op_args(x, with_kl=False), x["loss_weight"], None)
@@ -324,7 +313,7 @@ def test_emulation_without_kl(emulation):
 
 @pytest.mark.slow
 def test_emulation_determinism(emulation):
-    x = make_inputs(SHAPES[0], torch.float32)
+    x = inputs(CASES[0], torch.float32)
     a, b = _emulated(emulation, x)[1], _emulated(emulation, x)[1]
     for u, v in zip(a, b):
         assert torch.equal(u, v)
@@ -332,7 +321,7 @@ def test_emulation_determinism(emulation):
 
 @pytest.mark.slow
 def test_emulation_rejects_bad_arguments(emulation):
-    x = make_inputs(SHAPES[1], torch.float32)
+    x = inputs(CASES[1], torch.float32)
     args = list(op_args(x))
     bad = x["neg_idx"].clone()
     bad[0, 0, 2, 0] = 9 * 1  # B*T = 9: out of range
@@ -382,11 +371,11 @@ def _cuda_ops():
 
 @gpu
 @pytest.mark.gpu
-@pytest.mark.parametrize("dtype", FULL + LOW, ids=["fp32", "fp64", "fp16", "bf16"])
-@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
-def test_gpu_matches_reference(shape, dtype):
+@pytest.mark.parametrize("dtype", dtypes(*FULL, *LOW))
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_gpu_matches_reference(case, dtype):
     ops = _cuda_ops()
-    x = make_inputs(shape, dtype, device="cuda")
+    x = inputs(case, dtype, device="cuda")
     args = op_args(x)
     out_fwd = ops.smooth_infonce_fwd(*args)
     out_w = ops.smooth_infonce_value_and_grad(*args, x["loss_weight"], x["kl_weight"])
@@ -396,13 +385,13 @@ def test_gpu_matches_reference(shape, dtype):
 
 @gpu
 @pytest.mark.gpu
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=["fp32", "fp16", "bf16"])
+@pytest.mark.parametrize("dtype", dtypes(torch.float32, torch.float16, torch.bfloat16))
 def test_gpu_public_api_loss_and_grads(dtype):
     """sim_kernels.smooth_infonce(backend="native") on CUDA tensors, loss not the last layer."""
     from sim_kernels import smooth_infonce
 
     _cuda_ops()
-    x = make_inputs(SHAPES[0], dtype, device="cuda")
+    x = inputs(CASES[0], dtype, device="cuda")
 
     def run(backend, cast):
         leaves = {n: x[n].detach().to(cast).requires_grad_() for n in GRAD_NAMES}
@@ -426,11 +415,11 @@ def test_gpu_public_api_loss_and_grads(dtype):
 
 @gpu
 @pytest.mark.gpu
-@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
-def test_gpu_common_window(shape):
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_gpu_common_window(case):
     """CPC_audio's common anchor window on the GPU (the emulation test checks the same on the CPU)."""
     ops = _cuda_ops()
-    x = make_inputs(shape, torch.float64, device="cuda")
+    x = inputs(case, torch.float64, device="cuda")
     out = ops.smooth_infonce_value_and_grad(*op_args(x), x["loss_weight"], x["kl_weight"], True)
     value, loss, _, _, *grads = out
     xc = {k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in x.items()}
@@ -446,7 +435,7 @@ def test_gpu_common_window(shape):
 @pytest.mark.parametrize("with_kl", [True, False], ids=["kl", "nokl"])
 def test_gpu_opcheck(with_kl):
     ops = _cuda_ops()
-    x = make_inputs(SHAPES[1], torch.float32, device="cuda")
+    x = inputs(CASES[1], torch.float32, device="cuda")
     args = op_args(x, with_kl)
     torch.library.opcheck(ops.smooth_infonce_fwd.default, args)
     torch.library.opcheck(ops.smooth_infonce_value_and_grad.default,
@@ -461,7 +450,7 @@ def test_gpu_deterministic_grads(monkeypatch, tile_rows):
     if tile_rows:
         monkeypatch.setenv("SIM_CUDA_TILE_ROWS", tile_rows)
     # Many duplicate target rows (N = 10 negatives from only 2*63 rows) stress grad_targets' segments.
-    x = make_inputs(SHAPES[0], torch.float32, device="cuda", expanded=True)
+    x = inputs(CASES[0], torch.float32, device="cuda", expanded=True)
     args = (*op_args(x), x["loss_weight"], x["kl_weight"])
     first = ops.smooth_infonce_value_and_grad(*args)
     for _ in range(3):
@@ -474,7 +463,7 @@ def test_gpu_deterministic_grads(monkeypatch, tile_rows):
 @pytest.mark.gpu
 def test_gpu_side_stream():
     ops = _cuda_ops()
-    x = make_inputs(SHAPES[2], torch.float32, device="cuda")
+    x = inputs(CASES[2], torch.float32, device="cuda")
     args = (*op_args(x), x["loss_weight"], x["kl_weight"])
     base = ops.smooth_infonce_value_and_grad(*args)
     s = torch.cuda.Stream()
@@ -502,7 +491,7 @@ def test_gpu_shared_math():
 @pytest.mark.gpu
 def test_gpu_rejects_bad_index():
     ops = _cuda_ops()
-    x = make_inputs(SHAPES[1], torch.float32, device="cuda")
+    x = inputs(CASES[1], torch.float32, device="cuda")
     args = list(op_args(x))
     bad = x["neg_idx"].clone()
     bad[0, 0, 1, 0] = 9

@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 
 from sim_kernels import _ext, smooth_infonce
 
+from .inputs import case_id, dtypes, make_inputs
+
 NO_GPU = "no CUDA device: these tests need a GPU (make gpu-check runs them on one)"
 pytestmark = pytest.mark.gpu
 
@@ -46,15 +48,10 @@ def _need(backend):
 
 
 def make(B, T, Cc, Cz, K, N, dtype=torch.float32, device="cuda", shared=False, seed=0, kl=True):
-    """Leaf inputs drawn in float32 on the CPU (same numbers for every dtype and device), then cast and moved."""
-    g = torch.Generator().manual_seed(seed)
-    raw = dict(context=torch.randn(B, T, Cc, generator=g), targets=torch.randn(B, T, Cz, generator=g),
-               weight=torch.randn(K, Cz, Cc, generator=g) / Cc ** 0.5)
-    if kl:
-        raw["mu"], raw["logvar"] = torch.randn(B, T, Cz, generator=g), 0.5 * torch.randn(B, T, Cz, generator=g)
-    x = {k: v.to(device=device, dtype=dtype).requires_grad_() for k, v in raw.items()}
-    x["neg_idx"] = torch.randint(0, B * T, (B, T, N) if shared else (K, B, T, N), generator=g).to(device)
-    return x
+    """tests/sim_kernels/inputs.py's make_inputs as a dict of leaves (no mu/logvar keys without ``kl``):
+    drawn on the CPU (same numbers for every dtype and device), then cast and moved."""
+    x = make_inputs(B, T, Cc, Cz, K, N, dtype=dtype, device=device, shared=shared, with_kl=kl, seed=seed).as_dict()
+    return {k: v for k, v in x.items() if v is not None}
 
 
 def run(x, backend, upstream=None, **kw):
@@ -104,7 +101,7 @@ def test_cuda_matches_cpu_kernel(backend, reduction):
 
 
 @pytest.mark.parametrize("backend", GPU_BACKENDS)
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("dtype", dtypes(torch.float16, torch.bfloat16))
 def test_low_precision_within_twice_the_reference_error(backend, dtype):
     """flash-attention's rule: error vs float64 <= 2x the reference's own error in that dtype, plus a
     floor of one float32 rounding of the largest value (the kernels' accumulators are fp32)."""
@@ -176,7 +173,7 @@ def test_zero_size_refused_with_the_argument_named(backend, what):
 
 @pytest.mark.parametrize("backend", GPU_BACKENDS)
 @pytest.mark.parametrize("shape", [(1, 2, 1, 1, 1, 1), (3, 7, 3, 130, 6, 1), (1, 300, 5, 7, 12, 33), (5, 13, 257, 3, 2, 4)],
-                         ids=lambda s: "B{}-T{}-Cc{}-Cz{}-K{}-N{}".format(*s))
+                         ids=case_id)
 def test_odd_shapes_against_float64_reference(backend, shape):
     _need(backend)
     x = make(*shape)

@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 from sim_kernels import SmoothInfoNCELoss, _ext, smooth_infonce
 from sim_kernels import ops  # noqa: F401  (registers fake + autograd)
 
-from .inputs import SHAPES, differentiable, make_inputs, shape_id
-
+from .inputs import SHAPES, case_id, differentiable, dtypes, make_inputs, tol
 
 
 def test_extension_built_with_cpu_kernel():
@@ -39,7 +38,7 @@ def _compare(inputs, upstream=None, atol=None, rtol=None, **kw):
         torch.testing.assert_close(a, b, atol=atol, rtol=rtol)
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+@pytest.mark.parametrize("shape", SHAPES, ids=case_id)
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("kl_reduction", ["dims", "time"])
 @pytest.mark.parametrize("shared", [False, True], ids=["perk", "shared"])
@@ -52,10 +51,10 @@ def test_matches_reference_float64(shape, reduction, kl_reduction, shared):
     _compare(inputs, up, beta=0.37, kl_reduction=kl_reduction, reduction=reduction)
 
 
-@pytest.mark.parametrize("shape", SHAPES[:4], ids=shape_id)
+@pytest.mark.parametrize("shape", SHAPES[:4], ids=case_id)
 def test_matches_reference_float32(shape):
     inputs = make_inputs(*shape, dtype=torch.float32)
-    _compare(inputs, atol=2e-5, rtol=2e-4, beta=0.01)
+    _compare(inputs, **tol(torch.float32), beta=0.01)
 
 
 @settings(max_examples=30, deadline=None, derandomize=True)
@@ -117,7 +116,7 @@ def _grads_bits(inputs, **kw):
     return [loss.detach().clone()] + [g.clone() for g in grads]
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dtype", dtypes(torch.float32, torch.float64))
 def test_deterministic_repeat_and_threads(dtype):
     inputs = make_inputs(3, 63, 37, 37, 5, 7, dtype=dtype)
     prev = torch.get_num_threads()
@@ -134,7 +133,7 @@ def test_deterministic_repeat_and_threads(dtype):
         assert torch.equal(x, w), "1 thread vs 2 threads differs"
 
 
-@pytest.mark.parametrize("shape", [(5, 900, 24, 24, 4, 3), (2, 600, 512, 512, 10, 2)], ids=shape_id)
+@pytest.mark.parametrize("shape", [(5, 900, 24, 24, 4, 3), (2, 600, 512, 512, 10, 2)], ids=case_id)
 def test_large_problem_deterministic_threads(shape):
     """Several row tiles (4096-row tiles; 1024-row tiles at K*Cz = 5120) and real BLAS splits.
 
@@ -170,9 +169,8 @@ def test_reused_tile_buffers_across_shapes_and_dtypes():
         inputs = make_inputs(*shape, dtype=dtype)
         got = _value_and_grads(inputs, "native")
         want = _value_and_grads(inputs, "reference")
-        tol = {} if dtype == torch.float64 else dict(rtol=2e-4, atol=1e-5)
         for a, b in zip(got, want):
-            torch.testing.assert_close(a, b, **tol, msg=lambda m, s=shape: f"{s} {dtype}: {m}")
+            torch.testing.assert_close(a, b, **tol(dtype), msg=lambda m, s=shape, d=dtype: f"{case_id(s, d)}: {m}")
 
 
 def _value_and_grads(inputs, backend):
@@ -224,12 +222,10 @@ def test_op_errors_name_the_argument():
 
 @pytest.mark.parametrize("with_kl", [True, False])
 def test_opcheck(with_kl):
-    c, z, w, idx, mu, lv = make_inputs(2, 9, 5, 4, 3, 2, with_kl=with_kl)
-    idx4 = idx if idx.dim() == 4 else idx.unsqueeze(0).expand(3, -1, -1, -1)
-    torch.library.opcheck(torch.ops.sim_kernels.smooth_infonce_fwd, (c, z, w, idx4, mu, lv, 0, 9))
-    lw = torch.rand(3, 2, 9, dtype=torch.float64)
-    kw = torch.rand(2, 9, dtype=torch.float64) if with_kl else None
-    torch.library.opcheck(torch.ops.sim_kernels.smooth_infonce_value_and_grad, (c, z, w, idx4, mu, lv, 0, 9, lw, kw))
+    x = make_inputs(2, 9, 5, 4, 3, 2, with_kl=with_kl)  # neg_idx (K, B, T, N), loss_weight, kl_weight
+    torch.library.opcheck(torch.ops.sim_kernels.smooth_infonce_fwd, x.op_args())
+    kw = x.kl_weight if with_kl else None
+    torch.library.opcheck(torch.ops.sim_kernels.smooth_infonce_value_and_grad, (*x.op_args(), x.loss_weight, kw))
 
 
 def test_torch_compile_fullgraph():

@@ -15,10 +15,9 @@ import torch
 from sim_kernels import _ext, smooth_infonce
 from sim_kernels.backends import NATIVE, choose
 
-from .inputs import make_inputs, shape_id
+from .inputs import case_id, dtypes, make_inputs
 
-LOW = [torch.bfloat16, torch.float16]
-LOW_IDS = ["bf16", "fp16"]
+LOW = dtypes(torch.bfloat16, torch.float16)
 # (B, T, Cc, Cz, K, N): odd sizes, Cc != Cz, the paper's K = 10, and one with two row tiles (B*T > 4096).
 SHAPES = [(3, 63, 37, 37, 5, 7), (2, 40, 16, 24, 12, 10), (2, 64, 96, 96, 10, 10), (2, 2100, 8, 8, 3, 4)]
 
@@ -39,8 +38,8 @@ def _err(a, b):
 
 
 @pytest.mark.parametrize("reduction", ["mean", "none"])
-@pytest.mark.parametrize("dtype", LOW, ids=LOW_IDS)
-@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+@pytest.mark.parametrize("dtype", LOW)
+@pytest.mark.parametrize("shape", SHAPES, ids=case_id)
 def test_error_within_twice_reference_error(shape, dtype, reduction):
     x = make_inputs(*shape, dtype=torch.float32, requires_grad=False)
     B, T, _, _, K, _ = shape
@@ -60,7 +59,7 @@ def test_error_within_twice_reference_error(shape, dtype, reduction):
         assert e_ours <= 2 * e_ref + floor, f"{name}: error {e_ours:.3g} > 2 x reference error {e_ref:.3g}"
 
 
-@pytest.mark.parametrize("dtype", LOW, ids=LOW_IDS)
+@pytest.mark.parametrize("dtype", LOW)
 def test_auto_picks_native_for_cpu_half(dtype):
     c, z, w, idx, _, _ = make_inputs(1, 9, 5, 3, 2, 2, dtype=dtype, with_kl=False)
     assert choose("auto", c) is NATIVE
@@ -69,7 +68,7 @@ def test_auto_picks_native_for_cpu_half(dtype):
         smooth_infonce(c, z, w, idx)
 
 
-@pytest.mark.parametrize("dtype", LOW, ids=LOW_IDS)
+@pytest.mark.parametrize("dtype", LOW)
 def test_half_common_window_and_window(dtype):
     """The anchor-window options on the half path: reduction="none" equals the reference run in that
     dtype to bf16/fp16 tolerance, zeros where the reference has zeros."""
@@ -77,6 +76,8 @@ def test_half_common_window_and_window(dtype):
     got = smooth_infonce(c, z, w, idx, anchor_window="common", reduction="none", backend="native")
     want = smooth_infonce(c, z, w, idx, anchor_window="common", reduction="none", backend="reference")
     assert torch.equal(got == 0, want == 0)
+    # not the table's same-dtype row: the reference rounds its fp16/bf16 intermediates in that dtype while
+    # the kernel accumulates in fp32 (fp16: 1.1e-3 apart measured), so bf16/fp16 output resolution
     torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-2)
 
 

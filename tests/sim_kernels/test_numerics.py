@@ -11,16 +11,16 @@ import torch
 
 from sim_kernels import _ext, smooth_infonce
 
-from .inputs import make_inputs
+from .inputs import dtypes, make_inputs, tol
 
-BACKENDS = ["reference", "native"]
+BACKENDS = ["reference", "native"]  # test_huge_scores_are_finite_and_correct compares these two
 
 
 def _grads(loss, inputs):
     return torch.autograd.grad(loss, [x for x in inputs if x is not None and x.requires_grad])
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("dtype", dtypes(torch.float64, torch.float32))
 def test_huge_scores_are_finite_and_correct(dtype):
     # |s| up to ~1e4: the online log-sum-exp must not overflow.
     c, z, w, idx, _, _ = make_inputs(2, 12, 4, 4, 3, 5, dtype=torch.float64, requires_grad=False)
@@ -35,24 +35,23 @@ def test_huge_scores_are_finite_and_correct(dtype):
         g = _grads(loss.sum(), (c, z, w))
         assert torch.isfinite(loss).all() and all(torch.isfinite(x).all() for x in g)
         out[b] = (loss, g)
-    tol = dict(atol=1e-6, rtol=1e-6) if dtype == torch.float64 else dict(atol=5e-2, rtol=1e-4)
-    torch.testing.assert_close(out["native"][0], out["reference"][0], **tol)
+    # float32 at |s| ~ 1e4: absolute rounding of the scores ~ |s| * eps32 ~ 1e-3 (a looser, scaled bound)
+    t = tol(torch.float64) if dtype == torch.float64 else dict(atol=5e-2, rtol=1e-4)
+    torch.testing.assert_close(out["native"][0], out["reference"][0], **t)
     for a, b in zip(out["native"][1], out["reference"][1]):
-        torch.testing.assert_close(a, b, **tol)
+        torch.testing.assert_close(a, b, **t)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_logvar_extremes_give_finite_kl(backend):
     c, z, w, idx, mu, _ = make_inputs(2, 8, 3, 3, 2, 2, dtype=torch.float32)
     lv = torch.linspace(-30, 30, 2 * 8 * 3).view(2, 8, 3).requires_grad_()
-    loss = smooth_infonce(c, z, w, idx, mu, lv, beta=1.0, backend=backend)
+    loss = backend.run(smooth_infonce, c, z, w, idx, mu, lv, beta=1.0)
     g = _grads(loss, (c, z, w, mu, lv))
     assert torch.isfinite(loss) and all(torch.isfinite(x).all() for x in g)
     ref = smooth_infonce(c, z, w, idx, mu, lv, beta=1.0, backend="reference")
     torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-3)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_all_equal_scores(backend):
     # Zero weight: every score is 0, the loss is log(N+1) exactly, and no positive "wins".
     B, T, C, K, N = 2, 7, 3, 2, 4
@@ -60,7 +59,7 @@ def test_all_equal_scores(backend):
     w = torch.zeros(K, C, C, dtype=torch.float64, requires_grad=True)
     from sim_kernels import smooth_infonce_with_metrics
 
-    loss, m = smooth_infonce_with_metrics(c, z, w, idx, backend=backend)
+    loss, m = backend.run(smooth_infonce_with_metrics, c, z, w, idx)
     torch.testing.assert_close(loss, torch.tensor(float(N + 1), dtype=torch.float64).log())
     assert (m["accuracy"] == 0).all()
 

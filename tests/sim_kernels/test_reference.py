@@ -1,8 +1,9 @@
-"""smooth_infonce (backends "reference" and "native") against a hand-computed case and against
-the independent float64 loops of tests/sim_kernels/naive.py: values and gradients, every option.
+"""smooth_infonce (every backend of the shared ``backend`` fixture: reference, native-cpu, cuda,
+triton) against a hand-computed case and against the independent float64 loops of
+tests/sim_kernels/naive.py: values and gradients, every option.
 
-The native CPU kernel is part of the product: when sim_kernels._C did not build, the native
-tests fail (they do not skip).
+The native CPU kernel is part of the product: when sim_kernels._C did not build, the native-cpu
+tests fail (they do not skip); cuda skips without a GPU; triton runs in its interpreter here.
 """
 from __future__ import annotations
 
@@ -13,26 +14,16 @@ import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from sim_kernels import _ext, smooth_infonce, smooth_infonce_with_metrics
+from sim_kernels import smooth_infonce, smooth_infonce_with_metrics
 
+from .conftest import BACKENDS, backend_for
+from .inputs import case_id, dtypes, make_inputs, tol
 from .naive import naive_metrics, naive_smooth_infonce
 
-BACKENDS = ("reference", "native")
 REDUCTIONS = ("mean", "sum", "none")
 KL_REDUCTIONS = ("dims", "time")
 
 
-def _need(impl):
-    """Fail (not skip) when the native CPU kernel did not build: the build is part of the product."""
-    if impl == "native" and not _ext.has_kernel("cpu"):
-        pytest.fail(f"the native CPU kernel is missing (sim_kernels._C: {_ext.LOAD_ERROR}); "
-                    "rebuild with `pip install --no-build-isolation -e .`")
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    _need(request.param)
-    return request.param
 
 
 def _grads(out, inputs, upstream=None):
@@ -85,17 +76,18 @@ def _hand_inputs():
 
 
 def _loss_fn(impl):
-    """smooth_infonce with a backend, or the naive oracle itself (checked by hand here too)."""
+    """smooth_infonce with a backend (inputs moved to its device, the output back to the CPU), or the
+    naive oracle itself (checked by hand here too)."""
     if impl == "naive":
         return naive_smooth_infonce
-    return lambda *a, **kw: smooth_infonce(*a, backend=impl, **kw)
+    b = backend_for(impl)
+    return lambda *a, **kw: b.run(smooth_infonce, *a, **kw)
 
 
 @pytest.mark.parametrize("impl", ("naive",) + BACKENDS)
 @pytest.mark.parametrize("reduction", ("mean", "sum"))
 @pytest.mark.parametrize("kl_reduction", KL_REDUCTIONS)
 def test_hand_case_values(impl, reduction, kl_reduction):
-    _need(impl)
     fn = _loss_fn(impl)
     c, z, w, idx, mu, lv = _hand_inputs()
     f64 = torch.float64
@@ -113,7 +105,6 @@ def test_hand_case_values(impl, reduction, kl_reduction):
 
 @pytest.mark.parametrize("impl", ("naive",) + BACKENDS)
 def test_hand_case_none(impl):
-    _need(impl)
     c, z, w, idx, mu, lv = _hand_inputs()
     expected = torch.tensor([[[LN2, LN1E2, 0.0]], [[LN2, 0.0, 0.0]]], dtype=torch.float64)
     fn = _loss_fn(impl)
@@ -124,7 +115,6 @@ def test_hand_case_none(impl):
 
 @pytest.mark.parametrize("impl", ("naive",) + BACKENDS)
 def test_hand_case_gradients(impl):
-    _need(impl)
     c, z, w, idx, mu, lv = (x.requires_grad_() if x.is_floating_point() else x for x in _hand_inputs())
     out = _loss_fn(impl)(c, z, w, idx, mu, lv, beta=0.1, kl_reduction="dims", reduction="mean")
     g_c, g_w, g_mu, g_lv = _grads(out, [c, w, mu, lv])
@@ -137,7 +127,7 @@ def test_hand_case_gradients(impl):
 
 def test_hand_case_metrics(backend):
     c, z, w, idx, mu, lv = _hand_inputs()
-    _, m = smooth_infonce_with_metrics(c, z, w, idx, mu, lv, beta=0.1, kl_reduction="time", backend=backend)
+    _, m = backend.run(smooth_infonce_with_metrics, c, z, w, idx, mu, lv, beta=0.1, kl_reduction="time")
     f64 = torch.float64
     torch.testing.assert_close(m["nce"], torch.tensor([(LN2 + LN1E2) / 2, LN2], dtype=f64))
     # every anchor has s+ <= s- (ties at k=1,t=0 and k=2,t=0 count as misses)
@@ -150,24 +140,18 @@ def test_hand_case_metrics(backend):
 #    (with gradients: the fused forward+backward; without: the forward-only kernel).
 # ---------------------------------------------------------------------------------------------
 def _make(case, dtype=torch.float64):
+    """tests/sim_kernels/inputs.py's make_inputs for a case dict, plus poisoned ignored neg_idx entries."""
     B, T, K, N, Cc, Cz = (case[k] for k in ("B", "T", "K", "N", "Cc", "Cz"))
-    g = torch.Generator().manual_seed(case["seed"])
-    context = torch.randn(B, T, Cc, generator=g, dtype=torch.float64)
-    targets = torch.randn(B, T, Cz, generator=g, dtype=torch.float64)
-    weight = torch.randn(K, Cz, Cc, generator=g, dtype=torch.float64) / math.sqrt(Cc)
-    mu = torch.randn(B, T, Cz, generator=g, dtype=torch.float64) if case["with_mu"] else None
-    logvar = 0.5 * torch.randn(B, T, Cz, generator=g, dtype=torch.float64) if case["with_mu"] else None
-    if case["shared"]:
-        neg_idx = torch.randint(0, B * T, (B, T, N), generator=g)
-        if case["poison"]:  # t = T-1 is ignored for every k
+    x = make_inputs(B, T, Cc, Cz, K, N, dtype=dtype, shared=case["shared"], with_kl=case["with_mu"], seed=case["seed"],
+                    requires_grad=False)
+    neg_idx = x.neg_idx.clone()
+    if case["poison"]:
+        if case["shared"]:  # t = T-1 is ignored for every k
             neg_idx[:, T - 1] = -5
-    else:
-        neg_idx = torch.randint(0, B * T, (K, B, T, N), generator=g)
-        if case["poison"]:  # t >= T-k is ignored at step k
+        else:  # t >= T-k is ignored at step k
             for k in range(1, K + 1):
                 neg_idx[k - 1, :, T - k :] = B * T + 3
-    tensors = [context, targets, weight, mu, logvar]
-    return [x.to(dtype) if x is not None else None for x in tensors] + [neg_idx]
+    return [x.context, x.targets, x.weight, x.mu, x.logvar, neg_idx]
 
 
 @st.composite
@@ -187,20 +171,19 @@ def _edge(**kw):
     return base
 
 
-@pytest.mark.parametrize("backend_name", BACKENDS)
-@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(case=cases())
 @example(case=_edge())  # the smallest: B=1, T=2, K=T-1=1, N=1, one channel
 @example(case=_edge(B=1, T=9, K=8, N=1, Cc=5, Cz=3, shared=False, reduction="sum", kl_reduction="time"))
 @example(case=_edge(B=3, T=7, K=6, N=4, Cc=6, Cz=1, shared=False, reduction="none", seed=7))
 @example(case=_edge(B=2, T=5, K=2, N=3, Cc=3, Cz=5, with_mu=False, reduction="none", poison=False))
-def test_matches_naive(backend_name, case):
-    _need(backend_name)
+def test_matches_naive(backend, case):  # the fixture's value is immutable: safe across hypothesis examples
     context, targets, weight, mu, logvar, neg_idx = _make(case)
     kw = dict(beta=case["beta"], kl_reduction=case["kl_reduction"], reduction=case["reduction"])
     leaves = [x.requires_grad_() for x in (context, targets, weight, mu, logvar) if x is not None]
 
-    out = smooth_infonce(context, targets, weight, neg_idx, mu, logvar, backend=backend_name, **kw)
+    out = backend.run(smooth_infonce, context, targets, weight, neg_idx, mu, logvar, **kw)
     expected = naive_smooth_infonce(context, targets, weight, neg_idx, mu, logvar, **kw)
     assert out.dtype == torch.float64
     assert out.shape == ((case["K"], case["B"], case["T"]) if case["reduction"] == "none" else ())
@@ -210,7 +193,7 @@ def test_matches_naive(backend_name, case):
     torch.testing.assert_close(_grads(out, leaves, upstream), _grads(expected, leaves, upstream))
 
     with torch.no_grad():  # the forward-only path
-        out_ng = smooth_infonce(context, targets, weight, neg_idx, mu, logvar, backend=backend_name, **kw)
+        out_ng = backend.run(smooth_infonce, context, targets, weight, neg_idx, mu, logvar, **kw)
     torch.testing.assert_close(out_ng, expected.detach())
 
 
@@ -218,11 +201,6 @@ def test_matches_naive(backend_name, case):
 # 3. float32, non-contiguous inputs, the anchor window, gradcheck.
 # ---------------------------------------------------------------------------------------------
 SHAPES = [(2, 9, 5, 3, 3, 4), (1, 7, 1, 6, 6, 1), (3, 5, 4, 2, 1, 2)]  # B, T, Cc, Cz, K, N
-
-
-def _id(s):
-    B, T, Cc, Cz, K, N = s
-    return f"B{B}-T{T}-Cc{Cc}-Cz{Cz}-K{K}-N{N}"
 
 
 def _case(shape, **kw):
@@ -233,22 +211,22 @@ def _case(shape, **kw):
     return base
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=_id)
+@pytest.mark.parametrize("shape", SHAPES, ids=case_id)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_float32_matches_naive(backend, shape, reduction):
     case = _case(shape, reduction=reduction)
     c, z, w, mu, lv, idx = _make(case, torch.float32)
     leaves = [x.requires_grad_() for x in (c, z, w, mu, lv)]
-    out = smooth_infonce(c, z, w, idx, mu, lv, beta=0.3, reduction=reduction, backend=backend)
+    out = backend.run(smooth_infonce, c, z, w, idx, mu, lv, beta=0.3, reduction=reduction)
     assert out.dtype == torch.float32
     expected = naive_smooth_infonce(c, z, w, idx, mu, lv, beta=0.3, reduction=reduction)
-    torch.testing.assert_close(out, expected.float(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out, expected.float(), **tol(torch.float32))
     upstream = torch.randn_like(out) if reduction == "none" else None
     got = _grads(out, leaves, upstream)
     want = _grads(expected, leaves, upstream.double() if upstream is not None else None)
     for name, a, b in zip(("context", "targets", "weight", "mu", "logvar"), got, want):
         assert a.dtype == torch.float32, name
-        torch.testing.assert_close(a, b.float(), rtol=1e-5, atol=1e-5, msg=lambda m, n=name: f"grad of {n}: {m}")
+        torch.testing.assert_close(a, b.float(), **tol(torch.float32), msg=lambda m, n=name: f"grad of {n}: {m}")
 
 
 def test_non_contiguous_inputs(backend):
@@ -262,7 +240,7 @@ def test_non_contiguous_inputs(backend):
     mu_nc = mu.transpose(1, 2).contiguous().transpose(1, 2)
     assert not (c_nc.is_contiguous() or z_nc.is_contiguous() or w_nc.is_contiguous() or idx_nc.is_contiguous())
     leaves = [x.requires_grad_() for x in (c_nc, z_nc, w_nc, mu_nc, lv)]
-    out = smooth_infonce(c_nc, z_nc, w_nc, idx_nc, mu_nc, lv, beta=0.2, backend=backend)
+    out = backend.run(smooth_infonce, c_nc, z_nc, w_nc, idx_nc, mu_nc, lv, beta=0.2)
     expected = naive_smooth_infonce(c, z, w, idx, mu, lv, beta=0.2)
     torch.testing.assert_close(out, expected)
     ref_leaves = [x.requires_grad_() for x in (c, z, w, mu, lv)]
@@ -270,13 +248,13 @@ def test_non_contiguous_inputs(backend):
     torch.testing.assert_close(_grads(out, leaves), _grads(expected, ref_leaves))
 
 
-@pytest.mark.parametrize("window", [(0, 9), (2, 7), (3, 9), (0, 4)], ids=lambda w: f"win{w[0]}-{w[1]}")
+@pytest.mark.parametrize("window", [(0, 9), (2, 7), (3, 9), (0, 4)], ids=["win0-9", "win2-7", "win3-9", "win0-4"])
 def test_window_matches_naive(backend, window):
     case = _case((2, 9, 3, 4, 3, 3), shared=True, poison=False)
     c, z, w, mu, lv, idx = _make(case)
     leaves = [x.requires_grad_() for x in (c, z, w, mu, lv)]
-    out, m = smooth_infonce_with_metrics(c, z, w, idx, mu, lv, beta=0.3, kl_reduction="time", backend=backend,
-                                         window=window)
+    out, m = backend.run(smooth_infonce_with_metrics, c, z, w, idx, mu, lv, beta=0.3, kl_reduction="time",
+                         window=window)
     expected = naive_smooth_infonce(c, z, w, idx, mu, lv, beta=0.3, kl_reduction="time",
                                     t_begin=window[0], t_end=window[1])
     torch.testing.assert_close(out, expected)
@@ -295,10 +273,12 @@ def test_gradcheck_float64(backend, reduction, shared):
     inputs = tuple(x.requires_grad_() for x in (c, z, w, mu, lv))
 
     def fn(c, z, w, mu, lv):
-        return smooth_infonce(c, z, w, idx, mu, lv, beta=0.4, kl_reduction="time", reduction=reduction,
-                              backend=backend)
+        return backend.run(smooth_infonce, c, z, w, idx, mu, lv, beta=0.4, kl_reduction="time", reduction=reduction)
 
-    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
+    # Triton (a backend added to these tests with the shared fixture) in its interpreter takes ~0.5 s a
+    # call: fast_mode checks a random projection of the Jacobian, as test_triton.py does.
+    fast = backend.id == "triton"
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5, fast_mode=fast)
 
 
 def test_gradcheck_float64_window(backend):
@@ -307,12 +287,13 @@ def test_gradcheck_float64_window(backend):
     inputs = tuple(x.requires_grad_() for x in (c, z, w, mu, lv))
 
     def fn(c, z, w, mu, lv):
-        return smooth_infonce_with_metrics(c, z, w, idx, mu, lv, beta=0.2, backend=backend, window=(1, 5))[0]
+        return backend.run(smooth_infonce_with_metrics, c, z, w, idx, mu, lv, beta=0.2, window=(1, 5))[0]
 
-    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
+    fast = backend.id == "triton"  # see test_gradcheck_float64
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5, fast_mode=fast)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("dtype", dtypes(torch.float32, torch.float64))
 def test_large_scores_stay_finite(backend, dtype):
     """Scores of several hundred: exp() would overflow without the max shift of the log-sum-exp."""
     case = _case((2, 6, 3, 3, 2, 4), with_mu=False)
@@ -320,14 +301,15 @@ def test_large_scores_stay_finite(backend, dtype):
     c = (c * 40).to(dtype).requires_grad_()
     z = (z * 40).to(dtype)
     w = w.to(dtype)
-    out = smooth_infonce(c, z, w, idx, backend=backend)
+    out = backend.run(smooth_infonce, c, z, w, idx)
     expected = naive_smooth_infonce(c, z, w, idx)
     assert torch.isfinite(out) and float(out.detach()) > 50
-    tol = dict(rtol=1e-5, atol=1e-3) if dtype == torch.float32 else {}
-    torch.testing.assert_close(out.double(), expected, **tol)
+    # float32 against the float64 oracle at scores of several hundred: absolute error ~ |s| * eps32
+    scaled = dict(rtol=1e-5, atol=1e-3) if dtype == torch.float32 else {}
+    torch.testing.assert_close(out.double(), expected, **scaled)
     g, g_naive = torch.autograd.grad(out, c)[0], torch.autograd.grad(expected, c)[0]
     assert torch.isfinite(g).all()
-    torch.testing.assert_close(g.double(), g_naive.double(), **tol)
+    torch.testing.assert_close(g.double(), g_naive.double(), **scaled)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -339,8 +321,8 @@ def test_one_input_requires_grad_and_loss_is_not_the_last_layer(backend, leaf, r
     args = dict(context=c, targets=z, weight=w, mu=mu, logvar=lv)
     x = args[leaf].requires_grad_()
     kw = dict(beta=0.3, reduction=reduction)
-    out = smooth_infonce(args["context"], args["targets"], args["weight"], idx, args["mu"], args["logvar"],
-                         backend=backend, **kw)
+    out = backend.run(smooth_infonce, args["context"], args["targets"], args["weight"], idx, args["mu"], args["logvar"],
+                      **kw)
     expected = naive_smooth_infonce(args["context"], args["targets"], args["weight"], idx, args["mu"], args["logvar"],
                                     **kw)
     upstream = torch.linspace(-1.0, 2.0, out.numel(), dtype=out.dtype).view(out.shape) if out.dim() else None

@@ -13,6 +13,8 @@ from sim_kernels import _ext, available_backends, registry, smooth_infonce, smoo
 from sim_kernels.functional import BACKENDS
 from sim_kernels.reference import per_anchor_terms
 
+from .inputs import make_inputs
+
 CALLS = []
 
 
@@ -38,10 +40,8 @@ def toy():
 
 
 def _inputs(dtype=torch.float32):
-    g = torch.Generator().manual_seed(0)
-    c, z = torch.randn(2, 9, 4, generator=g, dtype=dtype), torch.randn(2, 9, 3, generator=g, dtype=dtype)
-    w = torch.randn(3, 3, 4, generator=g, dtype=dtype)
-    idx = torch.randint(0, 18, (2, 9, 5), generator=g)
+    """context, targets, weight and a shared (B, T, N) neg_idx of tests/sim_kernels/inputs.py's make_inputs."""
+    c, z, w, idx, _, _ = make_inputs(2, 9, 4, 3, 3, 5, dtype=dtype, shared=True, with_kl=False, requires_grad=False)
     return c, z, w, idx
 
 
@@ -106,10 +106,9 @@ def test_deprecated_backend_names_still_work():
 
 
 def _op_args():
-    c, z, w, idx = _inputs()
-    idx4 = idx.unsqueeze(0).expand(3, -1, -1, -1).contiguous()
-    mu, lv = torch.randn(2, 9, 3), torch.randn(2, 9, 3)
-    return (c, z, w, idx4, mu, lv, 0, 9, torch.ones(3, 2, 9))
+    """Arguments of smooth_infonce_value_and_grad up to loss_weight: (K, B, T, N) neg_idx, mu and logvar given."""
+    x = make_inputs(2, 9, 4, 3, 3, 5, dtype=torch.float32, requires_grad=False)
+    return (*x.op_args(), x.loss_weight)
 
 
 def _namespaces():

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from sim_kernels import sample_negatives, smooth_infonce, smooth_infonce_with_metrics
 from sim_kernels.sampling import SAMPLERS
 
+from .inputs import case_id, make_inputs
+
 
 
 def gim_transcription(predictor_weight, c, z, full_z, K, N):
@@ -38,42 +40,40 @@ def gim_transcription(predictor_weight, c, z, full_z, K, N):
     return total_loss / K
 
 
-def _inputs(B, T, Cc, Cz, K, seed):
-    g = torch.Generator().manual_seed(seed)
-    c = torch.randn(B, T, Cc, generator=g, dtype=torch.float64)
-    z = torch.randn(B, T, Cz, generator=g, dtype=torch.float64)
-    w = torch.randn(K, Cz, Cc, generator=g, dtype=torch.float64)
+def _inputs(B, T, Cc, Cz, K, N, seed):
+    """float64 context, targets, weight of the shared builder (its neg_idx is not used: these tests draw GIM's)."""
+    c, z, w, _, _, _ = make_inputs(B, T, Cc, Cz, K, N, dtype=torch.float64, with_kl=False, seed=seed, requires_grad=False)
     return c, z, w
 
 
 GIM_CASES = [(2, 7, 5, 3, 3, 4), (1, 4, 2, 2, 3, 1), (3, 9, 4, 6, 2, 6), (4, 16, 3, 3, 5, 10)]  # B, T, Cc, Cz, K, N
 
 
-@pytest.mark.parametrize("shape", GIM_CASES, ids=lambda s: "B{}-T{}-Cc{}-Cz{}-K{}-N{}".format(*s))
+@pytest.mark.parametrize("shape", GIM_CASES, ids=case_id)
 @pytest.mark.parametrize("seed", [0, 123])
 def test_gim_sampler_reproduces_gim_loss(backend, shape, seed):
     B, T, Cc, Cz, K, N = shape
-    c, z, w = _inputs(B, T, Cc, Cz, K, seed)
+    c, z, w = _inputs(B, T, Cc, Cz, K, N, seed)
     torch.manual_seed(seed)
     expected = gim_transcription(w.reshape(K * Cz, Cc), c, z, z, K, N)
     torch.manual_seed(seed)
     neg_idx = sample_negatives("gim", B, T, N, K, generator=None)
     assert neg_idx.shape == (K, B, T, N) and neg_idx.dtype == torch.int64
-    out = smooth_infonce(c, z, w, neg_idx, reduction="mean", backend=backend)
+    out = backend.run(smooth_infonce, c, z, w, neg_idx, reduction="mean")
     torch.testing.assert_close(out, expected)
 
 
-@pytest.mark.parametrize("window", [(0, 6), (4, 10), (6, 12), (2, 7)], ids=lambda w: f"win{w[0]}-{w[1]}")
+@pytest.mark.parametrize("window", [(0, 6), (4, 10), (6, 12), (2, 7)], ids=["win0-6", "win4-10", "win6-12", "win2-7"])
 def test_gim_window_reproduces_gim_subsample(backend, window):
     """GIM's `subsample`: the predictor runs on the cropped window, negatives come from full_z."""
     B, T, Cc, Cz, K, N = 2, 12, 3, 4, 3, 5
-    c, z, w = _inputs(B, T, Cc, Cz, K, seed=sum(window))
+    c, z, w = _inputs(B, T, Cc, Cz, K, N, seed=sum(window))
     s, e = window
     torch.manual_seed(7)
     expected = gim_transcription(w.reshape(K * Cz, Cc), c[:, s:e], z[:, s:e], z, K, N)
     torch.manual_seed(7)
     neg_idx = sample_negatives("gim", B, T, N, K, window=window)
-    out, _ = smooth_infonce_with_metrics(c, z, w, neg_idx, reduction="mean", backend=backend, window=window)
+    out, _ = backend.run(smooth_infonce_with_metrics, c, z, w, neg_idx, reduction="mean", window=window)
     torch.testing.assert_close(out, expected)
 
 

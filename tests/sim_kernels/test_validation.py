@@ -1,5 +1,5 @@
 """Every validation rule of smooth_infonce: the exception type and a message naming the argument,
-for backends "reference" and "native". Out-of-range indices at ignored positions must not raise."""
+for every backend of the shared ``backend`` fixture (conftest.py). Out-of-range indices at ignored positions must not raise."""
 from __future__ import annotations
 
 import math
@@ -9,22 +9,15 @@ import torch
 
 from sim_kernels import smooth_infonce, smooth_infonce_with_metrics
 
+from .inputs import make_inputs, tol
 from .naive import naive_smooth_infonce
 
 B, T, Cc, Cz, K, N = 2, 5, 3, 4, 2, 3
 
 
 def _good(dtype=torch.float64):
-    g = torch.Generator().manual_seed(0)
-    return dict(
-        context=torch.randn(B, T, Cc, generator=g, dtype=dtype),
-        targets=torch.randn(B, T, Cz, generator=g, dtype=dtype),
-        weight=torch.randn(K, Cz, Cc, generator=g, dtype=dtype),
-        neg_idx=torch.randint(0, B * T, (K, B, T, N), generator=g),
-        mu=torch.randn(B, T, Cz, generator=g, dtype=dtype),
-        logvar=torch.randn(B, T, Cz, generator=g, dtype=dtype),
-        beta=0.1,
-    )
+    """Valid arguments: tests/sim_kernels/inputs.py's make_inputs (per-step neg_idx (K, B, T, N)) and beta."""
+    return dict(make_inputs(B, T, Cc, Cz, K, N, dtype=dtype, requires_grad=False).as_dict(), beta=0.1)
 
 
 def _set(**changes):
@@ -117,7 +110,7 @@ def test_invalid_argument_raises(backend, mutate, exc, match, requires_grad):
         kw["context"].requires_grad_()
     kw = mutate(kw)
     with pytest.raises(exc, match=match):
-        smooth_infonce(backend=backend, **kw)
+        backend.run(smooth_infonce, **kw)
 
 
 @pytest.mark.parametrize("backend_arg", ["cuda", "Native", "", None])
@@ -130,7 +123,7 @@ def test_native_runs_float16_on_cpu():
     """Issue 17, fault 2: the CPU kernel takes float16/bfloat16 (it raised TypeError before)."""
     kw = _good(torch.float16)
     torch.testing.assert_close(smooth_infonce(backend="native", **kw), smooth_infonce(backend="reference", **kw),
-                               rtol=1e-2, atol=1e-2)
+                               **tol(torch.float16))
 
 
 @pytest.mark.parametrize("window,match", [((0, T + 1), "window"), ((3, 3), "window"), ((-1, 4), "window"),
@@ -138,7 +131,7 @@ def test_native_runs_float16_on_cpu():
                          ids=["end>T", "empty", "negative", "float", "K-eq-width", "K-eq-width2"])
 def test_invalid_window_raises(backend, window, match):
     with pytest.raises(ValueError, match=match):
-        smooth_infonce_with_metrics(backend=backend, window=window, **_good())
+        backend.run(smooth_infonce_with_metrics, window=window, **_good())
 
 
 IGNORED = [  # (id, mutation): out-of-range values only where t >= T - k
@@ -164,7 +157,7 @@ def test_out_of_range_at_ignored_position_does_not_raise(backend, make_idx, requ
     kw["neg_idx"] = make_idx(kw)
     if requires_grad:
         kw["context"].requires_grad_()
-    out = smooth_infonce(backend=backend, reduction=reduction, **kw)
+    out = backend.run(smooth_infonce, reduction=reduction, **kw)
     expected = naive_smooth_infonce(reduction=reduction, **kw)  # never reads the ignored entries
     torch.testing.assert_close(out, expected)
     if requires_grad:
