@@ -75,10 +75,16 @@ def _value_and_grad_setup(ctx, inputs, output):
     ctx.has_kl = inputs[4] is not None
     ctx.save_for_backward(loss, kl, gc, gt, gw, gmu, glv)
     ctx.mark_non_differentiable(loss, correct, kl, gc, gt, gw, gmu, glv)
+    # Only `value` carries a gradient: without this, autograd would hand the backward a zero-filled
+    # gradient for each of the eight other outputs (14 MiB of memset per step at the paper's T = 64,
+    # ~2.7 ms, 7 % of the step on this machine's profile).
+    ctx.set_materialize_grads(False)
 
 
 def _value_and_grad_backward(ctx, g_value, *_unused):
     loss, kl, gc, gt, gw, gmu, glv = ctx.saved_tensors
+    if g_value is None:  # value itself unused (not materialised): no gradient flows
+        return (None,) * 11
     g = g_value
     # loss.backward() sends g = 1: the saved gradients are then returned as they are. Without
     # retain_graph autograd has released its saved copies by the time it accumulates, so

@@ -10,6 +10,10 @@
 // (cpu_has_avx2_fma), and the benchmarks measure the AVX2 path.
 #pragma once
 
+#if defined(__clang__) || !defined(__GNUC__) || __GNUC__ < 9
+#error "csrc/cpu/simd.h needs GCC >= 9 (vector extensions: __builtin_shuffle, __builtin_convertvector, vector ?:); build with CXX=g++"
+#endif
+
 // 256-bit vector arguments of always-inlined helpers in the baseline compilation (never an ABI boundary).
 #pragma GCC diagnostic ignored "-Wpsabi"
 
@@ -234,7 +238,8 @@ SIM_INLINE v8f exp_vec(v8f x) {
   e = e * r + 0.5f;
   e = e * r + 1.0f;
   e = e * r + 1.0f;
-  const v8i bits = (__builtin_convertvector(kf, v8i) + 127) << 23;
+  // Unsigned shift: a NaN lane converts to INT_MIN (its result is replaced by x below).
+  const v8u32 bits = (v8u32)(__builtin_convertvector(kf, v8i) + 127) << 23;
   v8f scale;
   std::memcpy(&scale, &bits, sizeof(scale));
   v8f y = e * scale;
