@@ -82,20 +82,24 @@ def plot(rows: list, png_path) -> Path:
     import matplotlib.pyplot as plt
 
     rows = [r for r in rows if r[6] != "—"]
-    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.5))
+    from matplotlib.ticker import FuncFormatter
+
+    fig, ax = plt.subplots(figsize=(12, 0.45 * len(rows) + 1.5))
     for y, (what, shape, bound, values, med, _, status) in enumerate(rows):
         b = float(bound.split()[1])
-        norm = [v / b for v in values]  # 1 = the bound; which side is good depends on the op
-        good_high = bound.startswith(">")
+        # Margin over the target, > 1 = met, for either direction of target.
+        norm = [v / b for v in values] if bound.startswith(">") else [b / v for v in values]
         colour = {"pass": "tab:green", "FAIL": "tab:red", "mixed": "tab:orange"}[status]
         ax.scatter(norm, [y] * len(norm), color=colour, zorder=3)
         ax.plot([min(norm), max(norm)], [y, y], color=colour, lw=2)
-        ax.text(max(norm) * 1.05, y, ("higher" if good_high else "lower") + " is better", va="center", fontsize=7)
     ax.axvline(1.0, color="k", lw=1, ls="--")
     ax.set_xscale("log")
-    ax.set_yticks(range(len(rows)), [f"{r[1]}: {r[0]}" for r in rows], fontsize=7)
-    ax.set_xlabel("measured / target bound (log); dashed line = the bound; one dot per run")
-    ax.set_title("Issue 17 CPU targets over paired runs")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda x, _: f"{x:g}" if round(x, 3) in (0.5, 2, 3, 5) else ""))
+    ax.set_yticks(range(len(rows)), [f"{r[1]}\n{r[0]} {r[2]}" for r in rows], fontsize=7)
+    ax.set_xlabel("margin over the target: measured / bound for >= targets, bound / measured for <= targets\n"
+                  "right of the dashed line = met; one dot per run")
+    ax.set_title("Issue 17 CPU targets over paired runs (green: met in every run, orange: in some, red: in none)")
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)
     plt.close(fig)
