@@ -87,3 +87,26 @@ def test_channel_sliced_scatter_is_bitwise_the_same_for_1_and_2_threads(Cz):
     assert torch.equal(one[0], two[0])
     for a, b in zip(one[1], two[1]):
         assert torch.equal(a, b)
+
+
+def test_exp_terms_to_a_few_ulp_on_exact_scores():
+    """Cc = Cz = 1, c = W = 1: the scores are the target values themselves (multiples of 1/64, exact in
+    fp32), so the only rounding left in the per-anchor losses and the targets' gradients is the
+    log-sum-exp's exp terms, the softmax and one log: they must agree with float64 to ~1e-6 relative
+    (a 1e-5 error in exp_vec's polynomial fails this; the wider cases above would not see it)."""
+    g = torch.Generator().manual_seed(7)
+    B, T, N = 2, 200, 40
+    values = torch.randint(-20 * 64, 20 * 64, (B, T, 1), generator=g).double() / 64
+    neg_idx = torch.randint(0, B * T, (1, B, T, N), generator=g)
+
+    def run(dtype, backend):
+        targets = values.to(dtype).clone().requires_grad_(True)
+        context, weight = torch.ones(B, T, 1, dtype=dtype), torch.ones(1, 1, 1, dtype=dtype)
+        per_anchor = smooth_infonce(context, targets, weight, neg_idx, reduction="none", backend=backend)
+        per_anchor.sum().backward()
+        return per_anchor.detach(), targets.grad
+
+    want_loss, want_grad = run(torch.float64, "reference")
+    got_loss, got_grad = run(torch.float32, "native")
+    torch.testing.assert_close(got_loss.double(), want_loss, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(got_grad.double(), want_grad, rtol=1e-5, atol=1e-6)
