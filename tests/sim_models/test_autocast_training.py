@@ -1,6 +1,7 @@
 """train.autocast (issue 17, item 2): the option validates, a bf16 autocast run on the CPU trains, runs its
 forward in bf16 and its backward / optimiser step on fp32 parameters, starts at the fp32 run's loss,
-round-trips through config files and checkpoints and resumes exactly; float16 needs CUDA (and a GradScaler)."""
+round-trips through config files and checkpoints and resumes exactly; float16 needs CUDA (and a GradScaler).
+Module parallel under bf16 (z sent in bf16) and its float16 refusal: test_distributed.py."""
 import math
 import types
 
@@ -10,7 +11,6 @@ import torch
 from sim_models.checkpoint import load_checkpoint
 from sim_models.config import TrainConfig, apply_overrides, get_config, load_config, save_config
 from sim_models.data.datasets import TensorAudioDataset
-from sim_models.distributed.module_parallel import ModuleParallelStrategy
 from sim_models.mixed_precision import MixedPrecision
 from sim_models.optim_step import optimizer_step
 from sim_models.run_log import read_metrics
@@ -69,12 +69,6 @@ def test_float16_on_the_cpu_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"train\.autocast='float16' needs a CUDA device.*bfloat16"):
         Trainer(_cfg("parallel", "train.autocast=float16", "train.device=cpu"), _data(), tmp_path, progress=False,
                 tensorboard=False)
-
-
-def test_module_parallel_refuses_float16():
-    strategy = ModuleParallelStrategy(types.SimpleNamespace(world_size=2, rank=0))
-    with pytest.raises(ValueError, match=r"train\.autocast='float16'"):
-        strategy.check(_cfg("parallel", "train.autocast=float16"))
 
 
 # -- a bf16 run on the CPU ---------------------------------------------------------------------------
