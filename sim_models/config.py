@@ -73,8 +73,13 @@ Named configs (``get_config(name)``), with their sources:
 ``model.kl_reduction`` defaults to "dims" (the paper's formula; the loss functional's default too); the
 named configs set the reduction their beta was tuned with, as said above.
 
+``train.autocast`` (issue 17): None (default, fp32 throughout), "bfloat16" or "float16": each step's forward
+and losses (and validation's) run under ``torch.autocast(<the model's device type>, dtype)``; the backward and
+the optimiser steps run outside it, on fp32 parameters. "float16" needs CUDA and uses a GradScaler
+(sim_models/mixed_precision.py); bfloat16 needs none. ``train.autocast=none`` on the command line means None.
+
 Overrides are dotted ``key=value`` strings parsed as YAML values: ``model.beta=0``,
-``train.lr=1e-3``, ``model.channels=[64,64,64,64,64]``.
+``train.lr=1e-3``, ``model.channels=[64,64,64,64,64]``, ``train.autocast=bfloat16``.
 """
 from __future__ import annotations
 
@@ -91,9 +96,11 @@ from .encoder_spec import (FLAT_KEYS, OLD_FLAT_DEFAULTS, PER_CONV_KEYS, LayerCon
                            encoder_from_flat, flat_view, per_conv, set_per_conv)
 
 __all__ = ["ModelConfig", "TrainConfig", "DataConfig", "Config", "CONFIG_NAMES", "get_config", "apply_overrides",
-           "save_config", "load_config", "LayerConfig", "ModuleConfig", "paper_encoder", "OBJECTIVES"]
+           "save_config", "load_config", "LayerConfig", "ModuleConfig", "paper_encoder", "OBJECTIVES",
+           "AUTOCAST_DTYPES"]
 
 OBJECTIVES = ("infonce", "supervised")
+AUTOCAST_DTYPES = ("bfloat16", "float16")  # train.autocast (None: no autocast); see sim_models/mixed_precision.py
 SUPERVISED_LABELS = ("syllable", "vowel")
 
 
@@ -255,8 +262,14 @@ class TrainConfig:
     num_threads: int = 0             # torch.set_num_threads; 0 = leave as is
     validate: bool = True            # with a validation set: every module's loss on it at each epoch end
     device: str = "auto"             # single process: "auto" (cuda when available) | "cpu" | "cuda" (torchrun: per rank)
+    autocast: str | None = None      # None | "bfloat16" | "float16" (CUDA only): forward + losses under torch.autocast
 
     def __post_init__(self):
+        if isinstance(self.autocast, str) and self.autocast.lower() in ("none", "null", ""):
+            self.autocast = None  # the command line's train.autocast=none
+        if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
+            raise ValueError(f"train.autocast must be None (no autocast) or one of {AUTOCAST_DTYPES}, "
+                             f"got {self.autocast!r}")
         if self.mode not in ("parallel", "sequential"):
             raise ValueError(f"train.mode must be 'parallel' or 'sequential', got {self.mode!r}")
         if self.device not in ("auto", "cpu", "cuda"):

@@ -138,7 +138,11 @@ class ConvModule(Stage):
 
 
 def _normal(like: torch.Tensor, generator):
-    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+    """N(0, I) noise shaped and typed like ``like``. For fp16 / bf16 ``like`` (train.autocast) it is drawn in fp32
+    and cast: the same draws, and the same generator stream after them (the negatives), as an fp32 run."""
+    low = like.dtype in (torch.float16, torch.bfloat16)
+    eps = torch.randn(like.shape, generator=generator, device=like.device, dtype=torch.float32 if low else like.dtype)
+    return eps.to(like.dtype)
 
 
 class ARModule(Stage):

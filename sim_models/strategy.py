@@ -7,7 +7,8 @@ what differs between a single process, data parallel and module parallel runs (s
     batches(trainer, unit, epoch)    index tensors of this process's batches in an epoch
     collate(trainer, idx, dataset)   the batch: audio (B, L) [, labels (B,)] on the device
     step(trainer, batch, active, opt_ids) -> StageResults (one optimiser step), built from three parts:
-        losses(trainer, batch, active, generator)   the forward of this process's stages (also validation's)
+        losses(trainer, batch, active, generator)   the forward of this process's stages (also validation's),
+                                                    called under ``trainer.precision.autocast()`` (train.autocast)
         step_optimizers(trainer, opt_ids)           the optimisers this process steps
         end_batch(generator)                        what finishes a batch (module parallel: the pipeline's sends)
     reduce_results(results)          the results to log (averaged over processes for data parallel)
@@ -87,8 +88,10 @@ class SingleProcessStrategy:
     def step(self, trainer, batch, active: list, opt_ids: list) -> list:
         """One optimiser step: the forward of this process's stages (``losses``), the backward and step of the
         optimisers it holds (``step_optimizers``), then ``end_batch``. Returns this process's StageResults."""
-        results = self.losses(trainer, batch, active, trainer.generator)
-        optimizer_step(self.step_optimizers(trainer, opt_ids), results)  # module m's loss only reaches module m
+        with trainer.precision.autocast():  # train.autocast: the forward and losses only (mixed_precision.py)
+            results = self.losses(trainer, batch, active, trainer.generator)
+        # the backward and the optimiser steps outside autocast; module m's loss only reaches module m
+        optimizer_step(self.step_optimizers(trainer, opt_ids), results, scaler=trainer.precision.scaler)
         self.end_batch(trainer.generator)
         return results
 
@@ -117,8 +120,10 @@ class SingleProcessStrategy:
 
     @torch.no_grad()
     def val_losses(self, trainer, batch, active, generator) -> list:
-        """StageResults of one validation batch: the training forward (``losses``) without a gradient or a step."""
-        results = self.losses(trainer, batch, active, generator)
+        """StageResults of one validation batch: the training forward (``losses``, under the same autocast as
+        training's) without a gradient or a step."""
+        with trainer.precision.autocast():
+            results = self.losses(trainer, batch, active, generator)
         self.end_batch(generator)
         return results
 

@@ -23,6 +23,11 @@ Batches of train.batch_size in the set's order, the last one partial; the logged
 examples. Rows go to the same logs with ``split="val"`` (run_log.py). The step of a validation row is the
 step at the epoch's end.
 
+Mixed precision (``train.autocast``, issue 17; mixed_precision.py): None, "bfloat16" or "float16" (CUDA
+only, with a GradScaler whose state the checkpoint keeps). The forward and losses of every step and of
+validation run under ``torch.autocast`` on the model's device type; the backward and the optimiser steps
+run outside it, on fp32 parameters.
+
 Crash safety (run_safety.py, docs/reliability.md): before the first step the run folder gets a write
 probe and a free-space check; checkpoints are atomic and the logs are flushed before each one; a NaN or
 infinite loss stops the run before it can be checkpointed; a run that fails raises ``TrainingFailed``
@@ -41,6 +46,7 @@ from .architectures import GreedyModel, count_frames
 from .checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint, to_cpu
 from .config import Config, save_config
 from .fault_injection import pause_point
+from .mixed_precision import MixedPrecision
 from .strategy import SingleProcessStrategy, resolve_device
 from .run_log import NullLogger, RunLogger
 from .supervised import training_view
@@ -101,6 +107,8 @@ class Trainer:
         self.last_checkpoint = None  # (path, step) of the last checkpoint this run wrote or resumed from
         self._finite = FiniteLossWatch()
         self.strategy.setup(self)
+        # train.autocast on the device strategy.setup chose (refuses float16 off CUDA); mixed_precision.py
+        self.precision = MixedPrecision(cfg.train.autocast, self.device)
 
     # -- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -114,6 +122,8 @@ class Trainer:
         state = {"model": self.model.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers],
                  "schedulers": [s.state_dict() for s in self.schedulers], "generator": self.generator.get_state(),
                  "position": dict(self.pos), "config": self.cfg.to_dict()}
+        if self.precision.scaler is not None:  # float16 autocast only: the loss scale, for an exact resume
+            state["grad_scaler"] = self.precision.state_dict()
         return state if self.device.type == "cpu" else to_cpu(state)
 
     def load_state_dict(self, state: dict):
@@ -124,6 +134,7 @@ class Trainer:
         for sch, s in zip(self.schedulers, state["schedulers"]):
             sch.load_state_dict(s)
         self.generator.set_state(state["generator"])
+        self.precision.load_state_dict(state.get("grad_scaler"))  # absent: a fresh scale (or no scaler)
         self.pos = dict(state["position"])
 
     def save(self):

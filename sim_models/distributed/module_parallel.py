@@ -96,6 +96,9 @@ class ModuleParallelStrategy(RankZeroStrategy, SingleProcessStrategy):
                              "boundary to split at; use data parallel")
         if cfg.train.mode != "parallel":
             raise ValueError(f"module parallel needs train.mode='parallel', got {cfg.train.mode!r}")
+        if cfg.train.autocast == "float16":
+            raise ValueError("module parallel: train.autocast='float16' is not supported (each rank would scale its "
+                             "own losses with its own GradScaler, and the checkpoint keeps one); use bfloat16")
         if self.info.world_size < 2 or not dist.is_initialized():
             raise RuntimeError("ModuleParallelTrainer needs an initialised process group of >= 2 processes "
                                "(torchrun --nproc_per_node=2 ..., then init_distributed())")
@@ -117,6 +120,9 @@ class ModuleParallelStrategy(RankZeroStrategy, SingleProcessStrategy):
         self._frames = count_frames(cfg.model, cfg.data.length)
         self._owned_prefixes = tuple(f"{kind}.{m}." for m in self.my_stages for kind in ("stages", "losses"))
         self._model, self._length = trainer.model, cfg.data.length
+        # z on the wire: the dtype a stage's z has in this run (bf16 under train.autocast=bfloat16), so the next
+        # rank's stage sees what it sees in one process
+        self._z_dtype = {None: torch.float32, "bfloat16": torch.bfloat16}[cfg.train.autocast]
 
     # -- data: only rank 0 reads audio -----------------------------------------------------------
     def collate(self, trainer, idx, dataset):
@@ -136,12 +142,13 @@ class ModuleParallelStrategy(RankZeroStrategy, SingleProcessStrategy):
             return []
         self._recv_rng(self.info.rank - 1, _TAG_RNG, generator)
         m = self.my_stages[0] - 1
-        z_in = torch.empty((batch, self._frames[m], self._model.stages[m].out_channels), device=self.device)
+        z_in = torch.empty((batch, self._frames[m], self._model.stages[m].out_channels), device=self.device,
+                           dtype=self._z_dtype)
         dist.recv(z_in, src=self.info.rank - 1, tag=_TAG_Z)
         return [None] * m + [ModuleOutput(z=z_in)]
 
     def _z_out(self, outs: list, batch: int) -> torch.Tensor:
-        z_out = outs[-1].z.detach().contiguous()
+        z_out = outs[-1].z.detach().to(self._z_dtype).contiguous()  # a no-op: z has this dtype already
         last = self.my_stages[-1]
         expected = (batch, self._frames[last], self._model.stages[last].out_channels)
         if tuple(z_out.shape) != expected:

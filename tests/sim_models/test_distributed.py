@@ -235,9 +235,12 @@ def test_split_units():
         split_units(2, 3)
 
 
-@pytest.mark.parametrize("groups", [[[0, 1], [2]], [[0], [1, 2]]], ids=["units01-2", "units0-12"])
-def test_module_parallel_matches_single_process_step_for_step(tmp_path, groups):
-    cfg, audio = _cfg(), _audio()
+@pytest.mark.parametrize("groups, extra", [([[0, 1], [2]], []), ([[0], [1, 2]], []),
+                                           ([[0], [1, 2]], ["train.autocast=bfloat16"])],
+                         ids=["units01-2", "units0-12", "units0-12-bf16-autocast"])
+def test_module_parallel_matches_single_process_step_for_step(tmp_path, groups, extra):
+    """bf16 autocast: rank 0 sends module 0's z in bf16, as module 1 reads it in one process."""
+    cfg, audio = _cfg(*extra), _audio()
     _spawn("module", cfg, audio, tmp_path / "mp", {"groups": groups})
     Trainer(cfg, TensorAudioDataset(audio), tmp_path / "single", progress=False, tensorboard=False).fit()
 
@@ -321,8 +324,9 @@ def _two_ranks():
 @pytest.mark.parametrize("extra, error, match", [
     (END_TO_END, ValueError, "end_to_end"),
     (["train.mode=sequential"], ValueError, "train.mode='parallel'"),
+    (["train.autocast=float16"], ValueError, "train.autocast='float16'"),  # one GradScaler per rank
     ([], RuntimeError, "process group"),  # a valid config, but no group initialised in this process
-], ids=["end-to-end", "sequential", "no-group"])
+], ids=["end-to-end", "sequential", "float16-autocast", "no-group"])
 def test_module_parallel_rejects(extra, error, match):
     from sim_models.distributed.module_parallel import ModuleParallelTrainer
     with pytest.raises(error, match=match):
