@@ -7,12 +7,13 @@
 // One pass over row tiles of R anchors. Per tile:
 //   1. P_tile (R, K*Cz) = C_tile @ Wcat^T                       one BLAS GEMM
 //   2. per anchor and step (parallel over rows): the positive score and N gathered negative scores
-//      s_j = z[rho_j] . P[r, k], an online log-sum-exp, loss = lse - s_0, correct = s_0 > max s_n.
+//      s_j = z[rho_j] . P[r, k] in one call (simd.h dot_rows), their max and vectorised exp terms
+//      (lse_terms, OnlineLogSumExp's rules), loss = lse - s_0, correct = s_0 > max s_n.
 //   With gradients (the value-and-grad op, upstream weights g = loss_weight[k, b, t] known up front):
-//   3. dP_tile rows (see derivation), then
+//   3. dP_tile rows (see derivation; softmax + weighted_rows), then
 //      grad_context[tile] = dP_tile @ Wcat                      one GEMM
 //      grad_Wcat         += dP_tile^T @ C_tile                  one GEMM, tiles in a fixed order
-//   4. grad_targets[rho_j] += alpha_j P[r, k], scattered in parallel over channel slices: every
+//   4. grad_targets[rho_j] += alpha_j P[r, k] (scatter_rows), in parallel over channel slices: every
 //      element receives its contributions in the fixed (tile, row, k, j) order whatever the thread
 //      count, so the result is bitwise reproducible (no atomics, no per-thread partial sums).
 // Only the tile buffers (P, dP: R x K*Cz; alpha: R x K x (N+1)) and O(B*T*K) outputs are held:
@@ -67,7 +68,7 @@ struct Outputs {
 //     AVX-512 BF16 a bf16 GEMM of the paper's projection shape ran 3.2x faster than fp32 here); the
 //     projection tile P is rounded to scalar_t by the GEMM;
 //   - bfloat16: the gathered dots, dP and the grad_targets scatter read the bf16 rows of the targets
-//     and of P in place and widen them in registers (dot_bf, axpy_bf: fp32 products and sums);
+//     and of P in place and widen them in registers (simd.h's uint16_t overloads: fp32 products and sums);
 //     float16: the targets are widened to fp32 once (a (B*T, Cz) copy) and P once per tile; either
 //     way the log-sum-exp, dP and grad_targets are fp32 (mu, logvar are widened once for the KL);
 //   - dP is rounded to scalar_t for the two backward GEMMs; grad_context rows come out of the GEMM in
