@@ -68,8 +68,9 @@ def bf16_summary(runs: list) -> list:
 
 def markdown(rows: list, n_runs: int, sources: list) -> str:
     head = ["quantity", "shape", "target", *[f"run {i + 1}" for i in range(n_runs)], "median", "spread", "status"]
-    body = [[what, shape, bound, *[f"{v:.3f}" for v in values], f"{med:.3f}", f"{spread:.0%}", status]
-            for what, shape, bound, values, med, spread, status in rows]
+    body = [[what, shape, bound, *[f"{v:.3f}" for v in values], *["—"] * (n_runs - len(values)), f"{med:.3f}",
+             f"{spread:.0%}", status]
+            for what, shape, bound, values, med, spread, status in rows]  # a group with fewer runs: "—" cells
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in body]
     return "\n".join([f"Runs: {', '.join(sources)}", "", *lines]) + "\n"

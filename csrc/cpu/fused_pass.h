@@ -88,7 +88,7 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
 
   const at::Tensor C = context.contiguous().view({BT, Cc});
   // Row element type of the gathered targets and of P in the per-anchor loops: bf16 inputs are read
-  // in place as bf16 bits (widened in registers, see dot_bf); float16 rows are widened to fp32 once.
+  // in place as bf16 bits (widened in registers by simd.h's uint16_t overloads); float16 rows are widened to fp32 once.
   constexpr bool kBF16 = std::is_same_v<scalar_t, at::BFloat16>;
   using row_t = std::conditional_t<kBF16, uint16_t, acc_t>;
   const at::Tensor Z = (kBF16 ? targets.contiguous() : targets.contiguous().to(acc_opts.dtype())).view({BT, Cz});

@@ -221,11 +221,12 @@ SIM_INLINE void scatter_rows_body(const acc_t* alpha, const int64_t* rho, int64_
 // exp of 8 fp32 lanes: x = k ln2 + r with |r| <= ln2/2 (Cody-Waite, ln2 in two parts), e^r by its
 // Taylor series to r^7 (truncation < 5e-9 relative, below half an fp32 ulp), times 2^k from the
 // exponent bits. 0 for x < -87.3 (where fp32 turns subnormal; the callers add such terms to a
-// log-sum-exp sum that is >= 1), +inf above 88.7, NaN for NaN. Its error is checked through the
+// log-sum-exp sum that is >= 1; CUDA's expf would give subnormals down to e^-103.97 there), +inf
+// above 88.37 (2^128 overflows), NaN for NaN. The callers only pass x <= 0. Its error is checked through the
 // loss against float64 (tests/sim_kernels/test_native_cpu_math.py).
 SIM_INLINE v8f exp_vec(v8f x) {
-  const v8f lo = v8f{} - 87.3f, hi = v8f{} + 88.7f, magic = v8f{} + 12582912.0f;
-  v8f xc = x < lo ? lo : x;  // NaN passes through both
+  const v8f lo = v8f{} - 87.3f, hi = v8f{} + 88.37f, magic = v8f{} + 12582912.0f;
+  v8f xc = x >= lo ? x : lo;  // NaN lanes become lo (no NaN reaches the int conversion); restored below
   xc = xc > hi ? hi : xc;
   const v8f kf = (xc * 1.44269504088896341f + magic) - magic;  // round to nearest
   v8f r = xc - kf * 0.693145751953125f;
@@ -238,7 +239,7 @@ SIM_INLINE v8f exp_vec(v8f x) {
   e = e * r + 0.5f;
   e = e * r + 1.0f;
   e = e * r + 1.0f;
-  // Unsigned shift: a NaN lane converts to INT_MIN (its result is replaced by x below).
+  // kf is an integer in [-126, 128]; the shift is unsigned.
   const v8u32 bits = (v8u32)(__builtin_convertvector(kf, v8i) + 127) << 23;
   v8f scale;
   std::memcpy(&scale, &bits, sizeof(scale));

@@ -2,7 +2,7 @@
 // smooth_infonce_value_and_grad (schemas: csrc/ops.cpp). The kernel's parts, one job per file:
 //   csrc/checks.h          argument checks shared with the CUDA kernel (shapes, dtypes, messages)
 //   cpu/cpu_checks.h       the CPU's own: dispatcher-guaranteed devices asserted, the index-range scan
-//   cpu/simd.h             vector primitives (dot, axpy), cloned for AVX2+FMA
+//   cpu/simd.h             per-anchor vector primitives (dot_rows, lse_terms, weighted_rows, scatter_rows), AVX2+FMA or baseline at run time
 //   cpu/workspace.h        tile sizing and the per-thread buffer cache
 //   cpu/fused_pass.h       the fused forward(+backward) pass and its gradient derivation
 #include <ATen/ATen.h>

@@ -65,3 +65,12 @@ def test_markdown_and_png(tmp_path):
     assert "| native fwd+bwd / GEMM floor | B8-T64-C512-K10-N10 | <= 1.2 | 1.100 | 1.300 | 1.150 | 1.150 | 17% | mixed |" in md
     png = paired_runs.plot(rows, tmp_path / "p.png")
     assert png.stat().st_size > 5000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_markdown_pads_a_group_with_fewer_runs():
+    rows = paired_runs.target_summary([_run(1.1, 2.5, 30.0)] * 3)
+    rows += paired_runs.bf16_summary([_bf16_run(1.0, 0.5, 0.4)] * 2)
+    md = paired_runs.markdown(rows, 3, ["a", "b", "c", "d", "e"]).splitlines()
+    table = [line for line in md if line.startswith("|")]
+    assert len({line.count("|") for line in table}) == 1  # every row has the header's cells
+    assert any("| — |" in line for line in table)
