@@ -12,7 +12,8 @@ Autograd:
 - smooth_infonce_fwd (per-anchor losses, used for reduction="none" and under no_grad) recomputes
   in its backward: it calls smooth_infonce_value_and_grad with loss_weight = the incoming gradient.
   d/dx [sum(g_loss * loss) + sum(g_kl * kl)] is exactly what the value-and-grad op computes.
-Double backward is not supported.
+Double backward is not supported: a backward run with create_graph=True raises (the gradients are
+precomputed constants, so a second derivative through them would silently be 0).
 """
 from __future__ import annotations
 
@@ -25,6 +26,16 @@ __all__ = ["register_ops", "OP_NAMES", "KL_WEIGHT_MESSAGE"]
 OP_NAMES = ("smooth_infonce_fwd", "smooth_infonce_value_and_grad")
 # The one message every kernel (C++ CPU, CUDA driver, Triton) gives for a mu/kl_weight mismatch.
 KL_WEIGHT_MESSAGE = "kl_weight must be given exactly when mu and logvar are"
+DOUBLE_BACKWARD_MESSAGE = (
+    "smooth_infonce: the fused kernels (backend='native' / 'triton') have no double backward: their gradients "
+    "are computed in the forward pass, so a second derivative through them would be silently 0. Backward with "
+    "create_graph=True needs backend='reference'")
+
+
+def _refuse_double_backward():
+    """create_graph=True runs a custom op's backward with grad mode on; plain backward runs it with grad mode off."""
+    if torch.is_grad_enabled() and not torch.compiler.is_compiling():
+        raise RuntimeError(DOUBLE_BACKWARD_MESSAGE)
 
 
 def _acc(dtype):
@@ -82,6 +93,7 @@ def _value_and_grad_setup(ctx, inputs, output):
 
 
 def _value_and_grad_backward(ctx, g_value, *_unused):
+    _refuse_double_backward()
     loss, kl, gc, gt, gw, gmu, glv = ctx.saved_tensors
     if g_value is None:  # value itself unused (not materialised): no gradient flows
         return (None,) * 11
@@ -116,6 +128,7 @@ def _fwd_setup(ctx, inputs, output):
 
 def _fwd_backward_for(ns: str):
     def _fwd_backward(ctx, g_loss, _g_correct, g_kl):
+        _refuse_double_backward()
         context, targets, weight, neg_idx, mu, logvar = ctx.saved_tensors
         B, T, _ = context.shape
         if g_loss is None:

@@ -281,3 +281,19 @@ def test_retained_second_backward_through_fused_loss():
     for x, f, r in zip((c, w, lv), first, ref):
         torch.testing.assert_close(f, r)
         torch.testing.assert_close(x.grad, 2 * r)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_double_backward_raises_instead_of_silent_zero(reduction):
+    """The fused gradients are constants of the forward pass: create_graph=True must refuse, not give 0.
+    The reference (plain autograd) supports it; the native path names it as the way out."""
+    context, targets, weight, neg_idx, mu, logvar = make_inputs(2, 12, 4, 4, 2, 3)
+    for backend in ("reference", "native"):
+        loss = smooth_infonce(context, targets, weight, neg_idx, mu, logvar, beta=0.1, reduction=reduction,
+                              backend=backend).sum()
+        if backend == "reference":
+            (g,) = torch.autograd.grad(loss, weight, create_graph=True)
+            assert g.requires_grad
+        else:
+            with pytest.raises(RuntimeError, match="create_graph=True needs backend='reference'"):
+                torch.autograd.grad(loss, weight, create_graph=True)
