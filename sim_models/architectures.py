@@ -102,7 +102,7 @@ class GreedyModel(nn.Module):
         return self.encode(audio, generator, upto)
 
     def run_stages(self, audio, stages, generator=None, *, active=(), labels=None, outs: list | None = None,
-                   frozen_before: int | None = None) -> list:
+                   frozen_before: int | None = None, sample: bool | None = None) -> list:
         """The one stage loop: run ``stages`` (ascending stage indices) in order and return the StageResults of
         those in ``active`` that have a loss, in stage order.
 
@@ -110,22 +110,27 @@ class GreedyModel(nn.Module):
         outs: ModuleOutputs of the stages before ``stages[0]`` (entries a stage does not read may be None);
               appended to in place, one per stage run. Stage m's input is outs[m - 1].z, detached unless end to end.
         frozen_before: stages below this index run under no_grad (sequential mode); None: none frozen.
-        labels: (B,) int64, needed (only) by a supervised objective."""
+        labels: (B,) int64, needed (only) by a supervised objective.
+        sample: None = probabilistic stages sample in training mode only; True = they sample in eval mode too
+                (the SIM authors' evaluation), each stage's sample feeding the next (modules.ConvModule)."""
         outs = [] if outs is None else outs
         results = []
         for m in stages:
             st = self.stages[m]
             h = self._as_conv_input(audio) if m == 0 else self._next_input(outs[m - 1], st)
             with torch.set_grad_enabled(torch.is_grad_enabled() and (frozen_before is None or m >= frozen_before)):
-                outs.append(st(h, generator))
+                outs.append(st(h, generator, sample=sample))
             if m in active and str(m) in self.losses:
                 results.append(self._stage_loss(m, outs, generator, labels))
         return results
 
-    def encode(self, audio, generator=None, upto=None) -> list:
-        """ModuleOutputs of stages 0..upto (all by default), detaching between stages unless end to end."""
+    def encode(self, audio, generator=None, upto=None, *, sample: bool | None = None) -> list:
+        """ModuleOutputs of stages 0..upto (all by default), detaching between stages unless end to end.
+        sample=True: probabilistic stages output samples z = mu + sigma * eps (eps from ``generator``) even in
+        eval mode, and the next stage reads that sample; ``ModuleOutput.z`` is then the sample, ``.mu`` the mean."""
         outs = []
-        self.run_stages(audio, range(self.num_stages if upto is None else upto + 1), generator, outs=outs)
+        self.run_stages(audio, range(self.num_stages if upto is None else upto + 1), generator, outs=outs,
+                        sample=sample)
         return outs
 
     def losses_for(self, audio, active, generator=None, labels=None) -> list:
@@ -152,7 +157,7 @@ def build_stages(cfg: ModelConfig) -> list:
     for spec in cfg.encoder:
         convs += len(spec.convs())
         stages.append(ConvModule(c, spec, cfg.probabilistic, cfg.independent_context_sample, cfg.logvar_bias_init,
-                                 layer_name=f"conv{convs}"))
+                                 layer_name=f"conv{convs}", deterministic_head=cfg.deterministic_head))
         c = stages[-1].out_channels
     if cfg.ar_hidden:
         stages.append(ARModule(c, cfg.ar_hidden))

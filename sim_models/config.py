@@ -32,7 +32,17 @@ Named configs (``get_config(name)``), with their sources:
   paddings are GIM's audio encoder (Löwe et al.'s code, ``load_audio_model.py``). kl_reduction="time":
   beta = 0.01 was tuned in the authors' code, whose KL is summed over time and averaged over batch and
   channels (fdenoodt/Smooth-InfoMax, ``models/independent_module.py``); with the paper's formula ("dims")
-  the same beta weighs the KL C/T times more (x4, x8 in modules 2, 3).
+  the same beta weighs the KL C/T times more (x4, x8 in modules 2, 3). Context and targets are two
+  independent samples of N(mu, sigma^2) and the positives come from a random 128-frame window
+  (``subsample_window=128``), as in the authors' code (``models/independent_module.py``, GIM's ``subsample``).
+  The logvar heads keep PyTorch's default init: every unit starts at the prior (KL ~ 0).
+* ``sim-small``   ``sim-paper`` at 48 channels (GRU of 48), cut the same way, so "module m" is the paper's
+  g_enc^m: [conv1, conv2] | [conv3, conv4] | [conv5] + GRU; 10240 -> 2047, 511 | 256, 129 | 64 frames.
+  beta = 0.01 * 48 / 512 (~0.00094, "time"): the paper's *price per nat*, not its number. In the authors'
+  units a nat of KL per frame and channel costs beta * T / C; 0.01 at 512 channels costs 0.01 per nat in
+  module 1 (0.0025, 0.00125 in modules 2, 3); 0.01 at 48 channels would cost 0.107 per nat, ten times more
+  (it collapses every unit: docs/reproduce.md). Adam lr 2e-4, batch 8 (paper §4.1.3; the authors' configs
+  use batch 64, a documented variant: ``train.batch_size=64``); epochs are the budget's.
 * ``vgim-thesis`` the V-GIM thesis, §4.1 and Tables 4.1 / 4.2, exactly: module 1 = Conv(10, 4, 2),
   MaxPool(8, 4), Conv(8, 3, 2), MaxPool(8, 4), heads Conv(3, 1, 2); module 2 = Conv(6, 2, 2), Conv(6, 2, 2),
   heads Conv(3, 1, 1); 32 channels; ReLU after every conv but the heads; no GRU; K = 12, beta = 0.0035;
@@ -47,8 +57,12 @@ Named configs (``get_config(name)``), with their sources:
   posterior collapse", §4.1).
 * ``vgim-thesis-gim`` the thesis' GIM baseline (§4.1): ``vgim-thesis`` with beta = 0, keeping the
   reparameterisation layers (probabilistic modules; the thesis observed sigma -> 0).
-* ``gim``         ``sim-paper`` with beta = 0 and deterministic modules (Greedy InfoMax; paper §4.1.4).
-* ``cpc``         ``sim-paper``'s layers, deterministic, trained end to end by the GRU's loss only (no
+* ``gim``         ``sim-paper`` with beta = 0 and deterministic modules (Greedy InfoMax; paper §4.1.4) whose output
+  is a linear 1×1 conv after the last ReLU (``deterministic_head="linear"``): the SIM authors' GIM baseline,
+  whose ``CNNEncoder.forward`` always applies its mu head (fdenoodt/Smooth-InfoMax, ``models/cnn_encoder.py``).
+* ``gim-loewe``   ``gim`` with the ReLU output (``deterministic_head="relu"``): Löwe et al.'s GIM.
+* ``cpc``         ``gim``'s layers (linear 1×1 heads at the module boundaries, the authors'
+  ``cpc_audio_de_boer_extra_layers``), trained end to end by the GRU's loss only (no
   gradient isolation; paper §4.1.4). The stages are taps at the module-equivalent layers (after conv2,
   conv4, conv5 and the GRU) so per-module tables and figures compare like with like (the paper does the
   same: "we use the equivalent layer", §4.3); only the last stage has a loss.
@@ -69,6 +83,9 @@ Named configs (``get_config(name)``), with their sources:
   PyTorch's default init (sigma ~ 1 while mu ~ 1e-3) the samples are noise and the NCE stayed at chance
   (log 11, accuracy 1/11) through 2 epochs of the demo data. Its beta was chosen with kl_reduction="dims",
   which it keeps.
+
+``model.deterministic_head`` (deterministic modules only): "relu" (default; the last conv's ReLU output) or
+"linear" (a 1×1 conv without activation on top, the SIM authors' baselines); see modules.ConvModule.
 
 ``model.kl_reduction`` defaults to "dims" (the paper's formula; the loss functional's default too); the
 named configs set the reduction their beta was tuned with, as said above.
@@ -92,6 +109,7 @@ from pathlib import Path
 import yaml
 from .atomic_write import atomic_write_text
 
+from .modules import DETERMINISTIC_HEADS
 from .encoder_spec import (FLAT_KEYS, OLD_FLAT_DEFAULTS, PER_CONV_KEYS, LayerConfig, ModuleConfig, as_module_config,
                            encoder_from_flat, flat_view, per_conv, set_per_conv)
 
@@ -143,6 +161,7 @@ class ModelConfig:
     subsample_window: int | None = None
     logvar_bias_init: float | None = None  # constant init of the logvar heads' bias (None: PyTorch's default)
     independent_context_sample: bool = False  # True: context and targets are two independent samples (authors' code)
+    deterministic_head: str = "relu"  # probabilistic=False: "relu" (Löwe et al.'s GIM) | "linear" (SIM authors' GIM/CPC)
     loss_backend: str = "auto"
     objective: str = "infonce"       # "infonce" (self-supervised) | "supervised" (cross-entropy on labels, last stage)
     supervised_labels: str = "syllable"  # objective="supervised": "syllable" (9 classes) | "vowel" (3)
@@ -158,6 +177,8 @@ class ModelConfig:
             raise ValueError(f"model.beta must be >= 0, got {self.beta}")
         if self.beta > 0 and not self.probabilistic:
             raise ValueError("model.beta > 0 needs model.probabilistic=True (a deterministic module has no KL term)")
+        if self.deterministic_head not in DETERMINISTIC_HEADS:
+            raise ValueError(f"model.deterministic_head must be one of {DETERMINISTIC_HEADS}, got {self.deterministic_head!r}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"model.objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.supervised_labels not in SUPERVISED_LABELS:
@@ -319,8 +340,21 @@ def _build(kind, values: dict, section: str):
 
 def _sim_paper() -> Config:
     m = ModelConfig(encoder=paper_encoder(), ar_hidden=256, prediction_steps=10, negative_samples=10, beta=0.01,
-                    kl_reduction="time")
+                    kl_reduction="time", independent_context_sample=True, subsample_window=128)
     return Config("sim-paper", m, TrainConfig(lr=2e-4, batch_size=8, epochs=1000))
+
+
+SMALL_CHANNELS = 48
+# The paper's beta = 0.01 ("time": summed over T frames, averaged over C channels) costs beta * T / C per nat and
+# frame: 0.01 * 511 / 512 in module 1 at 512 channels. The same price at 48 channels is beta = 0.01 * 48 / 512.
+SMALL_BETA = 0.01 * SMALL_CHANNELS / 512
+
+
+def _sim_small() -> Config:
+    m = ModelConfig(encoder=paper_encoder(SMALL_CHANNELS), ar_hidden=SMALL_CHANNELS, prediction_steps=10,
+                    negative_samples=10, beta=SMALL_BETA, kl_reduction="time", independent_context_sample=True,
+                    subsample_window=128)
+    return Config("sim-small", m, TrainConfig(lr=2e-4, batch_size=8, epochs=100, checkpoint_every=200, log_every=10))
 
 
 def _vgim_thesis() -> Config:
@@ -339,13 +373,19 @@ def _vgim_thesis_gim() -> Config:
 
 def _gim() -> Config:
     c = _sim_paper()
-    c.name, c.model.beta, c.model.probabilistic = "gim", 0.0, False
+    c.name, c.model.beta, c.model.probabilistic, c.model.deterministic_head = "gim", 0.0, False, "linear"
+    return c
+
+
+def _gim_loewe() -> Config:
+    c = _gim()
+    c.name, c.model.deterministic_head = "gim-loewe", "relu"
     return c
 
 
 def _cpc() -> Config:
-    c = _sim_paper()
-    c.name, c.model.beta, c.model.probabilistic, c.model.end_to_end = "cpc", 0.0, False, True
+    c = _gim()
+    c.name, c.model.end_to_end = "cpc", True
     return c
 
 
@@ -363,7 +403,7 @@ def _tiny() -> Config:
 
 
 _NAMED = {"sim-paper": _sim_paper, "vgim-thesis": _vgim_thesis, "vgim-thesis-gim": _vgim_thesis_gim, "gim": _gim,
-          "cpc": _cpc, "supervised": _supervised, "tiny": _tiny}
+          "gim-loewe": _gim_loewe, "cpc": _cpc, "supervised": _supervised, "tiny": _tiny, "sim-small": _sim_small}
 CONFIG_NAMES = tuple(_NAMED)
 
 

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["ModuleOutput", "Stage", "ConvModule", "ARModule"]
+__all__ = ["ModuleOutput", "Stage", "ConvModule", "ARModule", "DETERMINISTIC_HEADS"]
+
+DETERMINISTIC_HEADS = ("relu", "linear")  # a deterministic conv module's output (see ConvModule)
 
 
 @dataclass
@@ -79,10 +81,19 @@ class ConvModule(Stage):
     Conv1d(C, C, head_kernel, stride 1, head_padding), no ReLU (paper Table 1: 1×1; thesis Tables 4.1/4.2: 3-wide).
 
     forward(x (B, C_in, L), generator=None) -> ModuleOutput with T = ``out_frames(L)`` frames.
-    Probabilistic, training: z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) from ``generator``; with
+    Probabilistic, sampling: z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) from ``generator``; with
     ``independent_context_sample`` a second eps' gives the context (the SIM authors' code), else the
-    context is z itself (the paper's text). Probabilistic, eval: z = context = mu. Deterministic: the
-    last layer's output (after ReLU, as in GIM) is z and the context.
+    context is z itself (the paper's text). Probabilistic, not sampling: z = context = mu. A module samples
+    in training mode, and in eval mode when called with ``sample=True`` (the SIM authors' evaluation: their
+    ``get_latents`` samples whatever the mode, so their decoders, δ and probes saw samples).
+
+    Deterministic (GIM / CPC), by ``deterministic_head``:
+
+    * ``"relu"``: the last layer's output (after ReLU) is z and the context: Löwe et al.'s GIM;
+    * ``"linear"``: a Conv1d(C, C, head_kernel, padding head_padding) without activation on top of it, the
+      same layer as the mu head (the SIM authors' ``CNNEncoder.forward`` always applies its mu head, so their
+      GIM outputs ``c = encoder_mu(x)``, and their CPC inserts such linear 1×1 layers at the module
+      boundaries, ``cpc_audio_de_boer_extra_layers``). A linear output has no preferred basis.
     """
 
     kind = "conv"
@@ -90,7 +101,7 @@ class ConvModule(Stage):
 
     def __init__(self, in_channels: int, spec, probabilistic: bool = True,
                  independent_context_sample: bool = False, logvar_bias_init: float | None = None,
-                 layer_name: str | None = None):
+                 layer_name: str | None = None, deterministic_head: str = "relu"):
         """layer_name: "conv<n>", n = this module's last conv layer counted over the whole encoder (default:
         counted within this module)."""
         super().__init__()
@@ -113,23 +124,31 @@ class ConvModule(Stage):
             self.logvar_head = nn.Conv1d(c, c, kernel_size=spec.head_kernel, padding=spec.head_padding)
             if logvar_bias_init is not None:  # start with sigma = exp(init / 2) instead of ~1
                 nn.init.constant_(self.logvar_head.bias, logvar_bias_init)
+        elif deterministic_head == "linear":
+            self.out_head = nn.Conv1d(c, c, kernel_size=spec.head_kernel, padding=spec.head_padding)
+        elif deterministic_head != "relu":
+            raise ValueError(f"deterministic_head must be one of {DETERMINISTIC_HEADS}, got {deterministic_head!r}")
+        self.deterministic_head = None if probabilistic else deterministic_head
 
     def out_frames(self, t: int) -> int:
         """Frames out for ``t`` frames (samples) in: conv / pool arithmetic, plus the heads when probabilistic."""
-        return self.spec.out_frames(t, heads=self.probabilistic)
+        return self.spec.out_frames(t, heads=self.probabilistic or self.deterministic_head == "linear")
 
     def loss_inputs(self, out: ModuleOutput, prev_z=None) -> tuple:
         """Its context sample against its own sample z, with mu and logvar (None when deterministic)."""
         return out.context, out.z, out.mu, out.logvar
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> ModuleOutput:
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                sample: bool | None = None) -> ModuleOutput:
+        """x (B, C_in, L) -> ModuleOutput (B, T, C). sample: None = sample in training mode only; True / False
+        force it (eval-time sampling, the SIM authors' evaluation); ignored by deterministic modules."""
         h = self.body(x)
         if not self.probabilistic:
-            z = h.transpose(1, 2)
+            z = (self.out_head(h) if self.deterministic_head == "linear" else h).transpose(1, 2)
             return ModuleOutput(z=z, context=z)
         mu = self.mu_head(h).transpose(1, 2)
         logvar = self.logvar_head(h).transpose(1, 2)
-        if not self.training:
+        if not (self.training if sample is None else sample):
             return ModuleOutput(z=mu, mu=mu, logvar=logvar, context=mu)
         std = torch.exp(0.5 * logvar)
         z = mu + std * _normal(mu, generator)
@@ -172,6 +191,7 @@ class ARModule(Stage):
         self.gru = nn.GRU(in_channels, hidden, batch_first=True)
         self.out_channels = hidden
 
-    def forward(self, z: torch.Tensor, generator: torch.Generator | None = None) -> ModuleOutput:
+    def forward(self, z: torch.Tensor, generator: torch.Generator | None = None, sample: bool | None = None) -> ModuleOutput:
+        """z (B, T, C_in) -> ModuleOutput (B, T, hidden); ``sample`` is accepted for a uniform stage call and unused."""
         c, _ = self.gru(z)
         return ModuleOutput(z=c, context=c)
