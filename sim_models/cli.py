@@ -1,6 +1,7 @@
 """The `sim` command: data, train, eval, demo.
 
     sim data  --out DIR [--words N] [--seed S] [--engine espeak-ng|flite|both] [--speakers N] [--constant]
+    sim data  --import DIR --out OUT        the paper's recordings (a clone of fdenoodt/Artificial-Speech-Dataset)
     sim train --config NAME|FILE --data DIR --out RUN_DIR [--epochs E] [--resume] [section.key=value ...]
     sim eval  --run RUN_DIR [--data DIR] [--protocol paper|thesis|robust] [--seeds N] [--representation mean|sample]
                                                --data defaults to the data the run was trained on (run_info.json)
@@ -46,8 +47,19 @@ def _threads(n: int):
 
 
 def cmd_data(a) -> int:
-    from .data.synth import generate
     t = time.time()
+    if a.import_dir:
+        from .data.paper_recordings import import_recordings, source_line
+        try:
+            meta = import_recordings(a.import_dir, a.out, log=print)
+        except ValueError as e:
+            print(f"sim data: error: {e}", file=sys.stderr)
+            return 2
+        n_test = sum(it["split"] == "test" for it in meta["items"])
+        print(f"imported {len(meta['items'])} words ({len(meta['items']) - n_test} train / {n_test} test) and "
+              f"{len(meta['syllable_items'])} syllable files to {a.out} in {time.time() - t:.0f} s\n{source_line()}")
+        return 0
+    from .data.synth import generate
     meta = generate(a.out, num_words=a.words, seed=a.seed, processes=a.processes, engine=a.engine, speakers=a.speakers,
                     constant=a.constant)
     n_test = sum(it["split"] == "test" for it in meta["items"])
@@ -161,8 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sim", description="Smooth InfoMax / GIM / CPC: data, training, evaluation")
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("data", help="synthesise the syllable data set with espeak-ng and/or flite")
+    d = sub.add_parser("data", help="synthesise the syllable data set with espeak-ng and/or flite, or import the "
+                                    "paper's recordings (--import)")
     d.add_argument("--out", required=True)
+    d.add_argument("--import", dest="import_dir", metavar="DIR",
+                   help="import the paper's recordings from DIR, a clone of "
+                        "https://github.com/fdenoodt/Artificial-Speech-Dataset (CC BY-NC-SA 4.0), instead of synthesising")
     d.add_argument("--words", type=int, default=851)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--engine", choices=("espeak-ng", "flite", "both"), default="espeak-ng",

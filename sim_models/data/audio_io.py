@@ -5,6 +5,7 @@ Any failure to read a file raises ``AudioFileError`` whose message names the fil
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +47,16 @@ def read_audio(path, sample_rate: int, start: int = 0, frames: int = -1) -> torc
         raise AudioFileError(path, "contains NaN or infinite samples")
     wav = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
     if sr != sample_rate:
-        wav = torchaudio.functional.resample(wav, sr, sample_rate)
+        with torch.no_grad():
+            wav = _resampler(sr, sample_rate)(wav)
     return wav
+
+
+@functools.lru_cache(maxsize=8)
+def _resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
+    """torchaudio's sinc resampler for one pair of rates, its kernel computed once (the same numbers as
+    ``torchaudio.functional.resample(wav, orig, new)``, which recomputes the kernel on every call)."""
+    return torchaudio.transforms.Resample(orig, new)
 
 
 def fit_length(wav: torch.Tensor, length: int) -> torch.Tensor:

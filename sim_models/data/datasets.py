@@ -1,8 +1,10 @@
 """Training data sets: each item is a (length,) float32 waveform at the configured rate.
 
-* ``SyllableDataset(root, split)`` - the synthesised syllable data (sim_models/data/synth.py),
-  loaded into memory; also exposes the syllable boundaries for the probes (an item without
-  "boundaries" is cut by the thesis' Appendix A segmentation, sim_models/data/segmentation.py).
+* ``SyllableDataset(root, split)`` - a ``sim data`` folder: the synthesised syllable data
+  (sim_models/data/synth.py) or the paper's recordings (sim_models/data/paper_recordings.py), loaded
+  into memory; also gives the syllables for the probes: the folder's syllable files when it has them,
+  else the words cut at their boundaries (an item without "boundaries" is cut by the thesis' Appendix A
+  segmentation, sim_models/data/segmentation.py).
 * ``FolderAudioDataset(root)``   - any folder (searched recursively) of .wav / .flac files,
   including the LibriSpeech layout (``<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac``; the
   speaker id is kept). Long files are cut into consecutive windows of ``length`` samples; a
@@ -62,11 +64,25 @@ class SyllableDataset:
         self.items = [it for it in meta["items"] if split == "all" or it["split"] == split]
         if not self.items:
             raise ValueError(f"{self.root}: split {split!r} is empty")
-        scale = sample_rate / meta["sample_rate"]
         self.audio = torch.stack([fit_length(read_audio(self.root / it["file"], sample_rate), self.length)
                                   for it in self.items])
-        self.boundaries = [[[int(round(s * scale)), int(round(e * scale))] for s, e in it["boundaries"]]
-                           if it.get("boundaries") else self._segment(i) for i, it in enumerate(self.items)]
+        self.syllable_items = [it for it in meta.get("syllable_items", ()) if split == "all" or it["split"] == split]
+        self._boundaries = None
+
+    @property
+    def source(self) -> dict | None:
+        """Where the recordings come from (name, repository, credit, license) when the folder says; else None."""
+        return self.meta.get("source")
+
+    @property
+    def boundaries(self) -> list:
+        """Per item, [[start, end]] per syllable in samples at ``sample_rate``: recorded ones, else the thesis'
+        Appendix A segmentation (computed on first use)."""
+        if self._boundaries is None:
+            scale = self.sample_rate / self.meta["sample_rate"]
+            self._boundaries = [[[int(round(s * scale)), int(round(e * scale))] for s, e in it["boundaries"]]
+                                if it.get("boundaries") else self._segment(i) for i, it in enumerate(self.items)]
+        return self._boundaries
 
     def _segment(self, i: int) -> list:
         """Syllable spans of item i when the metadata has none: the thesis' Appendix A segmentation with
@@ -86,7 +102,14 @@ class SyllableDataset:
         return self.audio[i]
 
     def syllable_segments(self):
-        """Every syllable as (waveform (l,), syllable label 0..8, vowel label 0..2), cut at the recorded boundaries."""
+        """Every syllable as (waveform (l,), syllable label 0..8, vowel label 0..2).
+
+        A folder with syllable files (``syllable_items``, the paper's recordings: sim_models/data/paper_recordings.py)
+        gives those files, whole (already zero-padded at both ends by the authors); otherwise the words are cut at
+        ``boundaries``."""
+        if self.syllable_items:
+            return [(read_audio(self.root / it["file"], self.sample_rate), self.syllables.index(it["syllable"]),
+                     self.vowels.index(it["syllable"][1])) for it in self.syllable_items]
         out = []
         for i, it in enumerate(self.items):
             for syl, (s, e) in zip(it["syllables"], self.boundaries[i]):

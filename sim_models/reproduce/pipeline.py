@@ -2,7 +2,8 @@
 
 Steps, in order (each one result file under OUT/steps/, see steps.py)::
 
-    data                         synthesise `sim data` into DATA unless it holds metadata.json
+    data                         synthesise `sim data` into DATA unless it holds metadata.json; a clone of the
+                                 paper's recordings (DATA/reshuffledv2/...) is imported into OUT/data first
     beta_search                  `sim tune-beta` on SIM's config (OUT/beta_search/): the largest β that does not
                                  collapse (analysis/beta_search.py); SIM trains at that β
     train_<method>_s<seed>       every method × training seed -> OUT/runs/<method>_s<seed>/ (resumes its checkpoint)
@@ -47,6 +48,18 @@ def run_config(budget: Budget, method: str, seed: int, beta: float | None = None
     if method == "SIM" and beta is not None:
         ov.append(f"model.beta={beta}")
     return apply_overrides(get_config(name), ov)
+
+
+def _resolve_data(data_dir: Path, out: Path, log) -> Path:
+    """The `sim data` folder to use: ``data_dir`` itself, or, when it is a clone of the paper's recordings
+    (sim_models/data/paper_recordings.py), their import under OUT/data (imported once)."""
+    from ..data.paper_recordings import import_recordings, is_recordings_folder
+    if not is_recordings_folder(data_dir):
+        return data_dir
+    target = out / "data"
+    log(f"[reproduce] data: importing the paper's recordings from {data_dir} -> {target}")
+    import_recordings(data_dir, target, log=log)
+    return target
 
 
 def _data_step(budget: Budget, data_dir: Path, log):
@@ -167,6 +180,7 @@ def reproduce(budget: Budget, data_dir, out, seeds: int | None = None, progress:
             raise ValueError(f"--out {out} holds a reproduction with other settings (budget or data): choose another "
                              "--out")
     atomic_json(spath, {"settings": settings, "seeds": seeds})
+    data_dir = _resolve_data(data_dir, out, log)
     if budget.threads:
         torch.set_num_threads(budget.threads)
     t0 = time.time()
