@@ -309,7 +309,8 @@ def choose_beta(results: list) -> dict:
             if fv == DID_NOT_LEARN:
                 sv = SEARCH_CHOSEN_UNDER_TRAINED_ABOVE
                 why = (f"β = {chosen:g} is the largest that passes; the next, {fb:g}, did not learn but kept active "
-                       "units: the search stopped on under-training, not on collapse (longer runs may allow a larger β)")
+                       "units: the search stopped on under-training, not on collapse (longer runs may allow a "
+                       "larger β)")
             elif fv == BOTH:
                 sv = SEARCH_CHOSEN
                 why = (f"β = {chosen:g} is the largest that passes; the next, {fb:g}, collapsed and did not learn, "

@@ -170,7 +170,8 @@ def test_stored_sweep_is_rejudged_and_priced_time(tmp_path):
     assert sweep["stage_frames"] == frames and sweep["stage_widths"] == [w, w, w, w] and sweep["kl_reduction"] == "time"
     r = sweep["runs"][1]
     assert r["price_per_nat"] == pytest.approx([0.01 * t / w for t in frames[:3]] + [None])
-    assert r["modules"][0]["price_per_nat"] == pytest.approx(0.01 * frames[0] / w) and r["modules"][3]["price_per_nat"] is None
+    assert r["modules"][0]["price_per_nat"] == pytest.approx(0.01 * frames[0] / w)
+    assert r["modules"][3]["price_per_nat"] is None
     table = sweep_table(sweep)
     assert "| β | price per nat (m1 / m2 / m3) | module 1 | module 2 | module 3 | module 4 | verdict |" in table
     assert f"| 0.01 | {0.01 * frames[0] / w:.3g} / {0.01 * frames[1] / w:.3g} / {0.01 * frames[2] / w:.3g} |" in table
