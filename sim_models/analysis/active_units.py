@@ -1,18 +1,22 @@
 """Per-dimension KL to the prior and active units: which latent dimensions a module actually uses.
 
 For a probabilistic module with posterior N(mu, diag(exp(logvar))) per frame, the KL of one
-dimension c to the prior N(0, 1) is (DESIGN.md §1, the KL of Smooth-InfoNCE, split by channel)::
+dimension c to the prior N(0, 1) is (the KL term of the Smooth InfoMax loss, paper §3.2, split by channel)::
 
     KL_c(x, t) = 1/2 (mu_c^2 + exp(logvar_c) - logvar_c - 1)      [nats]
 
 Two criteria for an *active unit* (a dimension not collapsed to the prior, "posterior collapse"):
 
-* ``"kl"`` (issue 14, the project's default): the mean of KL_c over inputs and frames exceeds
-  ``threshold`` nats (0.01).
+* ``"kl"`` (the project's default, and the β search's collapse test): the mean of KL_c over inputs
+  and frames exceeds ``threshold`` nats (0.01). A dimension at or below it has a posterior that is
+  (nearly) the prior for every input: the paper's "posteriors collapse to N(0, I)" (§4.1.3) holds
+  for a module when none of its dimensions is active.
 * ``"variance"`` (Burda, Grosse & Salakhutdinov 2016, "Importance Weighted Autoencoders", §5.2):
   the variance over inputs and frames of the posterior mean mu_c exceeds ``threshold`` (0.01).
   A collapsed unit has mu_c ~ 0 for every input, so both criteria agree on it; they differ for a
-  dimension whose mu moves but whose sigma stays near 1, or one with a constant non-zero mu.
+  dimension whose mu moves but whose sigma stays near 1, or one with a constant non-zero mu, or one
+  whose sigma shrank while mu stays near constant (KL active, Var[mu] not: it carries no information
+  about the input). Report both.
 
 Deterministic modules (GIM, CPC) have no posterior: they have no KL and no active-unit count.
 """

@@ -1,17 +1,17 @@
 """Per-dimension KL to the prior and active units of every probabilistic module on the test split.
 
-Uses sim_models/analysis/active_units.py (``kl_per_dimension``, ``active_units``; an active unit is a
-dimension whose mean KL to N(0, 1) exceeds 0.01 nats, issue 14; or, Burda et al. 2016, whose mu
-varies by more than 0.01 over the data). mu and log sigma^2 come from ``ModuleOutput`` (model in eval
-mode) for every frame of at most ``max_utterances`` test utterances. Deterministic modules (GIM, CPC,
-the GRU) have no posterior: their row says so.
+Uses sim_models/analysis/active_units.py. Active units are reported by both criteria: mean KL to
+N(0, 1) above 0.01 nats (``active_kl``), and Burda, Grosse & Salakhutdinov 2016's variance over the data
+of the posterior mean, Var_x[mu] > 0.01 (``active_variance``). mu and log sigma^2 come from
+``ModuleOutput`` (model in eval mode) for every frame of at most ``max_utterances`` test utterances.
+Deterministic modules (GIM, CPC, the GRU) have no posterior: their row says so.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from .active_units import ACTIVE_THRESHOLD, active_units, kl_per_dimension
+from .active_units import ACTIVE_THRESHOLD, active_units, kl_per_dimension, mean_variance_per_dimension
 from .plotting import new_figure, save_figure
 
 __all__ = ["posterior_usage", "plot_active_units", "active_units_table"]
@@ -19,8 +19,10 @@ __all__ = ["posterior_usage", "plot_active_units", "active_units_table"]
 
 @torch.no_grad()
 def posterior_usage(model, audio: torch.Tensor, max_utterances: int = 64, batch_size: int = 16) -> list:
-    """audio (N, L) -> one dict per module: {"probabilistic", "width", "kl_per_dim" (C floats, nats) or None,
-    "kl_total" (nats per frame), "active_kl", "active_variance" (ints) or None}."""
+    """audio (N, L) -> one dict per module: {"probabilistic", "width" (C), "kl_per_dim" (C floats, nats: mean
+    over utterances and frames), "var_mu_per_dim" (C floats: Var_x[mu] over utterances and frames),
+    "kl_total" (nats per frame, summed over dimensions), "active_kl" (KL > 0.01 nats), "active_variance"
+    (Var_x[mu] > 0.01)}; everything but probabilistic and width None for a deterministic module."""
     if audio.dim() != 2:
         raise ValueError(f"audio must be (N, L), got {tuple(audio.shape)}")
     audio = audio[:max_utterances]
@@ -41,12 +43,13 @@ def posterior_usage(model, audio: torch.Tensor, max_utterances: int = 64, batch_
     rows = []
     for m in range(len(mus)):
         if not mus[m]:
-            rows.append({"probabilistic": False, "width": widths[m], "kl_per_dim": None, "kl_total": None,
-                         "active_kl": None, "active_variance": None})
+            rows.append({"probabilistic": False, "width": widths[m], "kl_per_dim": None, "var_mu_per_dim": None,
+                         "kl_total": None, "active_kl": None, "active_variance": None})
             continue
         mu, lv = torch.cat(mus[m]), torch.cat(lvs[m])
         kl = kl_per_dimension(mu, lv)
-        rows.append({"probabilistic": True, "width": widths[m], "kl_per_dim": kl.tolist(), "kl_total": float(kl.sum()),
+        rows.append({"probabilistic": True, "width": widths[m], "kl_per_dim": kl.tolist(),
+                     "var_mu_per_dim": mean_variance_per_dimension(mu).tolist(), "kl_total": float(kl.sum()),
                      "active_kl": active_units(mu, lv, "kl"), "active_variance": active_units(mu, lv, "variance")})
     return rows
 
@@ -64,7 +67,8 @@ def active_units_table(rows: list, names: list) -> str:
 
 
 def plot_active_units(rows: list, path, names=None, title: str = ""):
-    """Per probabilistic module: its dimensions' mean KL (nats, log scale), sorted, with the 0.01-nat threshold."""
+    """Per probabilistic module: its dimensions' mean KL (nats, log scale), sorted, with the 0.01-nat threshold;
+    the title gives the active units by both criteria (KL > 0.01 nats; Var_x[mu] > 0.01)."""
     panels = [(m, r) for m, r in enumerate(rows) if r["probabilistic"]]
     n = max(1, len(panels))
     fig = new_figure(3.3 * n + 0.4, 3.0)
@@ -81,7 +85,8 @@ def plot_active_units(rows: list, path, names=None, title: str = ""):
         ax.set_yscale("log")
         ax.set_xlabel("dimension (sorted by KL)", fontsize=8)
         name = names[m] if names else f"module {m + 1}"
-        ax.set_title(f"{name}: {r['active_kl']} of {r['width']} active", fontsize=9)
+        var = "" if r.get("active_variance") is None else f", {r['active_variance']} by Var[μ]"
+        ax.set_title(f"{name}: {r['active_kl']} of {r['width']} active by KL{var}", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0].set_ylabel("mean KL to N(0, 1) (nats)", fontsize=8)
     fig.suptitle(title or "per-dimension KL and active units (red: 0.01 nats)", fontsize=10)

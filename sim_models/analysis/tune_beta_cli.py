@@ -1,7 +1,8 @@
 """`sim tune-beta --config NAME --data DIR --out DIR [--betas B ...] [--epochs E] [section.key=value ...]`.
 
-Short runs over a β grid, the collapse test and the choice of β of ``beta_search.py`` (see its docstring
-for the rule). Hooked into sim_models/cli.py like ``sim report``: ``add_tune_beta_parser(sub)``.
+Short runs over a β grid, the per-β verdict ("ok", "did not learn", "collapsed", "collapsed + did not
+learn"), the choice of β and the search verdict of ``beta_search.py`` (see its docstring for the rules and
+the units). Hooked into sim_models/cli.py like ``sim report``: ``add_tune_beta_parser(sub)``.
 """
 from __future__ import annotations
 
@@ -11,21 +12,26 @@ __all__ = ["add_tune_beta_parser", "run_tune_beta"]
 def add_tune_beta_parser(subparsers):
     from .beta_search import DEFAULT_BETAS, DEFAULT_EPOCHS
     b = subparsers.add_parser(
-        "tune-beta", help="β search: short runs over a grid, a posterior-collapse test, the largest β that passes",
-        description="Trains one short run per β (OUT/beta_<β>/), measures held-out NCE accuracy and active units per "
-                    "module, and picks the largest β that does not collapse (rule: docs/analysis.md, "
-                    "sim_models/analysis/beta_search.py). Writes OUT/sweep.json and OUT/sweep.png. Rerunning skips "
-                    "the β values already measured.")
+        "tune-beta", help="β search: short runs over a grid; under-training told apart from posterior collapse; "
+                          "the largest β that passes",
+        description="Trains one short run per β (OUT/beta_<β>/), measures held-out NCE accuracy and active units "
+                    "(KL > 0.01 nats and Var[μ] > 0.01) per module, labels each β 'ok', 'did not learn', "
+                    "'collapsed' or both, shows the price per nat of every module, and picks the largest β that "
+                    "passes with every smaller β (rules: docs/beta_search.md). Writes OUT/sweep.json and "
+                    "OUT/sweep.png. Rerunning skips the β values already measured.")
     b.add_argument("--config", default="tiny", help="sim-paper | vgim-thesis | tiny | path.yaml (probabilistic modules)")
     b.add_argument("--data", required=True, help="a `sim data` folder (train split to train, test split to measure)")
     b.add_argument("--out", required=True, help="sweep folder")
-    b.add_argument("--betas", type=float, nargs="+", default=list(DEFAULT_BETAS), metavar="B",
-                   help=f"the grid (default {' '.join(f'{x:g}' for x in DEFAULT_BETAS)})")
+    b.add_argument("--betas", type=float, nargs="+", default=None, metavar="B",
+                   help="the grid (default: for kl_reduction='time' 0, the paper's 0.01 and 0.01*C/512 times 0.1, "
+                        "0.3, 1, 3 (C: the config's width); for 'dims' " + " ".join(f"{x:g}" for x in DEFAULT_BETAS)
+                        + ")")
     b.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"epochs per run (default {DEFAULT_EPOCHS})")
     b.add_argument("--min-accuracy-gain", type=float, default=0.05,
-                   help="collapse if held-out NCE accuracy < chance + this share of (1 - chance) (default 0.05)")
+                   help="'did not learn' if held-out NCE accuracy < chance + this share of (1 - chance) "
+                        "(default 0.05)")
     b.add_argument("--min-active-units", type=int, default=1,
-                   help="collapse if a probabilistic module keeps fewer active units (default 1)")
+                   help="'collapsed' if a probabilistic module keeps fewer units with KL > 0.01 nats (default 1)")
     b.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     b.add_argument("--no-progress", action="store_true")
     b.add_argument("overrides", nargs="*", help="section.key=value applied to every run, e.g. train.max_steps=50 (put them before --betas, "
