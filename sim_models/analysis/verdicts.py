@@ -270,11 +270,15 @@ def table2_supervised_best(measured: dict) -> Verdict:
                    {"comparisons": dict(zip(labels, (d for _, d in results)))})
 
 
-def table3_delta(measured: dict, module: int, n_dims: int = 8, width: int | None = None) -> Verdict:
+def table3_delta(measured: dict, module: int, n_dims: int = 8, width: int | None = None,
+                 paper_n: int | None = None) -> Verdict:
     """Table 3, one module (1-based): SIM's δ at ``n_dims`` swapped dims is well below GIM's and CPC's.
 
     measured: {"SIM": m, "GIM": m[, "CPC": m]}, δ in percent (0–100) at N = n_dims; width: our module's
-    number of dims (the paper's is 512), for the text. Each baseline b: b − SIM > WELL_BELOW_PP."""
+    number of dims (the paper's is 512), for the text; paper_n: the paper's N this one stands for (default
+    n_dims; at another width the same *fraction* of the dims: 8 of 512 is 1/64). Each baseline b:
+    b − SIM > WELL_BELOW_PP."""
+    paper_n = n_dims if paper_n is None else int(paper_n)
     if not isinstance(module, int) or module < 1:
         raise ValueError(f"module must be a 1-based int, got {module!r}")
     if not isinstance(n_dims, int) or n_dims < 1:
@@ -289,12 +293,14 @@ def table3_delta(measured: dict, module: int, n_dims: int = 8, width: int | None
     labels = [f"{b} − SIM > {WELL_BELOW_PP:g}" for b in bases]
     t3 = paper_tables()["paper_table3_delta_percent"]
     key = f"module{module}"
-    if key in t3 and n_dims in t3["N"]:
-        i = t3["N"].index(n_dims)
-        paper = f"N = {n_dims} of 512: " + ", ".join(f"{m} {t3[key][m][i]:.1f} %" for m in ["SIM"] + bases)
+    if key in t3 and paper_n in t3["N"]:
+        i = t3["N"].index(paper_n)
+        paper = f"N = {paper_n} of 512: " + ", ".join(f"{m} {t3[key][m][i]:.1f} %" for m in ["SIM"] + bases)
     else:
-        paper = f"no paper figure for module {module} at N = {n_dims}"
+        paper = f"no paper figure for module {module} at N = {paper_n}"
     of = f" of {width}" if width else ""
+    if paper_n != n_dims:
+        of += f" (the paper's {paper_n} of 512)"
     return Verdict(f"Table 3, module {module}: SIM's δ at few dims is well below GIM's and CPC's", _combine(results),
                    f"N = {n_dims}{of}: " + ", ".join(f"{m} {ms[m].text(' %')}" for m in ["SIM"] + bases), paper,
                    f"δ at N = {n_dims}: each of GIM/CPC ≥ {WELL_BELOW_PP:g} points above SIM (95 % Welch interval; "
@@ -335,7 +341,7 @@ def all_verdicts(measured: dict) -> list:
     measured (any key may be absent)::
 
         {"table2": {method: {"vowel": m, "syllable": m}},     methods: SIM, GIM, CPC, supervised, random
-         "table3": {module (int): {"n_dims": 8, "width": C, "SIM": m, "GIM": m, "CPC": m}},
+         "table3": {module (int): {"n_dims": N, "width": C, "paper_n": 8, "SIM": m, "GIM": m, "CPC": m}},
          "fig2":   {module (int): {"SIM": m, "GIM": m, "CPC": m}}}
     """
     out = []
@@ -349,7 +355,8 @@ def all_verdicts(measured: dict) -> list:
     for module, row in sorted((measured.get("table3") or {}).items(), key=lambda kv: int(kv[0])):
         row = dict(row)
         n_dims, width = int(row.pop("n_dims", 8)), row.pop("width", None)
-        out.append(table3_delta(row, int(module), n_dims, width))
+        paper_n = row.pop("paper_n", None)
+        out.append(table3_delta(row, int(module), n_dims, width, paper_n))
     for module, row in sorted((measured.get("fig2") or {}).items(), key=lambda kv: int(kv[0])):
         out.append(fig2_concentration(dict(row), int(module)))
     return out

@@ -13,8 +13,10 @@ Steps, in order (each one result file under OUT/steps/, see steps.py)::
     verdicts_n<seeds>            verdicts.all_verdicts() on the measured numbers (measure.py)
     report_n<seeds>              OUT/report.md and OUT/report.html (report.py)
 
-OUT/reproduce.json records the budget's settings and the data; a folder made with other settings is
-refused (another --out), except that --seeds may grow: the new seeds' steps run, the old are kept.
+OUT/reproduce.json records the budget's settings and the data; a folder trained with other settings is
+refused (another --out), except that --seeds may grow: the new seeds' steps run, the old are kept. When only
+the measuring settings (probes, analyses, report) changed, the trained runs are kept and the probe,
+analysis, verdict and report steps are redone.
 """
 from __future__ import annotations
 
@@ -32,10 +34,35 @@ __all__ = ["reproduce", "run_config", "ANALYSED_METHODS"]
 ANALYSED_METHODS = ("SIM", "GIM", "CPC")  # the supervised baseline only enters Table 2
 
 
+# Budget fields that decide what is trained; the others (probes, analyses, report) only decide what is measured.
+_TRAINING_FIELDS = ("name", "words", "methods", "configs", "epochs", "common", "betas", "tune_epochs", "threads")
+_MEASURED_STEPS = ("probe_", "analyse_", "verdicts_", "report_")
+
+
 def _settings(budget: Budget, data_dir: Path) -> dict:
     d = asdict(budget)
     d.pop("seeds")
     return json.loads(json.dumps({"budget": d, "data": str(data_dir.resolve())}))
+
+
+def _check_settings(out: Path, settings: dict, log) -> None:
+    """Refuse a folder trained with other settings; when only the measuring settings changed (probes, analyses,
+    report), keep the trained runs and remove the measured steps' results so they are redone."""
+    spath = out / "reproduce.json"
+    if not spath.is_file():
+        return
+    old = json.loads(spath.read_text()).get("settings") or {}
+    if old == settings:
+        return
+    ob, nb = old.get("budget", {}), settings["budget"]
+    if old.get("data") != settings["data"] or any(ob.get(k) != nb.get(k) for k in _TRAINING_FIELDS):
+        raise ValueError(f"--out {out} holds a reproduction with other settings (budget or data): choose another "
+                         "--out")
+    stale = sorted(p for p in (out / "steps").glob("*.json") if p.name.startswith(_MEASURED_STEPS))
+    log(f"[reproduce] the budget's measuring settings changed since {spath}: the trained runs are kept, "
+        f"{len(stale)} probe / analysis / report step(s) will be redone")
+    for p in stale:
+        p.unlink()
 
 
 def run_config(budget: Budget, method: str, seed: int, beta: float | None = None):
@@ -79,12 +106,14 @@ def _beta_step(budget: Budget, data_dir: Path, out: Path, progress: bool, log):
     sweep = tune_beta(name, data_dir, out / "beta_search", budget.betas, budget.tune_epochs,
                       list(budget.common) + list(overrides), progress=progress, log=log)
     chosen = sweep["chosen_beta"]
-    used, note = chosen, "the largest β of the grid that does not collapse (analysis/beta_search.py)"
-    if chosen is None:  # even the smallest β collapses: train SIM at it anyway and say so
+    verdict, reason = sweep.get("search_verdict", ""), sweep.get("search_reason", "")
+    used = chosen
+    note = f"the largest β of the grid that passes the search's rules (docs/beta_search.md): {verdict}"
+    if chosen is None:  # no β passes: train SIM at the smallest anyway and say why none was chosen
         used = min(budget.betas)
-        note = f"every β of the grid collapsed; SIM trained at the smallest, {used:g}"
-    return {"chosen_beta": chosen, "beta": used, "note": note, "table": sweep_table(sweep),
-            "plot": "beta_search/sweep.png"}
+        note = f"no β of the grid was chosen ({verdict}); SIM trained at the smallest, {used:g}"
+    return {"chosen_beta": chosen, "beta": used, "note": note + (f". {reason}" if reason else ""),
+            "search_verdict": verdict, "table": sweep_table(sweep), "plot": "beta_search/sweep.png"}
 
 
 def _reuse_beta_run(cfg, beta_dir: Path, run_dir: Path, log) -> bool:
@@ -159,7 +188,8 @@ def _analyse_step(budget, run_dir: Path, data_dir: Path, seed: int, log):
                      "vowel_probe_test_accuracy": m["concentration"]["test_accuracy"],
                      "delta": {sp: {"ns": m["entanglement"][sp]["ns"], "delta": m["entanglement"][sp]["delta"]}
                                for sp in ("waveform", "mel")},
-                     "active_units": u.get("active_kl"), "probabilistic": u.get("probabilistic")})
+                     "active_units": u.get("active_kl"), "active_units_variance": u.get("active_variance"),
+                     "probabilistic": u.get("probabilistic")})
     return {"analysis": str(run_dir / "report" / "analysis.json"), "modules": mods}
 
 
@@ -174,11 +204,7 @@ def reproduce(budget: Budget, data_dir, out, seeds: int | None = None, progress:
     out.mkdir(parents=True, exist_ok=True)
     settings = _settings(budget, data_dir)
     spath = out / "reproduce.json"
-    if spath.is_file():
-        old = json.loads(spath.read_text())
-        if old.get("settings") != settings:
-            raise ValueError(f"--out {out} holds a reproduction with other settings (budget or data): choose another "
-                             "--out")
+    _check_settings(out, settings, log)
     atomic_json(spath, {"settings": settings, "seeds": seeds})
     data_dir = _resolve_data(data_dir, out, log)
     if budget.threads:
