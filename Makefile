@@ -47,8 +47,17 @@ test: setup
 
 # The tiny reproduction (docs/reproduce.md): data, β search, SIM and GIM over 2 seeds, probes, analyses, verdicts;
 # prints the verdict table and writes runs/demo/reproduce/report.html. Resumable: a rerun skips what is done.
+# The paper's recordings when PAPER_DATA holds a clone of them (default: beside this repository, where CI keeps
+# them), else words synthesised with espeak-ng; each in its own output folder.
+PAPER_DATA ?= ../shared/data/artificial-speech-dataset
 demo: setup
-	$(PY) -m sim_models.cli reproduce --budget tiny --data runs/demo/data --out runs/demo/reproduce
+	@if [ -d "$(PAPER_DATA)/reshuffledv2" ]; then \
+	  echo "[demo] data: the paper's recordings in $(PAPER_DATA) (CC BY-NC-SA 4.0, github.com/fdenoodt/Artificial-Speech-Dataset)"; \
+	  $(PY) -m sim_models.cli reproduce --budget tiny --data "$(PAPER_DATA)" --out runs/demo/paper-recordings --no-progress; \
+	else \
+	  echo "[demo] data: no recordings in $(PAPER_DATA) (PAPER_DATA=DIR: a clone of github.com/fdenoodt/Artificial-Speech-Dataset); synthesising words with espeak-ng"; \
+	  $(PY) -m sim_models.cli reproduce --budget tiny --data runs/demo/data --out runs/demo/synthetic --no-progress; \
+	fi
 
 bench: setup
 	$(PY) -m pytest benchmarks -q --benchmark-only --benchmark-json=benchmarks/results.json

@@ -90,7 +90,7 @@ BUDGETS = {
     # lr 2e-3: ten times the paper's 2e-4, which leaves every module at chance for the first epochs (measured).
     "tiny": Budget("tiny", words=300, seeds=2, methods=("SIM", "GIM"), configs=_SMALL_CONFIGS,
                    epochs={"SIM": 3, "GIM": 3}, common=("train.lr=2e-3",), betas=(0.0, SMALL_BETA), tune_epochs=3,
-                   probe_epochs=20, probe_seeds=2, analyse_seeds=2, threads=2,
+                   probe_epochs=20, probe_seeds=2, protocols=("paper",), analyse_seeds=1, threads=2,
                    report=dict(decoder_epochs=2, max_decoder_utterances=120, tsne_iterations=250,
                                tsne_max_points=300, few_label_sizes=(1, 4, 16), few_label_seeds=1,
                                few_label_epochs=20, delta_utterances=12, probe_epochs=20, traversal_steps=5,

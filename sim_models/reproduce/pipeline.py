@@ -247,7 +247,7 @@ def reproduce(budget: Budget, data_dir, out, seeds: int | None = None, progress:
     verdicts = verdicts_from_json(json.dumps(ver["verdicts"]))
     from .report import write_report
     rep = steps.run(f"report_n{seeds}", lambda: write_report(out, budget, seeds, beta, runs, probes, analyses, ver,
-                                                              dict(steps.times)))
+                                                              dict(steps.times), data_dir))
     log(f"[reproduce] all steps done ({time.time() - t0:.0f} s this invocation; ran {len(steps.ran)}, "
         f"skipped {len(steps.skipped)})")
     return {"verdicts": verdicts, "other_verdicts": ver["other_protocols"], "report_md": rep["md"],

@@ -102,7 +102,22 @@ def verdict_table_text(verdicts) -> str:
     return "\n".join(lines)
 
 
-def _sections(out: Path, budget, seeds, beta, runs, probes, analyses, ver, times):
+def data_description(data_dir) -> str:
+    """One sentence on the data: the recordings' source and license when the folder names them (the paper's
+    recordings, sim_models/data/paper_recordings.py), else what synthesised it."""
+    from ..data.paper_recordings import source_line
+    meta_path = Path(data_dir) / "metadata.json" if data_dir is not None else None
+    if meta_path is None or not meta_path.is_file():
+        return f"Data: {data_dir}."
+    meta = json.loads(meta_path.read_text())
+    n = len(meta.get("items", []))
+    if meta.get("source"):
+        return f"{source_line(meta['source'])} {n} words at {meta['sample_rate']} Hz, the authors' train/test split."
+    return (f"Data: {n} words synthesised with {meta.get('engine', 'espeak-ng')} (`sim data`, not the paper's "
+            "recordings).")
+
+
+def _sections(out: Path, budget, seeds, beta, runs, probes, analyses, ver, times, data_dir=None):
     """(title, markdown lines, html) per section."""
     from ..analysis.verdicts import verdicts_from_json, verdicts_markdown
     verdicts = verdicts_from_json(json.dumps(ver["verdicts"]))
@@ -115,6 +130,7 @@ def _sections(out: Path, budget, seeds, beta, runs, probes, analyses, ver, times
              "spreads are over training seeds (verdict rules: sim_models/analysis/verdicts.py, fixed in advance).",
              *([] if beta["beta"] else ["", "**β = 0**: the SIM runs have Gaussian heads but no KL term, so this comparison "
                                             "does not test what SIM adds to GIM (the KL)."]),
+             "", data_description(data_dir),
              "", f"Total step time recorded: {total / 60:.1f} min (2 shared CPU cores here: timings are noisy)."]
     secs.append(("Setting", intro, "<p>" + _inline_markdown(" ".join(intro)) + "</p>"))
     vmd = verdicts_markdown(verdicts)[2:]
@@ -145,7 +161,7 @@ def _sections(out: Path, budget, seeds, beta, runs, probes, analyses, ver, times
     return secs
 
 
-def write_report(out, budget, seeds, beta, runs, probes, analyses, ver, times) -> dict:
+def write_report(out, budget, seeds, beta, runs, probes, analyses, ver, times, data_dir=None) -> dict:
     """Writes OUT/report.md and OUT/report.html (atomically); the analysed runs also get their own report.html
     (with the side-by-side comparison) from analysis/report_html.py. Returns {"md", "html"}."""
     from ..analysis.report_html import comparison_html, page, write_html_reports
@@ -159,7 +175,7 @@ def write_report(out, budget, seeds, beta, runs, probes, analyses, ver, times) -
     verdicts = verdicts_from_json(json.dumps(ver["verdicts"]))
     if summaries:
         write_html_reports(summaries, None, verdicts)
-    secs = _sections(out, budget, seeds, beta, runs, probes, analyses, ver, times)
+    secs = _sections(out, budget, seeds, beta, runs, probes, analyses, ver, times, data_dir)
     md = [f"# sim reproduce: budget `{budget.name}`", ""]
     body = [f"<h1>sim reproduce: budget <code>{html.escape(budget.name)}</code></h1>"]
     for title, lines, h in secs:

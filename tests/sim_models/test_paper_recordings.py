@@ -137,3 +137,14 @@ def test_cli_import(real_subset, tmp_path, capsys):
     assert f"{2 * PER_SPLIT} words" in printed and "CC BY-NC-SA 4.0" in printed and source_line() in printed
     assert sim_main(["data", "--import", str(tmp_path / "empty"), "--out", str(tmp_path / "e")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_reports_name_the_source_and_license(imported, tmp_path):
+    from sim_models.reproduce.report import data_description
+    out, _ = imported
+    text = data_description(out)
+    assert "CC BY-NC-SA 4.0" in text and SOURCE["repository"] in text and "Bart de Boer" in text
+    synth = tmp_path / "synth"
+    synth.mkdir()
+    (synth / "metadata.json").write_text(json.dumps({"items": [{}] * 3, "engine": "espeak-ng", "sample_rate": 16000}))
+    assert "synthesised with espeak-ng" in data_description(synth) and "CC BY" not in data_description(synth)

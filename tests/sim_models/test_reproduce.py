@@ -83,10 +83,10 @@ def _probe(v, s, rv, rs):
     return {"modules": mods}
 
 
-def _analysis(delta8, mass, width=16):
-    d = {"ns": [2, 4, 8, 16], "delta": [0.9, 0.8, delta8, 0.0]}
+def _analysis(delta8, mass, width=512, probabilistic=True):
+    d = {"ns": [1, 2, 4, 8, 16], "delta": [0.95, 0.9, 0.8, delta8, 0.0]}
     return {"modules": [{"module": "1", "width": width, "top10_mass": mass, "vowel_probe_test_accuracy": 0.9,
-                         "delta": {"waveform": d, "mel": d}, "active_units": 3, "probabilistic": True}]}
+                         "delta": {"waveform": d, "mel": d}, "active_units": 3, "probabilistic": probabilistic}]}
 
 
 def test_measurements_take_the_last_module_and_spread_over_training_seeds():
@@ -98,17 +98,30 @@ def test_measurements_take_the_last_module_and_spread_over_training_seeds():
     m = measurements(b, 2, probes, analyses, "paper")
     assert m["table2"]["SIM"]["vowel"] == pytest.approx([90.0, 80.0])
     assert m["table2"]["random"]["syllable"] == pytest.approx([10.0, 12.0])   # SIM runs' own initialisations
-    assert m["table3"][1]["SIM"] == pytest.approx([30.0, 20.0]) and m["table3"][1]["width"] == 16
+    assert m["table3"][1]["SIM"] == pytest.approx([30.0, 20.0]) and m["table3"][1]["width"] == 512
+    assert m["table3"][1]["n_dims"] == 8 and m["table3"][1]["paper_n"] == 8
     assert m["fig2"][1]["GIM"] == pytest.approx([0.2, 0.25])
     from sim_models.analysis.verdicts import all_verdicts
     status = {v.claim: v.status for v in all_verdicts(m)}
     assert status["Table 3, module 1: SIM's δ at few dims is well below GIM's and CPC's"] == "reproduced"
 
 
-def test_measurements_skip_delta_when_the_module_is_too_narrow():
+def test_measurements_take_delta_at_the_papers_fraction_of_the_width():
     b = get_budget("tiny")
-    analyses = {("SIM", 0): _analysis(0.3, 0.5, width=8), ("GIM", 0): _analysis(0.9, 0.2, width=8)}
-    assert measurements(b, 1, {}, analyses, "paper")["table3"] == {}
+    analyses = {("SIM", 0): _analysis(0.3, 0.5, width=48), ("GIM", 0): _analysis(0.9, 0.2, width=48)}
+    row = measurements(b, 1, {}, analyses, "paper")["table3"][1]
+    assert (row["n_dims"], row["width"], row["paper_n"]) == (1, 48, 8)      # 8 of 512 = 1/64 -> 1 of 48
+    assert row["SIM"] == pytest.approx([95.0])
+    from sim_models.analysis.verdicts import all_verdicts
+    v = [v for v in all_verdicts({"table3": {1: row}})][0]
+    assert "N = 1 of 48 (the paper's 8 of 512)" in v.measured and "N = 8 of 512" in v.paper
+
+
+def test_measurements_skip_modules_that_are_not_probabilistic():
+    b = get_budget("tiny")
+    analyses = {("SIM", 0): _analysis(0.3, 0.5, probabilistic=False), ("GIM", 0): _analysis(0.9, 0.2)}
+    m = measurements(b, 1, {}, analyses, "paper")
+    assert m["table3"] == {} and m["fig2"] == {}
 
 
 def test_cli_names_the_bad_argument(capsys):
@@ -214,3 +227,22 @@ def test_report_html_renders_the_setting_paragraph_markup():
 
     assert _inline_markdown("**β = 0**: the `paper` protocol <b>") == \
         "<b>β = 0</b>: the <code>paper</code> protocol &lt;b&gt;"
+
+
+def test_changed_measuring_settings_keep_trained_runs_and_redo_measured_steps(tmp_path):
+    from sim_models.reproduce.pipeline import _check_settings, _settings
+    from sim_models.reproduce.steps import atomic_json
+    b = get_budget("tiny")
+    data = tmp_path / "data"
+    atomic_json(tmp_path / "reproduce.json", {"settings": _settings(b, data), "seeds": 2})
+    for name in ("train_SIM_s0", "probe_SIM_s0_paper", "analyse_SIM_s0", "verdicts_n2", "report_n2"):
+        atomic_json(tmp_path / "steps" / f"{name}.json", {"result": {}})
+    _check_settings(tmp_path, _settings(b, data), log=lambda s: None)        # same settings: nothing removed
+    assert len(list((tmp_path / "steps").glob("*.json"))) == 5
+    logs = []
+    _check_settings(tmp_path, _settings(b.with_(probe_seeds=3, report={"delta_utterances": 100}), data), logs.append)
+    assert [p.stem for p in (tmp_path / "steps").glob("*.json")] == ["train_SIM_s0"] and "4 probe" in logs[0]
+    with pytest.raises(ValueError, match="other settings"):
+        _check_settings(tmp_path, _settings(b.with_(epochs={"SIM": 9, "GIM": 3}), data), log=lambda s: None)
+    with pytest.raises(ValueError, match="other settings"):
+        _check_settings(tmp_path, _settings(b, tmp_path / "other"), log=lambda s: None)
