@@ -46,7 +46,7 @@ test: setup
 	$(PY) -m pytest -q
 
 # The tiny reproduction (docs/reproduce.md): data, β search, SIM and GIM over 2 seeds, probes, analyses, verdicts;
-# prints the verdict table and writes runs/demo/reproduce/report.html. Resumable: a rerun skips what is done.
+# prints the verdict table and writes runs/demo/<data>/report.html. Resumable: a rerun skips what is done.
 # The paper's recordings when PAPER_DATA holds a clone of them (default: beside this repository, where CI keeps
 # them), else words synthesised with espeak-ng; each in its own output folder.
 PAPER_DATA ?= ../shared/data/artificial-speech-dataset
