@@ -28,8 +28,19 @@ def _last(rows: list) -> dict:
     return rows[-1]
 
 
-def measurements(budget, seeds: int, probes: dict, analyses: dict, protocol: str) -> dict:
+def _module(result: dict, m: int, representation: str | None) -> dict:
+    """Module m's condensed analysis numbers: the main ones, or those measured on ``representation``."""
+    row = result["modules"][m]
+    if representation is None:
+        return row
+    return {**row, **row["by_representation"][representation]}
+
+
+def measurements(budget, seeds: int, probes: dict, analyses: dict, protocol: str,
+                 representation: str | None = None) -> dict:
     """probes: {(method, seed, protocol): probe step result}; analyses: {(method, seed): analyse step result}.
+    representation: None = the analyses' main numbers (their ``representation``); "sample" / "mean" = the numbers
+    measured on that representation (``by_representation``; deterministic modules: one and the same).
     Returns all_verdicts()'s input: {"table2": {method: {task: [per-seed %]}}, "table3": {...}, "fig2": {...}}."""
     t2 = {}
     for method in budget.methods:
@@ -50,7 +61,7 @@ def measurements(budget, seeds: int, probes: dict, analyses: dict, protocol: str
             width = sim[0]["modules"][m]["width"]
             n_dims = table3_n(width)
             for method in ("SIM", "GIM", "CPC"):
-                res = [analyses[k]["modules"][m] for k in sorted(analyses) if k[0] == method]
+                res = [_module(analyses[k], m, representation) for k in sorted(analyses) if k[0] == method]
                 if not res:
                     continue
                 d = []

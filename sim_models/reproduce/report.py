@@ -136,6 +136,12 @@ def _sections(out: Path, budget, seeds, beta, runs, probes, analyses, ver, times
     vmd = verdicts_markdown(verdicts)[2:]
     from ..analysis.report_html import verdicts_html
     secs.append(("Verdicts: the paper's claims on our data", vmd, "\n".join(verdicts_html(verdicts)[1:])))
+    for r, vs in ver.get("other_representations", {}).items():
+        ov = verdicts_from_json(json.dumps(vs))
+        what = "μ, the posterior mean" if r == "mean" else "samples"
+        secs.append((f"Table 3 and Fig. 2 verdicts on {what} (robustness row; the verdicts above use "
+                     f"{ver.get('representation', 'samples')})", verdicts_markdown(ov)[2:],
+                     "\n".join(verdicts_html(ov)[1:])))
     for p, vs in ver.get("other_protocols", {}).items():
         ov = verdicts_from_json(json.dumps(vs))
         secs.append((f"Table 2 verdicts under the `{p}` protocol (for comparison)", verdicts_markdown(ov)[2:],

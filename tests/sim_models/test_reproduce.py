@@ -246,3 +246,22 @@ def test_changed_measuring_settings_keep_trained_runs_and_redo_measured_steps(tm
         _check_settings(tmp_path, _settings(b.with_(epochs={"SIM": 9, "GIM": 3}), data), log=lambda s: None)
     with pytest.raises(ValueError, match="other settings"):
         _check_settings(tmp_path, _settings(b, tmp_path / "other"), log=lambda s: None)
+
+
+def test_measurements_on_the_robustness_representation():
+    b = get_budget("tiny")
+
+    def an(main, mean):
+        a = _analysis(main, 0.5)
+        d = {"ns": [1, 2, 4, 8, 16], "delta": [0.95, 0.9, 0.8, mean, 0.0]}
+        a["modules"][0]["by_representation"] = {
+            "sample": {"top10_mass": 0.5, "delta": a["modules"][0]["delta"]},
+            "mean": {"top10_mass": 0.1, "delta": {"waveform": d, "mel": d}}}
+        return a
+    analyses = {("SIM", 0): an(0.3, 0.7), ("GIM", 0): an(0.9, 0.9)}
+    main = measurements(b, 1, {}, analyses, "paper")
+    mean = measurements(b, 1, {}, analyses, "paper", representation="mean")
+    assert main["table3"][1]["SIM"] == pytest.approx([30.0]) and mean["table3"][1]["SIM"] == pytest.approx([70.0])
+    assert mean["fig2"][1]["SIM"] == pytest.approx([0.1])
+    from sim_models.reproduce.pipeline import _analysed_with
+    assert _analysed_with(analyses, "mean") and not _analysed_with({("SIM", 0): _analysis(0.3, 0.5)}, "mean")
