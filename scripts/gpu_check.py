@@ -2,32 +2,43 @@
 
 Made for a bare, offline GPU machine with its own python3 (torch 2.11+, triton, nvcc) and a time
 limit: every stage is time-boxed against one overall budget, a failed stage is recorded without
-stopping the later ones, and the results land in OUT as four files (gpu_check.json, gpu_check.md,
-gpu_check.png, logs.tar.gz). Without a GPU (a dry run) the stages that need none still run — the
-FORCE_CUDA=1 build, the CPU-emulation and Triton-interpreter tests, the benchmark harness on CPU
-smoke shapes, the report — and the others are skipped with a reason.
+stopping the later ones. Results land in OUT and survive a kill of the check (scripts/gpu_check_runner.py):
+logs/<stage>.log from the first second, gpu_check.json and gpu_check.md rewritten after every stage
+(a stage in progress is recorded as "running"), then at the end gpu_check.png (optional: a plotting
+error loses nothing else) and logs.tar.gz. Without a GPU (a dry run) the stages that need none still
+run — the FORCE_CUDA=1 build, the CPU-emulation and Triton-interpreter tests, the benchmark harness on
+CPU smoke shapes, the Triton compile check, the report — and the others are skipped with a reason.
 
-    python scripts/gpu_check.py [--out DIR] [--budget SECONDS]
+    python scripts/gpu_check.py [--out DIR] [--budget SECONDS] [--stages a,b,...]
 
 Environment: OUT (output folder; default build/gpu-check/out), SIM_GPU_CHECK_BUDGET (seconds,
-default 450 with a GPU, 2400 for a dry run on a small CPU machine), MAX_JOBS (default: the CPU
-count), SIM_GPU_FUZZ_EXAMPLES (default 30).
+default 470 with a GPU, 2400 for a dry run on a small CPU machine), MAX_JOBS (default: the CPU
+count), SIM_GPU_FUZZ_EXAMPLES (default 30). --stages runs a subset (the rest are recorded as not
+selected); without "build" the stages use this tree and the extension built in it.
+
+Test stages run pytest with -v (a log cut by a kill names the test that was running), a JUnit file,
+and a per-test timeout where pytest-timeout is installed (its flag depends on how: scripts/gpu_check_pytest.py;
+`make gpu-check`'s dry run installs the GPU image's plugins, requirements-gpu-check.txt).
 
 Stages, in priority order (cap in seconds with a GPU; a dry run multiplies the caps by
 DRY_RUN_SLACK, since a 2-core machine compiles and interprets Triton far slower; each stage also
 stops at the overall deadline, so whatever the budget cuts comes last):
-    env            python/torch/triton/nvcc/GPU facts
+    env            python/torch/triton/nvcc/GPU facts, the pytest plugins
     build          a copy of the tree, FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0, -Xptxas -v    (180)
-    tests-cuda     tests/sim_kernels/test_cuda.py   (per test 60 s with pytest-timeout)     (90)
-    tests-gpu      tests/sim_kernels/test_gpu.py                                            (90)
-    tests-triton   tests/sim_kernels/test_triton.py, compiled Triton                       (90)
+    tests-cuda     tests/sim_kernels/test_cuda.py                                           (90)
+    tests-gpu      tests/sim_kernels/test_gpu.py but the fuzz                               (90)
+    tests-triton   test_triton.py, test_triton_wide.py (Cz 2048 fp32, 1024 fp64), test_triton_launch.py (120)
     bench          benchmarks/ on CUDA, fp32 + bf16, eager/native/triton/GEMM floor        (120)
     memcheck       compute-sanitizer --tool memcheck over scripts/gpu_sanitize_case.py     (60)
-    racecheck      compute-sanitizer --tool racecheck over the same case                   (60)
+    synccheck      --tool synccheck (barrier and __syncwarp use)                            (45)
+    initcheck      --tool initcheck (reads of uninitialised global memory)                  (45)
+    racecheck      --tool racecheck (shared-memory hazards: the Triton kernels)             (45)
+    fuzz-gpu       test_gpu.py's Hypothesis fuzz, no shrinking (scripts/gpu_check_hypothesis.py) (90)
     train-step     a sim-paper training step per loss backend                              (45)
+    compile-check  Triton's compiler for sm_80 and sm_90, Cz up to 4096: resources, limits (90)
     bench-compiled the torch.compile provider, paper T=512 first                           (60)
     cpu-threads    the native CPU kernel at 1..16 threads (scripts/cpu_thread_scaling.py)  (30)
-A sanitizer that gives no verdict line (the machine's runtime refuses it: KINDS.md, gVisor) is
+A sanitizer that gives no verdict line (the machine's runtime refuses it, e.g. under gVisor) is
 recorded as skipped with its last line, not as a failure.
 """
 from __future__ import annotations
@@ -348,8 +359,8 @@ def _stages(run: Runner, result: dict, chosen: set, python: str, t0: float, budg
     res_json = logs / "triton_resources.json"
     if want("compile-check"):
         st = run.run("compile-check", [python, "-m", "sim_kernels.triton.compile_check", "--arch", "80,90",
-                                       "--dtypes", "fp32,bf16,fp64", "--cz", "64,1024,2048,4096",
-                                       "--json", str(res_json)], 90, src, {**py_env, "TRITON_INTERPRET": "0"},
+                                       "--dtypes", "fp32,bf16,fp64", "--cz", "256,1024,2048,4096",
+                                       "--kernels", "anchor,anchor+grad,target", "--json", str(res_json)], 90, src, {**py_env, "TRITON_INTERPRET": "0"},
                      min_needed=30)
         if res_json.exists():
             result["triton_resources"] = json.loads(res_json.read_text())
