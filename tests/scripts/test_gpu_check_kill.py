@@ -73,3 +73,42 @@ def test_check_killed_mid_stage_keeps_the_earlier_stages(tmp_path):
             break
         time.sleep(0.1)
     assert not _alive(stages["tests-triton"]["pid"])
+
+
+_RUNNER = """
+import json, sys
+from pathlib import Path
+from scripts.gpu_check_runner import Runner
+out = Path(sys.argv[1])
+r = Runner(out / "logs", 100.0)
+r.on_change = lambda: (out / "s.json").write_text(json.dumps(r.stages))
+r.run("quick", [sys.executable, "-c", "print('done')"], 30, out)
+r.run("hang", [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(120)"], 60, out)
+"""
+
+
+def test_sigterm_kills_the_running_stage_and_records_it(tmp_path):
+    """SIGTERM (a time limit's first signal): the running stage's process group is killed, the stage
+    is recorded as killed beside the finished ones, and the runner exits 143."""
+    proc = subprocess.Popen([sys.executable, "-c", _RUNNER, str(tmp_path)], cwd=ROOT)
+    try:
+        for _ in range(600):
+            log = tmp_path / "logs" / "hang.log"
+            if log.exists() and "started" in log.read_text():
+                break
+            time.sleep(0.1)
+        stages = json.loads((tmp_path / "s.json").read_text())
+        pid = stages[-1]["pid"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stages = json.loads((tmp_path / "s.json").read_text())
+    assert [(s["name"], s["status"]) for s in stages] == [("quick", "ok"), ("hang", "killed")]
+    assert "SIGTERM" in stages[1]["reason"] and (tmp_path / "logs" / "quick.log").read_text().endswith("done\n")
+    for _ in range(50):
+        if not _alive(pid):
+            break
+        time.sleep(0.1)
+    assert not _alive(pid)
