@@ -25,7 +25,7 @@ DRY_RUN_SLACK, since a 2-core machine compiles and interprets Triton far slower;
 stops at the overall deadline, so whatever the budget cuts comes last):
     env            python/torch/triton/nvcc/GPU facts, the pytest plugins
     build          a copy of the tree, FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0, -Xptxas -v    (180)
-    tests-cuda     tests/sim_kernels/test_cuda.py                                           (90)
+    tests-cuda     tests/sim_kernels/test_cuda.py (on a GPU without the CPU host emulation) (90)
     tests-gpu      tests/sim_kernels/test_gpu.py but the fuzz                               (90)
     tests-triton   test_triton.py, test_triton_wide.py (Cz 2048 fp32, 1024 fp64), test_triton_launch.py (120)
     bench          benchmarks/ on CUDA, fp32 + bf16, eager/native/triton/GEMM floor        (120)
@@ -79,7 +79,7 @@ TEST_STAGES = [("tests-cuda", ["tests/sim_kernels/test_cuda.py"], 90),
                ("tests-triton", ["tests/sim_kernels/test_triton.py", "tests/sim_kernels/test_triton_wide.py",
                                  "tests/sim_kernels/test_triton_launch.py"], 120)]
 FUZZ_STAGE = ("fuzz-gpu", ["tests/sim_kernels/test_gpu.py", "-k", "fuzz"], 90)
-PER_TEST_TIMEOUT = 60  # seconds, with pytest-timeout where installed (a hung test fails alone; the JUnit file is kept)
+PER_TEST_TIMEOUT = 60  # seconds (x the dry run's slack), with pytest-timeout where installed: a hung test fails alone
 SANITIZERS = (("memcheck", 60), ("synccheck", 45), ("initcheck", 45), ("racecheck", 45))
 ALL_STAGES = ("env", "build", *(n for n, _, _ in TEST_STAGES), "bench", *(n for n, _ in SANITIZERS), FUZZ_STAGE[0],
               "train-step", "compile-check", "bench-compiled", "cpu-threads")
@@ -295,11 +295,20 @@ def _stages(run: Runner, result: dict, chosen: set, python: str, t0: float, budg
                 "SIM_SELFTEST_OPS": "1"}
     gpu_env = {**py_env, "TRITON_INTERPRET": "0"} if gpu else py_env  # compiled Triton on the GPU
     test_env.update(gpu_env)
+    # The per-test timeout counts fixture set-up too (test_cuda's host emulation compiles a module in its
+    # first test: about 2 minutes on 2 cores), so it scales with the dry run's slack like the caps. On a GPU
+    # the emulation is skipped (SIM_SKIP_CUDA_EMULATION=1): it is CPU-only, CI runs it, and the GPU's
+    # minutes go to the GPU tests.
+    per_test = PER_TEST_TIMEOUT * run.slack
     for name, args, cap in TEST_STAGES:
-        if want(name):
-            _test_stage(run, result, name, args, cap, src, test_env, PER_TEST_TIMEOUT) if built else \
-                run.skip(name, "the build failed")
-            save()
+        if not want(name):
+            continue
+        if not built:
+            run.skip(name, "the build failed")
+            continue
+        stage_env = {**test_env, "SIM_SKIP_CUDA_EMULATION": "1"} if gpu and name == "tests-cuda" else test_env
+        _test_stage(run, result, name, args, cap, src, stage_env, per_test)
+        save()
 
     # benchmarks --------------------------------------------------------------------------------------------
     jsonl = logs / "bench.jsonl"
