@@ -230,10 +230,16 @@ def main(argv=None) -> int:
     save()
     try:
         return _stages(run, result, chosen, python, t0, a.budget, save)
+    except Exception as e:  # a bug of the check itself: still a report, with the error in it
+        import traceback
+
+        result["error"] = "".join(traceback.format_exception(e))[-4000:]
+        print(result["error"], flush=True)
+        return 1
     finally:
         result["elapsed_s"] = round(time.monotonic() - t0, 1)
         bad = [s["name"] for s in run.stages if s["status"] in ("failed", "timeout", "killed", "running")]
-        if result["verdict"].startswith("incomplete") and not bad:
+        if (result["verdict"].startswith("incomplete") or "error" in result) and not bad:
             bad = ["(the check stopped early)"]
         result["verdict"] = "ok" if not bad else "failed: " + ", ".join(bad)
         paths = rep.write_outputs(result, out)  # JSON, then markdown, then the plot (optional)
