@@ -84,13 +84,20 @@ sanitize: deps
 	  $(CURDIR)/$(PY) -c "import sim_kernels._C as c, sys; f = c.__file__; print('sanitized extension:', f); sys.exit('build/sanitize' not in f)" && \
 	  $(CURDIR)/$(PY) -m pytest -q -p no:cacheprovider $(SAN_TESTS)
 
-# The GPU check (issue 13): build for Hopper, the CUDA/Triton tests, compute-sanitizer, the CUDA
+# The GPU check: build for Hopper, the CUDA/Triton tests, compute-sanitizer, the CUDA
 # benchmarks and a training step, time-boxed, in one call on a bare GPU machine (no venv, no
 # network: its own python3), writing gpu_check.{json,md,png} and logs.tar.gz to $(OUT). Without a
 # GPU it is a dry run: the stages that need none run, the rest are skipped with a reason.
+# The dry run (in the venv) first installs the GPU image's pytest plugins (requirements-gpu-check.txt), so the
+# stages run under the same plugins as on the GPU; on the GPU machine (no venv, offline) nothing is installed.
 PYTHON ?= $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,python3)
-gpu-check:
-	$(PYTHON) scripts/gpu_check.py $(if $(OUT),--out "$(OUT)")
+gpu-check: $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/.gpu-check-plugins-stamp)
+	$(PYTHON) scripts/gpu_check.py $(if $(OUT),--out "$(OUT)") $(if $(STAGES),--stages "$(STAGES)")
+
+$(VENV)/.gpu-check-plugins-stamp: requirements-gpu-check.txt | venv
+	set -o pipefail; $(PIP) install -q -r requirements-gpu-check.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(PY) -c "import pytest_timeout, xdist, pytest_cov, pytest_mock"
+	touch $@
 
 clean:
 	rm -rf build *.egg-info sim_kernels/*.so

@@ -8,7 +8,8 @@ default test run (tests/scripts/test_gpu_check_report.py) without a GPU:
     parse_junit(path)         -> {"passed", "failed", "errors", "skipped", "failures": [...]}
     parse_sanitizer(log)      -> {"summary_lines": [...], "errors": int | None}
     bench_json(rows, machine) -> a pytest-benchmark-shaped dict benchmarks/report.py can read
-    write_outputs(result, out)-> gpu_check.json, gpu_check.md, gpu_check.png in ``out``
+    write_summary(result, out)-> gpu_check.json, gpu_check.md in ``out`` (after every stage)
+    write_outputs(result, out)-> the same, then gpu_check.png (last, optional)
 """
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-__all__ = ["parse_ptxas", "parse_junit", "parse_sanitizer", "bench_json", "markdown", "write_outputs",
+__all__ = ["parse_ptxas", "parse_junit", "parse_sanitizer", "bench_json", "markdown", "write_summary", "write_outputs",
            "STATUSES"]
 
-STATUSES = ("ok", "failed", "timeout", "skipped")
+STATUSES = ("ok", "failed", "timeout", "killed", "skipped", "running")
 
 _ENTRY = re.compile(r"Compiling entry function '([^']+)' for '(sm_\d+a?)'")
 _PROPS = re.compile(r"Function properties for (\S+)")
@@ -136,6 +137,18 @@ def _ptxas_table(kernels: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _triton_table(rows: list[dict]) -> str:
+    if not rows:
+        return "(not compiled)"
+    lines = ["| kernel | dtype | Cz | arch | warps | registers | spill stack (B) | shared (B) | limit (B) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        flag = " **over**" if r.get("over_limit") else ""
+        lines.append(f"| {r['kernel']} | {r['dtype']} | {r['width']} | sm_{r['arch']} | {r.get('num_warps')} | "
+                     f"{r.get('reg')} | {r.get('stack')} | {r.get('shared')}{flag} | {r.get('limit')} |")
+    return "\n".join(lines)
+
+
 def _train_table(rows: list[dict]) -> str:
     rows = [r for r in rows if "train_step" in r]
     if not rows:
@@ -175,7 +188,8 @@ def markdown(result: dict, bench_md: str | None = None) -> str:
              f"python {env.get('python', '?')}, torch {env.get('torch', '?')}, triton {env.get('triton', '?')}, "
              f"nvcc {env.get('nvcc', '?')}, {env.get('cpus', '?')} CPUs.", "",
              "Command: `make gpu-check` (scripts/gpu_check.py). Every stage is time-boxed; a failed stage "
-             "does not stop the later ones.", "", "## Stages", "", _stage_table(stages), ""]
+             "does not stop the later ones.", "", f"Verdict: {result.get('verdict', '?')}.", "",
+             "## Stages", "", _stage_table(stages), ""]
     tests = result.get("tests")
     if tests:
         parts += ["## Correctness tests", "",
@@ -194,38 +208,61 @@ def markdown(result: dict, bench_md: str | None = None) -> str:
             parts.append(f"- {tool}: {lines}")
         parts.append("")
     parts += ["## Registers and spills (nvcc -Xptxas -v)", "", _ptxas_table(result.get("ptxas", [])), ""]
+    parts += ["## Triton kernels compiled for sm_80 / sm_90 (compile_check.py)", "",
+              _triton_table(result.get("triton_resources", [])), ""]
     parts += ["## Benchmarks", "", bench_md or "(not measured)", ""]
     parts += ["## A training step per loss backend", "", _train_table(result.get("train_rows", [])), ""]
     parts += ["## CPU kernel thread scaling", "", _threads_table(result.get("thread_rows", [])), ""]
     return "\n".join(parts) + "\n"
 
 
+def write_summary(result: dict, out) -> dict:
+    """gpu_check.json and gpu_check.md in ``out`` (no plot: cheap enough after every stage); returns {name: path}."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "gpu_check.json", "md": out / "gpu_check.md"}
+    _write_atomic(paths["json"], json.dumps(result, indent=1, default=str))
+    _write_atomic(paths["md"], markdown(result))
+    return paths
+
+
 def write_outputs(result: dict, out) -> dict:
-    """Write gpu_check.json, gpu_check.md and gpu_check.png (the benchmark plot, or a stage chart
-    when nothing was timed) into ``out``; returns {name: path}."""
+    """Write gpu_check.json and gpu_check.md, then gpu_check.png (the benchmark plot, or a stage chart
+    when nothing was timed) into ``out``; returns {name: path}. The plot comes last and is optional:
+    when it fails, the JSON and the markdown are already written and record the error."""
     import sys
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    root = Path(__file__).resolve().parent.parent
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from benchmarks import report as bench_report
+    paths = write_summary(result, out)
+    png = out / "gpu_check.png"
+    try:
+        root = Path(__file__).resolve().parent.parent
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        from benchmarks import report as bench_report
 
-    paths = {"json": out / "gpu_check.json", "md": out / "gpu_check.md", "png": out / "gpu_check.png"}
-    bench = bench_json(result.get("bench_rows", []), result.get("bench_machine"), {"id": result.get("commit", "")},
-                       result.get("started", ""))
-    bench_md, drawn = None, False
-    if bench["benchmarks"]:
-        r = bench_report.load(bench, stat="median" if bench["machine_info"]["sim"].get("device") == "cuda" else "min")
-        bench_md = bench_report.markdown(r).replace("## Smooth-InfoNCE benchmarks", "", 1).strip()
-        bench_report.plot(r, paths["png"])
-        drawn = True
-    if not drawn:
-        _stage_chart(result.get("stages", []), paths["png"])
-    paths["json"].write_text(json.dumps(result, indent=1, default=str))
-    paths["md"].write_text(markdown(result, bench_md))
+        bench = bench_json(result.get("bench_rows", []), result.get("bench_machine"), {"id": result.get("commit", "")},
+                           result.get("started", ""))
+        bench_md = None
+        if bench["benchmarks"]:
+            r = bench_report.load(bench, stat="median" if bench["machine_info"]["sim"].get("device") == "cuda" else "min")
+            bench_md = bench_report.markdown(r).replace("## Smooth-InfoNCE benchmarks", "", 1).strip()
+            _write_atomic(paths["md"], markdown(result, bench_md))
+            bench_report.plot(r, png)
+        else:
+            _stage_chart(result.get("stages", []), png)
+        paths["png"] = png
+    except Exception as e:  # the plot is optional; the results are not
+        result["report_error"] = f"{type(e).__name__}: {e}"
+        write_summary(result, out)
     return paths
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and a rename, so a kill mid-write leaves the previous version whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _stage_chart(stages: list[dict], png) -> None:
@@ -234,7 +271,8 @@ def _stage_chart(stages: list[dict], png) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"ok": "tab:green", "failed": "tab:red", "timeout": "tab:orange", "skipped": "tab:gray"}
+    colors = {"ok": "tab:green", "failed": "tab:red", "timeout": "tab:orange", "killed": "tab:purple",
+              "skipped": "tab:gray", "running": "tab:blue"}
     fig, ax = plt.subplots(figsize=(8, 0.5 + 0.4 * max(1, len(stages))), constrained_layout=True)
     names = [s["name"] for s in stages] or ["(no stage)"]
     secs = [s.get("seconds") or 0.0 for s in stages] or [0.0]

@@ -1,7 +1,8 @@
-"""A small CUDA workload for compute-sanitizer (memcheck, racecheck): `make gpu-check` runs it.
+"""A small CUDA workload for compute-sanitizer (memcheck, synccheck, initcheck, racecheck): `make gpu-check` runs it.
 
 Runs the fused CUDA kernel and the Triton kernels, forward and forward + backward, in float32 and
-bfloat16, on odd shapes (several row tiles, N = 1, K = 1, a (B, T, N) neg_idx shared over k), then
+bfloat16, on odd shapes (several row tiles, N = 1, K = 1, a (B, T, N) neg_idx shared over k, a Cz
+wide enough for the Triton kernels' Cz chunks), then
 checks that an out-of-range negative index is refused before any kernel reads it. Exits non-zero
 when a result is wrong or an expected error is missing; the sanitizer's own verdict is separate.
 Run it under PYTORCH_NO_CUDA_MEMORY_CACHING=1 so every tensor is its own allocation and an
@@ -15,7 +16,9 @@ import torch
 
 from sim_kernels import smooth_infonce
 
-SHAPES = [(2, 37, 24, 20, 5, 7), (1, 9, 3, 4, 1, 1), (3, 20, 40, 33, 12, 10)]  # B, T, Cc, Cz, K, N
+# B, T, Cc, Cz, K, N; the last is wide enough for the Triton anchor kernel to split Cz into chunks
+# (heuristics.py: a whole-Cz tile of 1024 fp32 channels exceeds the shared-memory estimate on sm_90).
+SHAPES = [(2, 37, 24, 20, 5, 7), (1, 9, 3, 4, 1, 1), (3, 20, 40, 33, 12, 10), (2, 9, 16, 600, 2, 3)]
 
 
 def inputs(B, T, Cc, Cz, K, N, dtype, shared, seed=0):

@@ -1,4 +1,4 @@
-"""Triton kernels of Smooth-InfoNCE (DESIGN.md §1). Launched by sim_kernels/triton/ops.py.
+"""Triton kernels of Smooth-InfoNCE (the math: docs/triton.md). Launched by sim_kernels/triton/ops.py.
 
 Shapes (B batch, T time, K steps, N negatives, Cc / Cz channels, rows = B*T, r = b*T + t):
     context (rows, Cc), targets (rows, Cz), weight (K, Cz, Cc), all contiguous;
@@ -23,6 +23,12 @@ Backward of value = sum lw * loss (chain rule through the softmax):
                                                 walks a CSR list of uses in a fixed order
 Every sum runs in a fixed order in one program: no atomics, so gradients are bitwise
 reproducible run after run.
+
+Wide targets (Z_CHUNKS > 1, chosen by heuristics.py when a (BLOCK_M, next_pow2(Cz)) tile would need
+more shared memory than a block has): the anchor kernel walks Cz in chunks of BLOCK_Z. Scores are
+sums over Cz, so it accumulates each chunk's partial scores in a (K, rows, N+1) buffer (the g buffer
+with GRAD, a scratch buffer without), then runs the log-sum-exp over the buffer, writes g over the
+scores, and builds dp and d/dc chunk by chunk. The target kernel takes a grid axis over Cz chunks.
 KL per row: kl = 1/2 sum_c (mu^2 + e^lv - lv - 1); d/dmu = kw mu, d/dlv = kw (e^lv - 1) / 2.
 """
 from __future__ import annotations
@@ -60,11 +66,29 @@ def _anchor_kernel(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr,
                    loss_ptr, correct_ptr, g_ptr, gctx_ptr,
                    rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
                    GRAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr,
-                   PRECISION: tl.constexpr):
+                   PRECISION: tl.constexpr, Z_CHUNKS: tl.constexpr = 1):
     """Forward (loss, correct) of a tile of BLOCK_M anchors for every k; with GRAD also g and d/dc.
 
     gctx (rows, Cc) fp32 must be zero on entry; this program owns its rows, so += is race-free.
+    Z_CHUNKS = 1: BLOCK_Z >= Cz, scores in registers. Z_CHUNKS > 1: BLOCK_Z * Z_CHUNKS >= Cz, scores
+    through g_ptr (K, rows, N+1), which must then exist without GRAD too (a scratch buffer).
     """
+    if Z_CHUNKS == 1:
+        _anchor_whole(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_ptr, g_ptr, gctx_ptr,
+                      rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
+                      GRAD, BLOCK_M, BLOCK_C, BLOCK_Z, PRECISION)
+    else:
+        _anchor_chunked(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_ptr, g_ptr, gctx_ptr,
+                        rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
+                        GRAD, BLOCK_M, BLOCK_C, BLOCK_Z, PRECISION, Z_CHUNKS)
+
+
+@triton.jit
+def _anchor_whole(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_ptr, g_ptr, gctx_ptr,
+                  rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
+                  GRAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr,
+                  PRECISION: tl.constexpr):
+    """_anchor_kernel with the whole of Cz in one (BLOCK_M, BLOCK_Z) tile."""
     r = (tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
     in_range = r < rows
     b = r // T
@@ -125,18 +149,107 @@ def _anchor_kernel(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr,
             # layout differs from the load's): make this k's global stores visible first.
             tl.debug_barrier()
 
+@triton.jit
+def _dc_update(w_ptr, gctx_ptr, dp, r, in_range, kk, Cc, Cz, z_cols, z_mask, BLOCK_C: tl.constexpr,
+               PRECISION: tl.constexpr):
+    """d/dc_r += dp @ W_k[z_cols, :], over Cc in chunks of BLOCK_C (read-modify-write of gctx's rows)."""
+    for c0 in range(0, Cc, BLOCK_C):
+        cols = c0 + tl.arange(0, BLOCK_C)
+        cmask = cols < Cc
+        w = tl.load(w_ptr + kk * Cz * Cc + z_cols[:, None] * Cc + cols[None, :],
+                    mask=z_mask[:, None] & cmask[None, :], other=0.0).to(dp.dtype)
+        ptrs = gctx_ptr + r[:, None] * Cc + cols[None, :]
+        pmask = in_range[:, None] & cmask[None, :]
+        acc = tl.load(ptrs, mask=pmask, other=0.0)
+        tl.store(ptrs, tl.dot(dp, w, acc=acc, input_precision=PRECISION, out_dtype=acc.dtype), mask=pmask)
+
+
+@triton.jit
+def _anchor_chunked(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_ptr, s_ptr, gctx_ptr,
+                    rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
+                    GRAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr,
+                    PRECISION: tl.constexpr, Z_CHUNKS: tl.constexpr):
+    """_anchor_kernel over Cz in Z_CHUNKS chunks of BLOCK_Z; s_ptr (K, rows, N+1) holds the scores,
+    then (with GRAD) g. Each buffer element is written and read by this program only; barriers order
+    a chunk's stores before the next chunk's loads (the layouts of the two may differ)."""
+    r = (tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
+    in_range = r < rows
+    b = r // T
+    t = r % T
+    ACC: tl.constexpr = loss_ptr.dtype.element_ty  # fp32, or fp64 for fp64 inputs
+    for kk in range(0, K):
+        valid = in_range & (t >= t0) & (t < t1 - (kk + 1 + COMMON * (K - kk - 1)))
+        idx_row = idx_ptr + kk * s_ik + b * s_ib + t * s_it
+        out = kk * rows + r
+        sp = s_ptr + out * (N + 1)
+        # 1. Partial scores of every chunk, summed in the buffer (chunk 0 stores, later chunks add).
+        for zc in range(0, Z_CHUNKS):
+            z_cols = zc * BLOCK_Z + tl.arange(0, BLOCK_Z)
+            z_mask = z_cols < Cz
+            pred = _predict(ctx_ptr, w_ptr, r, in_range, kk, Cc, Cz, z_cols, z_mask, ACC, BLOCK_M, BLOCK_C,
+                            BLOCK_Z, PRECISION)
+            part, _ = _gather_score(tgt_ptr, r + kk + 1, valid, pred, Cz, z_cols, z_mask)
+            prev = tl.load(sp, mask=in_range & (zc > 0), other=0.0)
+            tl.store(sp, prev + part, mask=in_range)
+            for n in range(0, N):
+                row = tl.load(idx_row + n * s_in, mask=valid, other=0)
+                part, _ = _gather_score(tgt_ptr, row, valid & (row >= 0) & (row < rows), pred, Cz, z_cols, z_mask)
+                prev = tl.load(sp + 1 + n, mask=in_range & (zc > 0), other=0.0)
+                tl.store(sp + 1 + n, prev + part, mask=in_range)
+            tl.debug_barrier()
+        # 2. Online log-sum-exp over the summed scores (as in _anchor_whole).
+        s_pos = tl.load(sp, mask=in_range, other=0.0)
+        m = s_pos
+        l = tl.full((BLOCK_M,), 1.0, ACC)
+        best = tl.full((BLOCK_M,), float("-inf"), ACC)
+        for n in range(0, N):
+            s = tl.load(sp + 1 + n, mask=in_range, other=0.0)
+            best = tl.maximum(best, s)
+            m_new = tl.maximum(m, s)
+            l = l * tl.exp(m - m_new) + tl.exp(s - m_new)
+            m = m_new
+        log_l = tl.log(l)
+        tl.store(loss_ptr + out, tl.where(valid, (m - s_pos) + log_l, 0.0), mask=in_range)
+        tl.store(correct_ptr + out, (valid & (s_pos > best)).to(tl.int8), mask=in_range)
+        if GRAD:
+            # 3. g over the scores (each element read, then overwritten, by the same thread).
+            lw = tl.load(lw_ptr + out, mask=valid, other=0.0)
+            tl.store(sp, lw * (tl.exp((s_pos - m) - log_l) - 1.0), mask=in_range)
+            for n in range(0, N):
+                s = tl.load(sp + 1 + n, mask=in_range, other=0.0)
+                tl.store(sp + 1 + n, lw * tl.exp((s - m) - log_l), mask=in_range)
+            tl.debug_barrier()
+            # 4. dp = sum_j g_j z_j and d/dc += dp @ W_k, chunk by chunk over Cz.
+            for zc in range(0, Z_CHUNKS):
+                z_cols = zc * BLOCK_Z + tl.arange(0, BLOCK_Z)
+                z_mask = z_cols < Cz
+                g = tl.load(sp, mask=valid, other=0.0)
+                z = tl.load(tgt_ptr + (r + kk + 1)[:, None] * Cz + z_cols[None, :],
+                            mask=valid[:, None] & z_mask[None, :], other=0.0).to(ACC)
+                dp = g[:, None] * z
+                for n in range(0, N):
+                    row = tl.load(idx_row + n * s_in, mask=valid, other=0)
+                    ok = valid & (row >= 0) & (row < rows)
+                    g = tl.load(sp + 1 + n, mask=valid, other=0.0)
+                    z = tl.load(tgt_ptr + row[:, None] * Cz + z_cols[None, :], mask=ok[:, None] & z_mask[None, :],
+                                other=0.0).to(ACC)
+                    dp += g[:, None] * z
+                _dc_update(w_ptr, gctx_ptr, dp, r, in_range, kk, Cc, Cz, z_cols, z_mask, BLOCK_C, PRECISION)
+                tl.debug_barrier()
+
 
 @triton.jit
 def _target_kernel(ctx_ptr, w_ptr, g_ptr, order_ptr, offs_ptr, gtgt_ptr, rows, K, N, Cc, Cz,
                    BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr, PRECISION: tl.constexpr):
-    """d value / d targets for a tile of BLOCK_M target rows q: sum_k (sum_uses g c_r) @ W_k^T.
+    """d value / d targets for a tile of BLOCK_M target rows q and BLOCK_Z target channels (grid
+    (row tiles, Cz chunks)): sum_k (sum_uses g c_r) @ W_k^T.
 
     order: flat use ids u = (kk*rows + r)*(N+1) + j sorted by (kk, target row), stably;
     offs (K*rows + 1,): the uses of target row q at step kk+1 are order[offs[kk*rows+q] : offs[kk*rows+q+1]].
     """
     q = (tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
     in_range = q < rows
-    z_cols = tl.arange(0, BLOCK_Z)
+    z_cols = tl.program_id(1) * BLOCK_Z + tl.arange(0, BLOCK_Z)  # grid axis 1: chunks of Cz
     z_mask = z_cols < Cz
     ACC: tl.constexpr = g_ptr.dtype.element_ty
     acc = tl.zeros((BLOCK_M, BLOCK_Z), dtype=ACC)

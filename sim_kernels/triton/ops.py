@@ -13,6 +13,7 @@ masked in the kernels, so they never read out of bounds.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Optional
 
 import torch
@@ -25,7 +26,7 @@ from torch.library import triton_op, wrap_triton
 from .._oplib import KL_WEIGHT_MESSAGE, register_ops
 from ..reference import accumulation_dtype
 from . import kernels
-from .heuristics import block_sizes
+from .heuristics import DEFAULT_SMEM_LIMIT, block_sizes, input_precision_override, max_shared_memory
 
 __all__ = ["smooth_infonce_fwd", "smooth_infonce_value_and_grad", "SUPPORTED_DTYPES"]
 
@@ -45,8 +46,16 @@ def _check(context):
                            "imported, to run the kernels in the Triton interpreter on CPU tensors)")
 
 
-def _launch(kernel, grid):
-    """wrap_triton(kernel)[grid], except that in the interpreter a launch on fake tensors is skipped.
+def _device_guard(device: torch.device):
+    """torch.cuda.device(device) for a CUDA device, else a no-op. Triton launches on the *current*
+    CUDA device, not on its tensors' (the native op has a CUDAGuard): tensors on cuda:1 with cuda:0
+    current would otherwise fault or be read across the peer link."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def _launch(kernel, grid, device: torch.device):
+    """wrap_triton(kernel)[grid] on ``device`` (inside _device_guard), except that in the interpreter a
+    launch on fake tensors is skipped.
 
     Under TRITON_INTERPRET=1, wrap_triton returns the raw InterpretedFunction (torch/_library/triton.py),
     which cannot run on FakeTensors; the op's fake impl (this same body) then only allocates outputs.
@@ -54,14 +63,29 @@ def _launch(kernel, grid):
     if _interpreted():
         def launch(*args, **kw):
             if not any(isinstance(a, FakeTensor) for a in args):
-                kernel[grid](*args, **kw)
+                with _device_guard(device):
+                    kernel[grid](*args, **kw)
         return launch
-    return wrap_triton(kernel)[grid]
+    run = wrap_triton(kernel)[grid]
+
+    def launch(*args, **kw):
+        with _device_guard(device):
+            return run(*args, **kw)
+    return launch
 
 
-def _precision() -> str:
-    # fp32 tl.dot follows torch's matmul TF32 switch (off by default); 16-bit inputs ignore it.
-    return "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee"
+def _precision(dtype: torch.dtype) -> str:
+    """tl.dot's input_precision: the override's ``input_precision`` ("ieee" or "tf32"), else torch's matmul
+    TF32 switch (off by default) for fp32; fp64 and 16-bit inputs run "ieee" (TF32 is an fp32 format).
+    An explicit "tf32" with fp64 inputs raises ValueError naming input_precision."""
+    asked = input_precision_override()
+    if asked is not None:
+        if asked == "tf32" and dtype == torch.float64:
+            raise ValueError("input_precision='tf32' (override_block_sizes / set_block_sizes) rounds the tl.dot "
+                             "inputs to TF32 (10-bit mantissa): refused for float64 inputs (context.dtype is "
+                             "torch.float64); use input_precision='ieee' or float32 inputs")
+        return asked if dtype == torch.float32 or asked == "ieee" else "ieee"
+    return "tf32" if dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32 else "ieee"
 
 
 def _target_uses(neg_idx: Tensor, K: int, B: int, T: int, t0: int, t1: int, common: bool = False):
@@ -94,10 +118,13 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
     dev, dt = context.device, context.dtype
     acc = accumulation_dtype(dt)  # the kernels accumulate in the dtype of their loss / g / kl buffers
     ctx, tgt, w = context.contiguous(), targets.contiguous(), weight.contiguous()
-    cfg = block_sizes(Cc, Cz)
-    prec = _precision()
+    # The interpreter (CPU tensors) has no shared memory: it runs the blocks an sm_80 build would.
+    cfg = block_sizes(Cc, Cz, acc_bytes=8 if acc == torch.float64 else 4,
+                      smem_limit=max_shared_memory(dev) if dev.type == "cuda" else DEFAULT_SMEM_LIMIT)
+    prec = _precision(dt)
     blocks = dict(BLOCK_M=cfg["BLOCK_M"], BLOCK_C=cfg["BLOCK_C"], BLOCK_Z=cfg["BLOCK_Z"], PRECISION=prec,
                   num_warps=cfg["num_warps"])
+    chunks = cfg["Z_CHUNKS"]
     s = neg_idx.stride()
 
     loss = torch.empty((K, B, T), dtype=acc, device=dev)
@@ -106,21 +133,23 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
         lw = loss_weight.to(acc).contiguous()
         g = torch.empty((K, rows, N + 1), dtype=acc, device=dev)
         g_ctx = torch.zeros((rows, Cc), dtype=acc, device=dev)
-    else:
-        lw, g, g_ctx = loss, loss, loss  # unused pointers
+    else:  # unused pointers, except g: the chunked anchor kernel sums its scores there
+        lw, g_ctx = loss, loss
+        g = torch.empty((K, rows, N + 1), dtype=acc, device=dev) if chunks > 1 else loss
     grid = (triton.cdiv(rows, cfg["BLOCK_M"]),)
-    _launch(kernels._anchor_kernel, grid)(
+    _launch(kernels._anchor_kernel, grid, dev)(
         ctx, tgt, w, neg_idx, lw, loss, correct, g, g_ctx,
-        rows, T, t0, t1, K, N, Cc, Cz, s[0], s[1], s[2], s[3], int(common), GRAD=grad, **blocks)
+        rows, T, t0, t1, K, N, Cc, Cz, s[0], s[1], s[2], s[3], int(common), GRAD=grad, Z_CHUNKS=chunks, **blocks)
 
     g_tgt = g_w = None
     if grad:
         order, offsets = _target_uses(neg_idx, K, B, T, t0, t1, common)
         g_tgt = torch.empty((rows, Cz), dtype=acc, device=dev)
-        _launch(kernels._target_kernel, grid)(ctx, w, g, order, offsets, g_tgt, rows, K, N, Cc, Cz, **blocks)
+        _launch(kernels._target_kernel, (grid[0], chunks), dev)(ctx, w, g, order, offsets, g_tgt, rows, K, N, Cc, Cz,
+                                                                **blocks)
         g_w = torch.empty((K, Cz, Cc), dtype=acc, device=dev)
         wgrid = (K, triton.cdiv(Cz, cfg["BLOCK_WZ"]), triton.cdiv(Cc, cfg["BLOCK_WC"]))
-        _launch(kernels._weight_kernel, wgrid)(
+        _launch(kernels._weight_kernel, wgrid, dev)(
             ctx, tgt, neg_idx, g, g_w, rows, T, t0, t1, K, N, Cc, Cz, s[0], s[1], s[2], s[3], int(common),
             BLOCK_M=cfg["BLOCK_M"], BLOCK_WZ=cfg["BLOCK_WZ"], BLOCK_WC=cfg["BLOCK_WC"], PRECISION=prec,
             num_warps=cfg["num_warps"])
@@ -139,7 +168,7 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
             g_mu, g_lv = torch.empty_like(m), torch.empty_like(lv)
         else:
             kw = kl
-        _launch(kernels._kl_kernel, (triton.cdiv(rows, cfg["BLOCK_R"]),))(
+        _launch(kernels._kl_kernel, (triton.cdiv(rows, cfg["BLOCK_R"]),), dev)(
             m, lv, kw, kl, g_mu if kw_grad else kl, g_lv if kw_grad else kl, rows, Cz, GRAD=kw_grad,
             BLOCK_R=cfg["BLOCK_R"], BLOCK_Z=cfg["BLOCK_KZ"], num_warps=cfg["num_warps"])
     return loss, correct.to(torch.bool), kl, g_ctx, g_tgt, g_w, g_mu, g_lv

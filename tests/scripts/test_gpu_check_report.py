@@ -145,3 +145,26 @@ def test_test_stage_results_add_up():
     gpu_check._add_tests(total, part)
     assert (total["passed"], total["failed"], total["skipped"]) == (6, 2, 4)
     assert len(total["failures"]) == 2 and total["skip_reasons"] == {"no GPU": 4}
+
+
+def test_a_failing_plot_loses_neither_json_nor_markdown(tmp_path, monkeypatch):
+    def broken(stages, png):
+        raise RuntimeError("no matplotlib backend")
+
+    monkeypatch.setattr(rep, "_stage_chart", broken)
+    result = _result(bench=False)
+    result["triton_resources"] = [{"kernel": "anchor+grad", "dtype": "fp32", "width": 2048, "arch": 90, "num_warps": 16,
+                                   "reg": 128, "stack": 512, "shared": 393216, "limit": 232448, "over_limit": True}]
+    paths = rep.write_outputs(result, tmp_path)
+    saved = json.loads(paths["json"].read_text())
+    assert saved["report_error"] == "RuntimeError: no matplotlib backend" and "png" not in paths
+    md = paths["md"].read_text()
+    assert "| tests | failed | 60.0 s | 1 failed |" in md
+    assert "| anchor+grad | fp32 | 2048 | sm_90 | 16 | 128 | 512 | 393216 **over** | 232448 |" in md
+
+
+def test_summary_is_replaced_whole(tmp_path):
+    rep.write_summary({"stages": [{"name": "env", "status": "running", "seconds": 0.0}]}, tmp_path)
+    rep.write_summary({"stages": [{"name": "env", "status": "ok", "seconds": 1.0}]}, tmp_path)
+    assert json.loads((tmp_path / "gpu_check.json").read_text())["stages"][0]["status"] == "ok"
+    assert not list(tmp_path.glob("*.tmp"))
