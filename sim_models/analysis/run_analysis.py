@@ -56,7 +56,9 @@ class ReportConfig:
     every module, the SIM authors' measurement (their ``get_latents`` samples at evaluation); "mean": μ.
     The other one is computed too (``robustness_row``) and written under ``by_representation``.
     decoder_preset: None (use ``decoder`` as given), "project" or "authors" (waveform MSE, Adam 2e-4, batch 64,
-    ``decoder_epochs`` or 200 epochs: the authors' Table 3 decoders); replaces ``decoder`` (its seed is kept).
+    ``decoder_epochs`` or 200 epochs: the authors' Table 3 decoders, decoders.DECODER_PRESETS); it replaces
+    ``decoder``'s loss, lr, batch size and epochs (its seed and mel settings are kept). decoder_epochs alone
+    overrides ``decoder.epochs``.
     mean_row_decoders: "shared" (δ of the robustness row through the primary representation's decoders: no extra
     training) or "own" (a second set of decoders trained on the robustness row's representation).
     delta_utterances: test utterances for δ (every ordered pair of them; the authors used ~128 files, ≥ 100 here
@@ -102,7 +104,10 @@ class ReportConfig:
         if self.decoder_preset is not None:
             if self.decoder_preset not in DECODER_PRESETS:
                 raise ValueError(f"decoder_preset must be one of {tuple(DECODER_PRESETS)}, got {self.decoder_preset!r}")
-            self.decoder = decoder_preset(self.decoder_preset, self.decoder_epochs, seed=self.decoder.seed)
+            # the preset sets loss / lr / batch / epochs; the mel settings (δ on log-mels) and the seed are kept
+            d = self.decoder
+            self.decoder = decoder_preset(self.decoder_preset, self.decoder_epochs, seed=d.seed, n_fft=d.n_fft,
+                                          hop_length=d.hop_length, n_mels=d.n_mels, log_eps=d.log_eps)
         elif self.decoder_epochs is not None:
             self.decoder = DecoderConfig(**(self.decoder.to_dict() | {"epochs": int(self.decoder_epochs)}))
         if self.delta_utterances < 2:
