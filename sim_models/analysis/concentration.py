@@ -147,6 +147,8 @@ def plot_concentration_kde(panels, path, title: str = ""):
             lines.append(f"{rep}: top-10% {r['top10_mass']:.2f}, scaled {r['scaled_top10_mass']:.2f}")
         ax.set_title(name + "\n" + "\n".join(lines), fontsize=7)
         ax.set_xlabel("2 (w − min) / (max − min) − 1, per class", fontsize=8)
+        for edge in (-1, 1):   # the values lie in [-1, 1]; the kernel spreads the curve beyond
+            ax.axvline(edge, color="0.7", ls=":", lw=0.8)
         ax.set_xlim(-1.2, 1.2)
         ax.tick_params(labelsize=7)
     axes[0].set_ylabel("density (KDE)", fontsize=8)

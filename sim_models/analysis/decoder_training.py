@@ -119,9 +119,9 @@ def train_decoders(model, audio: torch.Tensor, dcfg: DecoderConfig | None = None
 
 
 def decoder_convergence(history: dict, window: float = 0.1) -> list:
-    """Per stage {"final_loss", "relative_change"}: the last epoch's mean training loss, and its relative change
-    over the last ``window`` of the epochs ((mean of the window before − final) / final; ≈ 0 at convergence).
-    None entries when no epoch ran."""
+    """Per stage {"final_loss", "epochs", "relative_change"}: the last epoch's mean training loss, and how much it
+    fell over the last ``window`` share of the epochs, (loss w epochs earlier − final) / final with
+    w = max(1, round(window · epochs)); ≈ 0 once converged (None with a single epoch). [] when no epoch ran."""
     losses = history.get("loss") or []
     if not losses:
         return []

@@ -160,20 +160,35 @@ def _interpolation_pair(test_set) -> tuple:
 
 
 def _plot_delta(results: dict, path, title: str):
+    """results: {column name: {space: entanglement_delta result}}. A column "<module> (<representation>)" (the
+    robustness row) is drawn dashed in its module's colour; dotted verticals mark the paper's 1/64 and 1/8."""
     fig = new_figure(7.5, 3.4)
     axes = fig.subplots(1, 2, sharey=True, squeeze=False)[0]
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.82, wspace=0.08)
+    suffixes = tuple(f" ({r})" for r in REPRESENTATIONS)
     for ax, space in zip(axes, ("waveform", "mel")):
+        colours, fractions = {}, {}
         for name, per_space in results.items():
             r = per_space[space]
-            ax.plot(r["ns"], r["delta"], marker="o", ms=3, label=name)
+            base = next((name[:-len(s)] for s in suffixes if name.endswith(s)), name)
+            robustness = base != name
+            if base not in colours:
+                colours[base] = f"C{len(colours) % 10}"
+            ax.plot(r["ns"], r["delta"], marker="o", ms=3, label=name, color=colours[base], ls="--" if robustness else "-",
+                    alpha=0.8 if robustness else 1.0)
+            for k, v in (r.get("paper_fraction") or {}).items():
+                if k != "width":
+                    fractions.setdefault(v["n"], k)
+        for n, k in fractions.items():
+            ax.axvline(n, color="0.6", ls=":", lw=0.8)
+            ax.text(n, 1.0, f" {k}", fontsize=6, color="0.4", va="top")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("N swapped dimensions", fontsize=8)
         ax.set_title("δ on the waveform" if space == "waveform" else "δ on log-mel spectrograms", fontsize=9)
         ax.set_ylim(-0.02, 1.02)
         ax.tick_params(labelsize=7)
     axes[0].set_ylabel("δ", fontsize=8)
-    axes[0].legend(fontsize=7)
+    axes[0].legend(fontsize=6)
     fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
 
@@ -461,8 +476,8 @@ def _write_figures(summary, run, rcfg, out, conc_panels, kde_panels, tsne_panels
                                                   f"({rcfg.tsne_settings} settings, {rep})"), rd)
     summary["files"]["entanglement_png"] = _rel(_plot_delta(delta_results, out / "entanglement.png",
                                                             f"{run.name}: entanglement δ ({rep}"
-                                                            + (", others as labelled)" if len(summary["representations"]) > 1
-                                                               else ")")), rd)
+                                                            + (f"; dashed: {rcfg.other_representation})"
+                                                               if len(summary["representations"]) > 1 else ")")), rd)
     ent_json = {"definition": "delta(N) = sum_pairs ||D(z_swap_N) - D(z_b)||^2 / sum_pairs ||D(z_a) - D(z_b)||^2, "
                               "clipped to [0, 1]; top-N dims by squared difference of time-averaged latents, "
                               "swapped in every frame",

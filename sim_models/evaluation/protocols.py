@@ -4,7 +4,7 @@
 |---|---|---|---|---|---|---|
 | paper  | time average of each module's output (C,) | zeros at both ends, to the longest syllable | no  | 50  | vowel (3), syllable (9) | paper §4.2, Table 2 |
 | thesis | the flattened C × T output             | zeros at both ends, to 8800 samples        | no  | 100 | syllable (9)            | thesis §4.1, Table 4.3, App. A |
-| robust | time average (C,)                      | zeros at the end, to the longest syllable   | yes | 50  | vowel (3), syllable (9) | ours (sim eval before issue 14) |
+| robust | time average (C,)                      | zeros at the end, to the longest syllable   | yes | 50  | vowel (3), syllable (9) | ours (the earlier `sim eval` default) |
 
 Common to all (paper §4.2 and thesis §4.1): a linear layer with bias, cross-entropy, Adam lr 1e-3,
 frozen encoder, the train split's syllables train the probe, the test split's score it. Neither
