@@ -1,7 +1,10 @@
 """Training the per-module decoders on frozen representations, their losses, saving and loading.
 
-The encoder never changes: every batch is encoded once under ``no_grad`` in eval mode (mu for SIM
-modules, see representations.py) and every stage's decoder takes one Adam step on its own loss.
+The encoder never changes: every batch is encoded once under ``no_grad`` in eval mode and every stage's
+decoder takes one Adam step on its own loss. ``representation="sample"`` (the SIM authors' decoders)
+encodes every batch with a fresh ε (one seeded ``torch.Generator`` per epoch, advanced batch by batch:
+reproducible), so the decoder learns from samples z = μ + σ·ε and learns to ignore units at the prior;
+"mean" trains it on μ (representations.py).
 
 Losses (``DecoderConfig.loss``), for audio x (B, L) and reconstruction x̂ (B, L):
 
@@ -26,7 +29,7 @@ from ..config import ModelConfig
 from .decoders import DecoderConfig, build_decoders
 from .representations import encode_all_stages
 
-__all__ = ["LogMel", "decoder_loss", "train_decoders", "reconstruction_errors", "save_decoders", "load_decoders"]
+__all__ = ["LogMel", "decoder_loss", "train_decoders", "decoder_convergence", "reconstruction_errors", "save_decoders", "load_decoders"]
 
 
 class LogMel(nn.Module):
@@ -73,11 +76,11 @@ def _check_audio(audio, length):
 
 
 def train_decoders(model, audio: torch.Tensor, dcfg: DecoderConfig | None = None, sample_rate: int = 16000,
-                   progress: bool = False) -> tuple:
-    """Train one decoder per stage of the frozen ``model`` on ``audio`` (N, L).
+                   progress: bool = False, representation: str = "mean") -> tuple:
+    """Train one decoder per stage of the frozen ``model`` on ``audio`` (N, L), on ``representation``.
 
     Returns (decoders: list of ModuleDecoder in eval mode, history: {"loss": [[per-stage mean loss] per epoch],
-    "seconds": float})."""
+    "seconds": float, "representation": str})."""
     dcfg = dcfg or DecoderConfig()
     _check_audio(audio, None)
     length = audio.shape[1]
@@ -85,16 +88,17 @@ def train_decoders(model, audio: torch.Tensor, dcfg: DecoderConfig | None = None
     logmel = LogMel.from_config(dcfg, sample_rate) if dcfg.loss != "mse" else None
     opts = [torch.optim.Adam(d.parameters(), lr=dcfg.lr) for d in decoders]
     n, bs = audio.shape[0], min(dcfg.batch_size, audio.shape[0])
-    history, t0 = {"loss": []}, time.time()
+    history, t0 = {"loss": [], "representation": representation}, time.time()
     for d in decoders:
         d.train()
     for epoch in range(dcfg.epochs):
         g = torch.Generator().manual_seed(dcfg.seed * 1_000_003 + epoch)
         perm = torch.randperm(n, generator=g)
+        eps_gen = torch.Generator().manual_seed(dcfg.seed * 1_000_003 + epoch + 500_009)
         sums, count = [0.0] * len(decoders), 0
         for i in range(0, n - bs + 1, bs):  # drop the last partial batch
             x = audio[perm[i:i + bs]]
-            reps = encode_all_stages(model, x)
+            reps = encode_all_stages(model, x, representation, eps_gen)
             for m, (d, opt) in enumerate(zip(decoders, opts)):
                 loss = decoder_loss(d(reps[m]), x, dcfg, logmel)
                 opt.zero_grad(set_to_none=True)
@@ -114,16 +118,35 @@ def train_decoders(model, audio: torch.Tensor, dcfg: DecoderConfig | None = None
     return decoders, history
 
 
+def decoder_convergence(history: dict, window: float = 0.1) -> list:
+    """Per stage {"final_loss", "epochs", "relative_change"}: the last epoch's mean training loss, and how much it
+    fell over the last ``window`` share of the epochs, (loss w epochs earlier − final) / final with
+    w = max(1, round(window · epochs)); ≈ 0 once converged (None with a single epoch). [] when no epoch ran."""
+    losses = history.get("loss") or []
+    if not losses:
+        return []
+    w = max(1, int(round(window * len(losses))))
+    out = []
+    for m in range(len(losses[-1])):
+        final = losses[-1][m]
+        before = losses[-1 - w][m] if len(losses) > w else None
+        out.append({"final_loss": final, "epochs": len(losses),
+                    "relative_change": None if before is None or final == 0 else (before - final) / abs(final)})
+    return out
+
+
 @torch.no_grad()
 def reconstruction_errors(model, decoders, audio: torch.Tensor, dcfg: DecoderConfig, sample_rate: int = 16000,
-                          batch_size: int = 32) -> list:
-    """Per stage {"mse": waveform MSE, "mel": log-mel MSE} on ``audio`` (N, L), averaged over utterances."""
+                          batch_size: int = 32, representation: str = "mean", seed: int = 0) -> list:
+    """Per stage {"mse": waveform MSE, "mel": log-mel MSE} on ``audio`` (N, L), averaged over utterances
+    (``representation="sample"``: one draw, ε from Generator(seed))."""
     _check_audio(audio, None)
     logmel = LogMel.from_config(dcfg, sample_rate)
+    gen = torch.Generator().manual_seed(seed)
     sums = [{"mse": 0.0, "mel": 0.0} for _ in decoders]
     for i in range(0, audio.shape[0], batch_size):
         x = audio[i:i + batch_size]
-        reps = encode_all_stages(model, x)
+        reps = encode_all_stages(model, x, representation, gen)
         for m, d in enumerate(decoders):
             x_hat = d(reps[m])
             sums[m]["mse"] += float(((x_hat - x) ** 2).mean(dim=1).sum())

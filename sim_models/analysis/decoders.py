@@ -30,7 +30,7 @@ from torch import nn
 
 from ..config import ModelConfig
 
-__all__ = ["DecoderConfig", "ModuleDecoder", "decoder_layer_plan", "build_decoders", "conv_stage_of",
+__all__ = ["DecoderConfig", "DECODER_PRESETS", "decoder_preset", "ModuleDecoder", "decoder_layer_plan", "build_decoders", "conv_stage_of",
            "stage_widths", "downsampling"]
 
 
@@ -66,6 +66,26 @@ class DecoderConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# Named decoder recipes. "project": the defaults above (log-mel loss, lr 1e-3, batch 16). "authors": the SIM
+# authors' Table 3 decoders (``ACML-2024`` branch: README ``decoder_loss=0`` = MSE on the waveform, Adam 2e-4,
+# batch 64, 200 epochs, trained on fresh samples of the encoder every batch); their architecture is ours.
+DECODER_PRESETS = {
+    "project": {},
+    "authors": {"loss": "mse", "lr": 2e-4, "batch_size": 64, "epochs": 200},
+}
+
+
+def decoder_preset(name: str, epochs: int | None = None, **overrides) -> DecoderConfig:
+    """The DecoderConfig of preset ``name`` ("project" | "authors"), ``epochs`` (the authors train 200, to
+    convergence; a budget may train fewer: the final loss is reported with the run) and any other field overridden."""
+    if name not in DECODER_PRESETS:
+        raise ValueError(f"decoder preset must be one of {tuple(DECODER_PRESETS)}, got {name!r}")
+    kw = dict(DECODER_PRESETS[name]) | overrides
+    if epochs is not None:
+        kw["epochs"] = int(epochs)
+    return DecoderConfig(**kw)
 
 
 def downsampling(cfg: ModelConfig) -> int:

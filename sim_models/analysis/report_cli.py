@@ -28,8 +28,18 @@ def add_report_parser(subparsers):
     r.add_argument("--out", help="also write a stand-alone side-by-side comparison markdown file here")
     r.add_argument("--verdicts", metavar="JSON", help="a verdicts file (sim_models/analysis/verdicts.py, "
                    "verdicts_to_json) to show as a Verdicts section in every report")
+    r.add_argument("--representation", choices=("sample", "mean"), default="sample",
+                   help="what the decoders, δ and the vowel probe see: sample = z = mu + sigma * eps drawn through every "
+                        "module (the SIM authors' measurement, default), mean = mu; the other is reported as a "
+                        "robustness row unless --no-robustness-row")
+    r.add_argument("--no-robustness-row", action="store_true", help="analyse the chosen representation only")
     g = r.add_argument_group("decoders")
-    g.add_argument("--decoder-epochs", type=int, default=20)
+    g.add_argument("--decoder-preset", choices=("project", "authors"), default=None,
+                   help="authors: waveform MSE, Adam 2e-4, batch 64, 200 epochs unless --decoder-epochs (the SIM "
+                        "authors' Table 3 decoders); replaces the loss / lr / batch options below")
+    g.add_argument("--mean-row-decoders", choices=("shared", "own"), default="shared",
+                   help="robustness row's δ through the primary representation's decoders (shared) or its own")
+    g.add_argument("--decoder-epochs", type=int, default=None, help="default: 20 (200 with --decoder-preset authors)")
     g.add_argument("--decoder-loss", choices=("mel", "mse", "mse+mel"), default="mel")
     g.add_argument("--decoder-lr", type=float, default=1e-3)
     g.add_argument("--decoder-batch-size", type=int, default=16)
@@ -45,11 +55,16 @@ def add_report_parser(subparsers):
     a.add_argument("--interpolation-steps", type=int, default=7)
     a.add_argument("--audio-examples", type=int, default=3,
                    help="test utterances written as original vs reconstruction wavs (HTML players)")
-    a.add_argument("--delta-utterances", type=int, default=12)
+    a.add_argument("--delta-utterances", type=int, default=100,
+                   help="test utterances for δ, every ordered pair of them (the authors: ~128)")
+    a.add_argument("--delta-max-pairs", type=int, default=None, help="a seeded subset of those pairs (for a budget)")
     a.add_argument("--probe-epochs", type=int, default=50)
-    a.add_argument("--probe-raw", action="store_true",
-                   help="train the bias-free vowel probe on raw features, as the paper (default: z-scored per dimension "
-                        "with the train split's statistics, as `sim eval`)")
+    a.add_argument("--probe-standardize", action="store_true",
+                   help="z-score the vowel probe's features with the train split's statistics (default: raw, as the "
+                        "paper and the SIM authors' code)")
+    a.add_argument("--probe-raw", action="store_true", help="raw features (the default; kept for old command lines)")
+    a.add_argument("--probe-sample-draws", type=int, default=None,
+                   help="distinct eps draws the sampled probe cycles through (default: a fresh draw every epoch)")
     a.add_argument("--tsne-max-points", type=int, default=800)
     a.add_argument("--tsne-iterations", type=int, default=1000, help="scikit-learn max_iter (>= 250)")
     a.add_argument("--tsne-settings", choices=("ours", "thesis"), default="ours",
@@ -73,11 +88,17 @@ def config_from_args(args):
     from .decoders import DecoderConfig
     from .run_analysis import ReportConfig
     dcfg = DecoderConfig(loss=args.decoder_loss, n_fft=args.n_fft, hop_length=args.hop_length, n_mels=args.n_mels,
-                         mel_weight=args.mel_weight, lr=args.decoder_lr, epochs=args.decoder_epochs,
+                         mel_weight=args.mel_weight, lr=args.decoder_lr,
+                         epochs=20 if args.decoder_epochs is None else args.decoder_epochs,
                          batch_size=args.decoder_batch_size, seed=args.seed)
+
     return ReportConfig(decoder=dcfg, traversal_steps=args.traversal_steps, traversal_dims=args.traversal_dims,
                         interpolation_steps=args.interpolation_steps, delta_utterances=args.delta_utterances,
-                        probe_epochs=args.probe_epochs, probe_standardize=not args.probe_raw,
+                        probe_epochs=args.probe_epochs, probe_standardize=args.probe_standardize,
+                        probe_sample_draws=args.probe_sample_draws, representation=args.representation,
+                        robustness_row=not args.no_robustness_row, mean_row_decoders=args.mean_row_decoders,
+                        delta_max_pairs=args.delta_max_pairs, decoder_preset=args.decoder_preset,
+                        decoder_epochs=args.decoder_epochs if args.decoder_preset else None,
                         tsne_max_points=args.tsne_max_points,
                         tsne_iterations=args.tsne_iterations, tsne_settings=args.tsne_settings,
                         activation_representation=args.activation_representation,

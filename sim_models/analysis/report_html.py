@@ -83,15 +83,22 @@ def _delta_html(columns: dict) -> str:
 
 
 def _conc_rows(summary: dict, prefix: str = "") -> list:
+    """One row per module and representation (primary first); see report_markdown._concentration_rows."""
     rows = []
+    primary = summary.get("representation", "mean")
     for m in summary["modules"]:
-        c = m["concentration"]
-        rows.append([prefix + m["module"], m["width"], _pct(c["test_accuracy"]), _pct(c["train_accuracy"]),
-                     f"{c['top10_mass']:.2f}", f"{c['frac_above_half']:.2f}"])
+        by_rep = m.get("by_representation") or {primary: {"concentration": m["concentration"]}}
+        for r in [primary] + [r for r in by_rep if r != primary and not m.get("sample_equals_mean")]:
+            c = by_rep[r]["concentration"]
+            scaled = c.get("scaled_top10_mass")
+            rows.append([prefix + m["module"], r + (" = mean" if m.get("sample_equals_mean") and len(by_rep) > 1 else ""),
+                         m["width"], _pct(c["test_accuracy"]), _pct(c["train_accuracy"]), f"{c['top10_mass']:.2f}",
+                         "n/a" if scaled is None else f"{scaled:.2f}", f"{c['frac_above_half']:.2f}"])
     return rows
 
 
-_CONC_HEADER = ["module", "C", "vowel acc. (test)", "(train)", "top-10 % weight mass", "share of weights > 0.5"]
+_CONC_HEADER = ["module", "representation", "C", "vowel acc. (test)", "(train)", "top-10 % weight mass",
+                "top-10 % of |w|·std", "share of weights > 0.5"]
 
 
 def _probes_html(run_dir: Path) -> list:
@@ -192,18 +199,29 @@ def run_html(summary: dict, base: Path) -> list:
 
     n_pairs = summary["modules"][0]["entanglement"]["waveform"]["pairs"] if summary["modules"] else 0
     out += ['<h2 id="delta">Entanglement δ (Table 3)</h2>',
-            f"<p>δ(N) = Σ‖D(z_swap) − D(z_b)‖² / Σ‖D(z_a) − D(z_b)‖² over {n_pairs} ordered pairs of test utterances, "
+            f"<p>Representation: {_e(summary.get('representation', 'mean'))} (columns marked with the other one: the "
+            "robustness row). "
+            f"δ(N) = Σ‖D(z_swap) − D(z_b)‖² / Σ‖D(z_a) − D(z_b)‖² over {n_pairs} ordered pairs of test utterances, "
             "clipped to [0, 1]: z_swap is z_a with the N dimensions whose time-averaged values differ most from z_b's "
             "taken from z_b (in every frame). 0 = the N dims explain the whole difference; 1 = none of it.</p>"]
     for space, label in (("waveform", "On the waveform"), ("mel", "On log-mel spectrograms")):
-        out += [f"<p>{label}:</p>", _delta_html({m["module"]: m["entanglement"][space] for m in summary["modules"]})]
+        cols = {}
+        for m in summary["modules"]:
+            cols[m["module"]] = m["entanglement"][space]
+            for r, res in (m.get("by_representation") or {}).items():
+                if r != summary.get("representation") and not m.get("sample_equals_mean"):
+                    cols[f"{m['module']} ({r})"] = res["entanglement"][space]
+        out += [f"<p>{label}:</p>", _delta_html(cols)]
     out.append(_img(L(summary["files"]["entanglement_png"]), "entanglement δ"))
 
     out += ['<h2 id="concentration">Vowel concentration (Fig. 2)</h2>',
             "<p>A bias-free linear vowel probe per module on time-averaged syllable representations "
             f"({'z-scored' if rc.get('probe_standardize') else 'raw, not standardised'}); histogram of |w| / max |w| "
-            "per vowel class.</p>", _table(_CONC_HEADER, _conc_rows(summary)),
+            "per vowel class; the scale-aware column weighs |w| by the feature's standard deviation; the KDE draws the "
+            "SIM authors' per-class signed min-max normalisation.</p>", _table(_CONC_HEADER, _conc_rows(summary)),
             _img(L(summary["files"]["concentration_png"]), "vowel concentration")]
+    if "concentration_kde_png" in summary["files"]:
+        out.append(_img(L(summary["files"]["concentration_kde_png"]), "vowel concentration, signed min-max KDE"))
     thesis_tsne = rc.get("tsne_settings") == "thesis"
     out += ['<h2 id="tsne">t-SNE</h2>', "<p>" + ("Flattened C × T syllable features, random init, perplexity 30, learning "
                                                  "rate 200 (thesis §4.2.2)" if thesis_tsne else

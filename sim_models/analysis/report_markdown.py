@@ -25,20 +25,45 @@ def _pct(x) -> str:
 
 
 def _concentration_rows(summary: dict, prefix: str = "") -> list:
+    """One row per module and representation (the primary first; a module whose output does not depend on ε
+    has one row, marked "= mean")."""
     rows = []
+    primary = summary.get("representation", "mean")
     for mod in summary["modules"]:
-        c = mod["concentration"]
-        rows.append(f"| {prefix}{mod['module']} | {mod['width']} | {_pct(c['test_accuracy'])} | {_pct(c['train_accuracy'])} | "
-                    f"{c['top10_mass']:.2f} | {c['frac_above_half']:.2f} |")
+        by_rep = mod.get("by_representation") or {primary: {"concentration": mod["concentration"]}}
+        reps = [primary] + [r for r in by_rep if r != primary and not mod.get("sample_equals_mean")]
+        for r in reps:
+            c = by_rep[r]["concentration"]
+            label = r + (" = mean" if mod.get("sample_equals_mean") and len(by_rep) > 1 else "")
+            scaled = c.get("scaled_top10_mass")
+            rows.append(f"| {prefix}{mod['module']} | {label} | {mod['width']} | {_pct(c['test_accuracy'])} | "
+                        f"{_pct(c['train_accuracy'])} | {c['top10_mass']:.2f} | "
+                        f"{'n/a' if scaled is None else f'{scaled:.2f}'} | {c['frac_above_half']:.2f} |")
     return rows
 
 
-_CONC_HEADER = ["| module | C | vowel acc. (test) | (train) | top-10 % weight mass | share of weights > 0.5 |",
-                "|---|---|---|---|---|---|"]
+_CONC_HEADER = ["| module | representation | C | vowel acc. (test) | (train) | top-10 % weight mass | top-10 % of "
+                "\\|w\\|·std | share of weights > 0.5 |", "|---|---|---|---|---|---|---|---|"]
 
 
-def _delta_columns(summary: dict, space: str, prefix: str = "") -> dict:
-    return {f"{prefix}{m['module']}": m["entanglement"][space] for m in summary["modules"]}
+def _delta_columns(summary: dict, space: str, prefix: str = "", robustness: bool = False) -> dict:
+    """{column: δ result}: the primary representation's, plus (``robustness``) the other one's for modules whose
+    output depends on ε."""
+    cols = {}
+    primary = summary.get("representation", "mean")
+    for m in summary["modules"]:
+        cols[f"{prefix}{m['module']}"] = m["entanglement"][space]
+        if robustness and not m.get("sample_equals_mean"):
+            for r, res in (m.get("by_representation") or {}).items():
+                if r != primary:
+                    cols[f"{prefix}{m['module']} ({r})"] = res["entanglement"][space]
+    return cols
+
+
+_REPR_TEXT = {"sample": "samples z = μ + σ·ε drawn through every module (the SIM authors' measurement: decoders "
+                        "trained on fresh samples every batch, one fixed ε per utterance for δ, a fresh ε per epoch "
+                        "for the vowel probe)",
+              "mean": "μ (the mean of each SIM module's posterior; each module reads the previous module's μ)"}
 
 
 def run_markdown(summary: dict, base: Path) -> list:
@@ -49,8 +74,11 @@ def run_markdown(summary: dict, base: Path) -> list:
     out = [f"# Analysis of `{summary['name']}`", "",
            f"Run `{summary['run']}` (config `{summary['config']}`, {summary['steps']} training steps); data `{summary['data']}` "
            f"({summary['n_train_syllables']} train / {summary['n_test_syllables']} test syllables). "
-           "Representations: the frozen model in eval mode (μ for SIM modules, the ReLU output for GIM/CPC "
-           "conv modules, the GRU output for the GRU module).", ""]
+           f"Representation: {_REPR_TEXT[summary.get('representation', 'mean')]}; GIM/CPC modules and the GRU give "
+           "their output (the GRU of a SIM model reads samples). "
+           + (f"The {', '.join(r for r in summary.get('representations', [])[1:])} rows are the robustness check "
+              f"({summary.get('decoders', {}).get('robustness_row', '')})." if len(summary.get("representations", [])) > 1
+              else ""), ""]
     eval_md = Path(summary["run"]) / "eval.md"
     if eval_md.is_file():
         out += ["## Linear probes (from `sim eval`)", "", eval_md.read_text().strip(), ""]
@@ -59,7 +87,13 @@ def run_markdown(summary: dict, base: Path) -> list:
             f"One decoder per module (transposed convolutions mirroring the encoder; module 1 with two extra kernel-3 "
             f"layers), trained on the frozen representations of the train split: loss `{dc['loss']}`, log-mel with "
             f"n_fft {dc['n_fft']}, hop {dc['hop_length']}, {dc['n_mels']} mels; Adam lr {dc['lr']}, {dc['epochs']} epochs, "
-            f"batch {dc['batch_size']}. Errors on test utterances:", "",
+            f"batch {dc['batch_size']}"
+            + (f" (preset `{rc['decoder_preset']}`)" if rc.get("decoder_preset") else "")
+            + f", on {summary.get('representation', 'mean')}. The final training loss is the last epoch's mean; "
+            "its relative change over the last tenth of the epochs: "
+            + ", ".join("n/a" if v is None else f"{v:+.3f}"
+                        for v in summary.get("decoders", {}).get("relative_change_last_10pct", []))
+            + ". Errors on test utterances:", "",
             "| module | frames × C | waveform MSE | log-mel MSE | final training loss |", "|---|---|---|---|---|"]
     for m in summary["modules"]:
         fl = m["decoder_final_loss"]
@@ -88,20 +122,33 @@ def run_markdown(summary: dict, base: Path) -> list:
                 f"![{m['module']} interpolation]({L(f['interpolation_png'])})", ""]
 
     n_pairs = summary["modules"][0]["entanglement"]["waveform"]["pairs"] if summary["modules"] else 0
+    dsum = summary.get("delta", {})
+    fr = dsum.get("n_at_paper_fraction", {})
+    frac_text = "; ".join(f"{m['module']}: N = {fr[m['module']]['1/64']} and {fr[m['module']]['1/8']} of "
+                          f"{fr[m['module']]['width']}" for m in summary["modules"] if m["module"] in fr)
     out += ["## Entanglement δ (Table 3)", "",
-            f"δ(N) = Σ‖D(z_swap) − D(z_b)‖² / Σ‖D(z_a) − D(z_b)‖² over {n_pairs} ordered pairs of test utterances, "
-            "clipped to [0, 1]: z_swap is z_a with the N dimensions whose time-averaged values differ most from z_b's "
-            "taken from z_b (in every frame). 0 = the N dims explain the whole difference; 1 = none of it. "
+            f"δ(N) = Σ‖D(z_swap) − D(z_b)‖² / Σ‖D(z_a) − D(z_b)‖² over {n_pairs} ordered pairs of "
+            f"{dsum.get('utterances', '?')} test utterances, clipped to [0, 1]: z_swap is z_a with the N dimensions whose "
+            "time-averaged values differ most from z_b's taken from z_b (in every frame). 0 = the N dims explain the "
+            "whole difference; 1 = none of it. Each utterance is encoded once (one fixed ε per utterance for samples). "
+            "The paper's N = 8 and 64 of 512 dimensions are 1/64 and 1/8 of the width; here that is "
+            f"{frac_text or 'n/a'}. Columns marked (mean) / (sample) are the robustness row. "
             f"Numbers: `{summary['files']['entanglement_json']}`.", "",
-            "On the waveform:", "", delta_table(_delta_columns(summary, "waveform")), "",
-            "On log-mel spectrograms:", "", delta_table(_delta_columns(summary, "mel")), "",
+            "On the waveform:", "", delta_table(_delta_columns(summary, "waveform", robustness=True)), "",
+            "On log-mel spectrograms:", "", delta_table(_delta_columns(summary, "mel", robustness=True)), "",
             f"![entanglement]({L(summary['files']['entanglement_png'])})", ""]
 
-    out += ["## Vowel concentration (Fig. 2)", "",
+    out += (["## Vowel concentration (Fig. 2)", "",
             "A bias-free linear vowel probe per module on time-averaged syllable representations "
             f"({'z-scored' if rc.get('probe_standardize') else 'raw, not standardised'}); histogram of "
-            "|w| / max |w| per vowel class.", ""] + _CONC_HEADER + _concentration_rows(summary) + [
+            "|w| / max |w| per vowel class. Top-10 % mass: share of Σ|w| in the 10 % largest |w| of a class; "
+            "the scale-aware column weighs each |w| by the feature's standard deviation over the training "
+            "syllables (a near-constant μ unit can carry a large weight that moves no logit). The KDE figure "
+            "draws the SIM authors' normalisation, 2 (w − min) / (max − min) − 1 per class.", ""]
+            + _CONC_HEADER + _concentration_rows(summary) + [
             "", f"![vowel concentration]({L(summary['files']['concentration_png'])})", ""]
+            + ([f"![vowel concentration, signed min-max KDE]({L(summary['files']['concentration_kde_png'])})", ""]
+               if "concentration_kde_png" in summary["files"] else []))
 
     tsne_how = ("flattened C × T syllable features (padded at both ends to 8800 samples), random init, perplexity 30, "
                 "learning rate 200, 1000 iterations (thesis §4.2.2)" if rc.get("tsne_settings") == "thesis"

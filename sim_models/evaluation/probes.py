@@ -2,8 +2,9 @@
 
 Every syllable of the synthesised data is cut at its recorded boundaries and zero-padded at the
 end to one common length (the longest syllable, rounded up to the encoder's downsampling). Each
-module's representation (mu for probabilistic modules, the output otherwise; model in eval mode)
-is average-pooled over time, and a linear classifier is trained on it as in the paper: Adam,
+module's representation (``stage_outputs``: "mean" = mu for probabilistic modules, the output
+otherwise; "sample" = z = mu + sigma * eps drawn through every module, the SIM authors'
+measurement; model in eval mode) is average-pooled over time, and a linear classifier is trained on it as in the paper: Adam,
 lr 1e-3, 50 epochs, cross-entropy; vowel (3 classes) and syllable (9 classes). Train-split
 syllables train the probe, test-split syllables score it.
 
@@ -20,7 +21,8 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["segments_tensor", "pooled_features", "train_probe"]
+__all__ = ["REPRESENTATIONS", "check_representation", "stochastic_stages", "stage_outputs", "segments_tensor",
+           "pooled_features", "fit_linear_probes", "train_probe"]
 
 
 def segments_tensor(segments, multiple: int = 160, length: int | None = None):
@@ -38,42 +40,109 @@ def segments_tensor(segments, multiple: int = 160, length: int | None = None):
     return audio, syl, vow
 
 
+REPRESENTATIONS = ("sample", "mean")
+
+
+def check_representation(representation: str) -> str:
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
+    return representation
+
+
+def stochastic_stages(model) -> list:
+    """[bool] per stage: True when the stage's output depends on eps under ``representation="sample"``, i.e. the
+    stage or one before it is probabilistic (a GRU after SIM modules reads their samples). For the other stages
+    "sample" and "mean" give the same tensor, so an analysis computes them once."""
+    out, seen = [], False
+    for st in model.stages:
+        seen = seen or bool(getattr(st, "probabilistic", False))
+        out.append(seen)
+    return out
+
+
 @torch.no_grad()
-def pooled_features(model, audio: torch.Tensor, batch_size: int = 64) -> list:
-    """[(S, C_m)] for every module m: time-averaged representation of the frozen model."""
+def stage_outputs(model, audio: torch.Tensor, representation: str = "mean", generator=None, upto=None) -> list:
+    """audio (B, L) -> [(B, T_m, C_m) float32] for stages 0..upto of the frozen model, in eval mode.
+
+    "mean": mu of probabilistic stages (the output of the others), each stage reading the previous one's mu.
+    "sample": z = mu + sigma * eps for probabilistic stages, eps drawn from ``generator``, each stage reading
+    the previous stage's *sample* (``GreedyModel.encode(sample=True)``): the representation the SIM authors'
+    evaluation saw (their ``get_latents`` samples whatever the mode). Deterministic stages ignore eps."""
+    check_representation(representation)
     was_training = model.training
     model.eval()
+    try:
+        outs = model.encode(audio, generator=generator, upto=upto, sample=representation == "sample")
+    finally:
+        model.train(was_training)
+    return [o.z if representation == "sample" else o.representation for o in outs]
+
+
+@torch.no_grad()
+def pooled_features(model, audio: torch.Tensor, batch_size: int = 64, representation: str = "mean",
+                    generator=None) -> list:
+    """[(S, C_m)] for every module m: the time average of the frozen model's ``representation`` (see
+    stage_outputs; "sample" draws eps from ``generator``, a fresh eps for every syllable)."""
     feats = None
     for i in range(0, audio.shape[0], batch_size):
-        outs = model.encode(audio[i:i + batch_size])
-        pooled = [o.representation.mean(dim=1) for o in outs]
+        pooled = [r.mean(dim=1) for r in stage_outputs(model, audio[i:i + batch_size], representation, generator)]
         feats = [[p] for p in pooled] if feats is None else [f + [p] for f, p in zip(feats, pooled)]
-    model.train(was_training)
     return [torch.cat(f) for f in feats]
+
+
+def fit_linear_probes(draw, ys, num_classes, epochs: int = 50, lr: float = 1e-3, batch_size: int = 64,
+                      seed: int = 0, bias: bool = True) -> list:
+    """Train P linear classifiers side by side; returns the P ``nn.Linear`` (trained, in place).
+
+    draw(epoch) -> list of P feature tensors (S, C_p) float32: the inputs of epoch ``epoch`` (the same tensors
+    every epoch for fixed features; a fresh reparameterised sample per epoch for ``representation="sample"``,
+    as the SIM authors' probes, which encode every batch anew). ys: P label tensors (S,) int64; num_classes:
+    P ints. Cross-entropy, Adam(lr), mini-batches of ``batch_size`` in a random order. Probe p is initialised
+    under torch.manual_seed(seed) and shuffled by its own Generator(seed): each probe ends exactly as if it
+    had been trained alone (``train_probe`` / ``train_linear_probe`` are this with P = 1)."""
+    probes, opts, gens = [], [], []
+    first = None
+    for p, k in enumerate(num_classes):
+        if first is None:
+            first = draw(0)
+        x = first[p]
+        if x.dim() != 2 or ys[p].shape != (x.shape[0],):
+            raise ValueError(f"features must be (S, C) and labels (S,), got {tuple(x.shape)} and {tuple(ys[p].shape)}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            probes.append(nn.Linear(x.shape[1], k, bias=bias))
+        opts.append(torch.optim.Adam(probes[-1].parameters(), lr=lr))
+        gens.append(torch.Generator().manual_seed(seed))
+    for e in range(epochs):
+        xs = first if e == 0 else draw(e)
+        for probe, opt, g, x, y in zip(probes, opts, gens, xs, ys):
+            perm = torch.randperm(x.shape[0], generator=g)
+            for i in range(0, x.shape[0], batch_size):
+                idx = perm[i:i + batch_size]
+                loss = nn.functional.cross_entropy(probe(x[idx]), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+    return probes
+
+
+def _standardizer(x_train):
+    mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-12)
+    return lambda x: (x - mean) / std
 
 
 def train_probe(x_train, y_train, x_test, y_test, num_classes: int, epochs: int = 50, lr: float = 1e-3,
                 batch_size: int = 64, seed: int = 0, standardize: bool = True) -> dict:
-    """A linear classifier (with bias) on fixed features (S, C). Returns train/test accuracy in [0, 1]."""
-    if standardize:
-        mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-12)
-        x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
-    g = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        probe = nn.Linear(x_train.shape[1], num_classes)
-    opt = torch.optim.Adam(probe.parameters(), lr=lr)
-    n = x_train.shape[0]
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=g)
-        for i in range(0, n, batch_size):
-            idx = perm[i:i + batch_size]
-            loss = nn.functional.cross_entropy(probe(x_train[idx]), y_train[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    with torch.no_grad():
-        acc_train = (probe(x_train).argmax(1) == y_train).float().mean().item()
-        acc_test = (probe(x_test).argmax(1) == y_test).float().mean().item()
-    return {"train_accuracy": acc_train, "test_accuracy": acc_test}
+    """A linear classifier (with bias) on features (S, C). Returns train/test accuracy in [0, 1].
 
+    x_train: a tensor (fixed features) or a callable epoch -> (S, C) (fresh samples per epoch); the train
+    accuracy is measured on epoch 0's features. ``standardize`` z-scores with epoch 0's statistics."""
+    x0 = x_train(0) if callable(x_train) else x_train
+    f = _standardizer(x0) if standardize else (lambda x: x)
+    fx0 = f(x0)
+    draw = (lambda e: [fx0 if e == 0 else f(x_train(e))]) if callable(x_train) else (lambda e: [fx0])
+    probe = fit_linear_probes(draw, [y_train], [num_classes], epochs, lr, batch_size, seed)[0]
+    with torch.no_grad():
+        acc_train = (probe(fx0).argmax(1) == y_train).float().mean().item()
+        acc_test = (probe(f(x_test)).argmax(1) == y_test).float().mean().item()
+    return {"train_accuracy": acc_train, "test_accuracy": acc_test}

@@ -12,6 +12,7 @@ from ..analysis.runs import load_run
 from ..architectures import stage_names
 from ..data.datasets import SyllableDataset
 from ..trainer import build_model
+from .probes import check_representation
 from .protocols import get_protocol, probe_protocol
 from ..atomic_write import atomic_write_text
 
@@ -27,24 +28,28 @@ def word_overlap(train_items, test_items) -> dict:
             "share": shared / len(test_items) if test_items else 0.0, "distinct_train_words": len(train_words)}
 
 
-def evaluate_run(run_dir, data_dir, protocol: str = "robust", seeds: int = 3, representation: str = "mean",
-                 epochs: int | None = None) -> dict:
+def evaluate_run(run_dir, data_dir, protocol: str = "robust", seeds: int = 3, representation: str | None = None,
+                 epochs: int | None = None, sample_draws: int | None = None) -> dict:
     """Probe the trained model in ``run_dir`` and its random initialisation on the syllables of ``data_dir``
     under ``protocol`` ("paper", "thesis", "robust"), ``seeds`` times each.
 
     The baseline is the run's own starting point: the same architecture initialised from the same
     ``train.seed``, never trained, probed by the same protocol. ``epochs`` overrides the protocol's.
+    ``representation``: "sample" | "mean" (protocols.py); None = the protocol's default ("sample" for
+    "paper", the SIM authors' measurement; "mean" otherwise); the one used is recorded as
+    result["representation"]. ``sample_draws``: see protocols.FeatureDraws (None: a fresh draw per epoch).
     Writes RUN_DIR/eval_<protocol>.json/.md and eval.json/.md; returns the dict."""
     run_dir = Path(run_dir)
     proto = get_protocol(protocol, epochs)
+    representation = check_representation(proto.representation if representation is None else representation)
     run = load_run(run_dir)
     cfg, trained = run.cfg, run.model
     random_init = build_model(cfg)
     train_set = SyllableDataset(data_dir, "train", cfg.data.sample_rate, cfg.data.length)
     test_set = SyllableDataset(data_dir, "test", cfg.data.sample_rate, cfg.data.length)
     tr, te = train_set.syllable_segments(), test_set.syllable_segments()
-    rows_t = probe_protocol(trained, tr, te, proto, seeds, representation)
-    rows_r = probe_protocol(random_init, tr, te, proto, seeds, representation)
+    rows_t = probe_protocol(trained, tr, te, proto, seeds, representation, sample_draws)
+    rows_r = probe_protocol(random_init, tr, te, proto, seeds, representation, sample_draws)
     names = stage_names(trained, "number")
     modules = []
     for m, (rt, rr) in enumerate(zip(rows_t, rows_r)):
@@ -61,6 +66,7 @@ def evaluate_run(run_dir, data_dir, protocol: str = "robust", seeds: int = 3, re
         modules.append(row)
     result = {"run": str(run_dir), "data": str(data_dir), "config": cfg.name, "steps": run.steps,
               "protocol": proto.to_dict(), "seeds": seeds, "representation": representation,
+              "sample_draws": sample_draws if representation == "sample" else None,
               "n_train_syllables": len(tr), "n_test_syllables": len(te),
               "word_overlap": word_overlap(train_set.items, test_set.items),
               "chance": {"vowel": 1 / 3, "syllable": 1 / 9}, "modules": modules}

@@ -186,13 +186,31 @@ def test_report_one_run_writes_every_file(toy, capsys):
     wav, sr = sf.read(rep / "interpolation_m1.wav")
     assert sr == SR and wav.shape[0] == 3 * LENGTH + 2 * int(0.15 * SR)
     ent = json.loads((rep / "entanglement.json").read_text())
-    for mod in ent["modules"].values():
+    assert len(ent["modules"]) == 6   # three modules, sample (primary) and mean (robustness row, "(mean)")
+    for key, mod in ent["modules"].items():
         for space in ("waveform", "mel"):
-            assert mod[space]["ns"] == [2, 4, 8] and all(0 <= d <= 1 for d in mod[space]["delta"])
-            assert mod[space]["delta"][-1] == 0.0
+            # Table 3's Ns that fit C = 8, plus the paper's 1/64 and 1/8 of the width (1 and 1 at C = 8)
+            assert mod[space]["ns"] == [1, 2, 4, 8]
+            if key.endswith("(mean)") and mod[space]["mean_pair_distance"] == 0:
+                continue   # the sample-trained decoder maps this 4-step model's mu of every utterance to one output
+            assert all(0 <= d <= 1 for d in mod[space]["delta"]) and mod[space]["delta"][-1] == 0.0
     summary = json.loads((rep / "analysis.json").read_text())
     assert [m["module"] for m in summary["modules"]] == ["module 1 (conv)", "module 2 (conv)", "module 3 (GRU)"]
     assert "training 3 decoders" in capsys.readouterr().out
+    assert summary["representation"] == "sample" and summary["representations"] == ["sample", "mean"]
+    for m in summary["modules"]:   # the primary (sample) row under the old keys, both rows under by_representation
+        assert m["representation"] == "sample" and set(m["by_representation"]) == {"sample", "mean"}
+        assert m["concentration"] == m["by_representation"]["sample"]["concentration"]
+        assert m["entanglement"] == m["by_representation"]["sample"]["entanglement"]
+        assert m["by_representation"]["mean"]["concentration"]["representation"] == "mean"
+        assert not m["sample_equals_mean"]   # the GRU reads module 2's samples
+        for key in ("top10_mass", "scaled_top10_mass", "test_accuracy", "kde", "signed_minmax"):
+            assert key in m["concentration"]
+        assert m["entanglement"]["waveform"]["paper_fraction"]["1/8"]["n"] == 1
+    assert summary["delta"]["utterances"] == 3 and summary["delta"]["pairs"] == 6
+    assert summary["delta"]["n_at_paper_fraction"]["module 1 (conv)"] == {"1/64": 1, "1/8": 1, "width": 8}
+    assert len(summary["decoders"]["final_loss"]) == 3 and summary["decoders"]["representation"] == "sample"
+    assert (rep / "concentration_kde.png").is_file()
     th = summary["thesis"]
     assert th["few_labels"]["sizes"] == [1, 2] and len(th["few_labels"]["modules"]) == 3
     assert [u["probabilistic"] for u in th["active_units"]] == [True, True, False]

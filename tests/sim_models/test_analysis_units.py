@@ -177,7 +177,7 @@ def test_delta_matches_naive_and_bounds(U, T, C):
     for dec in (_Linear(C), nn.Sequential(_Linear(C), nn.Tanh())):
         with torch.no_grad():
             r = entanglement_delta(dec, lat, ns=(1, 2, 4, 8, 16, 32))
-            assert r["ns"] == ns_for_width(C, (1, 2, 4, 8, 16, 32)) and r["pairs"] == U * (U - 1)
+            assert r["ns"] == ns_for_width(C, (1, 2, 4, 8, 16, 32), fractions=True) and r["pairs"] == U * (U - 1)
             for n, d in zip(r["ns"], r["delta"]):
                 assert 0.0 <= d <= 1.0
                 assert d == pytest.approx(_delta_naive(dec, lat, n), rel=1e-5, abs=1e-7)
