@@ -3,7 +3,7 @@
     sim data  --out DIR [--words N] [--seed S] [--engine espeak-ng|flite|both] [--speakers N] [--constant]
     sim data  --import DIR --out OUT        the paper's recordings (a clone of fdenoodt/Artificial-Speech-Dataset)
     sim train --config NAME|FILE --data DIR --out RUN_DIR [--epochs E] [--resume] [section.key=value ...]
-    sim eval  --run RUN_DIR [--data DIR] [--protocol paper|thesis|robust] [--seeds N] [--representation mean|sample]
+    sim eval  --run RUN_DIR [--data DIR] [--protocol paper|thesis|robust] [--seeds N] [--representation sample|mean]
                                                --data defaults to the data the run was trained on (run_info.json)
     sim demo  --out DIR [--words N] [--epochs E]     data -> train "tiny" -> eval, prints the table
     sim tune-beta --config NAME --data DIR --out DIR [--betas B ...] [--epochs E]   β search (analysis/beta_search.py)
@@ -130,7 +130,7 @@ def cmd_eval(a) -> int:
         print(f"sim eval: error: {e}", file=sys.stderr)
         return 2
     result = evaluate_run(a.run, data, protocol=a.protocol, seeds=a.seeds, representation=a.representation,
-                          epochs=a.probe_epochs)
+                          epochs=a.probe_epochs, sample_draws=a.sample_draws)
     print(markdown_table(result))
     print(f"\nwrote {Path(a.run) / f'eval_{a.protocol}.json'} (and eval.json)")
     return 0
@@ -213,8 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", help="a `sim data` folder (default: the data the run was trained on, from RUN/run_info.json)")
     e.add_argument("--protocol", choices=("paper", "thesis", "robust"), default="robust")
     e.add_argument("--seeds", type=int, default=3, help="repetitions of every probe (mean ± std)")
-    e.add_argument("--representation", choices=("mean", "sample"), default="mean",
-                   help="probe mu (mean) or a reparameterised sample (the SIM authors' code)")
+    e.add_argument("--representation", choices=("sample", "mean"), default=None,
+                   help="probe a reparameterised sample (the SIM authors' measurement) or mu (mean); "
+                        "default: the protocol's (paper: sample; thesis, robust: mean)")
+    e.add_argument("--sample-draws", type=int, default=None,
+                   help="with samples: cycle this many cached draws of the training features (default: a fresh draw "
+                        "every epoch)")
     e.add_argument("--probe-epochs", type=int, default=None, help="default: the protocol's (50 or 100)")
     e.add_argument("--threads", type=int, default=0)
     e.set_defaults(func=cmd_eval)

@@ -36,7 +36,8 @@ class Budget:
     methods: a subset of METHODS (random init is always probed: every run's own initialisation);
     configs: method -> (named config, overrides); epochs: method -> training epochs (None: the config's);
     common: overrides for every run (also the β search); betas / tune_epochs: the β search of SIM;
-    probe_epochs: None = the protocols' own (50); probe_seeds: repetitions of each probe;
+    probe_epochs: None = the protocols' own (50); probe_seeds: repetitions of each probe; probe_sample_draws: when a
+    protocol probes samples (paper), the number of cached draws of the training features the probe cycles through;
     protocols: probe protocols (the first feeds the Table 2 verdicts); report: ReportConfig fields;
     analyse_seeds: how many training seeds get the analyses (δ, concentration, ...; None: all)."""
     name: str
@@ -54,6 +55,7 @@ class Budget:
     report: dict = field(default_factory=dict)
     analyse_seeds: int | None = None
     threads: int = 1
+    probe_sample_draws: int | None = 3  # probes on samples: cached draws of the training features (None: fresh each epoch)
 
     def __post_init__(self):
         bad = [m for m in self.methods if m not in METHODS]
@@ -79,7 +81,10 @@ _SMALL_CONFIGS = {"SIM": ("sim-small", ()), "GIM": ("sim-small", _GIM_LINEAR), "
 # (0.01 * 48 / 512, sim-small's default) and the authors' number 0.01 itself (at 48 channels: 0.107 per nat).
 _SMALL_BETAS = (0.0, SMALL_BETA, 0.01)
 
+# δ over 100 test utterances (a seeded subset of 100 of their 9900 ordered pairs), 3 cached draws for the sampled
+# vowel probe: the cost measured in docs/analysis.md
 _SMALL_REPORT = dict(decoder_epochs=4, max_decoder_utterances=200, tsne_iterations=250, tsne_max_points=400,
+                     delta_max_pairs=100, probe_sample_draws=3,
                      few_label_sizes=(1, 4, 16, 64), few_label_seeds=1, few_label_epochs=50, delta_utterances=100,
                      traversal_steps=7, traversal_dims=1, audio_examples=2, activation_utterances=48)
 
@@ -94,6 +99,7 @@ BUDGETS = {
                    report=dict(decoder_epochs=2, max_decoder_utterances=120, tsne_iterations=250,
                                tsne_max_points=300, few_label_sizes=(1, 4, 16), few_label_seeds=1,
                                few_label_epochs=20, delta_utterances=12, probe_epochs=20, traversal_steps=5,
+                               delta_max_pairs=60, probe_sample_draws=2,
                                traversal_dims=1, interpolation_steps=5, audio_examples=1,
                                activation_utterances=32)),
     # every method, three training seeds, on sim-small at lr 2e-3 for 6 epochs (510 steps at batch 8 on the 680
@@ -109,7 +115,8 @@ BUDGETS = {
     "cpu-long": Budget("cpu-long", words=600, seeds=1, methods=METHODS, configs=_SMALL_CONFIGS,
                        epochs={"SIM": 25, "GIM": 25, "CPC": 25, "supervised": 30}, common=("train.lr=2e-3",),
                        betas=(SMALL_BETA,), tune_epochs=25, probe_epochs=None, probe_seeds=3,
-                       report=dict(_SMALL_REPORT, decoder_epochs=30, max_decoder_utterances=None)),
+                       report=dict(_SMALL_REPORT, decoder_preset="authors", decoder_epochs=30,
+                                   max_decoder_utterances=None)),
     # the paper's recipe (Table 1 architecture, §4.1.3: 1000 epochs, batch 8; supervised: 50 epochs, batch 64):
     # for a GPU; not run here.
     "paper": Budget("paper", words=851, seeds=3, methods=METHODS,

@@ -160,10 +160,12 @@ def _train_step(budget, method, seed, beta, data_dir: Path, run_dir: Path, progr
 
 def _probe_step(budget, run_dir: Path, data_dir: Path, protocol: str):
     from ..evaluation.report import evaluate_run
-    res = evaluate_run(run_dir, data_dir, protocol=protocol, seeds=budget.probe_seeds, epochs=budget.probe_epochs)
+    res = evaluate_run(run_dir, data_dir, protocol=protocol, seeds=budget.probe_seeds, epochs=budget.probe_epochs,
+                       sample_draws=budget.probe_sample_draws)
     keys = ("module", "feature_dim", "table2_row", "vowel", "vowel_std", "syllable", "syllable_std",
             "random_init_vowel", "random_init_vowel_std", "random_init_syllable", "random_init_syllable_std")
-    return {"protocol": res["protocol"], "seeds": res["seeds"], "n_train_syllables": res["n_train_syllables"],
+    return {"protocol": res["protocol"], "seeds": res["seeds"], "representation": res.get("representation"),
+            "n_train_syllables": res["n_train_syllables"],
             "n_test_syllables": res["n_test_syllables"], "modules": [{k: r.get(k) for k in keys} for r in res["modules"]]}
 
 
@@ -171,7 +173,10 @@ def _report_config(budget: Budget, seed: int):
     from ..analysis.decoders import DecoderConfig
     from ..analysis.run_analysis import ReportConfig
     r = dict(budget.report)
-    dec = DecoderConfig(epochs=r.pop("decoder_epochs", DecoderConfig().epochs), seed=seed)
+    if r.get("decoder_preset"):  # the preset sets loss, lr, batch and (unless decoder_epochs) epochs
+        dec = DecoderConfig(seed=seed)
+    else:
+        dec = DecoderConfig(epochs=r.pop("decoder_epochs", DecoderConfig().epochs), seed=seed)
     if "few_label_sizes" in r:
         r["few_label_sizes"] = tuple(r["few_label_sizes"])
     return ReportConfig(decoder=dec, seed=seed, **r)
