@@ -1,8 +1,10 @@
 """The pytest flags of `make gpu-check` (scripts/gpu_check_pytest.py) under this interpreter's plugins,
 the -v log parser, and the fuzz stage's Hypothesis bound (scripts/gpu_check_hypothesis.py)."""
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,8 +15,11 @@ TINY = "def test_one():\n    assert 1 + 1 == 2\n"
 
 
 def _pytest(args, cwd):
+    """pytest in a subprocess at ``cwd``, with the repository importable (``-p scripts.…``) however pytest was run."""
+    repo = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)}
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_timeout_flag_by_how_the_plugin_is_present():
