@@ -7,8 +7,10 @@ same protocol. Table 2 uses the last module (the GRU: "average-pooled output of 
 module", paper §4.2). Table 3 and Fig. 2 are judged only on modules where SIM's stage is a probabilistic
 conv module (the paper's g_enc^m; the GRU is deterministic and in neither). Table 3: δ on the decoded
 **waveform** (the authors' code compares decoded outputs) at the paper's *fraction* of the width: N = 8 of
-512 dims is 1/64, so at width C, N = max(1, round(C / 64)) (1 of 48); Fig. 2: the bias-free vowel probe's
-top-10 % weight mass. Both rules were fixed before any run on the paper's recordings.
+512 dims is 1/64, so at width C, N = max(1, round(C / 64)) (1 of 48); Fig. 2: the vowel probe's top-10 %
+|weight| mass on raw features (the scale-aware mass, |w| · the feature's std, is reported beside it, not judged).
+Both are measured on the analyses' main representation (samples, the SIM authors' measurement), μ as a
+robustness row. These rules were fixed before any run on the paper's recordings.
 """
 from __future__ import annotations
 
