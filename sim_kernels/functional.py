@@ -10,7 +10,7 @@ import numbers
 
 import torch
 
-from . import _autocast, registry
+from . import _autocast, _transforms, registry
 from ._options import ANCHOR_WINDOWS, check_options
 from .reference import accumulation_dtype
 
@@ -85,6 +85,7 @@ def _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, redu
          anchor_window="per_step", score_scale=1.0):
     """Checks and dispatch, then either the per-anchor statistics reduced here (reduction="none" or no
     gradient needed) or the fused value-and-grad op with the reduction's weights known up front."""
+    transformed = _transforms.active((context, targets, weight, mu, logvar))
     impl, (context, targets, weight, neg_idx, mu, logvar), (B, T, K, t0, t1, common) = _dispatch(
         context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, window,
         anchor_window, score_scale)
@@ -92,6 +93,10 @@ def _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, redu
     count, valid = _step_weights(B, T, K, t0, t1, common, acc, context.device)
     kl_den = _kl_denominator(kl_reduction, B, T, targets.shape[-1])
 
+    if transformed and not impl.plain_autograd:
+        out, loss, correct, kl = _run_transformed(impl, context, targets, weight, neg_idx, mu, logvar, B, T, K, t0, t1,
+                                                  common, valid, count, reduction, beta, kl_den)
+        return out, (_metrics(loss, correct, kl, count, kl_den) if metrics else None)
     needs_grad = torch.is_grad_enabled() and any(
         x is not None and x.requires_grad for x in (context, targets, weight, mu, logvar))
     if reduction == "none" or not needs_grad:
@@ -105,6 +110,21 @@ def _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, redu
     if not metrics:
         return out, None
     return out, _metrics(loss, correct, kl, count, kl_den)
+
+
+def _run_transformed(impl, context, targets, weight, neg_idx, mu, logvar, B, T, K, t0, t1, common, valid, count,
+                     reduction, beta, kl_den):
+    """The fused backends under torch.func transforms or forward-mode AD (sim_kernels/_transforms.py):
+    the same statistics through autograd.Functions that have jvp and vmap rules."""
+    _transforms.refuse_second_order()
+    call = _transforms.Call(impl.fwd, impl.value_and_grad, t0, t1, common, _transforms.under_functorch())
+    if reduction == "none":
+        loss, correct, kl = _transforms.FusedPerAnchor.apply(context, targets, weight, mu, logvar, neg_idx, call)
+        return loss, loss, correct, (kl if mu is not None else None)
+    loss_weight, kl_weight = _upstream_weights(valid, count, reduction, beta, kl_den, B, T, K, mu is not None)
+    out, loss, correct, kl, *_ = _transforms.FusedValue.apply(context, targets, weight, mu, logvar, neg_idx,
+                                                             loss_weight, kl_weight, call)
+    return out, loss, correct, (kl if mu is not None else None)
 
 
 # ---- dispatch ------------------------------------------------------------------------------------
@@ -184,20 +204,23 @@ _check_options = check_options  # one check for the functional, the module and t
 
 def _check_index_values(neg_idx, rows, t0, t1, common=False):
     """Used entries of (K, B, T, N) neg_idx must lie in [0, rows). Reads the data with one host sync for
-    all K steps (one any() over the whole tensor); the message is the kernels' (csrc/checks.h)."""
+    all K steps (one any() over the whole tensor); the message is the kernels' (csrc/checks.h). Under
+    torch.func.vmap the values are read through the batch (sim_kernels/_transforms.py: plain_batches)."""
     if torch.compiler.is_compiling():
         return
     K, B, T, N = neg_idx.shape
-    dev = neg_idx.device
+    batches = _transforms.plain_batches(neg_idx)  # (M, K, B, T, N), M = 1 outside vmap
+    dev = batches.device
     t = torch.arange(T, device=dev).view(1, T)
     last = t1 - (torch.full((K, 1), K, device=dev) if common else torch.arange(1, K + 1, device=dev).view(K, 1))
-    used = ((t >= t0) & (t < last)).view(K, 1, T, 1)
-    bad = used & ((neg_idx < 0) | (neg_idx >= rows))
+    used = ((t >= t0) & (t < last)).view(1, K, 1, T, 1)
+    bad = used & ((batches < 0) | (batches >= rows))
     if not bool(bad.any()):  # the one sync
         return
-    k, b, tt, n = bad.nonzero()[0].tolist()  # error path only
+    m, k, b, tt, n = bad.nonzero()[0].tolist()  # error path only
+    where = f"neg_idx[{k}, {b}, {tt}, {n}]" + (f" of vmapped element {m}" if batches.shape[0] > 1 else "")
     raise ValueError(f"neg_idx: every used value (anchors t_begin <= t < t_end - k) must lie in [0, B*T) = "
-                     f"[0, {rows}), found {int(neg_idx[k, b, tt, n])} at neg_idx[{k}, {b}, {tt}, {n}]")
+                     f"[0, {rows}), found {int(batches[m, k, b, tt, n])} at {where}")
 
 
 def _tensor(name, x, ndim):
@@ -207,7 +230,22 @@ def _tensor(name, x, ndim):
         raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(x.shape)}")
 
 
+def _is_size(x) -> bool:
+    """An int, or a symbolic one (torch.export's non-strict tracing and torch.compile(dynamic=True) give
+    sizes as torch.SymInt); a bool is not a size."""
+    return isinstance(x, (int, torch.SymInt)) and not isinstance(x, bool)
+
+
+def _refuse_jit_trace():
+    if torch.jit.is_tracing():
+        raise RuntimeError(
+            "smooth_infonce does not support torch.jit.trace: its anchor window and per-step anchor counts are "
+            "Python numbers that a trace would freeze at the example's length (silently wrong at any other "
+            "length). Use torch.export.export(model, args, dynamic_shapes=...) or torch.compile instead")
+
+
 def _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, window):
+    _refuse_jit_trace()
     _tensor("context", context, 3)
     _tensor("targets", targets, 3)
     _tensor("weight", weight, 3)
@@ -233,7 +271,7 @@ def _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, re
     if weight.shape[1:] != (Cz, Cc) or K < 1:
         raise ValueError(f"weight must have shape (K, Cz, Cc) = (K >= 1, {Cz}, {Cc}), got {tuple(weight.shape)}")
     t0, t1 = (0, T) if window is None else tuple(window)
-    if not (isinstance(t0, int) and isinstance(t1, int) and 0 <= t0 < t1 <= T):
+    if not (_is_size(t0) and _is_size(t1) and 0 <= t0 < t1 <= T):
         raise ValueError(f"window must be (t_begin, t_end) with 0 <= t_begin < t_end <= T={T}, got {window}")
     if K >= t1 - t0:
         raise ValueError(f"weight: K (prediction steps) must be < T={t1 - t0} so every step has an anchor, got K={K}")

@@ -58,6 +58,9 @@ class Backend:
     require(device_type, dtype): raises a clear error when an explicit ``backend=name`` cannot run
                     on such tensors (None: no check beyond available()).
     fallback:       "auto" warns once when it lands on this backend (the slow reference).
+    plain_autograd: its entry points are plain PyTorch ops, so every autograd feature (forward AD, torch.func
+                    transforms, second derivatives) goes through them as it is; otherwise functional.py
+                    routes transforms through sim_kernels/_transforms.py.
     """
     name: str
     priority: int
@@ -69,6 +72,7 @@ class Backend:
     unavailable_reason: Callable[[], Optional[str]] = field(default=_no_reason)
     require: Optional[Callable[[str, torch.dtype], None]] = None
     fallback: bool = False
+    plain_autograd: bool = False
 
     # ---- deprecated names (kept for callers of the first API) ----
     @property

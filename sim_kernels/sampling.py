@@ -28,7 +28,8 @@ __all__ = ["SAMPLERS", "sample_negatives", "gim_negatives", "within_sequence_neg
 
 def _check(batch: int, time: int, num_negatives: int):
     for name, v in (("batch", batch), ("time", time), ("num_negatives", num_negatives)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        # torch.SymInt: sizes read off tensors while torch.export (non-strict) or torch.compile traces
+        if not isinstance(v, (int, torch.SymInt)) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
 
 

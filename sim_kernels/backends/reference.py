@@ -18,4 +18,4 @@ def _value_and_grad(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_
 
 
 REFERENCE = register(Backend("reference", 0, per_anchor_terms, _value_and_grad, kernel_skips_index_check=True,
-                             fallback=True))
+                             fallback=True, plain_autograd=True))
