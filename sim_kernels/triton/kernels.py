@@ -11,7 +11,7 @@ COMMON = 1: CPC_audio's common window); its positive is target row r + k.
 Forward, per anchor and step (one pass over the N+1 target rows, online log-sum-exp):
     p = W_k c_r                     (Cz,)   tl.dot over Cc chunks, fp32 (fp64) accumulation
     s_0 = z_{r+k} . p, s_n = z_{neg_n} . p
-    loss = lse(s_0..s_N) - s_0,  correct = s_0 > max_n s_n
+    loss = lse(s_0..s_N) - s_0,  correct = s_0 > max_n s_n   (NaN and +-inf: _push_score)
 Backward of value = sum lw * loss (chain rule through the softmax):
     g_j  := d value / d s_j = lw * (softmax(s)_j - [j == 0])
     dp   := d value / d p  = sum_j g_j z_j                    (Cz,)
@@ -84,6 +84,23 @@ def _anchor_kernel(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr,
 
 
 @triton.jit
+def _push_score(m, l, best, s):
+    """One negative score s into the online log-sum-exp (running max m, l = sum exp(s_j - m)) and into the
+    best negative so far. The rules of csrc/smooth_infonce.h's OnlineLogSumExp, written without tl.maximum,
+    which drops a NaN (propagate_nan defaults to none: an anchor with a NaN negative became a hit) and
+    whose rescaling exp(m - m_new) is exp(inf - inf) = NaN for two +inf scores.
+      s > m:   l = l exp(m - s) + 1, m = s    (the old sum rescaled to the new max)
+      s == m:  l = l + 1                       (exp(0), also for s = m = +-inf, where s - m is NaN)
+      else:    l = l + exp(s - m)              (a NaN s lands here: l, so the loss, become NaN)
+    best takes s when s > best or s is NaN, so a NaN sticks and s_pos > best is false."""
+    up = s > m
+    l = l * tl.where(up, tl.exp(m - s), 1.0) + tl.where(up | (s == m), 1.0, tl.exp(s - m))
+    m = tl.where(up, s, m)
+    best = tl.where((s > best) | (s != s), s, best)
+    return m, l, best
+
+
+@triton.jit
 def _anchor_whole(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_ptr, g_ptr, gctx_ptr,
                   rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
                   GRAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr,
@@ -110,10 +127,7 @@ def _anchor_whole(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_pt
         for n in range(0, N):
             row = tl.load(idx_row + n * s_in, mask=valid, other=0)
             s, _ = _gather_score(tgt_ptr, row, valid & (row >= 0) & (row < rows), pred, Cz, z_cols, z_mask)
-            best = tl.maximum(best, s)
-            m_new = tl.maximum(m, s)
-            l = l * tl.exp(m - m_new) + tl.exp(s - m_new)
-            m = m_new
+            m, l, best = _push_score(m, l, best, s)
         # lse - s and exp(s - lse) around the max, lse = m + log_l: rounded relative to the result, not
         # to lse (with |s| ~ 1e4 in fp32, lse alone is off by ~1e-3). csrc/smooth_infonce.h does the same.
         log_l = tl.log(l)
@@ -204,10 +218,7 @@ def _anchor_chunked(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_
         best = tl.full((BLOCK_M,), float("-inf"), ACC)
         for n in range(0, N):
             s = tl.load(sp + 1 + n, mask=in_range, other=0.0)
-            best = tl.maximum(best, s)
-            m_new = tl.maximum(m, s)
-            l = l * tl.exp(m - m_new) + tl.exp(s - m_new)
-            m = m_new
+            m, l, best = _push_score(m, l, best, s)
         log_l = tl.log(l)
         tl.store(loss_ptr + out, tl.where(valid, (m - s_pos) + log_l, 0.0), mask=in_range)
         tl.store(correct_ptr + out, (valid & (s_pos > best)).to(tl.int8), mask=in_range)

@@ -12,8 +12,6 @@ Nothing here touches CUDA at import time. Shapes: B batch, T time, Cc/Cz channel
 from __future__ import annotations
 
 import os
-import shutil
-import time
 
 import pytest
 import torch
@@ -21,9 +19,9 @@ import torch
 from sim_kernels import _ext
 from sim_kernels.reference import per_anchor_terms
 
+from .emulation import load_cuda_emulation
 from .inputs import FULL, LOW, case_id, dtypes, make_inputs, tol
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # ((B, T, Cc, Cz, K, N), (t_begin, t_end)): odd sizes, a window, K = 1, N = 1, Cz > 32 (several lanes' worth).
 CASES = [
@@ -35,7 +33,6 @@ CASE_IDS = [f"{case_id(shape)}-W{t0}:{t1}" for shape, (t0, t1) in CASES]
 NO_GPU = "no CUDA device: the fused CUDA kernel needs a GPU (the emulation tests cover its logic on the CPU)"
 gpu = pytest.mark.skipif("not torch.cuda.is_available()", reason=NO_GPU)
 GRAD_NAMES = ("context", "targets", "weight", "mu", "logvar")
-STALE_LOCK_SECONDS = 600  # a FileBaton lock file older than this was left by a killed build
 
 
 def inputs(case, dtype=torch.float32, device="cpu", seed=0, expanded=False):
@@ -193,28 +190,7 @@ def test_selftest_op_only_in_test_builds():
 
 @pytest.fixture(scope="module")
 def emulation():
-    if os.environ.get("SIM_SKIP_CUDA_EMULATION") == "1":
-        pytest.skip("SIM_SKIP_CUDA_EMULATION=1")
-    if shutil.which(os.environ.get("CXX", "c++")) is None:
-        pytest.skip("no C++ compiler to build the CPU emulation of the CUDA kernel")
-    from torch.utils.cpp_extension import load
-
-    # First build ~2 min on 2 cores, then cached (ninja) in this tree's build/ folder, one per torch
-    # version: torch <= 2.11 guards a build with a lock *file* (FileBaton) and waits forever while one
-    # exists, while torch 2.14 holds an OS-level lock on a file it leaves in place, so two torch
-    # versions sharing a folder hang each other. With FileBaton, a lock file older than the longest
-    # build was left by a killed build and is removed; with an OS-level lock the file is never touched.
-    import torch.utils.cpp_extension as cpp_extension
-
-    build_dir = os.path.join(ROOT, "build", "host-emulation", torch.__version__.replace("+", "_"))
-    os.makedirs(build_dir, exist_ok=True)
-    lock = os.path.join(build_dir, "lock")
-    uses_lock_file = hasattr(cpp_extension, "FileBaton")
-    if uses_lock_file and os.path.exists(lock) and time.time() - os.path.getmtime(lock) > STALE_LOCK_SECONDS:
-        os.remove(lock)
-    return load(name="sim_cuda_host_emulation", sources=[os.path.join(ROOT, "csrc", "cuda", "host_emulation.cpp")],
-                extra_include_paths=[os.path.join(ROOT, "csrc"), os.path.join(ROOT, "csrc", "cuda")],
-                extra_cflags=["-std=c++20", "-O1"], build_directory=build_dir, verbose=False)
+    return load_cuda_emulation()
 
 
 def _emulated(emu, x, with_kl=True):
