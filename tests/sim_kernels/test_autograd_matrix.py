@@ -193,3 +193,21 @@ def test_vmapped_out_of_range_index_is_still_refused(backend):
     bad = torch.stack([neg_idx, neg_idx.clone().fill_(10_000)])
     with pytest.raises((ValueError, RuntimeError), match="neg_idx"):
         torch.func.vmap(lambda i: backend.run(smooth_infonce, *leaves[:3], i, *leaves[3:], beta=0.5))(bad)
+
+
+def test_plain_calls_keep_the_ops_own_autograd(backend):
+    """Outside transforms the fused backends keep their registered autograd (one fused pass, no Python
+    Function around it); only the reference is plain PyTorch."""
+    leaves, neg_idx = _inputs()
+    leaves = [x.requires_grad_() for x in leaves]
+    loss = backend.run(smooth_infonce, *leaves[:3], neg_idx, *leaves[3:], beta=0.5)
+    names = []
+    stack = [loss.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is not None:
+            names.append(type(fn).__name__)
+            stack.extend(f for f, _ in fn.next_functions)
+    assert not any("Fused" in n for n in names), names
+    if backend.id != "reference":
+        assert any("smooth_infonce_value_and_grad" in n for n in names), names
