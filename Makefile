@@ -48,15 +48,16 @@ test: setup
 # The tiny reproduction (docs/reproduce.md): data, β search, SIM and GIM over 2 seeds, probes, analyses, verdicts;
 # prints the verdict table and writes runs/demo/<data>/report.html. Resumable: a rerun skips what is done.
 # The paper's recordings when PAPER_DATA holds a clone of them (default: beside this repository, where CI keeps
-# them), else words synthesised with espeak-ng; each in its own output folder.
+# them), else words synthesised with espeak-ng; each in its own output folder. Progress: a bar per epoch on a
+# terminal; captured to a file (make demo > demo.log 2>&1), one line per epoch and per step.
 PAPER_DATA ?= ../shared/data/artificial-speech-dataset
 demo: setup
 	@if [ -d "$(PAPER_DATA)/reshuffledv2" ]; then \
 	  echo "[demo] data: the paper's recordings in $(PAPER_DATA) (CC BY-NC-SA 4.0, github.com/fdenoodt/Artificial-Speech-Dataset)"; \
-	  $(PY) -m sim_models.cli reproduce --budget tiny --data "$(PAPER_DATA)" --out runs/demo/paper-recordings --no-progress; \
+	  $(PY) -m sim_models.cli reproduce --budget tiny --data "$(PAPER_DATA)" --out runs/demo/paper-recordings; \
 	else \
 	  echo "[demo] data: no recordings in $(PAPER_DATA) (PAPER_DATA=DIR: a clone of github.com/fdenoodt/Artificial-Speech-Dataset); synthesising words with espeak-ng"; \
-	  $(PY) -m sim_models.cli reproduce --budget tiny --data runs/demo/data --out runs/demo/synthetic --no-progress; \
+	  $(PY) -m sim_models.cli reproduce --budget tiny --data runs/demo/data --out runs/demo/synthetic; \
 	fi
 
 bench: setup

@@ -3,8 +3,9 @@
     python scripts/export_results.py OUT DEST [--log FILE ...]
 
 DEST gets: report.md (and report.html), every image report.md links to (same relative paths, so the
-links keep working), results.json (reproduce.json's settings + every step's stored result: the
-measurements, verdicts, probe tables, β search), the β search's sweep.json, and the given log files.
+links keep working; a link is percent-encoded and leads to the file it decodes to), results.json
+(reproduce.json's settings + every step's stored result: the measurements, verdicts, probe tables,
+β search), the β search's sweep.json, and the given log files.
 Checkpoints and audio are not copied (the runs stay in OUT). Exits 2 when OUT has no report.md.
 """
 from __future__ import annotations
@@ -15,8 +16,15 @@ import re
 import shutil
 import sys
 from pathlib import Path
+from urllib.parse import unquote
 
-_LINK = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
+# ![alt](destination): the alt text may hold backslash-escaped brackets; the destination is percent-encoded
+_IMAGE = re.compile(r"!\[(?:\\.|[^\]\\])*\]\(([^)\s]+)\)")
+
+
+def linked_images(markdown: str) -> list:
+    """The paths (decoded, relative to the markdown file) of the images ``markdown`` shows, sorted, once each."""
+    return sorted({unquote(dest) for dest in _IMAGE.findall(markdown)})
 
 
 def export(out: Path, dest: Path, logs=()) -> list:
@@ -36,7 +44,7 @@ def export(out: Path, dest: Path, logs=()) -> list:
     copy(out / "report.md", "report.md")
     if (out / "report.html").is_file():
         copy(out / "report.html", "report.html")
-    for rel in sorted(set(_LINK.findall(text))):
+    for rel in linked_images(text):
         src = (out / rel).resolve()
         if src.is_file() and out.resolve() in src.parents:
             copy(src, rel)

@@ -40,13 +40,13 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from .architectures import GreedyModel, count_frames
 from .checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint, to_cpu
 from .config import Config, save_config
 from .fault_injection import pause_point
 from .mixed_precision import MixedPrecision
+from .progress import Progress
 from .strategy import SingleProcessStrategy, resolve_device
 from .run_log import NullLogger, RunLogger
 from .supervised import training_view
@@ -76,6 +76,7 @@ class Trainer:
     the generators of the noise, negatives and crops live there (the order of examples is drawn on the CPU,
     so it is the same on any device); checkpoints are device-independent.
     run_dir: receives config.yaml, checkpoint.pt, metrics.csv / metrics.jsonl (/ tensorboard/).
+    progress: per epoch, a bar on a terminal, else one line with the last logged losses (progress.py); False: none.
     """
 
     def __init__(self, cfg: Config, dataset, run_dir, progress: bool = True, tensorboard: bool = True,
@@ -205,8 +206,8 @@ class Trainer:
             while self.pos["unit"] == unit and self.pos["epoch"] < epochs:
                 epoch = self.pos["epoch"]
                 batches = self._batches(unit, epoch)
-                bar = tqdm(total=len(batches), initial=self.pos["batch"], disable=not self.progress, leave=False,
-                           desc=f"unit {unit} epoch {epoch + 1}/{epochs}" if tc.mode == "sequential" else f"epoch {epoch + 1}/{epochs}")
+                bar = Progress(len(batches), f"unit {unit} epoch {epoch + 1}/{epochs}" if tc.mode == "sequential"
+                               else f"epoch {epoch + 1}/{epochs}", initial=self.pos["batch"], enabled=self.progress)
                 for b in range(self.pos["batch"], len(batches)):
                     results = self._step(self._collate(batches[b]), active, opt_ids)
                     self.pos["batch"], self.pos["step"] = b + 1, self.pos["step"] + 1

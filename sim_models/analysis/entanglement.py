@@ -41,6 +41,8 @@ import math
 
 import torch
 
+from ..escaping import markdown_text
+
 __all__ = ["TABLE3_NS", "PAPER_FRACTIONS", "most_different_dims", "swap_dims", "entanglement_delta", "delta_table",
            "ns_for_width", "paper_fraction_ns", "ordered_pairs"]
 
@@ -152,10 +154,11 @@ def entanglement_delta(decoder, latents: torch.Tensor, ns=TABLE3_NS, pairs=None,
 
 
 def delta_table(results: dict) -> str:
-    """Markdown table: rows N, one column per key of ``results`` ({column name: entanglement_delta result})."""
+    """Markdown table: rows N, one column per key of ``results`` ({column name: entanglement_delta result}); the
+    column names (they hold run names) escaped."""
     names = list(results)
     all_ns = sorted({n for r in results.values() for n in r["ns"]})
-    lines = ["| N | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines = ["| N | " + " | ".join(map(markdown_text, names)) + " |", "|---|" + "---|" * len(names)]
     for n in all_ns:
         cells = []
         for name in names:

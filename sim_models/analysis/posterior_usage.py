@@ -13,6 +13,7 @@ import torch
 
 from .active_units import ACTIVE_THRESHOLD, active_units, kl_per_dimension, mean_variance_per_dimension
 from .plotting import new_figure, save_figure
+from ..escaping import markdown_text
 
 __all__ = ["posterior_usage", "plot_active_units", "active_units_table"]
 
@@ -60,9 +61,9 @@ def active_units_table(rows: list, names: list) -> str:
            "|---|---|---|---|---|"]
     for name, r in zip(names, rows):
         if not r["probabilistic"]:
-            out.append(f"| {name} | {r['width']} | – (deterministic) | – | – |")
+            out.append(f"| {markdown_text(name)} | {r['width']} | – (deterministic) | – | – |")
         else:
-            out.append(f"| {name} | {r['width']} | {r['active_kl']} | {r['active_variance']} | {r['kl_total']:.3g} |")
+            out.append(f"| {markdown_text(name)} | {r['width']} | {r['active_kl']} | {r['active_variance']} | {r['kl_total']:.3g} |")
     return "\n".join(out)
 
 

@@ -17,7 +17,9 @@ import html
 import json
 import os
 from pathlib import Path
+
 from ..atomic_write import atomic_write_text
+from ..escaping import url_path
 
 __all__ = ["run_html", "comparison_html", "verdicts_html", "write_html_reports", "page"]
 
@@ -42,8 +44,7 @@ _e = html.escape
 
 def _link(summary: dict, rel: str, base: Path) -> str:
     """Path of ``rel`` (relative to the summary's run dir) as seen from folder ``base``, URL-safe."""
-    from urllib.parse import quote
-    return quote(Path(os.path.relpath(Path(summary["run"]) / rel, base)).as_posix())
+    return url_path(os.path.relpath(Path(summary["run"]) / rel, base))
 
 
 def _pct(x) -> str:
@@ -115,9 +116,9 @@ def _probes_html(run_dir: Path) -> list:
         return ['<h2 id="probes">Linear probes (from <code>sim eval</code>)</h2>',
                 f'<p class="note">eval.json could not be read ({_e(str(exc))}).</p>']
     return ['<h2 id="probes">Linear probes (from <code>sim eval</code>)</h2>',
-            f'<p>Test accuracy ({_e(str(r.get("config")))}, {r.get("steps")} steps; protocol '
-            f'{_e(str(r.get("protocol", {}).get("name", "robust")))}, {r.get("seeds", 1)} seeds; {r.get("n_train_syllables")} train / '
-            f'{r.get("n_test_syllables")} test syllables).</p>',
+            f'<p>Test accuracy ({_e(str(r.get("config")))}, {_e(str(r.get("steps")))} steps; protocol '
+            f'{_e(str(r.get("protocol", {}).get("name", "robust")))}, {_e(str(r.get("seeds", 1)))} seeds; '
+            f'{_e(str(r.get("n_train_syllables")))} train / {_e(str(r.get("n_test_syllables")))} test syllables).</p>',
             _table(["module", "vowel", "vowel, random init", "syllable", "syllable, random init"], rows)]
 
 
@@ -129,7 +130,7 @@ def verdicts_html(verdicts) -> list:
            "<table><tr><th class=l>claim</th><th class=l>verdict</th><th class=l>ours</th>"
            "<th class=l>paper</th><th class=l>rule</th></tr>"]
     for v in vs:
-        css = v.status.replace(" ", "-")
+        css = _e(v.status.replace(" ", "-"))  # a verdicts file given to `sim report --verdicts` may hold any text
         out.append(f"<tr><td class=l>{_e(v.claim)}</td><td class='l {css}'>{_e(v.status)}</td>"
                    f"<td class=l>{_e(v.measured)}</td><td class=l>{_e(v.paper)}</td><td class=l>{_e(v.rule)}"
                    + (f"<br><span class=note>{_e(v.reason)}</span>" if v.reason else "") + "</td></tr>")

@@ -1,7 +1,9 @@
 """RUN_DIR/report.md from the summaries of analyse_run; with several runs, a side-by-side section.
 
 Image links are relative to the markdown file, so a report (and the comparison, which points into
-the other runs' report/ folders) renders wherever the run folders sit together.
+the other runs' report/ folders) renders wherever the run folders sit together. Names, paths and words from
+the data are escaped for markdown (sim_models/escaping.py): a run folder called ``run one #2`` or ``a|b``
+still gives valid links and intact tables.
 """
 from __future__ import annotations
 
@@ -11,13 +13,19 @@ from pathlib import Path
 from .entanglement import delta_table
 from .posterior_usage import active_units_table
 from ..atomic_write import atomic_write_text
+from ..escaping import markdown_code, markdown_link_destination, markdown_text
 
 __all__ = ["run_markdown", "comparison_markdown", "write_reports"]
 
 
 def _link(summary: dict, rel: str, base: Path) -> str:
-    """Path of ``rel`` (relative to the summary's run dir) as seen from folder ``base``."""
-    return Path(os.path.relpath(Path(summary["run"]) / rel, base)).as_posix()
+    """Path of ``rel`` (relative to the summary's run dir) as seen from folder ``base``, as a link destination."""
+    return markdown_link_destination(os.path.relpath(Path(summary["run"]) / rel, base))
+
+
+def _image(alt: str, destination: str) -> str:
+    """A markdown image: ``alt`` escaped, ``destination`` already a link destination (``_link``)."""
+    return f"![{markdown_text(alt)}]({destination})"
 
 
 def _pct(x) -> str:
@@ -36,7 +44,8 @@ def _concentration_rows(summary: dict, prefix: str = "") -> list:
             c = by_rep[r]["concentration"]
             label = r + (" = mean" if mod.get("sample_equals_mean") and len(by_rep) > 1 else "")
             scaled = c.get("scaled_top10_mass")
-            rows.append(f"| {prefix}{mod['module']} | {label} | {mod['width']} | {_pct(c['test_accuracy'])} | "
+            rows.append(f"| {markdown_text(prefix + mod['module'])} | {markdown_text(label)} | {mod['width']} | "
+                        f"{_pct(c['test_accuracy'])} | "
                         f"{_pct(c['train_accuracy'])} | {c['top10_mass']:.2f} | "
                         f"{'n/a' if scaled is None else f'{scaled:.2f}'} | {c['frac_above_half']:.2f} |")
     return rows
@@ -71,8 +80,9 @@ def run_markdown(summary: dict, base: Path) -> list:
     L = lambda rel: _link(summary, rel, base)  # noqa: E731
     rc = summary["report_config"]
     dc = rc["decoder"]
-    out = [f"# Analysis of `{summary['name']}`", "",
-           f"Run `{summary['run']}` (config `{summary['config']}`, {summary['steps']} training steps); data `{summary['data']}` "
+    out = [f"# Analysis of {markdown_code(summary['name'])}", "",
+           f"Run {markdown_code(summary['run'])} (config {markdown_code(summary['config'])}, {summary['steps']} "
+           f"training steps); data {markdown_code(summary['data'])} "
            f"({summary['n_train_syllables']} train / {summary['n_test_syllables']} test syllables). "
            f"Representation: {_REPR_TEXT[summary.get('representation', 'mean')]}; GIM/CPC modules and the GRU give "
            "their output (the GRU of a SIM model reads samples). "
@@ -97,34 +107,38 @@ def run_markdown(summary: dict, base: Path) -> list:
             "| module | frames × C | waveform MSE | log-mel MSE | final training loss |", "|---|---|---|---|---|"]
     for m in summary["modules"]:
         fl = m["decoder_final_loss"]
-        out.append(f"| {m['module']} | {m['frames']} × {m['width']} | {m['reconstruction']['mse']:.3g} | "
+        out.append(f"| {markdown_text(m['module'])} | {m['frames']} × {m['width']} | "
+                   f"{m['reconstruction']['mse']:.3g} | "
                    f"{m['reconstruction']['mel']:.3g} | {'n/a' if fl is None else f'{fl:.3g}'} |")
 
     out += ["", "## Latent traversal", "",
             f"Dimension d set to {rc['traversal_steps']} values in [−{rc['traversal_range']}, {rc['traversal_range']}] in "
-            f"every frame, from the zero vector and from the test utterance '{summary['traversal_utterance']}'; the "
+            "every frame, from the zero vector and from the test utterance "
+            f"'{markdown_text(summary['traversal_utterance'])}'; the "
             f"dims shown are the {rc['traversal_dims']} the vowel probe weighs most. Rows: steps; left waveform, right "
             "spectrum (dB).", ""]
     for m in summary["modules"]:
-        out.append(f"### {m['module']}")
+        out.append(f"### {markdown_text(m['module'])}")
         out.append("")
         for t in m["files"]["traversal"]:
-            out.append(f"![{m['module']} dim {t['dim']} from {t['start']}]({L(t['png'])})")
+            out.append(_image(f"{m['module']} dim {t['dim']} from {t['start']}", L(t["png"])))
         out.append("")
 
     pair = summary["interpolation_pair"]
     out += ["## Interpolation", "",
-            f"z(α) = (1 − α) z_a + α z_b between the test utterances '{pair[0]}' and '{pair[1]}' (per frame), decoded. "
+            f"z(α) = (1 − α) z_a + α z_b between the test utterances '{markdown_text(pair[0])}' and "
+            f"'{markdown_text(pair[1])}' (per frame), decoded. "
             "Grey: the original recordings.", ""]
     for m in summary["modules"]:
         f = m["files"]
-        out += [f"{m['module']}: [audio]({L(f['interpolation_wav'])})", "",
-                f"![{m['module']} interpolation]({L(f['interpolation_png'])})", ""]
+        out += [f"{markdown_text(m['module'])}: [audio]({L(f['interpolation_wav'])})", "",
+                _image(f"{m['module']} interpolation", L(f["interpolation_png"])), ""]
 
     n_pairs = summary["modules"][0]["entanglement"]["waveform"]["pairs"] if summary["modules"] else 0
     dsum = summary.get("delta", {})
     fr = dsum.get("n_at_paper_fraction", {})
-    frac_text = "; ".join(f"{m['module']}: N = {fr[m['module']]['1/64']} and {fr[m['module']]['1/8']} of "
+    frac_text = "; ".join(f"{markdown_text(m['module'])}: N = {fr[m['module']]['1/64']} and "
+                          f"{fr[m['module']]['1/8']} of "
                           f"{fr[m['module']]['width']}" for m in summary["modules"] if m["module"] in fr)
     out += ["## Entanglement δ (Table 3)", "",
             f"δ(N) = Σ‖D(z_swap) − D(z_b)‖² / Σ‖D(z_a) − D(z_b)‖² over {n_pairs} ordered pairs of "
@@ -133,10 +147,10 @@ def run_markdown(summary: dict, base: Path) -> list:
             "whole difference; 1 = none of it. Each utterance is encoded once (one fixed ε per utterance for samples). "
             "The paper's N = 8 and 64 of 512 dimensions are 1/64 and 1/8 of the width; here that is "
             f"{frac_text or 'n/a'}. Columns marked (mean) / (sample) are the robustness row. "
-            f"Numbers: `{summary['files']['entanglement_json']}`.", "",
+            f"Numbers: {markdown_code(summary['files']['entanglement_json'])}.", "",
             "On the waveform:", "", delta_table(_delta_columns(summary, "waveform", robustness=True)), "",
             "On log-mel spectrograms:", "", delta_table(_delta_columns(summary, "mel", robustness=True)), "",
-            f"![entanglement]({L(summary['files']['entanglement_png'])})", ""]
+            _image("entanglement", L(summary["files"]["entanglement_png"])), ""]
 
     out += (["## Vowel concentration (Fig. 2)", "",
             "A bias-free linear vowel probe per module on time-averaged syllable representations "
@@ -146,15 +160,15 @@ def run_markdown(summary: dict, base: Path) -> list:
             "syllables (a near-constant μ unit can carry a large weight that moves no logit). The KDE figure "
             "draws the SIM authors' normalisation, 2 (w − min) / (max − min) − 1 per class.", ""]
             + _CONC_HEADER + _concentration_rows(summary) + [
-            "", f"![vowel concentration]({L(summary['files']['concentration_png'])})", ""]
-            + ([f"![vowel concentration, signed min-max KDE]({L(summary['files']['concentration_kde_png'])})", ""]
+            "", _image("vowel concentration", L(summary["files"]["concentration_png"])), ""]
+            + ([_image("vowel concentration, signed min-max KDE", L(summary["files"]["concentration_kde_png"])), ""]
                if "concentration_kde_png" in summary["files"] else []))
 
     tsne_how = ("flattened C × T syllable features (padded at both ends to 8800 samples), random init, perplexity 30, "
                 "learning rate 200, 1000 iterations (thesis §4.2.2)" if rc.get("tsne_settings") == "thesis"
                 else "time-averaged syllable representations, PCA init")
     out += ["## t-SNE", "", f"Per module, coloured by vowel: {tsne_how}.", "",
-            f"![t-SNE]({L(summary['files']['tsne_png'])})", ""]
+            _image("t-SNE", L(summary["files"]["tsne_png"])), ""]
     out += thesis_markdown(summary, base)
     return out
 
@@ -171,27 +185,27 @@ def thesis_markdown(summary: dict, base: Path) -> list:
     if "loss_curves_png" in f:
         has_val = any(c["val"] for c in th["loss_curves"].values())
         out += [f"Mean loss of each module's logged steps per epoch{'' if has_val else ' (no validation rows in the log)'}.",
-                "", f"![loss curves]({L(f['loss_curves_png'])})", ""]
+                "", _image("loss curves", L(f["loss_curves_png"])), ""]
     else:
         out += ["No metrics log in the run folder.", ""]
     rc = summary["report_config"]
     out += ["## Activation distributions (thesis Figs 4.4–4.7)", "",
             f"First six dimensions of every module's output ({rc.get('activation_representation', 'sample')}s) over every "
             f"frame of {rc.get('activation_utterances', 64)} test utterances; grey: the N(0, 1) prior.", "",
-            f"![activations]({L(f['activations_png'])})", "",
+            _image("activations", L(f["activations_png"])), "",
             "## Posterior usage: per-dimension KL and active units", "",
             "Mean KL(N(μ, σ²) ‖ N(0, 1)) per dimension over the test frames; an active unit has KL > 0.01 nats "
             "(or, Burda et al. 2016, Var[μ] > 0.01). Few active units = posterior collapse.", "",
-            active_units_table(th["active_units"], names), "", f"![active units]({L(f['active_units_png'])})", ""]
+            active_units_table(th["active_units"], names), "", _image("active units", L(f["active_units_png"])), ""]
     fl = th["few_labels"]
     out += ["## Few-label generalisation (thesis §4.3, Fig. 4.8)", "",
             f"Syllable probes (thesis protocol: flattened features, {fl['epochs']} epochs, batch = subset) trained on n "
             f"labelled syllables per class, test accuracy mean ± std over {fl['seeds']} seeds:", "",
-            "| n per class | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+            "| n per class | " + " | ".join(map(markdown_text, names)) + " |", "|---|" + "---|" * len(names)]
     for i, n in enumerate(fl["sizes"]):
         out.append(f"| {n} ({fl['labelled'][i]} labels) | " + " | ".join(
             f"{100 * m['mean'][i]:.1f} ± {100 * m['std'][i]:.1f} %" for m in fl["modules"]) + " |")
-    out += ["", f"![few labels]({L(f['few_labels_png'])})", ""]
+    out += ["", _image("few labels", L(f["few_labels_png"])), ""]
     return out
 
 
@@ -200,7 +214,7 @@ def comparison_markdown(summaries: list, base: Path) -> list:
     names = [s["name"] for s in summaries]
     if len(set(names)) < len(names):
         names = [s["run"] for s in summaries]
-    out = ["## Side by side: " + ", ".join(f"`{n}`" for n in names), ""]
+    out = ["## Side by side: " + ", ".join(map(markdown_code, names)), ""]
     for space in ("waveform", "mel"):
         cols = {}
         for n, s in zip(names, summaries):
@@ -210,17 +224,19 @@ def comparison_markdown(summaries: list, base: Path) -> list:
     out += ["Vowel concentration:", ""] + _CONC_HEADER
     for n, s in zip(names, summaries):
         out += _concentration_rows(s, prefix=f"{n}: ")
-    out += ["", "| figure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    out += ["", "| figure | " + " | ".join(map(markdown_text, names)) + " |", "|---|" + "---|" * len(names)]
     for key, label in (("concentration_png", "vowel concentration"), ("tsne_png", "t-SNE"),
                        ("entanglement_png", "δ"), ("loss_curves_png", "loss curves"), ("activations_png", "activations"),
                        ("active_units_png", "active units"), ("few_labels_png", "few labels")):
         if not all(key in s["files"] for s in summaries):
             continue
-        out.append(f"| {label} | " + " | ".join(f"![{label}]({_link(s, s['files'][key], base)})" for s in summaries) + " |")
+        out.append(f"| {label} | " + " | ".join(_image(label, _link(s, s["files"][key], base)) for s in summaries)
+                   + " |")
     n_mod = min(len(s["modules"]) for s in summaries)
     for m in range(n_mod):
         out.append(f"| interpolation, module {m + 1} | " + " | ".join(
-            f"![interpolation]({_link(s, s['modules'][m]['files']['interpolation_png'], base)})" for s in summaries) + " |")
+            _image("interpolation", _link(s, s["modules"][m]["files"]["interpolation_png"], base))
+            for s in summaries) + " |")
     out.append("")
     return out
 

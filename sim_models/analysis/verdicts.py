@@ -42,6 +42,8 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import resources
 
+from ..escaping import markdown_text
+
 __all__ = ["Measurement", "Verdict", "paper_tables", "REPRODUCED", "NOT_REPRODUCED", "INCONCLUSIVE", "MIN_SEEDS",
            "CLOSE_PP", "FAR_PP", "WELL_BELOW_PP", "table2_close", "table2_above_random", "table2_supervised_best",
            "table3_delta", "fig2_concentration", "all_verdicts", "verdicts_markdown", "verdicts_to_json",
@@ -365,11 +367,11 @@ def all_verdicts(measured: dict) -> list:
 def verdicts_markdown(verdicts) -> list:
     """A *Verdicts* section (markdown lines): one table row per claim, then the rules' reasons."""
     vs = [v if isinstance(v, Verdict) else Verdict.from_dict(v) for v in verdicts]
-    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
+    esc = markdown_text  # a verdicts file given to `sim report --verdicts` may hold any text
     out = ["## Verdicts: the paper's claims on our data", "",
            "| claim | verdict | ours | paper | rule |", "|---|---|---|---|---|"]
-    out += [f"| {esc(v.claim)} | {v.status} | {esc(v.measured)} | {esc(v.paper)} | {esc(v.rule)} |" for v in vs]
-    out += ["", "Why:", ""] + [f"- {v.claim}: {v.reason}" for v in vs if v.reason] + [""]
+    out += [f"| {esc(v.claim)} | {esc(v.status)} | {esc(v.measured)} | {esc(v.paper)} | {esc(v.rule)} |" for v in vs]
+    out += ["", "Why:", ""] + [f"- {esc(v.claim)}: {esc(v.reason)}" for v in vs if v.reason] + [""]
     return out
 
 

@@ -15,6 +15,7 @@ from ..trainer import build_model
 from .probes import check_representation
 from .protocols import get_protocol, probe_protocol
 from ..atomic_write import atomic_write_text
+from ..escaping import markdown_code, markdown_text
 
 __all__ = ["evaluate_run", "markdown_table", "word_overlap"]
 
@@ -86,16 +87,18 @@ def _cell(row, key) -> str:
 
 
 def markdown_table(result: dict) -> str:
+    """The probes as markdown: a sentence on the setting, one table row per module, the word overlap."""
     p = result.get("protocol", {"name": "robust", "epochs": "?"})
     ov = result.get("word_overlap")
-    head = (f"Linear probes, test accuracy, mean ± std over {result.get('seeds', 1)} seeds ({result['config']}, "
-            f"{result['steps']} steps; protocol `{p['name']}`, {p['epochs']} epochs, representation "
-            f"{result.get('representation', 'mean')}; {result['n_train_syllables']} train / "
+    head = (f"Linear probes, test accuracy, mean ± std over {result.get('seeds', 1)} seeds "
+            f"({markdown_text(result['config'])}, {result['steps']} steps; protocol {markdown_code(p['name'])}, "
+            f"{p['epochs']} epochs, representation {markdown_text(result.get('representation', 'mean'))}; "
+            f"{result['n_train_syllables']} train / "
             f"{result['n_test_syllables']} test syllables)")
     lines = [head, "", "| module | vowel | vowel, random init | syllable | syllable, random init |", "|---|---|---|---|---|"]
     for r in result["modules"]:
         name = r["module"] + (" (Table 2 row)" if r.get("table2_row") else "")
-        lines.append(f"| {name} | {_cell(r, 'vowel')} | {_cell(r, 'random_init_vowel')} | "
+        lines.append(f"| {markdown_text(name)} | {_cell(r, 'vowel')} | {_cell(r, 'random_init_vowel')} | "
                      f"{_cell(r, 'syllable')} | {_cell(r, 'random_init_syllable')} |")
     lines.append(f"| chance | {100 / 3:.1f} % | | {100 / 9:.1f} % | |")
     if ov:

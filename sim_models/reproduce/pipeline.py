@@ -26,6 +26,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from ..progress import log_line
 from .budgets import Budget
 from .steps import StepRunner, atomic_json
 
@@ -214,8 +215,9 @@ def _primary_representation(analyses: dict) -> str:
     return reps.pop() if len(reps) == 1 else "mixed"
 
 
-def reproduce(budget: Budget, data_dir, out, seeds: int | None = None, progress: bool = True, log=print) -> dict:
-    """Run (or resume) every step; returns {"verdicts", "report_md", "report_html", "times", "skipped", "ran"}."""
+def reproduce(budget: Budget, data_dir, out, seeds: int | None = None, progress: bool = True, log=log_line) -> dict:
+    """Run (or resume) every step; returns {"verdicts", "report_md", "report_html", "times", "skipped", "ran"}.
+    ``log`` gets one line per step (and per run started); ``progress``: the trainer's, per epoch (progress.py)."""
     import torch
     seeds = budget.seeds if seeds is None else int(seeds)
     if seeds < 1:

@@ -1,16 +1,35 @@
 """OUT/report.md and OUT/report.html of `sim reproduce`: verdicts beside the paper's figures, the probe
 tables (mean ± std over training seeds), the β search, the analyses' numbers, the step times, and (HTML)
-`sim report`'s side-by-side figures and audio players of the analysed runs (analysis/report_html.py)."""
+`sim report`'s side-by-side figures and audio players of the analysed runs (analysis/report_html.py).
+
+Every name and path is escaped for the format it lands in (sim_models/escaping.py); links are relative to
+OUT and percent-encoded."""
 from __future__ import annotations
 
 import html
 import json
 import math
 import os
-import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-__all__ = ["write_report", "verdict_table_text"]
+from ..escaping import markdown_code, markdown_link_destination, markdown_text, url_path
+
+__all__ = ["write_report", "verdict_table_text", "data_description"]
+
+
+@dataclass(frozen=True)
+class _Format:
+    """How prose is written in one output format: ``text`` escapes plain text, ``code`` shows a name or path as
+    code, ``bold`` emphasises text already in the format."""
+    text: Callable[[str], str]
+    code: Callable[[str], str]
+    bold: Callable[[str], str]
+
+
+_FORMATS = {"markdown": _Format(markdown_text, markdown_code, lambda s: f"**{s}**"),
+            "html": _Format(html.escape, lambda s: f"<code>{html.escape(str(s))}</code>", lambda s: f"<b>{s}</b>")}
 
 
 def _ms(vals: list, scale: float = 100.0, unit: str = " %", digits: int = 1) -> str:
@@ -82,9 +101,8 @@ _AN_HEAD = ["method", "module", "width", "active units (per seed)", "vowel top-1
 
 
 def _md_table(head, rows) -> list:
-    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
-    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + \
-           ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return ["| " + " | ".join(map(markdown_text, head)) + " |", "|" + "---|" * len(head)] + \
+           ["| " + " | ".join(markdown_text(c) for c in r) + " |" for r in rows]
 
 
 def _html_table(head, rows) -> str:
@@ -102,19 +120,40 @@ def verdict_table_text(verdicts) -> str:
     return "\n".join(lines)
 
 
-def data_description(data_dir) -> str:
+def data_description(data_dir, fmt: str = "markdown") -> str:
     """One sentence on the data: the recordings' source and license when the folder names them (the paper's
-    recordings, sim_models/data/paper_recordings.py), else what synthesised it."""
+    recordings, sim_models/data/paper_recordings.py), else what synthesised it. ``fmt``: "markdown" or "html"."""
     from ..data.paper_recordings import source_line
+    f = _FORMATS[fmt]
     meta_path = Path(data_dir) / "metadata.json" if data_dir is not None else None
     if meta_path is None or not meta_path.is_file():
-        return f"Data: {data_dir}."
+        return f.text("Data: ") + f.code(data_dir) + "."
     meta = json.loads(meta_path.read_text())
     n = len(meta.get("items", []))
     if meta.get("source"):
-        return f"{source_line(meta['source'])} {n} words at {meta['sample_rate']} Hz, the authors' train/test split."
-    return (f"Data: {n} words synthesised with {meta.get('engine', 'espeak-ng')} (`sim data`, not the paper's "
-            "recordings).")
+        return f.text(f"{source_line(meta['source'])} {n} words at {meta['sample_rate']} Hz, the authors' train/test "
+                      "split.")
+    return (f.text(f"Data: {n} words synthesised with {meta.get('engine', 'espeak-ng')} (") + f.code("sim data")
+            + f.text(", not the paper's recordings)."))
+
+
+def _setting(budget, seeds, beta, ver, total_seconds, data_dir, fmt: str) -> list:
+    """The paragraphs of the *Setting* section in ``fmt`` ("markdown" or "html")."""
+    f = _FORMATS[fmt]
+    paras = [f.text("Budget ") + f.code(budget.name) + f.text(
+                 f": methods {', '.join(budget.methods)} (+ random init), {seeds} training seed(s) each, "
+                 f"{budget.words} words requested, epochs {budget.epochs}, probe protocols "
+                 f"{', '.join(budget.protocols)} ({budget.probe_seeds} probe seed(s) per run). SIM trained at β = "
+                 f"{beta['beta']:g} ({beta['note']}). Verdicts use the ") + f.code(ver["protocol"])
+             + f.text(" protocol for Table 2; spreads are over training seeds (verdict rules: ")
+             + f.code("sim_models/analysis/verdicts.py") + f.text(", fixed in advance).")]
+    if not beta["beta"]:
+        paras.append(f.bold(f.text("β = 0")) + f.text(": the SIM runs have Gaussian heads but no KL term, so this "
+                                                      "comparison does not test what SIM adds to GIM (the KL)."))
+    paras += [data_description(data_dir, fmt),
+              f.text(f"Total step time recorded: {total_seconds / 60:.1f} min (2 shared CPU cores here: timings are "
+                     "noisy).")]
+    return paras
 
 
 def _sections(out: Path, budget, seeds, beta, runs, probes, analyses, ver, times, data_dir=None):
@@ -123,16 +162,9 @@ def _sections(out: Path, budget, seeds, beta, runs, probes, analyses, ver, times
     verdicts = verdicts_from_json(json.dumps(ver["verdicts"]))
     secs = []
     total = sum(times.values())
-    intro = [f"Budget `{budget.name}`: methods {', '.join(budget.methods)} (+ random init), {seeds} training seed(s) "
-             f"each, {budget.words} words requested, epochs {budget.epochs}, probe protocols "
-             f"{', '.join(budget.protocols)} ({budget.probe_seeds} probe seed(s) per run). SIM trained at β = "
-             f"{beta['beta']:g} ({beta['note']}). Verdicts use the `{ver['protocol']}` protocol for Table 2; "
-             "spreads are over training seeds (verdict rules: sim_models/analysis/verdicts.py, fixed in advance).",
-             *([] if beta["beta"] else ["", "**β = 0**: the SIM runs have Gaussian heads but no KL term, so this comparison "
-                                            "does not test what SIM adds to GIM (the KL)."]),
-             "", data_description(data_dir),
-             "", f"Total step time recorded: {total / 60:.1f} min (2 shared CPU cores here: timings are noisy)."]
-    secs.append(("Setting", intro, "<p>" + _inline_markdown(" ".join(intro)) + "</p>"))
+    md_paras = _setting(budget, seeds, beta, ver, total, data_dir, "markdown")
+    secs.append(("Setting", [line for p in md_paras for line in ("", p)][1:],
+                 "".join(f"<p>{p}</p>" for p in _setting(budget, seeds, beta, ver, total, data_dir, "html"))))
     vmd = verdicts_markdown(verdicts)[2:]
     from ..analysis.report_html import verdicts_html
     secs.append(("Verdicts: the paper's claims on our data", vmd, "\n".join(verdicts_html(verdicts)[1:])))
@@ -150,8 +182,9 @@ def _sections(out: Path, budget, seeds, beta, runs, probes, analyses, ver, times
         rows = _probe_rows(budget, seeds, probes, p)
         secs.append((f"Linear probes, `{p}` protocol (test accuracy, mean ± std over training seeds)",
                      _md_table(_PROBE_HEAD, rows), _html_table(_PROBE_HEAD, rows)))
-    secs.append(("β search (SIM)", beta["table"].splitlines() + ["", f"![sweep]({beta['plot']})"],
-                 f"<pre>{html.escape(beta['table'])}</pre><img src='{beta['plot']}' alt='β sweep' style='max-width:100%'>"))
+    plot_md, plot_html = markdown_link_destination(beta["plot"]), html.escape(url_path(beta["plot"]))
+    secs.append(("β search (SIM)", beta["table"].splitlines() + ["", f"![sweep]({plot_md})"],
+                 f"<pre>{html.escape(beta['table'])}</pre><img src='{plot_html}' alt='β sweep' style='max-width:100%'>"))
     if analyses:
         rows = _analysis_rows(analyses)
         secs.append(("Analyses (δ: Table 3; top-10 % mass: Fig. 2; active units: KL > 0.01 nats)",
@@ -161,9 +194,9 @@ def _sections(out: Path, budget, seeds, beta, runs, probes, analyses, ver, times
     trows = [[k, f"{v:.0f} s"] for k, v in times.items()]
     secs.append(("Step times", _md_table(["step", "time"], trows), _html_table(["step", "time"], trows)))
     if links:
-        secs.append(("Per-run reports", [f"- [{t}]({h})" for t, h in links],
-                     "<ul>" + "".join(f"<li><a href='{html.escape(h)}'>{html.escape(t)}</a></li>" for t, h in links)
-                     + "</ul>"))
+        secs.append(("Per-run reports", [f"- [{markdown_text(t)}]({markdown_link_destination(h)})" for t, h in links],
+                     "<ul>" + "".join(f"<li><a href='{html.escape(url_path(h))}'>{html.escape(t)}</a></li>"
+                                      for t, h in links) + "</ul>"))
     return secs
 
 
@@ -182,7 +215,7 @@ def write_report(out, budget, seeds, beta, runs, probes, analyses, ver, times, d
     if summaries:
         write_html_reports(summaries, None, verdicts)
     secs = _sections(out, budget, seeds, beta, runs, probes, analyses, ver, times, data_dir)
-    md = [f"# sim reproduce: budget `{budget.name}`", ""]
+    md = [f"# sim reproduce: budget {markdown_code(budget.name)}", ""]
     body = [f"<h1>sim reproduce: budget <code>{html.escape(budget.name)}</code></h1>"]
     for title, lines, h in secs:
         md += [f"## {title}", ""] + lines + [""]
@@ -195,9 +228,3 @@ def write_report(out, budget, seeds, beta, runs, probes, analyses, ver, times, d
         os.replace(tmp, out / name)
     return {"md": str(out / "report.md"), "html": str(out / "report.html")}
 
-
-def _inline_markdown(text: str) -> str:
-    """HTML of a line of markdown with only **bold** and `code` in it (escaped first)."""
-    out = html.escape(text)
-    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", out)

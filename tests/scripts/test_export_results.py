@@ -37,3 +37,22 @@ def test_export_refuses_an_unfinished_folder(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="report.md"):
         export(tmp_path, tmp_path / "d")
     assert main([str(tmp_path), str(tmp_path / "d")]) == 2 and "report.md" in capsys.readouterr().err
+
+
+def test_export_follows_percent_encoded_links_and_escaped_alt_text(tmp_path):
+    """Run folders named with a space, '#', '%41', brackets and unicode: the image a link decodes to is copied,
+    and the copied report's link leads to it."""
+    from urllib.parse import unquote
+
+    from sim_models.escaping import markdown_link_destination, markdown_text
+
+    out, name = tmp_path / "out", "run one #%41 [x] (y) ü音"
+    (out / "runs" / name / "report").mkdir(parents=True)
+    (out / "runs" / name / "report" / "tsne.png").write_bytes(b"png")
+    rel = f"runs/{name}/report/tsne.png"
+    (out / "report.md").write_text(f"![{markdown_text(name)}: t-SNE]({markdown_link_destination(rel)})\n")
+    dest = tmp_path / "dest"
+    assert rel in export(out, dest)
+    assert (dest / rel).read_bytes() == b"png"
+    link = (dest / "report.md").read_text().split("](")[1].rstrip(")\n")
+    assert (dest / unquote(link)).is_file()

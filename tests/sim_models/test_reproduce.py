@@ -221,12 +221,20 @@ def test_the_beta_search_run_is_reused_only_with_an_identical_config(tmp_path):
     assert (tmp_path / "SIM_s0" / CHECKPOINT_NAME).read_bytes() == b"ckpt"
 
 
-def test_report_html_renders_the_setting_paragraph_markup():
-    """The setting paragraph's **bold** and `code` become HTML, escaped first (no literal asterisks)."""
-    from sim_models.reproduce.report import _inline_markdown
+def test_report_html_renders_the_setting_paragraph_markup(tmp_path):
+    """The setting paragraphs' bold and code are markup of each format (no literal asterisks in the HTML), and the
+    data folder's name is escaped for it."""
+    from sim_models.reproduce.report import _setting
 
-    assert _inline_markdown("**β = 0**: the `paper` protocol <b>") == \
-        "<b>β = 0</b>: the <code>paper</code> protocol &lt;b&gt;"
+    beta = {"beta": 0.0, "note": "none chosen"}
+    args = (get_budget("tiny"), 2, beta, {"protocol": "paper"}, 60.0, tmp_path / "<b>data")
+    html = _setting(*args, "html")
+    assert html[0].startswith("Budget <code>tiny</code>: ") and "the <code>paper</code> protocol" in html[0]
+    assert html[1].startswith("<b>β = 0</b>: ") and "*" not in "".join(html)
+    assert html[2] == f"Data: <code>{tmp_path}/&lt;b&gt;data</code>."
+    md = _setting(*args, "markdown")
+    assert md[0].startswith("Budget `tiny`: ") and md[1].startswith("**β = 0**: ")
+    assert md[2] == f"Data: `{tmp_path}/<b>data`."
 
 
 def test_changed_measuring_settings_keep_trained_runs_and_redo_measured_steps(tmp_path):
