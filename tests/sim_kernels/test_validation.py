@@ -183,7 +183,7 @@ def test_index_error_is_one_message_and_one_sync(monkeypatch, common):
     monkeypatch.setattr(torch.Tensor, "any", counting_any)
     with pytest.raises(ValueError) as py_err:
         F._check_index_values(kw["neg_idx"], B * T, 0, T, common)
-    assert len(calls) == 1 and calls[0] == (K, B, T, N)
+    assert len(calls) == 1 and calls[0] == (1, K, B, T, N)  # (vmapped elements, K, B, T, N): one any()
     monkeypatch.setattr(torch.Tensor, "any", real_any)
     good = _good()["neg_idx"]
     F._check_index_values(good, B * T, 0, T, common)  # no error on good indices
