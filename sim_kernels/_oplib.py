@@ -27,9 +27,10 @@ OP_NAMES = ("smooth_infonce_fwd", "smooth_infonce_value_and_grad")
 # The one message every kernel (C++ CPU, CUDA driver, Triton) gives for a mu/kl_weight mismatch.
 KL_WEIGHT_MESSAGE = "kl_weight must be given exactly when mu and logvar are"
 DOUBLE_BACKWARD_MESSAGE = (
-    "smooth_infonce: the fused kernels (backend='native' / 'triton') have no double backward: their gradients "
-    "are computed in the forward pass, so a second derivative through them would be silently 0. Backward with "
-    "create_graph=True needs backend='reference'")
+    "smooth_infonce: the fused kernels (backend='native' / 'triton') have no second derivatives: their gradients "
+    "are computed in the forward pass, so a derivative through them would be silently wrong. Backward with "
+    "create_graph=True needs backend='reference' (so do torch.autograd.functional's jvp, hvp and hessian, which "
+    "use it); first-order forward mode works through torch.func.jvp and torch.autograd.forward_ad")
 
 
 def _refuse_double_backward():

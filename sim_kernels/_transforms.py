@@ -9,7 +9,7 @@ autograd.Functions here, which have every rule a transform asks for:
 ``FusedValue``: value = sum(loss_weight * loss) + sum(kl_weight * kl) (the scalar reductions).
     forward   one value-and-grad call of the backend; its gradients are saved.
     backward  d value / d x = the saved gradient times the incoming one.
-    jvp       d value = sum over inputs <d value / d x, x_dot> (exact, no second kernel call).
+    jvp       d value = sum over inputs <d value / d x, x_dot> (no second kernel call).
 ``FusedPerAnchor``: the per-anchor statistics (reduction="none").
     forward   one forward call of the backend.
     backward  one value-and-grad call with loss_weight = d out / d loss, kl_weight = d out / d kl
@@ -21,8 +21,12 @@ Both: ``vmap`` runs the op once per batch element (exact; as slow as a Python lo
 non-differentiable outputs (hits, the statistics beside the value) carry no tangent.
 
 Second derivatives (a backward with create_graph=True, hessian, jacfwd(jacrev(f)), grad of grad,
-jvp of grad) would differentiate the saved gradients, which are constants: they would come out
-silently wrong, so they raise an error naming backend="reference", whose plain autograd has them.
+jvp of grad, forward-over-reverse) would differentiate the saved gradients, which are constants: they
+would come out silently wrong, so they raise an error naming backend="reference", whose plain autograd
+has them: refuse_second_order at the call when two torch.func levels differentiate, and SecondOrderGuard
+around every gradient a backward returns where a derivative of it could be taken.
+Precision: the gradients are in the inputs' dtype, so for fp16/bf16 inputs the scalar jvp carries
+their rounding (~1e-3 relative); fp32 and fp64 are exact to their own rounding.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ import torch
 from torch.autograd import forward_ad
 
 __all__ = ["active", "under_functorch", "plain_batches", "refuse_second_order", "Call", "FusedValue", "FusedPerAnchor",
-           "WeightedGrads", "per_anchor_loss_tangent", "SECOND_ORDER_MESSAGE"]
+           "WeightedGrads", "SecondOrderGuard", "per_anchor_loss_tangent", "SECOND_ORDER_MESSAGE"]
 
 SECOND_ORDER_MESSAGE = (
     "smooth_infonce: second derivatives (backward with create_graph=True, torch.func.hessian, jacfwd(jacrev(f)), "
@@ -60,10 +64,12 @@ def under_functorch() -> bool:
 
 def active(tensors) -> bool:
     """True while a torch.func transform (grad, vjp, jvp, jacrev, jacfwd, vmap, hessian) runs, or when
-    one of ``tensors`` carries a forward-AD tangent (torch.autograd.forward_ad). Never while compiling:
-    torch.compile and torch.export trace the ops with their own autograd."""
+    one of ``tensors`` carries a forward-AD tangent (torch.autograd.forward_ad). While torch.compile or
+    torch.export traces, only the latter: reverse mode there uses the ops' own autograd."""
     if torch.compiler.is_compiling():
-        return False
+        # torch.compile's own torch.func handling sees no interpreter here; a forward-AD tangent it does
+        # trace (jvp or forward_ad inside a compiled function): the Function path then runs (a graph break).
+        return _has_tangent(tensors)
     if under_functorch():
         return True
     return getattr(forward_ad, "_current_level", -1) >= 0 and _has_tangent(tensors)
@@ -94,11 +100,37 @@ def refuse_second_order() -> None:
         raise RuntimeError(SECOND_ORDER_MESSAGE)
 
 
-def _refuse_create_graph(call) -> None:
-    """A backward run with grad mode on is a backward with create_graph=True, except for a call made under
-    torch.func (whose grad and vjp always build a graph; refuse_second_order counted its levels instead)."""
-    if torch.is_grad_enabled() and not call.under_functorch:
+class SecondOrderGuard(torch.autograd.Function):
+    """guard(grad, x) = grad, for a gradient the fused backward returned: any derivative of it (a backward
+    through it, or a tangent of it) would be a second derivative of the loss, which the fused kernels do
+    not have, so it raises SECOND_ORDER_MESSAGE. ``x``, the input the gradient belongs to, is an argument
+    only so that a derivative w.r.t. x passes through here instead of silently missing."""
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(grad, x):
+        return grad.clone()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, _grad):
         raise RuntimeError(SECOND_ORDER_MESSAGE)
+
+    @staticmethod
+    def jvp(ctx, *_tangents):
+        raise RuntimeError(SECOND_ORDER_MESSAGE)
+
+
+def _guarded(grads, inputs):
+    """The gradients a backward returns, each behind a SecondOrderGuard when a derivative of them could be
+    taken: grad mode on in the backward (create_graph=True, or any torch.func grad/vjp, which always build a
+    graph) or a forward-AD level open (forward-over-reverse)."""
+    if not (torch.is_grad_enabled() or getattr(forward_ad, "_current_level", -1) >= 0):
+        return list(grads)
+    return [SecondOrderGuard.apply(g, x) if g is not None else None for g, x in zip(grads, inputs)]
 
 
 @dataclass(frozen=True)
@@ -107,14 +139,12 @@ class Call:
 
     fwd, value_and_grad: the backend's (sim_kernels/registry.py), on the (K, B, T, N) neg_idx.
     t0, t1, common: the anchor window.
-    under_functorch: the call was made inside a torch.func transform (not only under forward AD).
     """
     fwd: Callable
     value_and_grad: Callable
     t0: int
     t1: int
     common: bool
-    under_functorch: bool
 
 
 _GRAD_INPUTS = 5  # context, targets, weight, mu, logvar: the differentiable inputs, first in every forward
@@ -198,7 +228,7 @@ class FusedValue(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.call = inputs[-1]
+        ctx.save_for_backward(*inputs[:_GRAD_INPUTS])  # only for the guard: what each gradient belongs to
         ctx.grads = output[4:]  # kept as attributes: they are outputs, which save_for_backward would keep twice
         ctx.value_dtype = output[0].dtype
         ctx.mark_non_differentiable(*output[1:])
@@ -206,11 +236,10 @@ class FusedValue(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_value, *_unused):
-        _refuse_create_graph(ctx.call)
         if g_value is None:
             return (None,) * 9
         grads = [g * g_value.to(g.dtype) if g.numel() else None for g in ctx.grads]
-        return (*grads, None, None, None, None)
+        return (*_guarded(grads, ctx.saved_tensors), None, None, None, None)
 
     @staticmethod
     def jvp(ctx, *tangents):
@@ -246,7 +275,6 @@ class FusedPerAnchor(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_loss, _g_correct, g_kl):
-        _refuse_create_graph(ctx.call)
         context, targets, weight, mu, logvar, neg_idx = ctx.saved_tensors
         acc = torch.float64 if context.dtype == torch.float64 else torch.float32
         if g_loss is None:
@@ -254,7 +282,8 @@ class FusedPerAnchor(torch.autograd.Function):
         kl_used = ctx.has_kl and g_kl is not None and g_kl.numel() > 0
         grads = WeightedGrads.apply(context, targets, weight, mu if kl_used else None, logvar if kl_used else None,
                                     neg_idx, g_loss.to(acc), g_kl.to(acc) if kl_used else None, ctx.call)
-        return (*[g if g.numel() else None for g in grads], None, None)
+        grads = [g if g.numel() else None for g in grads]
+        return (*_guarded(grads, (context, targets, weight, mu, logvar)), None, None)
 
     @staticmethod
     def jvp(ctx, c_dot, z_dot, w_dot, mu_dot, lv_dot, _idx_dot, _call_dot):
@@ -299,6 +328,10 @@ class WeightedGrads(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *_grads):
+        raise RuntimeError(SECOND_ORDER_MESSAGE)
+
+    @staticmethod
+    def jvp(ctx, *_tangents):
         raise RuntimeError(SECOND_ORDER_MESSAGE)
 
     @staticmethod

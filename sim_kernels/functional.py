@@ -117,7 +117,7 @@ def _run_transformed(impl, context, targets, weight, neg_idx, mu, logvar, B, T, 
     """The fused backends under torch.func transforms or forward-mode AD (sim_kernels/_transforms.py):
     the same statistics through autograd.Functions that have jvp and vmap rules."""
     _transforms.refuse_second_order()
-    call = _transforms.Call(impl.fwd, impl.value_and_grad, t0, t1, common, _transforms.under_functorch())
+    call = _transforms.Call(impl.fwd, impl.value_and_grad, t0, t1, common)
     if reduction == "none":
         loss, correct, kl = _transforms.FusedPerAnchor.apply(context, targets, weight, mu, logvar, neg_idx, call)
         return loss, loss, correct, (kl if mu is not None else None)

@@ -123,6 +123,41 @@ def compiled(f, leaves):
     return backward(torch.compile(f, fullgraph=False), leaves)
 
 
+def compiled_jvp(f, leaves):
+    """Forward mode inside torch.compile: the tangent must not be dropped (the compiled plain path has no jvp)."""
+    torch._dynamo.reset()
+    tangents = _tangents(leaves)
+    return torch.compile(lambda *a: torch.func.jvp(f, tuple(a[:5]), tuple(a[5:]))[1])(*leaves, *tangents)
+
+
+def grad_of_create_graph(f, leaves):
+    """torch.func.grad over a plain create_graph=True backward: a Hessian-vector product."""
+    v = _tangents(leaves)[2]
+
+    def outer(w):
+        g, = torch.autograd.grad(f(leaves[0], leaves[1], w, leaves[3], leaves[4]).sum(), w, create_graph=True)
+        return (g * v).sum()
+
+    return torch.func.grad(outer)(leaves[2])
+
+
+def forward_over_reverse(f, leaves):
+    """The tangent of a gradient (torch.autograd.forward_ad around a backward): a Hessian-vector product."""
+    w, v = leaves[2].clone().requires_grad_(), _tangents(leaves)[2]
+    with forward_ad.dual_level():
+        g, = torch.autograd.grad(f(leaves[0], leaves[1], forward_ad.make_dual(w, v), leaves[3], leaves[4]), w)
+        return forward_ad.unpack_dual(g).tangent
+
+
+def vmap_then_double_backward(f, leaves):
+    """A (non-differentiating) vmap, then a plain double backward through its result."""
+    w, v = leaves[2].clone().requires_grad_(), _tangents(leaves)[2]
+    contexts = torch.stack([leaves[0], 2 * leaves[0]])
+    out = torch.func.vmap(lambda c: f(c, leaves[1], w, leaves[3], leaves[4]))(contexts).sum()
+    g, = torch.autograd.grad(out, w, create_graph=True)
+    return torch.autograd.grad((g * v).sum(), w)
+
+
 # (feature, takes the per-anchor losses, a second derivative)
 FEATURES = [
     (backward, False, False),
@@ -140,6 +175,11 @@ FEATURES = [
     (func_hessian, False, True),
     (checkpointed, False, False),
     (compiled, False, False),
+    (compiled_jvp, False, False),
+    (grad_of_create_graph, False, True),
+    (forward_over_reverse, False, True),
+    (vmap_then_double_backward, False, True),
+    (grad_of_create_graph, True, True),
 ]
 
 
@@ -149,7 +189,8 @@ def _flat(x):
     return [t for item in x for t in _flat(item)]
 
 
-@pytest.mark.parametrize("feature,per_anchor,second_order", FEATURES, ids=[f.__name__ for f, _, _ in FEATURES])
+@pytest.mark.parametrize("feature,per_anchor,second_order", FEATURES,
+                         ids=[f.__name__ + ("_per_anchor" if p else "") for f, p, _ in FEATURES])
 def test_feature_gives_the_reference_number_or_names_the_reference(backend, feature, per_anchor, second_order):
     leaves, neg_idx = _inputs()
     reduction = "none" if per_anchor else "mean"
