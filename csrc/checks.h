@@ -18,10 +18,14 @@ namespace sim {
 namespace checks {
 
 // Sizes of one call. Anchor (b, t) is valid at step k (1-based) when t0 <= t < last(k).
+// R = B*T anchor rows (context); Rz = B'*T target rows, B' >= B: the anchors' own B utterances first
+// (their positives), then any extra ones whose rows only serve as negatives (e.g. gathered from other
+// processes). neg_idx values index the Rz rows.
 struct Sizes {
   int64_t B, T, Cc, Cz, K, N, R, t0, t1;
   bool has_kl;
   bool common;  // common anchor window (CPC_audio): t < t1 - K for every k
+  int64_t Rz;
   int64_t last(int64_t k) const { return t1 - (common ? K : k); }
 };
 
@@ -48,8 +52,9 @@ inline Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets, 
                    "context must be float16, bfloat16, float32 or float64, got ", context.scalar_type());
   const int64_t B = context.size(0), T = context.size(1), Cc = context.size(2);
   TORCH_CHECK_VALUE(B * T > 0, "context must have B*T > 0, got ", context.sizes());
-  TORCH_CHECK_VALUE(targets.dim() == 3 && targets.size(0) == B && targets.size(1) == T,
-                    "targets must have shape (B, T, Cz) = (", B, ", ", T, ", Cz), got ", targets.sizes());
+  TORCH_CHECK_VALUE(targets.dim() == 3 && targets.size(0) >= B && targets.size(1) == T,
+                    "targets must have shape (B', T, Cz) = (B' >= ", B, ", ", T, ", Cz): the anchors' own ", B,
+                    " utterances first, then any extra ones for negatives, got ", targets.sizes());
   check_same(targets, "targets", context);
   const int64_t Cz = targets.size(2);
   TORCH_CHECK_VALUE(Cc > 0 && Cz > 0, "context and targets need at least one channel, got Cc=", Cc, ", Cz=", Cz);
@@ -67,8 +72,8 @@ inline Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets, 
                     "mu and logvar must be given together (both or neither), got only ", mu.has_value() ? "mu" : "logvar");
   if (mu.has_value()) {
     for (const auto& [name, x] : {std::pair<const char*, const at::Tensor*>{"mu", &*mu}, {"logvar", &*logvar}}) {
-      TORCH_CHECK_VALUE(x->sizes() == targets.sizes(), name, " must have the shape of targets ", targets.sizes(),
-                        ", got ", x->sizes());
+      TORCH_CHECK_VALUE(x->dim() == 3 && x->size(0) == B && x->size(1) == T && x->size(2) == Cz, name,
+                        " must have shape (B, T, Cz) = (", B, ", ", T, ", ", Cz, "), got ", x->sizes());
       check_same(*x, name, context);
     }
   }
@@ -76,7 +81,8 @@ inline Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets, 
                     "t_begin, t_end must satisfy 0 <= t_begin < t_end <= T=", T, ", got ", t_begin, ", ", t_end);
   TORCH_CHECK_VALUE(K < t_end - t_begin, "weight: K (prediction steps) must be < the anchor window ", t_end - t_begin,
                     ", got K=", K);
-  return Sizes{B, T, Cc, Cz, K, neg_idx.size(3), B * T, t_begin, t_end, mu.has_value(), common_window};
+  return Sizes{B, T, Cc, Cz, K, neg_idx.size(3), B * T, t_begin, t_end, mu.has_value(), common_window,
+               targets.size(0) * T};
 }
 
 // The upstream weights of the value-and-grad op: in the accumulation dtype, kl_weight exactly when mu/logvar are.
@@ -99,10 +105,11 @@ inline void check_weights(const Sizes& s, const at::Tensor& context, const at::T
   }
 }
 
-// The one message for a used neg_idx value outside [0, B*T): value found at neg_idx[k, b, t, n] (k 0-based).
+// The one message for a used neg_idx value outside the target rows [0, B'*T): value found at neg_idx[k, b, t, n]
+// (k 0-based).
 inline void index_error(const Sizes& s, int64_t value, int64_t k, int64_t b, int64_t t, int64_t n) {
   TORCH_CHECK_VALUE(false, "neg_idx: every used value (anchors t_begin <= t < t_end - k) must lie in [0, B*T) = [0, ",
-                    s.R, "), found ", value, " at neg_idx[", k, ", ", b, ", ", t, ", ", n, "]");
+                    s.Rz, "), found ", value, " at neg_idx[", k, ", ", b, ", ", t, ", ", n, "]");
 }
 
 }  // namespace checks

@@ -49,7 +49,8 @@ def _check_fake(context, targets, weight, neg_idx):
     torch._check(weight.dim() == 3, lambda: "weight must be (K, Cz, Cc)")
     torch._check(neg_idx.dim() == 4, lambda: "neg_idx must be (K, B, T, N)")
     torch._check(neg_idx.dtype == torch.int64, lambda: "neg_idx must be int64")
-    torch._check(targets.shape[:2] == context.shape[:2], lambda: "targets must match context in (B, T)")
+    torch._check(targets.shape[1] == context.shape[1], lambda: "targets must match context in T")
+    torch._check(targets.shape[0] >= context.shape[0], lambda: "targets must hold at least context's B utterances")
 
 
 def _register_fakes(ns: str):

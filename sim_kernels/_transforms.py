@@ -193,8 +193,8 @@ def per_anchor_loss_tangent(context, targets, weight, neg_idx, c_dot, z_dot, w_d
     acc = torch.float64 if context.dtype == torch.float64 else torch.float32
     c, z, w = context.to(acc), targets.to(acc), weight.to(acc)
     dc, dz, dw = (t.to(acc) if t is not None else None for t in (c_dot, z_dot, w_dot))
-    z_flat = z.reshape(B * T, -1)
-    dz_flat = dz.reshape(B * T, -1) if dz is not None else None
+    z_flat = z.reshape(-1, z.shape[-1])  # (B'*T, Cz): extra utterances after the anchors' own B
+    dz_flat = dz.reshape(-1, dz.shape[-1]) if dz is not None else None
     out = []
     for k in range(1, K + 1):
         lo, hi = t0, t1 - (K if common else k)
@@ -205,11 +205,11 @@ def per_anchor_loss_tangent(context, targets, weight, neg_idx, c_dot, z_dot, w_d
         if dc is not None:
             d_pred = d_pred + torch.einsum("btc,zc->btz", dc[:, lo:hi], w[k - 1])
         idx = neg_idx[k - 1, :, lo:hi]
-        rows = torch.cat([z[:, lo + k:hi + k].unsqueeze(2), z_flat[idx]], dim=2)  # (B, n, 1+N, Cz)
+        rows = torch.cat([z[:B, lo + k:hi + k].unsqueeze(2), z_flat[idx]], dim=2)  # (B, n, 1+N, Cz)
         scores = torch.einsum("btnz,btz->btn", rows, pred)
         d_scores = torch.einsum("btnz,btz->btn", rows, d_pred)
         if dz is not None:
-            d_rows = torch.cat([dz[:, lo + k:hi + k].unsqueeze(2), dz_flat[idx]], dim=2)
+            d_rows = torch.cat([dz[:B, lo + k:hi + k].unsqueeze(2), dz_flat[idx]], dim=2)
             d_scores = d_scores + torch.einsum("btnz,btz->btn", d_rows, pred)
         d_loss = (torch.softmax(scores, dim=-1) * d_scores).sum(-1) - d_scores[..., 0]
         out.append(torch.nn.functional.pad(d_loss, (lo, T - hi)))  # out of place: vmap (jacfwd) batches it

@@ -143,7 +143,7 @@ def _dispatch(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction,
     if neg_idx.dim() == 3:
         neg_idx = neg_idx.unsqueeze(0).expand(K, -1, -1, -1)
     if impl.kernel_skips_index_check:
-        _check_index_values(neg_idx, B * T, t0, t1, common)
+        _check_index_values(neg_idx, targets.shape[0] * T, t0, t1, common)
     scale = 1.0 / targets.shape[-1] if score_scale == "mean" else float(score_scale)
     if scale != 1.0:
         weight = weight * scale  # s = scale * z.(W c) = z.((scale W) c)
@@ -262,8 +262,9 @@ def _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, re
     B, T, Cc = context.shape
     if B * T == 0:
         raise ValueError(f"context must have B*T > 0, got shape {tuple(context.shape)}")
-    if targets.shape[:2] != (B, T):
-        raise ValueError(f"targets must have shape (B, T, Cz) = ({B}, {T}, Cz), got {tuple(targets.shape)}")
+    if targets.shape[1] != T or targets.shape[0] < B:
+        raise ValueError(f"targets must have shape (B', T, Cz) = (B' >= {B}, {T}, Cz): the anchors' own {B} "
+                         f"utterances first, then any extra ones for negatives, got {tuple(targets.shape)}")
     Cz = targets.shape[2]
     if Cc == 0 or Cz == 0:
         raise ValueError(f"context and targets need at least one channel, got Cc={Cc}, Cz={Cz}")
@@ -289,8 +290,8 @@ def _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, re
     if mu is not None:
         for name, x in (("mu", mu), ("logvar", logvar)):
             _tensor(name, x, 3)
-            if x.shape != targets.shape:
-                raise ValueError(f"{name} must have the shape of targets {tuple(targets.shape)}, got {tuple(x.shape)}")
+            if x.shape != (B, T, Cz):
+                raise ValueError(f"{name} must have shape (B, T, Cz) = ({B}, {T}, {Cz}), got {tuple(x.shape)}")
             if x.dtype != context.dtype:
                 raise TypeError(f"{name} must have the dtype of context ({context.dtype}), got {x.dtype}")
             if x.device != context.device:

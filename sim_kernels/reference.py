@@ -28,7 +28,9 @@ def per_anchor_terms(context, targets, weight, neg_idx, mu=None, logvar=None, t_
 
     Args:
         context:  (B, T, Cc) context vectors c[b, t].
-        targets:  (B, T, Cz) target vectors z[b, t]; negatives index targets.reshape(B*T, Cz).
+        targets:  (B', T, Cz) target vectors z[b, t], B' >= B: the anchors' own B utterances first (their
+                  positives), then any extra ones (e.g. other processes' batches, gathered); negatives
+                  index targets.reshape(B'*T, Cz).
         weight:   (K, Cz, Cc) the bilinear maps W_k (weight[k-1] is W_k).
         neg_idx:  (K, B, T, N) or (B, T, N) int64 rows of the flattened targets.
         mu, logvar: (B, T, Cz) or None.
@@ -55,7 +57,7 @@ def _per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_
     t_end = T if t_end is None else t_end
     acc = accumulation_dtype(context.dtype)
     c, z, w = context.to(acc), targets.to(acc), weight.to(acc)
-    z_flat = z.reshape(B * T, z.shape[-1])
+    z_flat = z.reshape(-1, z.shape[-1])  # (B'*T, Cz)
     if neg_idx.dim() == 3:
         neg_idx = neg_idx.unsqueeze(0).expand(K, -1, -1, -1)
     losses, hits = [], []
@@ -65,7 +67,7 @@ def _per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_
         negs = z_flat[neg_idx[k - 1, :, lo:hi]]  # (B, hi-lo, N, Cz)
         # The positive row goes through the same contraction as the negatives, so a negative equal
         # to the positive scores exactly the same (a tie, counted as wrong below) on every BLAS.
-        rows = torch.cat([z[:, lo + k : hi + k].unsqueeze(2), negs], dim=2)  # (B, hi-lo, 1+N, Cz)
+        rows = torch.cat([z[:B, lo + k : hi + k].unsqueeze(2), negs], dim=2)  # (B, hi-lo, 1+N, Cz)
         logits = torch.einsum("btnz,btz->btn", rows, pred) * score_scale  # (B, hi-lo, 1+N)
         pos, neg = logits[..., 0], logits[..., 1:]
         loss_k = torch.logsumexp(logits, dim=-1) - pos

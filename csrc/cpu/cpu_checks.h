@@ -33,7 +33,7 @@ Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets, const a
       for (int64_t t = s.t0; t < s.last(k); ++t)
         for (int64_t n = 0; n < s.N; ++n) {
           const int64_t v = idx[k - 1][b][t][n];
-          if (v < 0 || v >= s.R) checks::index_error(s, v, k - 1, b, t, n);
+          if (v < 0 || v >= s.Rz) checks::index_error(s, v, k - 1, b, t, n);
         }
   return s;
 }

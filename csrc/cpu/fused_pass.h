@@ -91,7 +91,8 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
   // in place as bf16 bits (widened in registers by simd.h's uint16_t overloads); float16 rows are widened to fp32 once.
   constexpr bool kBF16 = std::is_same_v<scalar_t, at::BFloat16>;
   using row_t = std::conditional_t<kBF16, uint16_t, acc_t>;
-  const at::Tensor Z = (kBF16 ? targets.contiguous() : targets.contiguous().to(acc_opts.dtype())).view({BT, Cz});
+  // (Rz, Cz): the anchors' own B*T rows, then any extra rows that serve only as negatives.
+  const at::Tensor Z = (kBF16 ? targets.contiguous() : targets.contiguous().to(acc_opts.dtype())).view({s.Rz, Cz});
   const at::Tensor Wcat = weight.contiguous().view({KCz, Cc});
   const row_t* z = reinterpret_cast<const row_t*>(Z.const_data_ptr());
   const auto idx = neg_idx.accessor<int64_t, 4>();
@@ -108,7 +109,7 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
     // written (not accumulated) by the first tile. Only what may stay unwritten is zeroed.
     const bool full = s.t0 == 0 && s.t1 == T;
     out.grad_context = full ? at::empty({B, T, Cc}, opts) : at::zeros({B, T, Cc}, opts);
-    GZ = at::zeros({B, T, Cz}, acc_opts);         // kLow: cast to scalar_t at the end
+    GZ = at::zeros(targets.sizes(), acc_opts);    // (B', T, Cz); kLow: cast to scalar_t at the end
     GW = at::empty({KCz, Cc}, acc_opts);
   }
   const acc_t* lw = grad ? lw_c.const_data_ptr<acc_t>() : nullptr;

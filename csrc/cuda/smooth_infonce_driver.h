@@ -38,7 +38,7 @@ using checks::check_same;
 using checks::check_weights;
 using checks::is_float_dtype;
 
-// Used entries of neg_idx (t_begin <= t < t_end - k, all n) must lie in [0, R). A few elementwise
+// Used entries of neg_idx (t_begin <= t < t_end - k, all n) must lie in [0, Rz) (the target rows). A few elementwise
 // ops and one any() reduction over the (K, B, T, N) view, then ONE host sync to raise the error
 // before any kernel reads a row: the price of a clear error instead of an illegal memory access.
 inline void check_index_values(const Dims& d, const at::Tensor& neg_idx, int64_t t_begin, int64_t t_end,
@@ -49,7 +49,7 @@ inline void check_index_values(const Dims& d, const at::Tensor& neg_idx, int64_t
   // The last valid anchor of step k is t_end - k - 1, or t_end - K - 1 for every k with a common window.
   const auto step = common_window ? at::full({d.K, 1}, d.K, opts) : at::arange(1, d.K + 1, opts).view({d.K, 1});
   const auto used = ((t >= t_begin) & (t < (t_end - step))).view({d.K, 1, d.T, 1});  // (K, 1, T, 1)
-  const auto bad = used & ((neg_idx < 0) | (neg_idx >= d.R));
+  const auto bad = used & ((neg_idx < 0) | (neg_idx >= d.Rz));
   if (!bad.any().item<bool>()) return;  // the one sync
   const auto where = bad.nonzero().select(0, 0).cpu();  // error path only
   const auto k = where[0].item<int64_t>(), b = where[1].item<int64_t>(), tt = where[2].item<int64_t>(),
@@ -99,7 +99,7 @@ Result run(const at::Tensor& context_in, const at::Tensor& targets_in, const at:
   if (kGrad) {
     loss_weight = loss_weight_in->to(acc).contiguous();
     grad_context = at::empty({d.R, d.Cc}, acc_opts);  // every row is written by one tile's GEMM
-    grad_targets = at::zeros({d.R, d.Cz}, acc_opts);
+    grad_targets = at::zeros({d.Rz, d.Cz}, acc_opts);  // (B'*T, Cz): extra rows get their negatives' share
     grad_w = at::zeros({d.K * d.Cz, d.Cc}, acc_opts);
   }
 
@@ -128,6 +128,7 @@ Result run(const at::Tensor& context_in, const at::Tensor& targets_in, const at:
       a.correct = out.correct.data_ptr<bool>();
       a.R = d.R, a.T = d.T, a.K = d.K, a.N = d.N, a.Cz = d.Cz, a.r0 = r0, a.t_begin = t_begin, a.t_end = t_end;
       a.common = common_window;
+      a.Rz = d.Rz;
       if (kGrad) {
         auto dproj = dproj_buf.narrow(0, 0, rt);
         a.loss_weight = loss_weight.data_ptr<acc_t>();
@@ -143,7 +144,7 @@ Result run(const at::Tensor& context_in, const at::Tensor& targets_in, const at:
         const int64_t M = rt * d.K * N1;
         const auto [sorted, perm] = at::sort(rows_buf.narrow(0, 0, M), /*stable=*/true, /*dim=*/0, /*descending=*/false);
         L::template target_segments<acc_t>(sorted.data_ptr<int64_t>(), perm.data_ptr<int64_t>(), a.coef, a.proj,
-                                           grad_targets.data_ptr<acc_t>(), M, N1, d.Cz, d.R);
+                                           grad_targets.data_ptr<acc_t>(), M, N1, d.Cz, d.Rz);
       } else {
         L::template anchors<scalar_t, acc_t, false>(a, rt * d.K);
       }
@@ -176,7 +177,7 @@ Result run(const at::Tensor& context_in, const at::Tensor& targets_in, const at:
     out.value = (loss_weight * out.loss).sum();
     if (mu_in.has_value() && kl_weight_in.has_value()) out.value = out.value + (kl_weight_in->to(acc) * out.kl).sum();
     out.grad_context = grad_context.view({d.B, d.T, d.Cc}).to(dtype);
-    out.grad_targets = grad_targets.view({d.B, d.T, d.Cz}).to(dtype);
+    out.grad_targets = grad_targets.view(targets_in.sizes()).to(dtype);
     out.grad_weight = grad_w.view({d.K, d.Cz, d.Cc}).to(dtype);
   }
   return out;

@@ -38,7 +38,7 @@ SIM_HOST_DEVICE void lanes_sync() {
 
 template <typename scalar_t, typename acc_t>
 struct AnchorArgs {
-  const scalar_t* targets;    // (R, Cz) contiguous
+  const scalar_t* targets;    // (Rz, Cz) contiguous: the anchors' R rows, then extra rows for negatives
   const acc_t* proj;          // P, this tile: (rt, K, Cz), P[rk, :] = W_k c[r]
   const int64_t* neg_idx;     // (K, B, T, N) with strides s_k, s_b, s_t, s_n (may be 0)
   int64_t s_k, s_b, s_t, s_n;
@@ -46,10 +46,11 @@ struct AnchorArgs {
   acc_t* loss;                // (K, R)
   bool* correct;              // (K, R)
   acc_t* coef;                // (rt*K, N1): scores, then d value / d score       (gradients only)
-  int64_t* rows;              // (rt*K, N1): target row of each score, R = none    (gradients only)
+  int64_t* rows;              // (rt*K, N1): target row of each score, Rz = none   (gradients only)
   acc_t* dproj;               // dP, this tile: (rt, K, Cz)                       (gradients only)
   int64_t R, T, K, N, Cz, r0, t_begin, t_end;
   bool common;                // common anchor window (CPC_audio): t < t_end - K for every step
+  int64_t Rz;                 // target rows (>= R): neg_idx values lie in [0, Rz)
 };
 
 template <typename scalar_t, typename acc_t>
@@ -71,7 +72,7 @@ SIM_HOST_DEVICE acc_t row_dot(const scalar_t* z, const acc_t* p, int64_t Cz, int
 //   P[rk] = W_k c[r]         =>  grad_context[r] = sum_k W_k^T dP[rk],  grad_W_k = sum_r dP[rk] c[r]^T
 //                                (two GEMMs on the host side: dP @ W_cat and dP^T @ C).
 // Valid items: t_begin <= t < t_end - step, or t < t_end - K for every step with a.common.
-// Items outside the anchor window get loss 0, correct false, coef 0, row R and dP = 0.
+// Items outside the anchor window get loss 0, correct false, coef 0, row Rz (none) and dP = 0.
 template <typename scalar_t, typename acc_t, bool kGrad>
 SIM_HOST_DEVICE void anchor_item(const AnchorArgs<scalar_t, acc_t>& a, int64_t rk, int lane, int lanes) {
   const int64_t r_local = rk / a.K, k = rk % a.K, step = k + 1;
@@ -87,7 +88,7 @@ SIM_HOST_DEVICE void anchor_item(const AnchorArgs<scalar_t, acc_t>& a, int64_t r
     if (kGrad) {
       for (int64_t j = lane; j < N1; j += lanes) {
         a.coef[rk * N1 + j] = acc_t(0);
-        a.rows[rk * N1 + j] = a.R;
+        a.rows[rk * N1 + j] = a.Rz;
       }
       for (int64_t c = lane; c < a.Cz; c += lanes) a.dproj[rk * a.Cz + c] = acc_t(0);
     }

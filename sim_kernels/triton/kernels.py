@@ -1,7 +1,8 @@
 """Triton kernels of Smooth-InfoNCE (the math: docs/triton.md). Launched by sim_kernels/triton/ops.py.
 
 Shapes (B batch, T time, K steps, N negatives, Cc / Cz channels, rows = B*T, r = b*T + t):
-    context (rows, Cc), targets (rows, Cz), weight (K, Cz, Cc), all contiguous;
+    context (rows, Cc), targets (z_rows, Cz), weight (K, Cz, Cc), all contiguous; z_rows = B'*T >= rows:
+    the anchors' own rows first, then extra rows that serve only as negatives (e.g. gathered from other processes);
     neg_idx (K, B, T, N) int64 addressed through its strides (a stride-0 expansion over k is fine);
     loss (K, rows), g (K, rows, N+1) (the score gradients below), kl (rows,): all in the accumulation
     dtype (fp32; fp64 for fp64 inputs), which the kernels read off these buffers' pointer types.
@@ -64,7 +65,7 @@ def _gather_score(tgt_ptr, row, mask, pred, Cz, z_cols, z_mask):
 @triton.jit
 def _anchor_kernel(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr,
                    loss_ptr, correct_ptr, g_ptr, gctx_ptr,
-                   rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
+                   rows, z_rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
                    GRAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr,
                    PRECISION: tl.constexpr, Z_CHUNKS: tl.constexpr = 1):
     """Forward (loss, correct) of a tile of BLOCK_M anchors for every k; with GRAD also g and d/dc.
@@ -75,11 +76,11 @@ def _anchor_kernel(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr,
     """
     if Z_CHUNKS == 1:
         _anchor_whole(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_ptr, g_ptr, gctx_ptr,
-                      rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
+                      rows, z_rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
                       GRAD, BLOCK_M, BLOCK_C, BLOCK_Z, PRECISION)
     else:
         _anchor_chunked(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_ptr, g_ptr, gctx_ptr,
-                        rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
+                        rows, z_rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
                         GRAD, BLOCK_M, BLOCK_C, BLOCK_Z, PRECISION, Z_CHUNKS)
 
 
@@ -102,7 +103,7 @@ def _push_score(m, l, best, s):
 
 @triton.jit
 def _anchor_whole(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_ptr, g_ptr, gctx_ptr,
-                  rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
+                  rows, z_rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
                   GRAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr,
                   PRECISION: tl.constexpr):
     """_anchor_kernel with the whole of Cz in one (BLOCK_M, BLOCK_Z) tile."""
@@ -126,7 +127,7 @@ def _anchor_whole(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_pt
         best = tl.full((BLOCK_M,), float("-inf"), ACC)
         for n in range(0, N):
             row = tl.load(idx_row + n * s_in, mask=valid, other=0)
-            s, _ = _gather_score(tgt_ptr, row, valid & (row >= 0) & (row < rows), pred, Cz, z_cols, z_mask)
+            s, _ = _gather_score(tgt_ptr, row, valid & (row >= 0) & (row < z_rows), pred, Cz, z_cols, z_mask)
             m, l, best = _push_score(m, l, best, s)
         # lse - s and exp(s - lse) around the max, lse = m + log_l: rounded relative to the result, not
         # to lse (with |s| ~ 1e4 in fp32, lse alone is off by ~1e-3). csrc/smooth_infonce.h does the same.
@@ -145,7 +146,7 @@ def _anchor_whole(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_pt
             dp = g[:, None] * z_pos
             for n in range(0, N):
                 row = tl.load(idx_row + n * s_in, mask=valid, other=0)
-                s, z = _gather_score(tgt_ptr, row, valid & (row >= 0) & (row < rows), pred, Cz, z_cols, z_mask)
+                s, z = _gather_score(tgt_ptr, row, valid & (row >= 0) & (row < z_rows), pred, Cz, z_cols, z_mask)
                 g = lw * tl.exp((s - m) - log_l)
                 tl.store(g_ptr + out * (N + 1) + 1 + n, g, mask=in_range)
                 dp += g[:, None] * z
@@ -180,7 +181,7 @@ def _dc_update(w_ptr, gctx_ptr, dp, r, in_range, kk, Cc, Cz, z_cols, z_mask, BLO
 
 @triton.jit
 def _anchor_chunked(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_ptr, s_ptr, gctx_ptr,
-                    rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
+                    rows, z_rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
                     GRAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr,
                     PRECISION: tl.constexpr, Z_CHUNKS: tl.constexpr):
     """_anchor_kernel over Cz in Z_CHUNKS chunks of BLOCK_Z; s_ptr (K, rows, N+1) holds the scores,
@@ -207,7 +208,7 @@ def _anchor_chunked(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_
             tl.store(sp, prev + part, mask=in_range)
             for n in range(0, N):
                 row = tl.load(idx_row + n * s_in, mask=valid, other=0)
-                part, _ = _gather_score(tgt_ptr, row, valid & (row >= 0) & (row < rows), pred, Cz, z_cols, z_mask)
+                part, _ = _gather_score(tgt_ptr, row, valid & (row >= 0) & (row < z_rows), pred, Cz, z_cols, z_mask)
                 prev = tl.load(sp + 1 + n, mask=in_range & (zc > 0), other=0.0)
                 tl.store(sp + 1 + n, prev + part, mask=in_range)
             tl.debug_barrier()
@@ -240,7 +241,7 @@ def _anchor_chunked(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_
                 dp = g[:, None] * z
                 for n in range(0, N):
                     row = tl.load(idx_row + n * s_in, mask=valid, other=0)
-                    ok = valid & (row >= 0) & (row < rows)
+                    ok = valid & (row >= 0) & (row < z_rows)
                     g = tl.load(sp + 1 + n, mask=valid, other=0.0)
                     z = tl.load(tgt_ptr + row[:, None] * Cz + z_cols[None, :], mask=ok[:, None] & z_mask[None, :],
                                 other=0.0).to(ACC)
@@ -250,23 +251,23 @@ def _anchor_chunked(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_
 
 
 @triton.jit
-def _target_kernel(ctx_ptr, w_ptr, g_ptr, order_ptr, offs_ptr, gtgt_ptr, rows, K, N, Cc, Cz,
+def _target_kernel(ctx_ptr, w_ptr, g_ptr, order_ptr, offs_ptr, gtgt_ptr, rows, z_rows, K, N, Cc, Cz,
                    BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr, PRECISION: tl.constexpr):
     """d value / d targets for a tile of BLOCK_M target rows q and BLOCK_Z target channels (grid
     (row tiles, Cz chunks)): sum_k (sum_uses g c_r) @ W_k^T.
 
     order: flat use ids u = (kk*rows + r)*(N+1) + j sorted by (kk, target row), stably;
-    offs (K*rows + 1,): the uses of target row q at step kk+1 are order[offs[kk*rows+q] : offs[kk*rows+q+1]].
+    offs (K*z_rows + 1,): the uses of target row q at step kk+1 are order[offs[kk*z_rows+q] : offs[kk*z_rows+q+1]].
     """
     q = (tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
-    in_range = q < rows
+    in_range = q < z_rows
     z_cols = tl.program_id(1) * BLOCK_Z + tl.arange(0, BLOCK_Z)  # grid axis 1: chunks of Cz
     z_mask = z_cols < Cz
     ACC: tl.constexpr = g_ptr.dtype.element_ty
     acc = tl.zeros((BLOCK_M, BLOCK_Z), dtype=ACC)
     for kk in range(0, K):
-        start = tl.load(offs_ptr + kk * rows + q, mask=in_range, other=0)
-        cnt = tl.load(offs_ptr + kk * rows + q + 1, mask=in_range, other=0) - start
+        start = tl.load(offs_ptr + kk * z_rows + q, mask=in_range, other=0)
+        cnt = tl.load(offs_ptr + kk * z_rows + q + 1, mask=in_range, other=0) - start
         most = tl.max(cnt, axis=0)
         for c0 in range(0, Cc, BLOCK_C):
             cols = c0 + tl.arange(0, BLOCK_C)
@@ -290,7 +291,7 @@ def _target_kernel(ctx_ptr, w_ptr, g_ptr, order_ptr, offs_ptr, gtgt_ptr, rows, K
 
 
 @triton.jit
-def _weight_kernel(ctx_ptr, tgt_ptr, idx_ptr, g_ptr, gw_ptr, rows, T, t0, t1, K, N, Cc, Cz,
+def _weight_kernel(ctx_ptr, tgt_ptr, idx_ptr, g_ptr, gw_ptr, rows, z_rows, T, t0, t1, K, N, Cc, Cz,
                    s_ik, s_ib, s_it, s_in, COMMON,
                    BLOCK_M: tl.constexpr, BLOCK_WZ: tl.constexpr, BLOCK_WC: tl.constexpr, PRECISION: tl.constexpr):
     """d value / d W_k for one (BLOCK_WZ, BLOCK_WC) tile: sum over row tiles (in order) of dp^T @ c."""
@@ -315,7 +316,7 @@ def _weight_kernel(ctx_ptr, tgt_ptr, idx_ptr, g_ptr, gw_ptr, rows, T, t0, t1, K,
         idx_row = idx_ptr + kk * s_ik + b * s_ib + t * s_it
         for n in range(0, N):
             row = tl.load(idx_row + n * s_in, mask=valid, other=0)
-            ok = valid & (row >= 0) & (row < rows)
+            ok = valid & (row >= 0) & (row < z_rows)
             g = tl.load(gbase + 1 + n, mask=valid, other=0.0)
             z = tl.load(tgt_ptr + row[:, None] * Cz + zc[None, :], mask=ok[:, None] & zm[None, :], other=0.0)
             dp += g[:, None] * z.to(ACC)

@@ -88,22 +88,24 @@ def _precision(dtype: torch.dtype) -> str:
     return "tf32" if dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32 else "ieee"
 
 
-def _target_uses(neg_idx: Tensor, K: int, B: int, T: int, t0: int, t1: int, common: bool = False):
+def _target_uses(neg_idx: Tensor, K: int, B: int, T: int, t0: int, t1: int, common: bool = False, z_rows=None):
     """CSR of the uses of every target row at every step (for the deterministic d/dtargets).
 
     Use id u = (kk*rows + r)*(N+1) + j: row j of anchor r at step kk+1 (j = 0: the positive r+kk+1,
-    j >= 1: neg_idx[kk, b, t, j-1]). Returns order (uses sorted stably by key kk*rows + target row;
-    invalid anchors sort last) and offsets (K*rows + 1,) into order. Size O(K*B*T*N), like neg_idx.
+    j >= 1: neg_idx[kk, b, t, j-1]). Returns order (uses sorted stably by key kk*z_rows + target row;
+    invalid anchors sort last) and offsets (K*z_rows + 1,) into order, z_rows the target rows (default
+    rows = B*T). Size O(K*B*T*N), like neg_idx.
     """
     rows, N, dev = B * T, neg_idx.shape[-1], neg_idx.device
+    z_rows = rows if z_rows is None else z_rows
     r = torch.arange(rows, device=dev)
     kk = torch.arange(K, device=dev).view(K, 1)
     t = r % T
     valid = (t >= t0) & (t < t1 - (K if common else 1 + kk))  # (K, rows)
     target = torch.cat([(r + kk + 1).unsqueeze(-1), neg_idx.reshape(K, rows, N)], dim=-1)  # (K, rows, N+1)
-    key = torch.where(valid.unsqueeze(-1), kk.unsqueeze(-1) * rows + target, K * rows)
+    key = torch.where(valid.unsqueeze(-1), kk.unsqueeze(-1) * z_rows + target, K * z_rows)
     sorted_key, order = torch.sort(key.reshape(-1), stable=True)
-    offsets = torch.searchsorted(sorted_key, torch.arange(K * rows + 1, device=dev))
+    offsets = torch.searchsorted(sorted_key, torch.arange(K * z_rows + 1, device=dev))
     return order, offsets
 
 
@@ -115,6 +117,7 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
         raise ValueError(KL_WEIGHT_MESSAGE)
     B, T, Cc = context.shape
     Cz, K, N, rows = targets.shape[-1], weight.shape[0], neg_idx.shape[-1], B * T
+    z_rows = targets.shape[0] * T  # >= rows: extra utterances after the anchors' own serve as negatives
     dev, dt = context.device, context.dtype
     acc = accumulation_dtype(dt)  # the kernels accumulate in the dtype of their loss / g / kl buffers
     ctx, tgt, w = context.contiguous(), targets.contiguous(), weight.contiguous()
@@ -139,21 +142,22 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
     grid = (triton.cdiv(rows, cfg["BLOCK_M"]),)
     _launch(kernels._anchor_kernel, grid, dev)(
         ctx, tgt, w, neg_idx, lw, loss, correct, g, g_ctx,
-        rows, T, t0, t1, K, N, Cc, Cz, s[0], s[1], s[2], s[3], int(common), GRAD=grad, Z_CHUNKS=chunks, **blocks)
+        rows, z_rows, T, t0, t1, K, N, Cc, Cz, s[0], s[1], s[2], s[3], int(common), GRAD=grad, Z_CHUNKS=chunks,
+        **blocks)
 
     g_tgt = g_w = None
     if grad:
-        order, offsets = _target_uses(neg_idx, K, B, T, t0, t1, common)
-        g_tgt = torch.empty((rows, Cz), dtype=acc, device=dev)
-        _launch(kernels._target_kernel, (grid[0], chunks), dev)(ctx, w, g, order, offsets, g_tgt, rows, K, N, Cc, Cz,
-                                                                **blocks)
+        order, offsets = _target_uses(neg_idx, K, B, T, t0, t1, common, z_rows)
+        g_tgt = torch.empty((z_rows, Cz), dtype=acc, device=dev)
+        _launch(kernels._target_kernel, (triton.cdiv(z_rows, cfg["BLOCK_M"]), chunks), dev)(
+            ctx, w, g, order, offsets, g_tgt, rows, z_rows, K, N, Cc, Cz, **blocks)
         g_w = torch.empty((K, Cz, Cc), dtype=acc, device=dev)
         wgrid = (K, triton.cdiv(Cz, cfg["BLOCK_WZ"]), triton.cdiv(Cc, cfg["BLOCK_WC"]))
         _launch(kernels._weight_kernel, wgrid, dev)(
-            ctx, tgt, neg_idx, g, g_w, rows, T, t0, t1, K, N, Cc, Cz, s[0], s[1], s[2], s[3], int(common),
+            ctx, tgt, neg_idx, g, g_w, rows, z_rows, T, t0, t1, K, N, Cc, Cz, s[0], s[1], s[2], s[3], int(common),
             BLOCK_M=cfg["BLOCK_M"], BLOCK_WZ=cfg["BLOCK_WZ"], BLOCK_WC=cfg["BLOCK_WC"], PRECISION=prec,
             num_warps=cfg["num_warps"])
-        g_ctx, g_tgt, g_w = g_ctx.to(dt).view(B, T, Cc), g_tgt.to(dt).view(B, T, Cz), g_w.to(dt)
+        g_ctx, g_tgt, g_w = g_ctx.to(dt).view(B, T, Cc), g_tgt.to(dt).view(targets.shape), g_w.to(dt)
     else:
         g_ctx = None
 

@@ -1,0 +1,84 @@
+"""Negatives across data-parallel processes: the targets of every process, gathered with gradient.
+
+With P processes of B utterances each, contrasting every anchor against the targets of the whole global
+batch (P*B utterances) is the loss one process would compute on that batch (open_clip's
+``--gather-with-grad`` does the same for CLIP). The op takes targets with more utterances than context
+(the anchors' own first): each process passes its own context and the gathered targets.
+
+    z_all = gather_targets(z)                           # (P*B, T, Cz), this process's B utterances first
+    neg = to_gathered_rows(global_neg, B * T)           # global rows -> rows of z_all
+    loss = smooth_infonce(c, z_all, W, neg, mu, logvar, beta=...)
+
+Global rows: row g = u*T + t of utterance u of the global batch, utterances in rank order (process p
+holds u in [p*B, (p+1)*B)). Every process draws the same global indices for the anchors of the whole
+batch from one seeded stream and keeps its own anchors' slice (neg_idx[:, p*B:(p+1)*B]).
+
+Gradients: ``torch.distributed.nn.functional.all_gather`` sums, in its backward, what every process's
+loss sends to a process's targets; with DistributedDataParallel averaging the parameter gradients over
+the P processes, the step equals the one-process step on the global batch (the per-process losses are
+means over B of the P*B utterances, whose average is the global mean).
+"""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["gather_targets", "to_gathered_rows"]
+
+
+def _group_size_rank(group):
+    if not dist.is_available() or not dist.is_initialized():
+        raise RuntimeError("gather_targets: torch.distributed is not initialised (call "
+                           "torch.distributed.init_process_group first)")
+    return dist.get_world_size(group), dist.get_rank(group)
+
+
+def gather_targets(targets: torch.Tensor, group=None) -> torch.Tensor:
+    """Every process's targets, with gradient, this process's first.
+
+    Args:
+        targets: (B, T, Cz) floating tensor, the same shape on every process of ``group``.
+        group: the process group (default: the world).
+    Returns:
+        (P*B, T, Cz): the utterances of processes p, p+1, ..., P-1, 0, ..., p-1 (p = this process's rank):
+        the global batch shifted cyclically so that this process's own utterances come first, as
+        smooth_infonce needs its targets. Backward: each process's targets receive the sum over all
+        processes of the gradients sent to them.
+    Raises:
+        RuntimeError without an initialised process group; ValueError when the shapes differ across
+        processes (checked with one small all_gather before the data moves).
+    """
+    from torch.distributed.nn.functional import all_gather
+
+    P, rank = _group_size_rank(group)
+    if not isinstance(targets, torch.Tensor) or targets.dim() != 3:
+        raise ValueError(f"targets must be a 3-D (B, T, Cz) tensor, got "
+                         f"{tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__}")
+    shape = torch.tensor(targets.shape, dtype=torch.int64, device=targets.device)
+    shapes = [torch.empty_like(shape) for _ in range(P)]
+    dist.all_gather(shapes, shape, group=group)
+    if any(not torch.equal(s, shape) for s in shapes):
+        raise ValueError(f"targets must have the same shape on every process, got "
+                         f"{[tuple(s.tolist()) for s in shapes]} (pad, or drop the uneven last batch)")
+    parts = all_gather(targets, group=group)
+    return torch.cat(list(parts[rank:]) + list(parts[:rank]), dim=0)
+
+
+def to_gathered_rows(neg_idx: torch.Tensor, rows_per_process: int, group=None) -> torch.Tensor:
+    """Global row ids (rank-major utterance order, see the module docstring) to rows of
+    ``gather_targets``' result: (g - p * rows_per_process) mod (P * rows_per_process).
+
+    Args:
+        neg_idx: int64 tensor of global rows in [0, P * rows_per_process), any shape.
+        rows_per_process: B*T of one process.
+    Returns: an int64 tensor of the same shape.
+    Raises: ValueError for rows_per_process < 1 or a non-int64 neg_idx.
+    """
+    P, rank = _group_size_rank(group)
+    if isinstance(rows_per_process, bool) or not isinstance(rows_per_process, int) or rows_per_process < 1:
+        raise ValueError(f"rows_per_process must be a positive int (B*T of one process), got {rows_per_process!r}")
+    if not isinstance(neg_idx, torch.Tensor) or neg_idx.dtype != torch.int64:
+        raise ValueError(f"neg_idx must be an int64 tensor, got "
+                         f"{neg_idx.dtype if isinstance(neg_idx, torch.Tensor) else type(neg_idx).__name__}")
+    total = P * rows_per_process
+    return torch.remainder(neg_idx - rank * rows_per_process, total)
