@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-__all__ = ["gather_targets", "to_gathered_rows"]
+__all__ = ["gather_targets", "to_gathered_rows", "SPLITS"]
 
 
 def _group_size_rank(group):
@@ -64,15 +64,23 @@ def gather_targets(targets: torch.Tensor, group=None) -> torch.Tensor:
     return torch.cat(list(parts[rank:]) + list(parts[:rank]), dim=0)
 
 
-def to_gathered_rows(neg_idx: torch.Tensor, rows_per_process: int, group=None) -> torch.Tensor:
-    """Global row ids (rank-major utterance order, see the module docstring) to rows of
-    ``gather_targets``' result: (g - p * rows_per_process) mod (P * rows_per_process).
+SPLITS = ("blocks", "strided")
+
+
+def to_gathered_rows(neg_idx: torch.Tensor, rows_per_process: int, group=None, *, split: str = "blocks",
+                     time: int | None = None) -> torch.Tensor:
+    """Global row ids g = u*T + t (utterance u of the global batch, frame t) to rows of ``gather_targets``'
+    result, which holds this process's utterances first, then those of the next ranks cyclically.
 
     Args:
         neg_idx: int64 tensor of global rows in [0, P * rows_per_process), any shape.
         rows_per_process: B*T of one process.
+        split: which process holds utterance u of the global batch: "blocks" (process u // B, as its
+               (u % B)-th: the batch cut into P consecutive blocks) or "strided" (process u % P, as its
+               (u // P)-th: torch.utils.data.DistributedSampler's split of each global batch).
+        time: T, needed for "strided".
     Returns: an int64 tensor of the same shape.
-    Raises: ValueError for rows_per_process < 1 or a non-int64 neg_idx.
+    Raises: ValueError for rows_per_process < 1, a non-int64 neg_idx, an unknown split or a missing time.
     """
     P, rank = _group_size_rank(group)
     if isinstance(rows_per_process, bool) or not isinstance(rows_per_process, int) or rows_per_process < 1:
@@ -80,5 +88,15 @@ def to_gathered_rows(neg_idx: torch.Tensor, rows_per_process: int, group=None) -
     if not isinstance(neg_idx, torch.Tensor) or neg_idx.dtype != torch.int64:
         raise ValueError(f"neg_idx must be an int64 tensor, got "
                          f"{neg_idx.dtype if isinstance(neg_idx, torch.Tensor) else type(neg_idx).__name__}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     total = P * rows_per_process
-    return torch.remainder(neg_idx - rank * rows_per_process, total)
+    if split == "blocks":
+        return torch.remainder(neg_idx - rank * rows_per_process, total)
+    if isinstance(time, bool) or not isinstance(time, int) or time < 1 or rows_per_process % time:
+        raise ValueError(f"time must be T, a positive int dividing rows_per_process={rows_per_process}, got {time!r}")
+    B = rows_per_process // time
+    u, t = neg_idx // time, neg_idx % time
+    holder, j = u % P, u // P
+    position = torch.remainder(holder - rank, P) * B + j
+    return position * time + t

@@ -95,9 +95,20 @@ class SmoothInfoNCELoss(nn.Module):
         B, T, _ = context.shape
         window = self.window(T, generator)
         if neg_idx is None:
-            gen_device = context.device if generator is None else generator.device
-            neg_idx = sample_negatives(self.sampler, B, T, self.negative_samples, self.prediction_steps,
-                                       generator=generator, device=gen_device, window=window).to(context.device)
+            neg_idx = self.sample(B, T, window, generator, context.device)
+        return self.loss_with(context, targets, neg_idx, mu, logvar, window=window, return_metrics=return_metrics)
+
+    def sample(self, batch: int, time: int, window, generator=None, device=None):
+        """This loss's negatives (its ``sampler``) for a batch of ``batch`` utterances of ``time`` frames:
+        (K, B, T, N) or (B, T, N) int64 rows of targets.reshape(B*T, Cz), drawn from ``generator``, on ``device``."""
+        gen_device = device if generator is None else generator.device
+        return sample_negatives(self.sampler, batch, time, self.negative_samples, self.prediction_steps,
+                                generator=generator, device=gen_device, window=window).to(device)
+
+    def loss_with(self, context, targets, neg_idx, mu=None, logvar=None, *, window=None, return_metrics=False):
+        """The loss with given negatives and anchor window (no draws): smooth_infonce_with_metrics with this
+        module's weight and options. ``targets`` may hold more utterances than context (the anchors' own
+        first; sim_kernels.distributed.gather_targets)."""
         # Under autocast the functional casts a mix of dtypes once to the widest (sim_kernels/_autocast.py):
         # an fp32 W then lifts bf16 activations, rather than being rounded down to them here.
         weight = self.weight if _autocast.enabled(context.device.type) else self.weight.to(context.dtype)

@@ -269,6 +269,12 @@ def _apply_flat(encoder, flat: dict) -> list:
     return encoder_from_flat(**{k: base[k] for k in FLAT_KEYS})
 
 
+# Where a data-parallel process draws its negatives from (docs/distributed.md): "global" = the targets of the
+# whole global batch, gathered from every process (the loss one process computes on that batch);
+# "local" = its own batch_size / P examples only (no collective; a different, smaller contrastive problem).
+NEGATIVES = ("global", "local")
+
+
 @dataclass
 class TrainConfig:
     lr: float = 2e-4
@@ -284,6 +290,7 @@ class TrainConfig:
     validate: bool = True            # with a validation set: every module's loss on it at each epoch end
     device: str = "auto"             # single process: "auto" (cuda when available) | "cpu" | "cuda" (torchrun: per rank)
     autocast: str | None = None      # None | "bfloat16" | "float16" (CUDA only): forward + losses under torch.autocast
+    negatives: str = "global"        # data parallel: "global" (every process's targets) | "local" (its own batch's)
 
     def __post_init__(self):
         if isinstance(self.autocast, str) and self.autocast.lower() in ("none", "null", ""):
@@ -291,6 +298,8 @@ class TrainConfig:
         if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
             raise ValueError(f"train.autocast must be None (no autocast) or one of {AUTOCAST_DTYPES}, "
                              f"got {self.autocast!r}")
+        if self.negatives not in NEGATIVES:
+            raise ValueError(f"train.negatives must be one of {NEGATIVES}, got {self.negatives!r}")
         if self.mode not in ("parallel", "sequential"):
             raise ValueError(f"train.mode must be 'parallel' or 'sequential', got {self.mode!r}")
         if self.device not in ("auto", "cpu", "cuda"):

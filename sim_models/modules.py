@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import draws
+
 __all__ = ["ModuleOutput", "Stage", "ConvModule", "ARModule", "DETERMINISTIC_HEADS"]
 
 DETERMINISTIC_HEADS = ("relu", "linear")  # a deterministic conv module's output (see ConvModule)
@@ -160,8 +162,10 @@ def _normal(like: torch.Tensor, generator):
     """N(0, I) noise shaped and typed like ``like``. For fp16 / bf16 ``like`` (train.autocast) it is drawn in fp32
     and cast: the same draws, and the same generator stream after them (the negatives), as an fp32 run."""
     low = like.dtype in (torch.float16, torch.bfloat16)
-    eps = torch.randn(like.shape, generator=generator, device=like.device, dtype=torch.float32 if low else like.dtype)
-    return eps.to(like.dtype)
+    # Under global negatives (sim_models/draws.py) the draw is the global batch's, of which this process keeps its rows.
+    shape = (draws.global_size(like.shape[0]), *like.shape[1:])
+    eps = torch.randn(shape, generator=generator, device=like.device, dtype=torch.float32 if low else like.dtype)
+    return draws.share(eps).to(like.dtype)
 
 
 class ARModule(Stage):

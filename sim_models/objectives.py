@@ -21,7 +21,9 @@ with ``stage_loss`` plus its line in ``build_objective``.
 from __future__ import annotations
 
 from sim_kernels import SmoothInfoNCELoss
+from sim_kernels.distributed import gather_targets, to_gathered_rows
 
+from . import draws
 from .config import ModelConfig
 from .supervised import LinearClassifierLoss, num_classes
 
@@ -33,8 +35,24 @@ class StageInfoNCELoss(SmoothInfoNCELoss):
     ``stage_loss`` scores ``stage.loss_inputs(out, prev_z)``; labels are not used."""
 
     def stage_loss(self, stage, out, prev_z, *, labels=None, generator=None):
-        """(loss (), metrics {"nce": (K,), "accuracy": (K,), "kl": ()}) of ``stage``'s output ``out``."""
-        return self(*stage.loss_inputs(out, prev_z), generator=generator, return_metrics=True)
+        """(loss (), metrics {"nce": (K,), "accuracy": (K,), "kl": ()}) of ``stage``'s output ``out``.
+        Under global negatives (sim_models/draws.py) its anchors are scored against the global batch."""
+        context, targets, mu, logvar = stage.loss_inputs(out, prev_z)
+        gb = draws.current()
+        if gb is None:
+            return self(context, targets, mu, logvar, generator=generator, return_metrics=True)
+        return self.global_batch_loss(gb, context, targets, mu, logvar, generator)
+
+    def global_batch_loss(self, gb, context, targets, mu, logvar, generator):
+        """The loss of this process's anchors against every process's targets, with the draws one process
+        makes for the whole global batch (the crop, then the negatives of all P*B utterances, of which this
+        process's rows rank::P are kept and renumbered into the gathered targets)."""
+        B, T, _ = context.shape
+        window = self.window(T, generator)
+        neg_idx = draws.share(self.sample(gb.P * B, T, window, generator, context.device), dim=-3)
+        rows = to_gathered_rows(neg_idx, B * T, gb.group, split="strided", time=T)
+        return self.loss_with(context, gather_targets(targets, gb.group), rows, mu, logvar, window=window,
+                              return_metrics=True)
 
 
 def build_objective(cfg: ModelConfig, stage, index: int, last: int):

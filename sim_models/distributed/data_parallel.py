@@ -12,19 +12,20 @@
 * only rank 0 writes config.yaml, the logs (losses and metrics averaged over the processes) and
   the checkpoints.
 
-Negatives are sampled within each process's batch. Smooth-InfoNCE contrasts a positive with
-negatives drawn from the targets at hand; a process only has its own batch_size / P examples, so its
-negatives come from those (GIM's sampler: from its own (B/P)·T target rows). Gathering the targets of
-all processes would change the loss and cost an all-gather per module and step; we do not. So P
-processes with a global batch B optimise the average of P losses, each over B/P examples, which is
-not the loss of one process on B examples (fewer, and different, negatives per anchor).
+Negatives (``train.negatives``):
 
-What is exactly equivalent (tests/sim_models/test_distributed.py checks it): P processes with global
-batch B end with the parameters of one process that, at every step, splits the same global batch
-into P parts by stride (part r = examples r, r+P, r+2P, ... of the batch: what DistributedSampler
-gives rank r), computes the losses of part r with generator r (seeded ``rank_seed(seed, r)``; the
-reparameterisation noise, negatives and crops of rank r), back-propagates loss_r / P for every part,
-and then takes one optimiser step.
+* "global" (default): every rank holds the same generator (one process's seed) and draws what one
+  process draws for the whole global batch — noise, crops, negatives — keeping its own examples' share
+  (sim_models/draws.py); each module's targets are all-gathered with gradient
+  (sim_kernels.distributed.gather_targets), so every anchor is scored against negatives from all
+  batch_size examples. P processes then take the optimisation steps of one process on the global batch
+  (tests/sim_models/test_distributed.py checks the parameters against the single-process Trainer).
+* "local": each rank draws from its own generator (``rank_seed(seed, r)``) and its anchors' negatives
+  come from its own batch_size / P examples: no collective, but P processes optimise the average of P
+  losses over B/P examples each, not the loss of one process on B examples. What is exactly equivalent
+  (tested): one process that, at every step, splits the same global batch into P parts by stride
+  (part r = examples r, r+P, r+2P, ... of the batch: what DistributedSampler gives rank r), computes the
+  losses of part r with generator r, back-propagates loss_r / P for every part, and then takes one step.
 
 Order of examples: the sampler permutes with the seed the single-process Trainer uses for the epoch
 (seed·1000003 + unit·10007 + epoch), so P = 1 sees the same batches as ``Trainer``.
@@ -37,6 +38,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
+from .. import draws
 from ..architectures import GreedyModel, StageResult
 from ..strategy import SingleProcessStrategy, split_batch
 from ..trainer import Trainer
@@ -91,7 +93,15 @@ class DataParallelStrategy(RankZeroStrategy, SingleProcessStrategy):
         if P > 1 and not dist.is_initialized():
             raise RuntimeError("DataParallelTrainer: call sim_models.distributed.init_distributed() first")
 
+    def global_negatives(self, cfg) -> bool:
+        """train.negatives == "global" with more than one process: the draws are the global batch's."""
+        return cfg.train.negatives == "global" and self.info.world_size > 1
+
     def generator_seed(self, trainer) -> int:
+        """Global negatives: one process's seed on every rank (each draws for the whole global batch and keeps
+        its share, sim_models/draws.py); local: ``rank_seed(seed, rank)``, a stream of its own per rank."""
+        if self.global_negatives(trainer.cfg):
+            return trainer.cfg.train.seed
         return rank_seed(trainer.cfg.train.seed, self.info.rank)
 
     def setup(self, trainer) -> None:
@@ -137,6 +147,9 @@ class DataParallelStrategy(RankZeroStrategy, SingleProcessStrategy):
         """The forward of a step through the DDP wrappers (``losses_for``: each unit's gradients get averaged
         in the backward); under no_grad (validation) the plain units, no collective."""
         audio, labels = split_batch(batch)
+        if torch.is_grad_enabled() and self.global_negatives(trainer.cfg):  # training, not rank 0's validation
+            with draws.global_batch(self.info.world_size, self.info.rank):
+                return self.losses_for(audio, active, generator, labels)
         return self.losses_for(audio, active, generator, labels)
 
     def reduce_results(self, results: list) -> list:

@@ -1,6 +1,9 @@
 """sim_models.distributed on this machine: 2 processes on localhost, gloo, tiny models, a few steps.
 
-* Data parallel: 2 processes with global batch B end with the parameters (and log the losses) of one
+* Data parallel, global negatives (the default): 2 and 3 processes end with the parameters (and log the
+  losses) of the single-process Trainer on the same global batches (SIM, GIM, the crop, sequential, end to
+  end), also after both were SIGKILLed and resumed.
+* Data parallel, local negatives: 2 processes with global batch B end with the parameters (and log the losses) of one
   process that splits each global batch in two by stride, runs part r with generator
   ``rank_seed(seed, r)``, back-propagates loss_r / 2 for both parts and then steps (DDP averages the
   gradients of the two processes). Control: one process on the whole batch B ends elsewhere
@@ -105,10 +108,10 @@ class _NaNAfter:
         return x * float("nan") if self.reads > self.n else x
 
 
-def _spawn(kind, cfg, audio, run_dir, extra=None):
+def _spawn(kind, cfg, audio, run_dir, extra=None, world=WORLD):
     import torch.multiprocessing as mp
-    ctx = mp.start_processes(_worker, args=(WORLD, _free_port(), kind, cfg.to_dict(), audio, str(run_dir), extra or {}),
-                             nprocs=WORLD, join=False, start_method="spawn")
+    ctx = mp.start_processes(_worker, args=(world, _free_port(), kind, cfg.to_dict(), audio, str(run_dir), extra or {}),
+                             nprocs=world, join=False, start_method="spawn")
     deadline = time.monotonic() + TIMEOUT_S
     try:
         while not ctx.join(timeout=max(1.0, deadline - time.monotonic())):
@@ -171,6 +174,7 @@ def _dp_reference(cfg, audio, world):
     return model, logged
 
 
+LOCAL = ["train.negatives=local"]  # negatives from each process's own examples (the split-batch reference)
 END_TO_END = ["model.end_to_end=true", "model.modules=[[0,1,2,3,4]]", "model.maxpool=[0]", "model.probabilistic=false",
               "model.beta=0"]  # CPC: one training unit, one DDP over the whole model
 
@@ -178,7 +182,7 @@ END_TO_END = ["model.end_to_end=true", "model.modules=[[0,1,2,3,4]]", "model.max
 @pytest.mark.parametrize("extra", [[], ["train.mode=sequential", "train.epochs=1"], END_TO_END],
                          ids=["parallel", "sequential", "end-to-end"])
 def test_data_parallel_two_processes_equal_one_process_with_split_batches(tmp_path, extra):
-    cfg, audio = _cfg(*extra), _audio()
+    cfg, audio = _cfg(*LOCAL, *extra), _audio()
     _spawn("data", cfg, audio, tmp_path / "dp")
     ref_model, ref_logged = _dp_reference(cfg, audio, WORLD)
 
@@ -199,11 +203,79 @@ def test_data_parallel_two_processes_equal_one_process_with_split_batches(tmp_pa
     assert gap > 1e-4, f"one process on the whole batch ended within {gap:.2e} of the split-batch run"
 
 
+# Global negatives: (extra overrides, processes, global batch). 13 examples: each epoch 3 batches of 4 for P = 2,
+# 2 batches of 6 for P = 3 (DistributedSampler and the single-process trainer drop the same remainder).
+GLOBAL_CASES = {
+    "sim-2": ([], 2, 4),
+    "sim-3": ([], 3, 6),
+    "gim-2": (["model.probabilistic=false", "model.beta=0"], 2, 4),
+    "crop-3": (["model.subsample_window=13"], 3, 6),
+    "sequential-2": (["train.mode=sequential", "train.epochs=1"], 2, 4),
+    "end-to-end-2": (END_TO_END, 2, 4),
+}
+
+
+@pytest.mark.parametrize("case", list(GLOBAL_CASES))
+def test_global_negatives_equal_one_process_on_the_global_batch(tmp_path, case):
+    """train.negatives=global: P processes end with the parameters (and log the losses) of the single-process
+    Trainer on the same global batches: the same noise, crops and negatives, every anchor against all
+    batch_size examples' targets (gathered with gradient)."""
+    extra, world, batch = GLOBAL_CASES[case]
+    cfg, audio = _cfg("train.negatives=global", f"train.batch_size={batch}", *extra), _audio()
+    _spawn("data", cfg, audio, tmp_path / "dp", world=world)
+    Trainer(cfg, TensorAudioDataset(audio), tmp_path / "single", progress=False, tensorboard=False).fit()
+    want = load_checkpoint(tmp_path / "single" / CHECKPOINT_NAME)
+    got = load_checkpoint(tmp_path / "dp" / CHECKPOINT_NAME)
+    assert got["position"]["step"] == want["position"]["step"] > 0
+    _assert_same_params(got["model"], want["model"])
+    for r in range(world):
+        _assert_same_params(torch.load(tmp_path / "dp" / f"rank{r}.params.pt"), want["model"])
+    rows, ref = _rows(tmp_path / "dp"), _rows(tmp_path / "single")
+    assert [(r["step"], r["module"]) for r in rows] == [(r["step"], r["module"]) for r in ref]
+    for key in ("loss", "nce", "kl"):
+        torch.testing.assert_close(torch.tensor([r[key] for r in rows]), torch.tensor([r[key] for r in ref]),
+                                   msg=lambda m, key=key: f"{key}: {m}")
+
+
+def test_global_negatives_resume_after_sigkill(tmp_path):
+    """Both processes SIGKILLed after step 3 (a checkpoint at step 2), then resumed: the run ends with the
+    parameters of the uninterrupted single-process Trainer."""
+    import signal
+
+    cfg, audio = _cfg("train.negatives=global"), _audio()
+    marker = tmp_path / "paused"
+    os.environ.update(SIM_TEST_PAUSE_AT="step:3", SIM_TEST_PAUSE_MARKER=str(marker), SIM_TEST_PAUSE_SECONDS="120")
+    import torch.multiprocessing as mp
+    try:
+        ctx = mp.start_processes(_worker, args=(WORLD, _free_port(), "data", cfg.to_dict(), audio,
+                                                str(tmp_path / "dp"), {}), nprocs=WORLD, join=False,
+                                 start_method="spawn")
+        deadline = time.monotonic() + TIMEOUT_S
+        while not marker.exists():
+            assert time.monotonic() < deadline, "the run never reached step 3"
+            time.sleep(0.2)
+        time.sleep(0.5)  # both ranks reach the pause point (rank 0's marker may come first)
+        for p in ctx.processes:
+            os.kill(p.pid, signal.SIGKILL)
+        for p in ctx.processes:
+            p.join(10)
+    finally:
+        for key in ("SIM_TEST_PAUSE_AT", "SIM_TEST_PAUSE_MARKER", "SIM_TEST_PAUSE_SECONDS"):
+            os.environ.pop(key, None)
+    assert load_checkpoint(tmp_path / "dp" / CHECKPOINT_NAME)["position"]["step"] == 2
+    _spawn("data", cfg, audio, tmp_path / "dp", {"resume": True})
+    Trainer(cfg, TensorAudioDataset(audio), tmp_path / "single", progress=False, tensorboard=False).fit()
+    want = load_checkpoint(tmp_path / "single" / CHECKPOINT_NAME)
+    got = load_checkpoint(tmp_path / "dp" / CHECKPOINT_NAME)
+    assert got["position"]["step"] == want["position"]["step"] == 6
+    _assert_same_params(got["model"], want["model"])
+
+
 def test_data_parallel_resumes_exactly(tmp_path):
     """Stop 2 processes after 4 steps (mid epoch 2), resume with 2 processes: every rank's generator comes
     back from the checkpoint, so the run ends where the uninterrupted split-batch reference ends."""
-    cfg, audio = _cfg(), _audio()
-    _spawn("data", _cfg("train.max_steps=4"), audio, tmp_path / "dp")
+    cfg, audio = _cfg(*LOCAL), _audio()
+    _spawn("data", _cfg(*LOCAL, "train.max_steps=4"), audio, tmp_path / "dp")
     assert load_checkpoint(tmp_path / "dp" / CHECKPOINT_NAME)["position"]["step"] == 4
     _spawn("data", cfg, audio, tmp_path / "dp", {"resume": True})
     ref_model, ref_logged = _dp_reference(cfg, audio, WORLD)
