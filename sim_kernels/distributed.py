@@ -13,8 +13,8 @@ Global rows: row g = u*T + t of utterance u of the global batch, utterances in r
 holds u in [p*B, (p+1)*B)). Every process draws the same global indices for the anchors of the whole
 batch from one seeded stream and keeps its own anchors' slice (neg_idx[:, p*B:(p+1)*B]).
 
-Gradients: ``torch.distributed.nn.functional.all_gather`` sums, in its backward, what every process's
-loss sends to a process's targets; with DistributedDataParallel averaging the parameter gradients over
+Gradients: the gather's backward (an all_to_all) sums what every process's loss sends to a process's
+targets; with DistributedDataParallel averaging the parameter gradients over
 the P processes, the step equals the one-process step on the global batch (the per-process losses are
 means over B of the P*B utterances, whose average is the global mean).
 """
@@ -33,12 +33,37 @@ def _group_size_rank(group):
     return dist.get_world_size(group), dist.get_rank(group)
 
 
-def gather_targets(targets: torch.Tensor, group=None) -> torch.Tensor:
+class _GatherWithGradient(torch.autograd.Function):
+    """all_gather whose backward hands each process the sum over processes of the gradients sent to its part
+    (an all_to_all, which gloo and NCCL both have), with public torch.distributed collectives only
+    (torch.distributed.nn.functional.all_gather does the same and is deprecated in torch 2.14)."""
+
+    @staticmethod
+    def forward(ctx, tensor, group):
+        ctx.group = group
+        tensor = tensor.contiguous()
+        parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size(group))]
+        dist.all_gather(parts, tensor, group=group)
+        return tuple(parts)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        sent = [g.contiguous() if g is not None else None for g in grads]
+        like = next(g for g in sent if g is not None)
+        sent = [g if g is not None else torch.zeros_like(like) for g in sent]
+        received = [torch.empty_like(like) for _ in sent]
+        dist.all_to_all(received, sent, group=ctx.group)
+        return torch.stack(received).sum(0), None
+
+
+def gather_targets(targets: torch.Tensor, group=None, *, check_shapes: bool = True) -> torch.Tensor:
     """Every process's targets, with gradient, this process's first.
 
     Args:
         targets: (B, T, Cz) floating tensor, the same shape on every process of ``group``.
         group: the process group (default: the world).
+        check_shapes: compare the shapes across processes first (one small all_gather); a caller that
+            guarantees equal shapes (the training stack: DistributedSampler with drop_last) may skip it.
     Returns:
         (P*B, T, Cz): the utterances of processes p, p+1, ..., P-1, 0, ..., p-1 (p = this process's rank):
         the global batch shifted cyclically so that this process's own utterances come first, as
@@ -46,21 +71,20 @@ def gather_targets(targets: torch.Tensor, group=None) -> torch.Tensor:
         processes of the gradients sent to them.
     Raises:
         RuntimeError without an initialised process group; ValueError when the shapes differ across
-        processes (checked with one small all_gather before the data moves).
+        processes (checked before the data moves).
     """
-    from torch.distributed.nn.functional import all_gather
-
     P, rank = _group_size_rank(group)
     if not isinstance(targets, torch.Tensor) or targets.dim() != 3:
         raise ValueError(f"targets must be a 3-D (B, T, Cz) tensor, got "
                          f"{tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__}")
-    shape = torch.tensor(targets.shape, dtype=torch.int64, device=targets.device)
-    shapes = [torch.empty_like(shape) for _ in range(P)]
-    dist.all_gather(shapes, shape, group=group)
-    if any(not torch.equal(s, shape) for s in shapes):
-        raise ValueError(f"targets must have the same shape on every process, got "
-                         f"{[tuple(s.tolist()) for s in shapes]} (pad, or drop the uneven last batch)")
-    parts = all_gather(targets, group=group)
+    if check_shapes:
+        shape = torch.tensor(targets.shape, dtype=torch.int64, device=targets.device)
+        shapes = [torch.empty_like(shape) for _ in range(P)]
+        dist.all_gather(shapes, shape, group=group)
+        if any(not torch.equal(s, shape) for s in shapes):
+            raise ValueError(f"targets must have the same shape on every process, got "
+                             f"{[tuple(s.tolist()) for s in shapes]} (pad, or drop the uneven last batch)")
+    parts = _GatherWithGradient.apply(targets, group)
     return torch.cat(list(parts[rank:]) + list(parts[:rank]), dim=0)
 
 

@@ -51,7 +51,9 @@ class StageInfoNCELoss(SmoothInfoNCELoss):
         window = self.window(T, generator)
         neg_idx = draws.share(self.sample(gb.P * B, T, window, generator, context.device), dim=-3)
         rows = to_gathered_rows(neg_idx, B * T, gb.group, split="strided", time=T)
-        return self.loss_with(context, gather_targets(targets, gb.group), rows, mu, logvar, window=window,
+        # equal shapes on every rank: DistributedSampler(drop_last=True) and batch_size % P == 0 (checked at setup)
+        z_all = gather_targets(targets, gb.group, check_shapes=False)
+        return self.loss_with(context, z_all, rows, mu, logvar, window=window,
                               return_metrics=True)
 
 
