@@ -315,7 +315,9 @@ def _stages(run: Runner, result: dict, chosen: set, python: str, t0: float, budg
         if not built:
             run.skip(name, "the build failed")
             continue
-        stage_env = {**test_env, "SIM_SKIP_CUDA_EMULATION": "1"} if gpu and name == "tests-cuda" else test_env
+        # tests-numerics: its host-emulation cases run in `make test` already; here the CUDA and Triton ones
+        skip_emulation = (gpu and name == "tests-cuda") or name == "tests-numerics"
+        stage_env = {**test_env, "SIM_SKIP_CUDA_EMULATION": "1"} if skip_emulation else test_env
         _test_stage(run, result, name, args, cap, src, stage_env, per_test)
         save()
 
