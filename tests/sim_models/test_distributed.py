@@ -431,3 +431,9 @@ def test_torchrun_cli_data_parallel(tmp_path):
     ckpt = load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
     assert ckpt["position"]["step"] == 2 and len(ckpt["rank_generators"]) == WORLD
     assert [r["step"] for r in _rows(tmp_path / "run")] == [1, 1, 1, 2, 2, 2]
+    # Global negatives (the default) under torchrun: the parameters of `sim train` in one process.
+    single = [sys.executable, "-m", "sim_models.cli", *cmd[cmd.index("train"):]]
+    single[single.index(str(tmp_path / "run"))] = str(tmp_path / "single")
+    p = subprocess.run(single, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert p.returncode == 0, p.stdout + p.stderr
+    _assert_same_params(ckpt["model"], load_checkpoint(tmp_path / "single" / CHECKPOINT_NAME)["model"])
