@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -25,7 +27,7 @@ _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 def smooth_infonce(context, targets, weight, neg_idx, mu=None, logvar=None, beta=0.0,
                    kl_reduction="dims", reduction="mean", backend="auto", *, anchor_window="per_step",
-                   score_scale=1.0):
+                   score_scale=1.0, lengths=None, anchor_mask=None):
     """Smooth-InfoNCE loss (DESIGN.md §1), fused over all prediction steps.
 
     Args:
@@ -53,6 +55,14 @@ def smooth_infonce(context, targets, weight, neg_idx, mu=None, logvar=None, beta
                   differentiable): the same one-pass kernels on every backend.
                   CPC_audio's whole criterion: anchor_window="common", score_scale="mean",
                   reduction="sum", negatives shared over k ((B, T, N) neg_idx, sampler "cpc").
+        lengths:  int64 (B,) tensor, 1 <= lengths[b] <= T, for padded batches of utterances of different
+                  lengths: frames t >= lengths[b] are padding. Anchor (b, t) of step k counts only when its
+                  positive t + k is a real frame (t < lengths[b] - k; - K with the common window), the per-k
+                  means are over those anchors, and the KL is over real frames ("dims": mean over them).
+                  The negatives' indices are the caller's: draw them from real frames (sample_negatives'
+                  ``lengths``).
+        anchor_mask: bool (B, T) tensor: only anchors with anchor_mask[b, t] count (e.g. wav2vec 2.0's
+                  masked frames); combines with the window and lengths. A step left without anchors adds 0.
 
     Returns:
         A scalar (mean, sum) or a (K, B, T) tensor (none), float64 for float64 inputs and
@@ -63,13 +73,13 @@ def smooth_infonce(context, targets, weight, neg_idx, mu=None, logvar=None, beta
     and returns float32 (float64 for float64); see sim_kernels/_autocast.py.
     """
     loss, _ = _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, False,
-                   anchor_window=anchor_window, score_scale=score_scale)
+                   anchor_window=anchor_window, score_scale=score_scale, lengths=lengths, anchor_mask=anchor_mask)
     return loss
 
 
 def smooth_infonce_with_metrics(context, targets, weight, neg_idx, mu=None, logvar=None, beta=0.0,
                                 kl_reduction="dims", reduction="mean", backend="auto", window=None, *,
-                                anchor_window="per_step", score_scale=1.0):
+                                anchor_window="per_step", score_scale=1.0, lengths=None, anchor_mask=None):
     """Same as smooth_infonce, and a dict of detached metric tensors (no host sync):
     ``nce`` (K,) per-step mean loss, ``accuracy`` (K,) per-step share of anchors whose positive
     outscores every negative, ``kl`` () the reduced KL without beta (0 without mu).
@@ -78,50 +88,51 @@ def smooth_infonce_with_metrics(context, targets, weight, neg_idx, mu=None, logv
     means over B*(t_end - t_begin - k) anchors (GIM's subsampling; negatives still index all rows).
     """
     return _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, True, window,
-                anchor_window, score_scale)
+                anchor_window, score_scale, lengths, anchor_mask)
 
 
 def _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, metrics, window=None,
-         anchor_window="per_step", score_scale=1.0):
+         anchor_window="per_step", score_scale=1.0, lengths=None, anchor_mask=None):
     """Checks and dispatch, then either the per-anchor statistics reduced here (reduction="none" or no
     gradient needed) or the fused value-and-grad op with the reduction's weights known up front."""
     transformed = _transforms.active((context, targets, weight, mu, logvar))
     impl, (context, targets, weight, neg_idx, mu, logvar), (B, T, K, t0, t1, common) = _dispatch(
         context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, window,
         anchor_window, score_scale)
+    _check_masks(lengths, anchor_mask, B, T, context.device)
     acc = accumulation_dtype(context.dtype)
-    count, valid = _step_weights(B, T, K, t0, t1, common, acc, context.device)
-    kl_den = _kl_denominator(kl_reduction, B, T, targets.shape[-1])
+    anchors = _anchors(B, T, K, targets.shape[-1], t0, t1, common, acc, context.device, kl_reduction, lengths,
+                       anchor_mask)
 
     if transformed and not impl.plain_autograd:
         out, loss, correct, kl = _run_transformed(impl, context, targets, weight, neg_idx, mu, logvar, B, T, K, t0, t1,
-                                                  common, valid, count, reduction, beta, kl_den)
-        return out, (_metrics(loss, correct, kl, count, kl_den) if metrics else None)
+                                                  common, anchors, reduction, beta)
+        return out, (_metrics(loss, correct, kl, anchors) if metrics else None)
     needs_grad = torch.is_grad_enabled() and any(
         x is not None and x.requires_grad for x in (context, targets, weight, mu, logvar))
     if reduction == "none" or not needs_grad:
         loss, correct, kl = impl.fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1, common)
-        out = loss if reduction == "none" else _reduce(loss, kl, count, reduction, beta, kl_den)
+        out = _masked(loss, anchors) if reduction == "none" else _reduce(loss, kl, anchors, reduction, beta)
     else:
         # Upstream weights are known now, so the kernel does forward and backward in one pass.
-        loss_weight, kl_weight = _upstream_weights(valid, count, reduction, beta, kl_den, B, T, K, mu is not None)
+        loss_weight, kl_weight = _upstream_weights(anchors, reduction, beta, B, T, K, mu is not None)
         out, loss, correct, kl = impl.value_and_grad(context, targets, weight, neg_idx, mu, logvar, t0, t1,
                                                      loss_weight, kl_weight, common)
     if not metrics:
         return out, None
-    return out, _metrics(loss, correct, kl, count, kl_den)
+    return out, _metrics(loss, correct, kl, anchors)
 
 
-def _run_transformed(impl, context, targets, weight, neg_idx, mu, logvar, B, T, K, t0, t1, common, valid, count,
-                     reduction, beta, kl_den):
+def _run_transformed(impl, context, targets, weight, neg_idx, mu, logvar, B, T, K, t0, t1, common, anchors,
+                     reduction, beta):
     """The fused backends under torch.func transforms or forward-mode AD (sim_kernels/_transforms.py):
     the same statistics through autograd.Functions that have jvp and vmap rules."""
     _transforms.refuse_second_order()
     call = _transforms.Call(impl.fwd, impl.value_and_grad, t0, t1, common)
     if reduction == "none":
         loss, correct, kl = _transforms.FusedPerAnchor.apply(context, targets, weight, mu, logvar, neg_idx, call)
-        return loss, loss, correct, (kl if mu is not None else None)
-    loss_weight, kl_weight = _upstream_weights(valid, count, reduction, beta, kl_den, B, T, K, mu is not None)
+        return _masked(loss, anchors), loss, correct, (kl if mu is not None else None)
+    loss_weight, kl_weight = _upstream_weights(anchors, reduction, beta, B, T, K, mu is not None)
     out, loss, correct, kl, *_ = _transforms.FusedValue.apply(context, targets, weight, mu, logvar, neg_idx,
                                                              loss_weight, kl_weight, call)
     return out, loss, correct, (kl if mu is not None else None)
@@ -152,43 +163,89 @@ def _dispatch(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction,
 
 # ---- weighting -----------------------------------------------------------------------------------
 
-def _step_weights(B, T, K, t0, t1, common, acc, dev):
-    """count (K,): anchors per step, in the accumulation dtype; valid (K, T): the anchor window per step."""
+@dataclass(frozen=True)
+class _Anchors:
+    """Which anchors and frames one call counts (the reductions, the upstream weights and the metrics read it).
+
+    valid:  (K, 1, T) bool (the anchor window alone) or (K, B, T) (with lengths / anchor_mask): anchor (b, t)
+            of step k counts. The kernels already give 0 outside the window; ``masked`` says a mask on top
+            must be applied to their per-anchor outputs.
+    count:  (K,) anchors per step, in the accumulation dtype (at least 1: a step without anchors adds 0).
+    frames: (B, T) 0/1 real frames for the KL, or None (every frame); kl_den its denominator.
+    """
+    valid: torch.Tensor
+    count: torch.Tensor
+    masked: bool
+    frames: Optional[torch.Tensor]
+    kl_den: object
+
+
+def _anchors(B, T, K, Cz, t0, t1, common, acc, dev, kl_reduction, lengths=None, anchor_mask=None) -> _Anchors:
+    """The anchors of step k: t0 <= t < t1 - shift_k (shift_k = k, or K with the common window), and, when given,
+    t < lengths[b] - shift_k (the positive t + k is a real frame) and anchor_mask[b, t]."""
     steps = torch.arange(1, K + 1, device=dev)
     shift = torch.full_like(steps, K) if common else steps  # the last anchor of step k is t1 - shift_k - 1
-    count = (B * (t1 - t0 - shift)).to(acc)  # anchors per step (K,)
     t = torch.arange(T, device=dev)
-    valid = (t >= t0) & (t.view(1, T) < (t1 - shift).view(K, 1))  # (K, T)
-    return count, valid
+    window = ((t >= t0) & (t.view(1, T) < (t1 - shift).view(K, 1))).view(K, 1, T)
+    if lengths is None and anchor_mask is None:
+        count = (B * (t1 - t0 - shift)).to(acc)  # anchors per step (K,), no device sync
+        return _Anchors(window, count, False, None, _kl_denominator(kl_reduction, B, T, Cz))
+    valid = window.expand(K, B, T)
+    frames = None
+    if lengths is not None:
+        valid = valid & (t.view(1, 1, T) < (lengths.view(1, B, 1) - shift.view(K, 1, 1)))
+        frames = (t.view(1, T) < lengths.view(B, 1)).to(acc)
+    if anchor_mask is not None:
+        valid = valid & anchor_mask.view(1, B, T)
+    count = valid.sum(dim=(1, 2)).to(acc).clamp(min=1)
+    kl_den = (frames.sum() if frames is not None else B * T) if kl_reduction == "dims" else B * Cz
+    return _Anchors(valid, count, True, frames, kl_den)
 
 
-def _upstream_weights(valid, count, reduction, beta, kl_den, B, T, K, has_kl):
+def _upstream_weights(anchors, reduction, beta, B, T, K, has_kl):
     """loss_weight (K, B, T) and kl_weight (B, T) or None: d loss / d (per-anchor loss, per-frame KL)."""
-    acc = count.dtype
-    scale = (1.0 / count) / (K if reduction == "mean" else 1)
-    loss_weight = (valid.to(acc) * scale.view(K, 1)).view(K, 1, T).expand(K, B, T)
-    kl_weight = torch.full((B, T), beta / kl_den, dtype=acc, device=count.device) if has_kl else None
+    acc = anchors.count.dtype
+    scale = (1.0 / anchors.count) / (K if reduction == "mean" else 1)
+    loss_weight = (anchors.valid.to(acc) * scale.view(K, 1, 1)).expand(K, B, T)
+    kl_weight = None
+    if has_kl:
+        if anchors.frames is None:
+            kl_weight = torch.full((B, T), beta / anchors.kl_den, dtype=acc, device=anchors.count.device)
+        else:  # the real frames only
+            kl_weight = anchors.frames * (beta / anchors.kl_den)
     return loss_weight, kl_weight
 
 
 # ---- reductions and metrics ----------------------------------------------------------------------
 
-def _reduce(loss, kl, count, reduction, beta, kl_den):
+def _masked(x, anchors):
+    """Per-anchor outputs (K, B, T) with the anchors outside lengths / anchor_mask set to 0 (False)."""
+    if not anchors.masked:
+        return x
+    return x & anchors.valid if x.dtype == torch.bool else x * anchors.valid.to(x.dtype)
+
+
+def _kl_sum(kl, anchors):
+    return (kl * anchors.frames).sum() if anchors.frames is not None else kl.sum()
+
+
+def _reduce(loss, kl, anchors, reduction, beta):
     """reduction "mean" (1/K sum over k of per-k anchor means) or "sum" (their sum), + beta * reduced KL."""
-    per_k = loss.sum(dim=(1, 2)) / count
+    per_k = _masked(loss, anchors).sum(dim=(1, 2)) / anchors.count
     out = per_k.mean() if reduction == "mean" else per_k.sum()
     if kl is not None:
-        out = out + beta * kl.sum() / kl_den
+        out = out + beta * _kl_sum(kl, anchors) / anchors.kl_den
     return out
 
 
-def _metrics(loss, correct, kl, count, kl_den):
+def _metrics(loss, correct, kl, anchors):
     """Detached metric tensors (no host sync): nce (K,), accuracy (K,), kl ()."""
+    count = anchors.count
     with torch.no_grad():
         return {
-            "nce": loss.detach().sum(dim=(1, 2)) / count,
-            "accuracy": correct.sum(dim=(1, 2)).to(count.dtype) / count,
-            "kl": (kl.detach().sum() / kl_den) if kl is not None
+            "nce": _masked(loss.detach(), anchors).sum(dim=(1, 2)) / count,
+            "accuracy": _masked(correct, anchors).sum(dim=(1, 2)).to(count.dtype) / count,
+            "kl": (_kl_sum(kl.detach(), anchors) / anchors.kl_den) if kl is not None
             else torch.zeros((), dtype=count.dtype, device=count.device),
         }
 
@@ -200,6 +257,28 @@ def _kl_denominator(kl_reduction, B, T, Cz):
 
 
 _check_options = check_options  # one check for the functional, the module and the reference
+
+
+def _check_masks(lengths, anchor_mask, B, T, device):
+    """lengths: int64 (B,) with 1 <= lengths[b] <= T; anchor_mask: bool (B, T); both on context's device."""
+    if lengths is not None:
+        if not isinstance(lengths, torch.Tensor) or lengths.dtype != torch.int64 or lengths.shape != (B,):
+            raise ValueError(f"lengths must be an int64 tensor of shape (B,) = ({B},), got "
+                             f"{_describe(lengths)}")
+        if lengths.device != device:
+            raise ValueError(f"lengths must be on the device of context ({device}), got {lengths.device}")
+        if not torch.compiler.is_compiling() and not bool(((lengths >= 1) & (lengths <= T)).all()):
+            raise ValueError(f"lengths: every length must lie in [1, T={T}], got {lengths.tolist()}")
+    if anchor_mask is not None:
+        if not isinstance(anchor_mask, torch.Tensor) or anchor_mask.dtype != torch.bool or anchor_mask.shape != (B, T):
+            raise ValueError(f"anchor_mask must be a bool tensor of shape (B, T) = ({B}, {T}), got "
+                             f"{_describe(anchor_mask)}")
+        if anchor_mask.device != device:
+            raise ValueError(f"anchor_mask must be on the device of context ({device}), got {anchor_mask.device}")
+
+
+def _describe(x):
+    return f"{x.dtype} of shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
 
 
 def _check_index_values(neg_idx, rows, t0, t1, common=False):

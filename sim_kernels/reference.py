@@ -84,7 +84,7 @@ def _per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_
 
 def smooth_infonce_reference(context, targets, weight, neg_idx, mu=None, logvar=None, beta=0.0,
                              kl_reduction="dims", reduction="mean", t_begin=0, t_end=None,
-                             anchor_window="per_step", score_scale=1.0):
+                             anchor_window="per_step", score_scale=1.0, lengths=None, anchor_mask=None):
     """The whole loss of DESIGN.md §1 (same arguments as sim_kernels.smooth_infonce).
 
     anchor_window "per_step": anchors of step k are t_begin <= t < t_end - k (DESIGN.md §1);
@@ -96,6 +96,11 @@ def smooth_infonce_reference(context, targets, weight, neg_idx, mu=None, logvar=
               "none": the (K, B, T) per-anchor losses, 0 off the anchors, no KL term.
     kl_reduction "dims": sum of KL over (b, t, c) / (B * T)  (mean over frames of the channel sum);
                  "time": the same sum / (B * Cz)              (mean over (b, c) of the time sum).
+    lengths (B,): frames t >= lengths[b] are padding: anchor (b, t) of step k counts only when
+                 t + shift_k < lengths[b] (shift_k = k, or K with the common window); the KL sums real
+                 frames only, and "dims" divides by their number instead of B * T.
+    anchor_mask (B, T) bool: only anchors with anchor_mask[b, t] count.
+    With either, the per-k means are over the counted anchors (a step without any adds 0).
     """
     B, T, _ = context.shape
     K = weight.shape[0]
@@ -103,11 +108,31 @@ def smooth_infonce_reference(context, targets, weight, neg_idx, mu=None, logvar=
     common = check_options(anchor_window, score_scale)
     scale = 1.0 / targets.shape[-1] if score_scale == "mean" else float(score_scale)
     loss, _, kl = per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common, scale)
-    if reduction == "none":
-        return loss
-    per_k = torch.stack([loss[k - 1].sum() / (B * (t_end - (K if common else k) - t_begin)) for k in range(1, K + 1)])
+    if lengths is None and anchor_mask is None:
+        if reduction == "none":
+            return loss
+        per_k = torch.stack([loss[k - 1].sum() / (B * (t_end - (K if common else k) - t_begin))
+                             for k in range(1, K + 1)])
+        kl_sum, frames = (kl.sum() if kl is not None else None), B * T
+    else:
+        counted = torch.zeros(K, B, T, dtype=torch.bool, device=loss.device)
+        for k in range(1, K + 1):
+            for b in range(B):
+                end = t_end if lengths is None else min(t_end, int(lengths[b]))
+                last = end - (K if common else k)  # the positive t + k must be a real frame
+                for t in range(t_begin, max(t_begin, last)):
+                    counted[k - 1, b, t] = anchor_mask is None or bool(anchor_mask[b, t])
+        loss = loss * counted
+        if reduction == "none":
+            return loss
+        per_k = torch.stack([loss[k - 1].sum() / max(1, int(counted[k - 1].sum())) for k in range(1, K + 1)])
+        real = torch.ones(B, T, dtype=torch.bool, device=loss.device)
+        if lengths is not None:
+            real = torch.arange(T, device=loss.device).view(1, T) < lengths.view(B, 1)
+        kl_sum = (kl * real).sum() if kl is not None else None
+        frames = int(real.sum())
     total = per_k.mean() if reduction == "mean" else per_k.sum()
     if kl is not None:
-        denom = B * T if kl_reduction == "dims" else B * targets.shape[-1]
-        total = total + beta * kl.sum() / denom
+        denom = frames if kl_reduction == "dims" else B * targets.shape[-1]
+        total = total + beta * kl_sum / denom
     return total
