@@ -90,22 +90,30 @@ class SmoothInfoNCELoss(nn.Module):
         start = int(torch.randint(0, T - W, (), generator=generator).item())  # CPU RNG, no device sync
         return (start, start + W)
 
-    def forward(self, context, targets, mu=None, logvar=None, *, generator=None, neg_idx=None, return_metrics=False):
+    def forward(self, context, targets, mu=None, logvar=None, *, generator=None, neg_idx=None, return_metrics=False,
+                lengths=None, anchor_mask=None):
+        """The loss of a batch; ``lengths`` (int64 (B,)) for padded batches (negatives then come from real
+        frames only) and ``anchor_mask`` (bool (B, T)) as in smooth_infonce."""
         _tensor("context", context, 3)  # the functional's check: B and T are needed before it runs
         B, T, _ = context.shape
         window = self.window(T, generator)
         if neg_idx is None:
-            neg_idx = self.sample(B, T, window, generator, context.device)
-        return self.loss_with(context, targets, neg_idx, mu, logvar, window=window, return_metrics=return_metrics)
+            neg_idx = self.sample(B, T, window, generator, context.device, lengths=lengths)
+        return self.loss_with(context, targets, neg_idx, mu, logvar, window=window, return_metrics=return_metrics,
+                              lengths=lengths, anchor_mask=anchor_mask)
 
-    def sample(self, batch: int, time: int, window, generator=None, device=None):
+    def sample(self, batch: int, time: int, window, generator=None, device=None, *, lengths=None):
         """This loss's negatives (its ``sampler``) for a batch of ``batch`` utterances of ``time`` frames:
-        (K, B, T, N) or (B, T, N) int64 rows of targets.reshape(B*T, Cz), drawn from ``generator``, on ``device``."""
+        (K, B, T, N) or (B, T, N) int64 rows of targets.reshape(B*T, Cz), drawn from ``generator``, on ``device``;
+        real frames only with ``lengths``."""
         gen_device = device if generator is None else generator.device
+        if lengths is not None:
+            lengths = lengths.to(gen_device)
         return sample_negatives(self.sampler, batch, time, self.negative_samples, self.prediction_steps,
-                                generator=generator, device=gen_device, window=window).to(device)
+                                generator=generator, device=gen_device, window=window, lengths=lengths).to(device)
 
-    def loss_with(self, context, targets, neg_idx, mu=None, logvar=None, *, window=None, return_metrics=False):
+    def loss_with(self, context, targets, neg_idx, mu=None, logvar=None, *, window=None, return_metrics=False,
+                  lengths=None, anchor_mask=None):
         """The loss with given negatives and anchor window (no draws): smooth_infonce_with_metrics with this
         module's weight and options. ``targets`` may hold more utterances than context (the anchors' own
         first; sim_kernels.distributed.gather_targets)."""
@@ -115,7 +123,7 @@ class SmoothInfoNCELoss(nn.Module):
         loss, metrics = smooth_infonce_with_metrics(
             context, targets, weight, neg_idx, mu, logvar, beta=self.beta if mu is not None else 0.0,
             kl_reduction=self.kl_reduction, reduction=self.reduction, backend=self.backend, window=window,
-            anchor_window=self.anchor_window, score_scale=self.score_scale)
+            anchor_window=self.anchor_window, score_scale=self.score_scale, lengths=lengths, anchor_mask=anchor_mask)
         return (loss, metrics) if return_metrics else loss
 
 
@@ -130,5 +138,7 @@ class InfoNCELoss(SmoothInfoNCELoss):
                          reduction=reduction, subsample_window=subsample_window, backend=backend,
                          anchor_window=anchor_window, score_scale=score_scale)
 
-    def forward(self, context, targets, *, generator=None, neg_idx=None, return_metrics=False):
-        return super().forward(context, targets, generator=generator, neg_idx=neg_idx, return_metrics=return_metrics)
+    def forward(self, context, targets, *, generator=None, neg_idx=None, return_metrics=False, lengths=None,
+                anchor_mask=None):
+        return super().forward(context, targets, generator=generator, neg_idx=neg_idx, return_metrics=return_metrics,
+                               lengths=lengths, anchor_mask=anchor_mask)

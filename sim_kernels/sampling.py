@@ -33,15 +33,38 @@ def _check(batch: int, time: int, num_negatives: int):
             raise ValueError(f"{name} must be a positive int, got {v!r}")
 
 
-def gim_negatives(batch, time, num_negatives, prediction_steps, generator=None, device=None, window=None):
+def _check_lengths(lengths, batch, time):
+    if lengths is None:
+        return None
+    if not isinstance(lengths, torch.Tensor) or lengths.dtype != torch.int64 or lengths.shape != (batch,):
+        raise ValueError(f"lengths must be an int64 tensor of shape (batch,) = ({batch},), got "
+                         f"{lengths.dtype if isinstance(lengths, torch.Tensor) else type(lengths).__name__}"
+                         f"{tuple(lengths.shape) if isinstance(lengths, torch.Tensor) else ''}")
+    if not bool(((lengths >= 1) & (lengths <= time)).all()):
+        raise ValueError(f"lengths: every length must lie in [1, time={time}], got {lengths.tolist()}")
+    return lengths
+
+
+def _real_rows(lengths, time, device):
+    """Flat row ids b*T + t of the real frames (t < lengths[b]), in order."""
+    t = torch.arange(time, device=device)
+    real = t.view(1, time) < lengths.to(device).view(-1, 1)
+    return real.reshape(-1).nonzero().squeeze(1)
+
+
+def gim_negatives(batch, time, num_negatives, prediction_steps, generator=None, device=None, window=None,
+                  lengths=None):
     """GIM's shared-permutation negatives.
 
     Args:
         window: (t_begin, t_end) anchor window of GIM's subsampling, or None for the whole sequence.
+        lengths: int64 (B,) real frames per utterance, or None: each permutation then runs over the real
+            rows only (repeated to fill B*T), so a padded frame is never a negative.
     Returns:
         (K, B, T, N) int64; entries outside the step-k anchors [t_begin, t_end - k) are 0.
     """
     _check(batch, time, num_negatives)
+    lengths = _check_lengths(lengths, batch, time)
     K, B, T, N = prediction_steps, batch, time, num_negatives
     t0, t1 = (0, T) if window is None else window
     if not (0 <= t0 < t1 <= T):
@@ -49,7 +72,13 @@ def gim_negatives(batch, time, num_negatives, prediction_steps, generator=None, 
     if K >= t1 - t0:
         raise ValueError(f"prediction_steps K={K} must be < the anchor window length {t1 - t0} (T={T}, window={window})")
     W = t1 - t0
-    perms = torch.stack([torch.randperm(B * T, generator=generator, device=device) for _ in range(N)], dim=-1)  # (B*T, N)
+    if lengths is None:
+        perms = torch.stack([torch.randperm(B * T, generator=generator, device=device) for _ in range(N)], dim=-1)
+    else:  # permutations of the real rows, each repeated to B*T entries
+        real = _real_rows(lengths, T, device)
+        reps = -(-B * T // len(real))
+        perms = torch.stack([real[torch.randperm(len(real), generator=generator, device=device)].repeat(reps)[:B * T]
+                             for _ in range(N)], dim=-1)  # (B*T, N)
     out = torch.zeros(K, B, T, N, dtype=torch.int64, device=perms.device)
     for k in range(1, K + 1):
         rows = B * T - B * (W - k) + torch.arange(B * (W - k), device=perms.device)
@@ -57,34 +86,51 @@ def gim_negatives(batch, time, num_negatives, prediction_steps, generator=None, 
     return out
 
 
-def within_sequence_negatives(batch, time, num_negatives, generator=None, device=None):
-    """(B, T, N) int64: uniform frames of the anchor's own utterance."""
+def within_sequence_negatives(batch, time, num_negatives, generator=None, device=None, lengths=None):
+    """(B, T, N) int64: uniform frames of the anchor's own utterance (its real frames t < lengths[b] when given)."""
     _check(batch, time, num_negatives)
-    t = torch.randint(0, time, (batch, time, num_negatives), generator=generator, device=device)
+    lengths = _check_lengths(lengths, batch, time)
+    if lengths is None:
+        t = torch.randint(0, time, (batch, time, num_negatives), generator=generator, device=device)
+    else:
+        u = torch.rand((batch, time, num_negatives), generator=generator, device=device)
+        t = (u * lengths.to(u.device).view(batch, 1, 1)).long().clamp(max=time - 1)
     base = torch.arange(batch, device=t.device).view(batch, 1, 1) * time
     return base + t
 
 
-def cpc_negatives(batch, time, num_negatives, generator=None, device=None):
-    """(B, T, N) int64: random utterance, random non-zero time offset (mod T) from t."""
+def cpc_negatives(batch, time, num_negatives, generator=None, device=None, lengths=None):
+    """(B, T, N) int64: random utterance, random non-zero time offset (mod T) from t; with lengths, offset and
+    modulus are the drawn utterance's length, so the frame is real and never frame t of that utterance."""
     _check(batch, time, num_negatives)
+    lengths = _check_lengths(lengths, batch, time)
     if time < 2:
         raise ValueError(f"the cpc sampler needs time >= 2 to avoid t, got time={time}")
     b = torch.randint(0, batch, (batch, time, num_negatives), generator=generator, device=device)
-    off = torch.randint(1, time, (batch, time, num_negatives), generator=generator, device=device)
     t = torch.arange(time, device=b.device).view(1, time, 1)
-    return b * time + (t + off) % time
+    if lengths is None:
+        off = torch.randint(1, time, (batch, time, num_negatives), generator=generator, device=device)
+        return b * time + (t + off) % time
+    if bool((lengths < 2).any()):
+        raise ValueError(f"lengths: the cpc sampler needs every length >= 2 to avoid t, got {lengths.tolist()}")
+    n = lengths.to(b.device)[b]  # the drawn utterance's length
+    u = torch.rand((batch, time, num_negatives), generator=generator, device=device)
+    off = 1 + (u * (n - 1)).long().clamp(max=time - 2)
+    return b * time + (t + off) % n
 
 
 SAMPLERS = ("gim", "within_sequence", "cpc")
 
 
-def sample_negatives(kind, batch, time, num_negatives, prediction_steps, generator=None, device=None, window=None):
-    """Dispatch to a sampler by name (see the module docstring); returns (K,B,T,N) or (B,T,N)."""
+def sample_negatives(kind, batch, time, num_negatives, prediction_steps, generator=None, device=None, window=None,
+                     lengths=None):
+    """Dispatch to a sampler by name (see the module docstring); returns (K,B,T,N) or (B,T,N).
+    ``lengths`` (int64 (B,), optional): real frames per utterance of a padded batch; no padded frame
+    (t >= lengths[b]) is ever drawn."""
     if kind == "gim":
-        return gim_negatives(batch, time, num_negatives, prediction_steps, generator, device, window)
+        return gim_negatives(batch, time, num_negatives, prediction_steps, generator, device, window, lengths)
     if kind == "within_sequence":
-        return within_sequence_negatives(batch, time, num_negatives, generator, device)
+        return within_sequence_negatives(batch, time, num_negatives, generator, device, lengths)
     if kind == "cpc":
-        return cpc_negatives(batch, time, num_negatives, generator, device)
+        return cpc_negatives(batch, time, num_negatives, generator, device, lengths)
     raise ValueError(f"sampler must be one of {SAMPLERS}, got {kind!r}")

@@ -102,3 +102,40 @@ def test_bad_lengths_and_masks_are_refused(bad, match):
     leaves, idx, _, _ = _inputs()
     with pytest.raises(ValueError, match=match):
         smooth_infonce(*leaves[:3], idx, **bad)
+
+
+@pytest.mark.parametrize("sampler", ["gim", "within_sequence", "cpc"])
+def test_samplers_never_draw_a_padded_frame(sampler):
+    from sim_kernels import sample_negatives
+
+    lengths = torch.tensor(LENGTHS)
+    idx = sample_negatives(sampler, B, T, 50, K, generator=torch.Generator().manual_seed(2), lengths=lengths)
+    used = idx[idx >= 0] if sampler != "gim" else idx[:, :, :T - 1].reshape(-1)  # gim: 0 outside each step's anchors
+    b, t = used // T, used % T
+    assert (t < lengths[b]).all(), "a padded frame was drawn"
+    # every real frame can be drawn (a uniform sampler over them, not a constant)
+    assert len(torch.unique(used)) > 0.8 * sum(LENGTHS)
+    if sampler == "within_sequence":  # the anchor's own utterance
+        utter = torch.arange(B).view(B, 1, 1).expand(B, T, 50)
+        assert torch.equal(idx // T, utter)
+    if sampler == "cpc":  # never frame t of the drawn utterance
+        assert not ((idx % T) == torch.arange(T).view(1, T, 1)).any()
+
+
+@pytest.mark.parametrize("backend_name", ["reference", "native", "triton"])
+def test_the_module_samples_real_frames_and_counts_real_anchors(backend_name):
+    from sim_kernels import SmoothInfoNCELoss
+
+    from .conftest import CPU_NAMES, backend_for
+
+    backend_for(CPU_NAMES[backend_name])  # skips where it cannot run on CPU tensors here
+    leaves, _, lengths, mask = _inputs()
+    loss_fn = SmoothInfoNCELoss(Cc, Cz, prediction_steps=K, negative_samples=N, beta=0.5, backend=backend_name)
+    loss_fn = loss_fn.double()
+    g = torch.Generator().manual_seed(3)
+    got = loss_fn(leaves[0], leaves[1], leaves[3], leaves[4], generator=g, lengths=lengths, anchor_mask=mask)
+    g = torch.Generator().manual_seed(3)
+    idx = loss_fn.sample(B, T, None, g, lengths=lengths)
+    want = smooth_infonce_reference(leaves[0], leaves[1], loss_fn.weight.detach(), idx, leaves[3], leaves[4], beta=0.5,
+                                    lengths=lengths, anchor_mask=mask)
+    torch.testing.assert_close(got, want)
