@@ -105,11 +105,12 @@ inline void check_weights(const Sizes& s, const at::Tensor& context, const at::T
   }
 }
 
-// The one message for a used neg_idx value outside the target rows [0, B'*T): value found at neg_idx[k, b, t, n]
+// The one message for a used neg_idx value outside the target rows [0, B'*T) and not -1 (the "no negative"
+// sentinel: an excluded candidate, score -inf): value found at neg_idx[k, b, t, n]
 // (k 0-based).
 inline void index_error(const Sizes& s, int64_t value, int64_t k, int64_t b, int64_t t, int64_t n) {
   TORCH_CHECK_VALUE(false, "neg_idx: every used value (anchors t_begin <= t < t_end - k) must lie in [0, B*T) = [0, ",
-                    s.Rz, "), found ", value, " at neg_idx[", k, ", ", b, ", ", t, ", ", n, "]");
+                    s.Rz, ") or be -1 (no negative), found ", value, " at neg_idx[", k, ", ", b, ", ", t, ", ", n, "]");
 }
 
 }  // namespace checks

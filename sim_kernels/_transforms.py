@@ -205,12 +205,15 @@ def per_anchor_loss_tangent(context, targets, weight, neg_idx, c_dot, z_dot, w_d
         if dc is not None:
             d_pred = d_pred + torch.einsum("btc,zc->btz", dc[:, lo:hi], w[k - 1])
         idx = neg_idx[k - 1, :, lo:hi]
-        rows = torch.cat([z[:B, lo + k:hi + k].unsqueeze(2), z_flat[idx]], dim=2)  # (B, n, 1+N, Cz)
-        scores = torch.einsum("btnz,btz->btn", rows, pred)
+        kept = idx.clamp(min=0)  # -1 = no negative: score -inf (softmax weight 0), tangent 0
+        rows = torch.cat([z[:B, lo + k:hi + k].unsqueeze(2), z_flat[kept]], dim=2)  # (B, n, 1+N, Cz)
+        excluded = torch.cat([torch.zeros_like(idx[..., :1], dtype=torch.bool), idx < 0], dim=-1)
+        scores = torch.einsum("btnz,btz->btn", rows, pred).masked_fill(excluded, float("-inf"))
         d_scores = torch.einsum("btnz,btz->btn", rows, d_pred)
         if dz is not None:
-            d_rows = torch.cat([dz[:B, lo + k:hi + k].unsqueeze(2), dz_flat[idx]], dim=2)
+            d_rows = torch.cat([dz[:B, lo + k:hi + k].unsqueeze(2), dz_flat[kept]], dim=2)
             d_scores = d_scores + torch.einsum("btnz,btz->btn", d_rows, pred)
+        d_scores = d_scores.masked_fill(excluded, 0.0)
         d_loss = (torch.softmax(scores, dim=-1) * d_scores).sum(-1) - d_scores[..., 0]
         out.append(torch.nn.functional.pad(d_loss, (lo, T - hi)))  # out of place: vmap (jacfwd) batches it
     return torch.stack(out)

@@ -35,8 +35,9 @@ def smooth_infonce(context, targets, weight, neg_idx, mu=None, logvar=None, beta
         targets:  (B, T, Cz) float tensor, the targets z[b, t] (same dtype and device).
         weight:   (K, Cz, Cc) the bilinear maps; the score of target row r for anchor (b, t) at
                   step k is targets_flat[r] · (weight[k-1] @ context[b, t]); K < T.
-        neg_idx:  int64 (K, B, T, N), or (B, T, N) shared over k: rows of targets.reshape(B*T, Cz).
-                  Entries at t >= T-k (no positive) are ignored.
+        neg_idx:  int64 (K, B, T, N), or (B, T, N) shared over k: rows of targets.reshape(B*T, Cz), or -1
+                  for "no negative here" (an excluded candidate scores -inf and gets no gradient: wav2vec 2.0's
+                  negatives equal to the positive). Entries at t >= T-k (no positive) are ignored.
         mu, logvar: (B, T, Cz) posterior mean and log-variance, both or neither.
         beta:     weight of the KL term (0 gives InfoNCE / GIM).
         kl_reduction: "dims" (paper: mean over (b, t) of the channel sum) or
@@ -293,13 +294,13 @@ def _check_index_values(neg_idx, rows, t0, t1, common=False):
     t = torch.arange(T, device=dev).view(1, T)
     last = t1 - (torch.full((K, 1), K, device=dev) if common else torch.arange(1, K + 1, device=dev).view(K, 1))
     used = ((t >= t0) & (t < last)).view(1, K, 1, T, 1)
-    bad = used & ((batches < 0) | (batches >= rows))
+    bad = used & ((batches < -1) | (batches >= rows))  # -1: no negative (excluded)
     if not bool(bad.any()):  # the one sync
         return
     m, k, b, tt, n = bad.nonzero()[0].tolist()  # error path only
     where = f"neg_idx[{k}, {b}, {tt}, {n}]" + (f" of vmapped element {m}" if batches.shape[0] > 1 else "")
     raise ValueError(f"neg_idx: every used value (anchors t_begin <= t < t_end - k) must lie in [0, B*T) = "
-                     f"[0, {rows}), found {int(batches[m, k, b, tt, n])} at {where}")
+                     f"[0, {rows}) or be -1 (no negative), found {int(batches[m, k, b, tt, n])} at {where}")
 
 
 def _tensor(name, x, ndim):

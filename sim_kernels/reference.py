@@ -32,7 +32,8 @@ def per_anchor_terms(context, targets, weight, neg_idx, mu=None, logvar=None, t_
                   positives), then any extra ones (e.g. other processes' batches, gathered); negatives
                   index targets.reshape(B'*T, Cz).
         weight:   (K, Cz, Cc) the bilinear maps W_k (weight[k-1] is W_k).
-        neg_idx:  (K, B, T, N) or (B, T, N) int64 rows of the flattened targets.
+        neg_idx:  (K, B, T, N) or (B, T, N) int64 rows of the flattened targets; -1 = no negative there
+                  (an excluded candidate: its score is -inf, e.g. wav2vec 2.0's negatives equal to the positive).
         mu, logvar: (B, T, Cz) or None.
         t_begin, t_end: anchor window; (b, t) is an anchor of step k when t_begin <= t < t_end - k.
         common_window: (b, t) is an anchor of every step when t_begin <= t < t_end - K (CPC_audio's
@@ -64,11 +65,15 @@ def _per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_
     for k in range(1, K + 1):
         lo, hi = t_begin, t_end - (K if common_window else k)  # anchors t in [lo, hi)
         pred = torch.einsum("btc,zc->btz", c[:, lo:hi], w[k - 1])  # W_k c_t: (B, hi-lo, Cz)
-        negs = z_flat[neg_idx[k - 1, :, lo:hi]]  # (B, hi-lo, N, Cz)
+        idx = neg_idx[k - 1, :, lo:hi]
+        negs = z_flat[idx.clamp(min=0)]  # (B, hi-lo, N, Cz); -1 = no negative, its score set to -inf below
         # The positive row goes through the same contraction as the negatives, so a negative equal
         # to the positive scores exactly the same (a tie, counted as wrong below) on every BLAS.
         rows = torch.cat([z[:B, lo + k : hi + k].unsqueeze(2), negs], dim=2)  # (B, hi-lo, 1+N, Cz)
         logits = torch.einsum("btnz,btz->btn", rows, pred) * score_scale  # (B, hi-lo, 1+N)
+        # excluded candidates (-1, e.g. wav2vec 2.0's negatives equal to the positive): score -inf
+        excluded = torch.cat([torch.zeros_like(idx[..., :1], dtype=torch.bool), idx < 0], dim=-1)
+        logits = logits.masked_fill(excluded, float("-inf"))
         pos, neg = logits[..., 0], logits[..., 1:]
         loss_k = torch.logsumexp(logits, dim=-1) - pos
         hit_k = pos > neg.max(dim=-1).values

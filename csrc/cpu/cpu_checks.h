@@ -26,14 +26,14 @@ Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets, const a
   TORCH_INTERNAL_ASSERT(context.device().is_cpu() && targets.device().is_cpu() && weight.device().is_cpu() &&
                         neg_idx.device().is_cpu());
   const Sizes s = checks::check_inputs(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window);
-  // Every index that will be read must lie in [0, B*T): checked before any gather touches memory.
+  // Every index that will be read must lie in [0, B'*T) or be -1 (no negative): checked before any gather.
   auto idx = neg_idx.accessor<int64_t, 4>();
   for (int64_t k = 1; k <= s.K; ++k)
     for (int64_t b = 0; b < s.B; ++b)
       for (int64_t t = s.t0; t < s.last(k); ++t)
         for (int64_t n = 0; n < s.N; ++n) {
           const int64_t v = idx[k - 1][b][t][n];
-          if (v < 0 || v >= s.Rz) checks::index_error(s, v, k - 1, b, t, n);
+          if (v < -1 || v >= s.Rz) checks::index_error(s, v, k - 1, b, t, n);
         }
   return s;
 }

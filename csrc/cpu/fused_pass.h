@@ -179,8 +179,15 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
             const int64_t pos_row = r + k;
             const auto neg = idx[k - 1][b][t];  // range-checked in check_inputs
             rows[0] = z + pos_row * Cz;
-            for (int64_t n = 0; n < N; ++n) rows[n + 1] = z + neg[n] * Cz;
+            bool excluded = false;  // neg_idx -1: no negative there (its score is -inf, its weight 0)
+            for (int64_t n = 0; n < N; ++n) {
+              excluded |= neg[n] < 0;
+              rows[n + 1] = z + (neg[n] < 0 ? pos_row : neg[n]) * Cz;
+            }
             dot_rows(p, rows.data(), N + 1, Cz, sc.data());
+            if (excluded)
+              for (int64_t n = 0; n < N; ++n)
+                if (neg[n] < 0) sc[n + 1] = -std::numeric_limits<acc_t>::infinity();
             acc_t m = -std::numeric_limits<acc_t>::infinity();
             acc_t max_neg = -std::numeric_limits<acc_t>::infinity();
             for (int64_t j = 0; j <= N; ++j) m = sc[j] > m ? sc[j] : m;
@@ -195,7 +202,7 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
             softmax(sc.data(), m, log_sum, ex.data(), N + 1);
             for (int64_t j = 0; j <= N; ++j) {
               alpha[a + j] = g * (ex[j] - (j == 0 ? acc_t(1) : acc_t(0)));
-              rho[a + j] = j == 0 ? pos_row : neg[j - 1];
+              rho[a + j] = j == 0 || neg[j - 1] < 0 ? pos_row : neg[j - 1];  // an excluded one: weight 0
             }
             weighted_rows(alpha + a, rows.data(), N + 1, Cz, dp);
           }

@@ -49,7 +49,7 @@ inline void check_index_values(const Dims& d, const at::Tensor& neg_idx, int64_t
   // The last valid anchor of step k is t_end - k - 1, or t_end - K - 1 for every k with a common window.
   const auto step = common_window ? at::full({d.K, 1}, d.K, opts) : at::arange(1, d.K + 1, opts).view({d.K, 1});
   const auto used = ((t >= t_begin) & (t < (t_end - step))).view({d.K, 1, d.T, 1});  // (K, 1, T, 1)
-  const auto bad = used & ((neg_idx < 0) | (neg_idx >= d.Rz));
+  const auto bad = used & ((neg_idx < -1) | (neg_idx >= d.Rz));  // -1: no negative (excluded)
   if (!bad.any().item<bool>()) return;  // the one sync
   const auto where = bad.nonzero().select(0, 0).cpu();  // error path only
   const auto k = where[0].item<int64_t>(), b = where[1].item<int64_t>(), tt = where[2].item<int64_t>(),

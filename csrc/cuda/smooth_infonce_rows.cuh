@@ -105,13 +105,13 @@ SIM_HOST_DEVICE void anchor_item(const AnchorArgs<scalar_t, acc_t>& a, int64_t r
   }
   const int64_t* negs = a.neg_idx + k * a.s_k + b * a.s_b + t * a.s_t;
   for (int64_t n = 0; n < a.N; ++n) {
-    const int64_t row = negs[n * a.s_n];
-    const acc_t s = row_dot(a.targets + row * a.Cz, p, a.Cz, lane, lanes);
+    const int64_t row = negs[n * a.s_n];  // -1: no negative (excluded): score -inf, weight 0, row "none"
+    const acc_t s = row < 0 ? -std::numeric_limits<acc_t>::infinity() : row_dot(a.targets + row * a.Cz, p, a.Cz, lane, lanes);
     lse.push(s);
     max_neg = (s > max_neg || s != s) ? s : max_neg;
     if (kGrad && lane == 0) {
       a.coef[rk * N1 + n + 1] = s;
-      a.rows[rk * N1 + n + 1] = row;
+      a.rows[rk * N1 + n + 1] = row < 0 ? a.Rz : row;
     }
   }
   const acc_t log_sum = lse.log_sum();
@@ -129,7 +129,10 @@ SIM_HOST_DEVICE void anchor_item(const AnchorArgs<scalar_t, acc_t>& a, int64_t r
   lanes_sync();
   for (int64_t c = lane; c < a.Cz; c += lanes) {
     acc_t g = acc_t(0);
-    for (int64_t j = 0; j < N1; ++j) g += a.coef[rk * N1 + j] * static_cast<acc_t>(a.targets[a.rows[rk * N1 + j] * a.Cz + c]);
+    for (int64_t j = 0; j < N1; ++j) {
+      const int64_t row = a.rows[rk * N1 + j];
+      if (row < a.Rz) g += a.coef[rk * N1 + j] * static_cast<acc_t>(a.targets[row * a.Cz + c]);  // Rz: excluded
+    }
     a.dproj[rk * a.Cz + c] = g;
   }
 }

@@ -6,6 +6,7 @@ Shapes (B batch, T time, K steps, N negatives, Cc / Cz channels, rows = B*T, r =
     neg_idx (K, B, T, N) int64 addressed through its strides (a stride-0 expansion over k is fine);
     loss (K, rows), g (K, rows, N+1) (the score gradients below), kl (rows,): all in the accumulation
     dtype (fp32; fp64 for fp64 inputs), which the kernels read off these buffers' pointer types.
+A neg_idx entry of -1 means no negative there (an excluded candidate): score -inf, weight 0.
 Anchor (b, t) is valid at step k = kk+1 when t0 <= t < t1 - k (or t < t1 - K for every k when
 COMMON = 1: CPC_audio's common window); its positive is target row r + k.
 
@@ -128,6 +129,7 @@ def _anchor_whole(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_pt
         for n in range(0, N):
             row = tl.load(idx_row + n * s_in, mask=valid, other=0)
             s, _ = _gather_score(tgt_ptr, row, valid & (row >= 0) & (row < z_rows), pred, Cz, z_cols, z_mask)
+            s = tl.where(row < 0, float("-inf"), s)  # -1: no negative (excluded)
             m, l, best = _push_score(m, l, best, s)
         # lse - s and exp(s - lse) around the max, lse = m + log_l: rounded relative to the result, not
         # to lse (with |s| ~ 1e4 in fp32, lse alone is off by ~1e-3). csrc/smooth_infonce.h does the same.
@@ -147,7 +149,7 @@ def _anchor_whole(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_pt
             for n in range(0, N):
                 row = tl.load(idx_row + n * s_in, mask=valid, other=0)
                 s, z = _gather_score(tgt_ptr, row, valid & (row >= 0) & (row < z_rows), pred, Cz, z_cols, z_mask)
-                g = lw * tl.exp((s - m) - log_l)
+                g = lw * tl.exp((tl.where(row < 0, float("-inf"), s) - m) - log_l)  # excluded: weight 0
                 tl.store(g_ptr + out * (N + 1) + 1 + n, g, mask=in_range)
                 dp += g[:, None] * z
             # d/dc_r += dp @ W_k, W_k chunk (BLOCK_Z, BLOCK_C).
@@ -219,6 +221,8 @@ def _anchor_chunked(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_
         best = tl.full((BLOCK_M,), float("-inf"), ACC)
         for n in range(0, N):
             s = tl.load(sp + 1 + n, mask=in_range, other=0.0)
+            row = tl.load(idx_row + n * s_in, mask=valid, other=0)
+            s = tl.where(row < 0, float("-inf"), s)  # -1: no negative (excluded)
             m, l, best = _push_score(m, l, best, s)
         log_l = tl.log(l)
         tl.store(loss_ptr + out, tl.where(valid, (m - s_pos) + log_l, 0.0), mask=in_range)
@@ -229,6 +233,8 @@ def _anchor_chunked(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_
             tl.store(sp, lw * (tl.exp((s_pos - m) - log_l) - 1.0), mask=in_range)
             for n in range(0, N):
                 s = tl.load(sp + 1 + n, mask=in_range, other=0.0)
+                row = tl.load(idx_row + n * s_in, mask=valid, other=0)
+                s = tl.where(row < 0, float("-inf"), s)
                 tl.store(sp + 1 + n, lw * tl.exp((s - m) - log_l), mask=in_range)
             tl.debug_barrier()
             # 4. dp = sum_j g_j z_j and d/dc += dp @ W_k, chunk by chunk over Cz.

@@ -103,7 +103,8 @@ def _target_uses(neg_idx: Tensor, K: int, B: int, T: int, t0: int, t1: int, comm
     t = r % T
     valid = (t >= t0) & (t < t1 - (K if common else 1 + kk))  # (K, rows)
     target = torch.cat([(r + kk + 1).unsqueeze(-1), neg_idx.reshape(K, rows, N)], dim=-1)  # (K, rows, N+1)
-    key = torch.where(valid.unsqueeze(-1), kk.unsqueeze(-1) * z_rows + target, K * z_rows)
+    # invalid anchors and excluded negatives (-1) sort last: no use of any row
+    key = torch.where(valid.unsqueeze(-1) & (target >= 0), kk.unsqueeze(-1) * z_rows + target, K * z_rows)
     sorted_key, order = torch.sort(key.reshape(-1), stable=True)
     offsets = torch.searchsorted(sorted_key, torch.arange(K * z_rows + 1, device=dev))
     return order, offsets

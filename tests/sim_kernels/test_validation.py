@@ -96,7 +96,7 @@ CASES = [
     ("reduction-None", _set(reduction=None), ValueError, "^reduction"),
     # out-of-range values at used positions (t < T - k)
     ("neg_idx-eq-BT", _set(neg_idx=_idx_at(1, 0, 0, B * T)), ValueError, "neg_idx"),
-    ("neg_idx-negative", _set(neg_idx=_idx_at(K, B - 1, T - K - 1, -1)), ValueError, "neg_idx"),
+    ("neg_idx-negative", _set(neg_idx=_idx_at(K, B - 1, T - K - 1, -2)), ValueError, "neg_idx"),  # -1: excluded
     ("neg_idx-huge", _set(neg_idx=_idx_at(1, 1, T - 2, 2**40)), ValueError, "neg_idx"),
     ("neg_idx-shared-bad", _set(neg_idx=_idx_at(1, 1, T - 2, B * T, shared=True)), ValueError, "neg_idx"),
 ]
@@ -189,7 +189,7 @@ def test_index_error_is_one_message_and_one_sync(monkeypatch, common):
     F._check_index_values(good, B * T, 0, T, common)  # no error on good indices
     msg = str(py_err.value)
     assert msg == (f"neg_idx: every used value (anchors t_begin <= t < t_end - k) must lie in [0, B*T) = "
-                   f"[0, {B * T}), found {B * T} at neg_idx[{K - 1}, 1, {T - K - 1}, 0]")
+                   f"[0, {B * T}) or be -1 (no negative), found {B * T} at neg_idx[{K - 1}, 1, {T - K - 1}, 0]")
     from sim_kernels import _ext
     if _ext.has_kernel("cpu"):
         op = torch.ops.sim_kernels.smooth_infonce_fwd
