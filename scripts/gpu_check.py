@@ -28,7 +28,7 @@ stops at the overall deadline, so whatever the budget cuts comes last):
     tests-cuda     tests/sim_kernels/test_cuda.py (on a GPU without the CPU host emulation) (90)
     tests-gpu      tests/sim_kernels/test_gpu.py but the fuzz                               (90)
     tests-triton   test_triton.py, test_triton_wide.py (Cz 2048 fp32, 1024 fp64), test_triton_launch.py (120)
-    tests-numerics test_numerics.py (NaN/Inf), test_autograd_matrix.py, test_export.py, test_extra_targets.py (120)
+    tests-numerics NaN/Inf, autograd matrix, export, extra targets, excluded negatives, lengths / anchor_mask (150)
     bench          benchmarks/ on CUDA, fp32 + bf16, eager/native/triton/GEMM floor        (120)
     memcheck       compute-sanitizer --tool memcheck over scripts/gpu_sanitize_case.py     (60)
     synccheck      --tool synccheck (barrier and __syncwarp use)                            (45)
@@ -80,7 +80,9 @@ TEST_STAGES = [("tests-cuda", ["tests/sim_kernels/test_cuda.py"], 90),
                ("tests-triton", ["tests/sim_kernels/test_triton.py", "tests/sim_kernels/test_triton_wide.py",
                                  "tests/sim_kernels/test_triton_launch.py"], 120),
                ("tests-numerics", ["tests/sim_kernels/test_numerics.py", "tests/sim_kernels/test_autograd_matrix.py",
-                                   "tests/sim_kernels/test_export.py", "tests/sim_kernels/test_extra_targets.py"], 120)]
+                                   "tests/sim_kernels/test_export.py", "tests/sim_kernels/test_extra_targets.py",
+                                   "tests/sim_kernels/test_excluded_negatives.py",
+                                   "tests/sim_kernels/test_lengths_and_anchor_mask.py"], 150)]
 FUZZ_STAGE = ("fuzz-gpu", ["tests/sim_kernels/test_gpu.py", "-k", "fuzz"], 90)
 PER_TEST_TIMEOUT = 60  # seconds (x the dry run's slack), with pytest-timeout where installed: a hung test fails alone
 SANITIZERS = (("memcheck", 60), ("synccheck", 45), ("initcheck", 45), ("racecheck", 45))
