@@ -303,7 +303,7 @@ def test_emulation_rejects_bad_arguments(emulation):
     bad[0, 0, 2, 0] = 9 * 1  # B*T = 9: out of range
     with pytest.raises(ValueError, match=r"neg_idx.*\[0, 9\).*found 9"):
         emulation.smooth_infonce_fwd(*args[:3], bad, *args[4:])
-    bad[0, 0, 2, 0] = -1
+    bad[0, 0, 2, 0] = -2  # -1 is the "no negative" sentinel
     with pytest.raises(ValueError, match="neg_idx"):
         emulation.smooth_infonce_fwd(*args[:3], bad, *args[4:])
     unused = x["neg_idx"].clone()
