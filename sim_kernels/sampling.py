@@ -18,12 +18,22 @@ Samplers (``sample_negatives(kind, ...)``):
 * ``"cpc"`` — van den Oord et al. / cpc_audio: a random utterance b' and a random time offset
   o in [1, T), giving frame (t + o) mod T of utterance b'; so a negative is never frame t of b'.
   Shared over k.
+
+wav2vec 2.0 (``wav2vec2_negatives``, not a ``sample_negatives`` kind: its draw depends on the
+masked frames ``mask_time_indices``, which the (batch, time) samplers above do not take):
+
+* ``wav2vec2_negatives(mask_time_indices, N)`` — Hugging Face's ``_sample_negative_indices``: N
+  frames drawn uniformly, with replacement, from the masked frames of the anchor's own utterance,
+  never the anchor itself. Shared over k (wav2vec 2.0 has one step, the same frame).
+* ``exclude_equal_to_positive(neg_idx, targets)`` — HF's / fairseq's ``neg_is_pos``: marks -1
+  (no negative, score -inf) every negative whose target row equals the positive's.
 """
 from __future__ import annotations
 
 import torch
 
-__all__ = ["SAMPLERS", "sample_negatives", "gim_negatives", "within_sequence_negatives", "cpc_negatives"]
+__all__ = ["SAMPLERS", "sample_negatives", "gim_negatives", "within_sequence_negatives", "cpc_negatives",
+           "wav2vec2_negatives", "exclude_equal_to_positive"]
 
 
 def _check(batch: int, time: int, num_negatives: int):
@@ -117,6 +127,133 @@ def cpc_negatives(batch, time, num_negatives, generator=None, device=None, lengt
     u = torch.rand((batch, time, num_negatives), generator=generator, device=device)
     off = 1 + (u * (n - 1)).long().clamp(max=time - 2)
     return b * time + (t + off) % n
+
+
+def _check_mask(mask_time_indices, name="mask_time_indices"):
+    """(B, T) bool view of a bool or integer mask (nonzero = masked, as ``.to(torch.bool)`` in HF's forward)."""
+    if not isinstance(mask_time_indices, torch.Tensor) or mask_time_indices.dim() != 2:
+        raise ValueError(f"{name} must be a (batch, time) tensor, got "
+                         f"{tuple(mask_time_indices.shape) if isinstance(mask_time_indices, torch.Tensor) else type(mask_time_indices).__name__}")
+    if mask_time_indices.is_floating_point() or mask_time_indices.is_complex():
+        raise ValueError(f"{name} must be bool or an integer dtype, got {mask_time_indices.dtype}")
+    return mask_time_indices.to(torch.bool)
+
+
+def wav2vec2_negatives(mask_time_indices, num_negatives, generator=None, lengths=None):
+    """wav2vec 2.0's negatives: for every masked frame, N other masked frames of the same utterance.
+
+    The semantics of Hugging Face's ``_sample_negative_indices`` (transformers,
+    ``models/wav2vec2/modeling_wav2vec2.py``; the same rule as fairseq's ``Wav2Vec2Model.sample_negatives``,
+    ``fairseq/models/wav2vec/wav2vec2.py``, on fairseq's compacted masked frames): for anchor (b, t) with
+    ``mask[b, t]``, each of the N negatives is drawn independently and uniformly, with replacement, from the
+    other M_b - 1 masked frames of utterance b (M_b = its number of masked frames): a rank r uniform in
+    [0, M_b - 2], shifted by one when r >= the anchor's own rank, so the anchor itself is never drawn and
+    the distribution stays uniform. Unmasked frames get row b*T (frame 0 of their utterance), exactly as
+    HF's (zeros, then the batch offset); the loss ignores them (they are not anchors).
+
+    Difference from HF: HF draws with numpy's global RNG (``np.random.randint``); this draws with torch
+    from ``generator`` (the global torch RNG when None), on the mask's device. A seeded generator
+    reproduces a draw exactly; the same seed does not reproduce HF's numbers (the distribution is the same).
+    As in HF, an utterance without masked frames is allowed (no anchors) and one with exactly one masked
+    frame is an error (HF: numpy's ``high <= 0``).
+
+    Args:
+        mask_time_indices: (B, T) bool or integer tensor, nonzero = masked frame (an anchor, and a
+            candidate negative for the other anchors of its utterance).
+        num_negatives: N >= 1 (HF's ``config.num_negatives``, 100 in wav2vec 2.0).
+        generator: torch.Generator on the mask's device, or None.
+        lengths: optional int64 (B,) real frames per utterance, 1 <= lengths[b] <= T: frames t >= lengths[b]
+            (padding) are dropped from the mask, so they are neither anchors nor negatives (HF gets this by
+            computing the mask with ``attention_mask``).
+    Returns:
+        int64 (B, T, N) rows of ``targets.reshape(B*T, C)`` (global ids b*T + t), on the mask's device:
+        the ``neg_idx`` of ``smooth_infonce`` and the ``sampled_negative_indices`` of HF's
+        ``Wav2Vec2ForPreTraining.forward``.
+    Raises:
+        ValueError: a mask that is not (B, T) bool/integer, num_negatives < 1, bad lengths, or an utterance
+            with exactly one masked frame (no frame other than the anchor to draw).
+    """
+    mask = _check_mask(mask_time_indices)
+    B, T = mask.shape
+    _check(B, T, num_negatives)
+    N, dev = num_negatives, mask.device
+    lengths = _check_lengths(lengths, B, T)
+    if lengths is not None:
+        mask = mask & (torch.arange(T, device=dev).view(1, T) < lengths.to(dev).view(B, 1))
+    count = mask.sum(1)  # M_b, masked frames per utterance
+    if bool((count == 1).any()):
+        raise ValueError("mask_time_indices: utterances "
+                         f"{(count == 1).nonzero().flatten().tolist()} have exactly one masked frame; a negative "
+                         "must be another masked frame of the same utterance, so each needs 0 or >= 2")
+    rank = mask.long().cumsum(1) - 1  # rank of a masked frame among its utterance's masked frames
+    # frame[b, r] = the frame of the r-th masked frame of utterance b (unused slots stay 0)
+    frame = torch.zeros(B, T, dtype=torch.int64, device=dev)
+    b_idx, t_idx = mask.nonzero(as_tuple=True)
+    frame[b_idx, rank[b_idx, t_idx]] = t_idx
+    u = torch.rand((B, T, N), generator=generator, device=dev, dtype=torch.float64)
+    high = (count - 1).clamp(min=1).view(B, 1, 1)  # M_b - 1 candidates besides the anchor
+    r = torch.minimum((u * high).long(), high - 1)  # uniform in [0, M_b - 2]
+    r = r + (r >= rank.view(B, T, 1)).long()  # skip the anchor's own rank
+    t_neg = torch.where(mask.view(B, T, 1), frame.gather(1, r.clamp(max=T - 1).view(B, T * N)).view(B, T, N), 0)
+    return torch.arange(B, device=dev).view(B, 1, 1) * T + t_neg
+
+
+def exclude_equal_to_positive(neg_idx, targets, first_step=0):
+    """``neg_is_pos``: -1 (no negative) wherever a negative's target row equals its positive's, by value.
+
+    Hugging Face's ``Wav2Vec2ForPreTraining.forward`` (``neg_is_pos = (quantized_features ==
+    negative_quantized_features).all(-1)``, then ``logits[1:][neg_is_pos] = -inf``; transformers,
+    ``models/wav2vec2/modeling_wav2vec2.py``) and fairseq's ``Wav2Vec2Model.compute_preds``
+    (``fairseq/models/wav2vec/wav2vec2.py``): a negative identical to the positive in every channel (a
+    codebook entry used twice) would be an unbeatable competitor, so it is dropped. ``smooth_infonce``
+    reads -1 as "no negative here" (score -inf, no gradient): the same loss and gradients.
+
+    Exact equality without materialising the (B, T, N, C) negatives: every row of ``targets`` gets the
+    id of its value (``torch.unique(dim=0, return_inverse=True)`` on the rows cast to float64, exact for
+    every floating dtype), then ids are compared. Equality is IEEE ``==`` per channel, as HF's:
+    -0.0 equals 0.0 (rows are canonicalised by adding +0.0), and a row holding a NaN equals nothing, not
+    even itself (such a positive keeps all its negatives; such a negative is never dropped).
+
+    Args:
+        neg_idx: integer (B, T, N) or (K, B, T, N) rows of ``targets.reshape(B*T, C)``; -1 entries (already
+            excluded) stay -1.
+        targets: floating (B, T, C) tensor, the positives' and negatives' rows (HF's ``quantized_features``).
+        first_step: int >= 0, the positive of anchor (b, t) at step k (k = 1..K) is frame t + first_step + k - 1
+            (0 for wav2vec 2.0: the anchor's own frame); anchors without a positive (t + first_step + k - 1 >= T)
+            are left as they are.
+    Returns:
+        int64 tensor shaped like neg_idx, on its device; no gradient (an index tensor).
+    Raises:
+        ValueError: shapes or dtypes that do not fit, first_step < 0, or an entry outside [-1, B*T).
+    """
+    if not isinstance(targets, torch.Tensor) or targets.dim() != 3 or not targets.is_floating_point():
+        raise ValueError("targets must be a floating (B, T, C) tensor, got "
+                         f"{(targets.dtype, tuple(targets.shape)) if isinstance(targets, torch.Tensor) else type(targets).__name__}")
+    B, T, C = targets.shape
+    if (not isinstance(neg_idx, torch.Tensor) or neg_idx.dim() not in (3, 4) or neg_idx.is_floating_point()
+            or neg_idx.dtype == torch.bool or tuple(neg_idx.shape[-3:-1]) != (B, T)):
+        raise ValueError(f"neg_idx must be an integer (B, T, N) or (K, B, T, N) tensor with (B, T) = ({B}, {T}), got "
+                         f"{(neg_idx.dtype, tuple(neg_idx.shape)) if isinstance(neg_idx, torch.Tensor) else type(neg_idx).__name__}")
+    if not isinstance(first_step, int) or isinstance(first_step, bool) or first_step < 0:
+        raise ValueError(f"first_step must be an int >= 0, got {first_step!r}")
+    neg = neg_idx.long()
+    if neg.numel() and bool(((neg < -1) | (neg >= B * T)).any()):
+        raise ValueError(f"neg_idx: entries must lie in [0, B*T={B * T}) or be -1 (excluded), got "
+                         f"[{int(neg.min())}, {int(neg.max())}]")
+    K = neg.shape[0] if neg.dim() == 4 else 1
+    with torch.no_grad():
+        rows = targets.detach().reshape(B * T, C).to(torch.float64) + 0.0  # exact; -0.0 + 0.0 = +0.0
+        nan = rows.isnan().any(1)
+        _, ids = torch.unique(rows, dim=0, return_inverse=True)
+        ids = torch.where(nan, B * T + torch.arange(B * T, device=ids.device), ids)  # a NaN row: its own id
+        ids, nan = ids.to(neg.device), nan.to(neg.device)
+        steps = neg.view(K, B, T, -1)
+        t = torch.arange(T, device=neg.device).view(1, 1, T)
+        pos_t = t + first_step + torch.arange(K, device=neg.device).view(K, 1, 1)  # (K, 1, T)
+        pos = (torch.arange(B, device=neg.device).view(1, B, 1) * T + pos_t.clamp(max=T - 1)).view(K, B, T, 1)
+        has_pos = (pos_t < T).view(K, 1, T, 1)
+        same = (ids[steps.clamp(min=0)] == ids[pos]) & ~nan[pos] & (steps >= 0) & has_pos
+        return torch.where(same, -1, steps).view(neg.shape)
 
 
 SAMPLERS = ("gim", "within_sequence", "cpc")
