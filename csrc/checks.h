@@ -109,7 +109,7 @@ inline void check_weights(const Sizes& s, const at::Tensor& context, const at::T
 // sentinel: an excluded candidate, score -inf): value found at neg_idx[k, b, t, n]
 // (k 0-based).
 inline void index_error(const Sizes& s, int64_t value, int64_t k, int64_t b, int64_t t, int64_t n) {
-  TORCH_CHECK_VALUE(false, "neg_idx: every used value (anchors t_begin <= t < t_end - k) must lie in [0, B*T) = [0, ",
+  TORCH_CHECK_VALUE(false, "neg_idx: every used value (anchors t_begin <= t < t_end - d_k) must lie in [0, B*T) = [0, ",
                     s.Rz, ") or be -1 (no negative), found ", value, " at neg_idx[", k, ", ", b, ", ", t, ", ", n, "]");
 }
 

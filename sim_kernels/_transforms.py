@@ -138,13 +138,14 @@ class Call:
     """What stays fixed in one loss call: the backend's entry points, the anchor window and the index check.
 
     fwd, value_and_grad: the backend's (sim_kernels/registry.py), on the (K, B, T, N) neg_idx.
-    t0, t1, common: the anchor window.
+    t0, t1, common: the anchor window; first_step: the offset of step 1 (the positive of step k is t + first_step + k - 1).
     """
     fwd: Callable
     value_and_grad: Callable
     t0: int
     t1: int
     common: bool
+    first_step: int = 1
 
 
 _GRAD_INPUTS = 5  # context, targets, weight, mu, logvar: the differentiable inputs, first in every forward
@@ -160,7 +161,8 @@ def _value_and_grads(call, context, targets, weight, neg_idx, mu, logvar, loss_w
     with torch.enable_grad():
         leaves = [x.detach().requires_grad_() if x is not None else None for x in (context, targets, weight, mu, logvar)]
         value, loss, correct, kl = call.value_and_grad(leaves[0], leaves[1], leaves[2], neg_idx, leaves[3], leaves[4],
-                                                       call.t0, call.t1, loss_weight, kl_weight, call.common)
+                                                       call.t0, call.t1, loss_weight, kl_weight, call.common,
+                                                       call.first_step)
         used = [x for x in leaves if x is not None]
         grads = iter(torch.autograd.grad(value, used, allow_unused=True))
     grads = [next(grads) if x is not None else None for x in leaves]
@@ -178,40 +180,42 @@ def _vmap_loop(fn, info, in_dims, args):
     return stacked, (0,) * len(stacked)
 
 
-def per_anchor_loss_tangent(context, targets, weight, neg_idx, c_dot, z_dot, w_dot, t0, t1, common):
+def per_anchor_loss_tangent(context, targets, weight, neg_idx, c_dot, z_dot, w_dot, t0, t1, common, first_step=1):
     """The forward-mode derivative of the per-anchor losses (K, B, T) along the tangents (None = 0).
 
-    For anchor (b, t) at step k with prediction p = W_k c_t, scores s_j = z_{rho_j} . p over its rows
-    rho_0 = the positive, rho_1..N the negatives, and loss = logsumexp(s) - s_0:
-        d p    = (d W_k) c_t + W_k (d c_t)
+    For anchor (b, t) at step k with prediction p = W_k c_t (p = c_t without a weight), scores s_j = z_{rho_j} . p
+    over its rows rho_0 = the positive t + first_step + k - 1, rho_1..N the negatives, and loss = logsumexp(s) - s_0:
+        d p    = (d W_k) c_t + W_k (d c_t)   (d c_t without a weight)
         d s_j  = (d z_{rho_j}) . p + z_{rho_j} . d p
         d loss = sum_j softmax(s)_j d s_j - d s_0
     In the accumulation dtype, in plain PyTorch (the reference's layout and memory), 0 off the anchors.
     """
     B, T, _ = context.shape
-    K = weight.shape[0]
+    K = weight.shape[0] if weight is not None else neg_idx.shape[0]
     acc = torch.float64 if context.dtype == torch.float64 else torch.float32
-    c, z, w = context.to(acc), targets.to(acc), weight.to(acc)
+    c, z = context.to(acc), targets.to(acc)
+    w = weight.to(acc) if weight is not None else None
     dc, dz, dw = (t.to(acc) if t is not None else None for t in (c_dot, z_dot, w_dot))
     z_flat = z.reshape(-1, z.shape[-1])  # (B'*T, Cz): extra utterances after the anchors' own B
     dz_flat = dz.reshape(-1, dz.shape[-1]) if dz is not None else None
     out = []
     for k in range(1, K + 1):
-        lo, hi = t0, t1 - (K if common else k)
-        pred = torch.einsum("btc,zc->btz", c[:, lo:hi], w[k - 1])
+        d = first_step + k - 1  # the positive of step k is frame t + d
+        lo, hi = t0, t1 - (first_step + K - 1 if common else d)
+        pred = c[:, lo:hi] if w is None else torch.einsum("btc,zc->btz", c[:, lo:hi], w[k - 1])
         d_pred = torch.zeros_like(pred)
         if dw is not None:
             d_pred = d_pred + torch.einsum("btc,zc->btz", c[:, lo:hi], dw[k - 1])
         if dc is not None:
-            d_pred = d_pred + torch.einsum("btc,zc->btz", dc[:, lo:hi], w[k - 1])
+            d_pred = d_pred + (dc[:, lo:hi] if w is None else torch.einsum("btc,zc->btz", dc[:, lo:hi], w[k - 1]))
         idx = neg_idx[k - 1, :, lo:hi]
         kept = idx.clamp(min=0)  # -1 = no negative: score -inf (softmax weight 0), tangent 0
-        rows = torch.cat([z[:B, lo + k:hi + k].unsqueeze(2), z_flat[kept]], dim=2)  # (B, n, 1+N, Cz)
+        rows = torch.cat([z[:B, lo + d:hi + d].unsqueeze(2), z_flat[kept]], dim=2)  # (B, n, 1+N, Cz)
         excluded = torch.cat([torch.zeros_like(idx[..., :1], dtype=torch.bool), idx < 0], dim=-1)
         scores = torch.einsum("btnz,btz->btn", rows, pred).masked_fill(excluded, float("-inf"))
         d_scores = torch.einsum("btnz,btz->btn", rows, d_pred)
         if dz is not None:
-            d_rows = torch.cat([dz[:B, lo + k:hi + k].unsqueeze(2), dz_flat[kept]], dim=2)
+            d_rows = torch.cat([dz[:B, lo + d:hi + d].unsqueeze(2), dz_flat[kept]], dim=2)
             d_scores = d_scores + torch.einsum("btnz,btz->btn", d_rows, pred)
         d_scores = d_scores.masked_fill(excluded, 0.0)
         d_loss = (torch.softmax(scores, dim=-1) * d_scores).sum(-1) - d_scores[..., 0]
@@ -263,7 +267,8 @@ class FusedPerAnchor(torch.autograd.Function):
 
     @staticmethod
     def forward(context, targets, weight, mu, logvar, neg_idx, call):
-        loss, correct, kl = call.fwd(context, targets, weight, neg_idx, mu, logvar, call.t0, call.t1, call.common)
+        loss, correct, kl = call.fwd(context, targets, weight, neg_idx, mu, logvar, call.t0, call.t1, call.common,
+                                     call.first_step)
         return loss, correct, _empty_like_none(kl, loss)
 
     @staticmethod
@@ -281,7 +286,7 @@ class FusedPerAnchor(torch.autograd.Function):
         context, targets, weight, mu, logvar, neg_idx = ctx.saved_tensors
         acc = torch.float64 if context.dtype == torch.float64 else torch.float32
         if g_loss is None:
-            g_loss = torch.zeros((weight.shape[0], *context.shape[:2]), dtype=acc, device=context.device)
+            g_loss = torch.zeros((neg_idx.shape[0], *context.shape[:2]), dtype=acc, device=context.device)
         kl_used = ctx.has_kl and g_kl is not None and g_kl.numel() > 0
         grads = WeightedGrads.apply(context, targets, weight, mu if kl_used else None, logvar if kl_used else None,
                                     neg_idx, g_loss.to(acc), g_kl.to(acc) if kl_used else None, ctx.call)
@@ -295,10 +300,10 @@ class FusedPerAnchor(torch.autograd.Function):
         loss_dot = None
         if any(t is not None for t in (c_dot, z_dot, w_dot)):
             loss_dot = per_anchor_loss_tangent(context, targets, weight, neg_idx, c_dot, z_dot, w_dot, call.t0,
-                                               call.t1, call.common)
+                                               call.t1, call.common, call.first_step)
         else:
             acc = torch.float64 if context.dtype == torch.float64 else torch.float32
-            loss_dot = torch.zeros((weight.shape[0], *context.shape[:2]), dtype=acc, device=context.device)
+            loss_dot = torch.zeros((neg_idx.shape[0], *context.shape[:2]), dtype=acc, device=context.device)
         kl_dot = None
         if ctx.has_kl:  # a differentiable output: its tangent is a tensor (zeros without mu/logvar tangents)
             acc = torch.float64 if mu.dtype == torch.float64 else torch.float32

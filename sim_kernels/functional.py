@@ -13,13 +13,13 @@ from typing import Optional
 import torch
 
 from . import _autocast, _transforms, registry
-from ._options import ANCHOR_WINDOWS, check_options
-from .reference import accumulation_dtype
+from ._options import ANCHOR_WINDOWS, SCORES, check_first_step, check_options, check_score
+from .reference import accumulation_dtype, normalize_rows, steps_of
 
 __all__ = ["smooth_infonce", "smooth_infonce_with_metrics", "REDUCTIONS", "KL_REDUCTIONS", "BACKENDS",
-           "ANCHOR_WINDOWS"]
+           "ANCHOR_WINDOWS", "SCORES"]
 
-REDUCTIONS = ("mean", "sum", "none")
+REDUCTIONS = ("mean", "sum", "anchor_sum", "none")
 KL_REDUCTIONS = ("dims", "time")
 BACKENDS = registry.BACKEND_NAMES  # "auto" and every registered backend (a live view of the registry)
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -27,14 +27,16 @@ _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 def smooth_infonce(context, targets, weight, neg_idx, mu=None, logvar=None, beta=0.0,
                    kl_reduction="dims", reduction="mean", backend="auto", *, anchor_window="per_step",
-                   score_scale=1.0, lengths=None, anchor_mask=None):
+                   score_scale=1.0, lengths=None, anchor_mask=None, first_step=1, score="bilinear"):
     """Smooth-InfoNCE loss (DESIGN.md §1), fused over all prediction steps.
 
     Args:
         context:  (B, T, Cc) float tensor, the context c[b, t].
         targets:  (B, T, Cz) float tensor, the targets z[b, t] (same dtype and device).
         weight:   (K, Cz, Cc) the bilinear maps; the score of target row r for anchor (b, t) at
-                  step k is targets_flat[r] · (weight[k-1] @ context[b, t]); K < T.
+                  step k is targets_flat[r] · (weight[k-1] @ context[b, t]); first_step + K - 1 < T.
+                  None with score="dot" / "cosine" (then Cc == Cz and K = neg_idx.shape[0] for a 4-D neg_idx,
+                  else 1): no W and no Cz x Cc product in the kernels.
         neg_idx:  int64 (K, B, T, N), or (B, T, N) shared over k: rows of targets.reshape(B*T, Cz), or -1
                   for "no negative here" (an excluded candidate scores -inf and gets no gradient: wav2vec 2.0's
                   negatives equal to the positive). Entries at t >= T-k (no positive) are ignored.
@@ -43,7 +45,9 @@ def smooth_infonce(context, targets, weight, neg_idx, mu=None, logvar=None, beta
         kl_reduction: "dims" (paper: mean over (b, t) of the channel sum) or
                   "time" (authors' code: mean over (b, c) of the time sum).
         reduction: "mean" (1/K sum over k of per-k anchor means) + beta*KL; "sum" (CPC: sum over k)
-                  + beta*KL; "none": the (K, B, T) per-anchor losses, 0 at t >= T-k, no KL term.
+                  + beta*KL; "anchor_sum": the sum over every counted anchor and step, + beta*KL (wav2vec 2.0:
+                  Hugging Face's cross-entropy summed over masked frames); "none": the (K, B, T) per-anchor
+                  losses, 0 off the anchors, no KL term.
         backend:  "auto" (native kernel for the device and dtype if built, else Triton on CUDA,
                   else the reference with one warning), "native", "triton" or "reference".
         anchor_window: "per_step" (DESIGN.md §1: anchors of step k are t < T-k, per-k means over
@@ -64,6 +68,14 @@ def smooth_infonce(context, targets, weight, neg_idx, mu=None, logvar=None, beta
                   ``lengths``).
         anchor_mask: bool (B, T) tensor: only anchors with anchor_mask[b, t] count (e.g. wav2vec 2.0's
                   masked frames); combines with the window and lengths. A step left without anchors adds 0.
+        first_step: int >= 0, the offset of step 1: the positive of step k is frame t + d_k with
+                  d_k = first_step + k - 1, and the anchors of step k are t < T - d_k. 1 (default): the next
+                  frame (CPC, GIM, SIM); 0: the anchor's own frame (wav2vec 2.0, whose positive is the quantised
+                  target of the masked frame itself).
+        score:    "bilinear" (default): z . (W_k c); "dot": z . c with weight=None; "cosine": the dot product of
+                  the rows each divided by max(||row||_2, 1e-8), weight=None — torch.nn.functional.cosine_similarity
+                  as Hugging Face's Wav2Vec2ForPreTraining.compute_contrastive_logits uses it; with score_scale =
+                  1/temperature, its logits. The normalisation runs in PyTorch before the fused op (O(B*T*C)).
 
     Returns:
         A scalar (mean, sum) or a (K, B, T) tensor (none), float64 for float64 inputs and
@@ -74,62 +86,64 @@ def smooth_infonce(context, targets, weight, neg_idx, mu=None, logvar=None, beta
     and returns float32 (float64 for float64); see sim_kernels/_autocast.py.
     """
     loss, _ = _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, False,
-                   anchor_window=anchor_window, score_scale=score_scale, lengths=lengths, anchor_mask=anchor_mask)
+                   anchor_window=anchor_window, score_scale=score_scale, lengths=lengths, anchor_mask=anchor_mask,
+                   first_step=first_step, score=score)
     return loss
 
 
 def smooth_infonce_with_metrics(context, targets, weight, neg_idx, mu=None, logvar=None, beta=0.0,
                                 kl_reduction="dims", reduction="mean", backend="auto", window=None, *,
-                                anchor_window="per_step", score_scale=1.0, lengths=None, anchor_mask=None):
+                                anchor_window="per_step", score_scale=1.0, lengths=None, anchor_mask=None,
+                                first_step=1, score="bilinear"):
     """Same as smooth_infonce, and a dict of detached metric tensors (no host sync):
     ``nce`` (K,) per-step mean loss, ``accuracy`` (K,) per-step share of anchors whose positive
     outscores every negative, ``kl`` () the reduced KL without beta (0 without mu).
 
-    ``window=(t_begin, t_end)`` restricts the anchors to t_begin <= t < t_end - k, with per-k
-    means over B*(t_end - t_begin - k) anchors (GIM's subsampling; negatives still index all rows).
+    ``window=(t_begin, t_end)`` restricts the anchors to t_begin <= t < t_end - d_k, with per-k
+    means over B*(t_end - t_begin - d_k) anchors (GIM's subsampling; negatives still index all rows).
     """
     return _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, True, window,
-                anchor_window, score_scale, lengths, anchor_mask)
+                anchor_window, score_scale, lengths, anchor_mask, first_step, score)
 
 
 def _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, metrics, window=None,
-         anchor_window="per_step", score_scale=1.0, lengths=None, anchor_mask=None):
+         anchor_window="per_step", score_scale=1.0, lengths=None, anchor_mask=None, first_step=1, score="bilinear"):
     """Checks and dispatch, then either the per-anchor statistics reduced here (reduction="none" or no
     gradient needed) or the fused value-and-grad op with the reduction's weights known up front."""
     transformed = _transforms.active((context, targets, weight, mu, logvar))
     impl, (context, targets, weight, neg_idx, mu, logvar), (B, T, K, t0, t1, common) = _dispatch(
         context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, window,
-        anchor_window, score_scale)
+        anchor_window, score_scale, first_step, score)
     _check_masks(lengths, anchor_mask, B, T, context.device)
     acc = accumulation_dtype(context.dtype)
     anchors = _anchors(B, T, K, targets.shape[-1], t0, t1, common, acc, context.device, kl_reduction, lengths,
-                       anchor_mask)
+                       anchor_mask, first_step)
 
     if transformed and not impl.plain_autograd:
         out, loss, correct, kl = _run_transformed(impl, context, targets, weight, neg_idx, mu, logvar, B, T, K, t0, t1,
-                                                  common, anchors, reduction, beta)
+                                                  common, anchors, reduction, beta, first_step)
         return out, (_metrics(loss, correct, kl, anchors) if metrics else None)
     needs_grad = torch.is_grad_enabled() and any(
         x is not None and x.requires_grad for x in (context, targets, weight, mu, logvar))
     if reduction == "none" or not needs_grad:
-        loss, correct, kl = impl.fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1, common)
+        loss, correct, kl = impl.fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1, common, first_step)
         out = _masked(loss, anchors) if reduction == "none" else _reduce(loss, kl, anchors, reduction, beta)
     else:
         # Upstream weights are known now, so the kernel does forward and backward in one pass.
         loss_weight, kl_weight = _upstream_weights(anchors, reduction, beta, B, T, K, mu is not None)
         out, loss, correct, kl = impl.value_and_grad(context, targets, weight, neg_idx, mu, logvar, t0, t1,
-                                                     loss_weight, kl_weight, common)
+                                                     loss_weight, kl_weight, common, first_step)
     if not metrics:
         return out, None
     return out, _metrics(loss, correct, kl, anchors)
 
 
 def _run_transformed(impl, context, targets, weight, neg_idx, mu, logvar, B, T, K, t0, t1, common, anchors,
-                     reduction, beta):
+                     reduction, beta, first_step=1):
     """The fused backends under torch.func transforms or forward-mode AD (sim_kernels/_transforms.py):
     the same statistics through autograd.Functions that have jvp and vmap rules."""
     _transforms.refuse_second_order()
-    call = _transforms.Call(impl.fwd, impl.value_and_grad, t0, t1, common)
+    call = _transforms.Call(impl.fwd, impl.value_and_grad, t0, t1, common, first_step)
     if reduction == "none":
         loss, correct, kl = _transforms.FusedPerAnchor.apply(context, targets, weight, mu, logvar, neg_idx, call)
         return _masked(loss, anchors), loss, correct, (kl if mu is not None else None)
@@ -142,23 +156,32 @@ def _run_transformed(impl, context, targets, weight, neg_idx, mu, logvar, B, T, 
 # ---- dispatch ------------------------------------------------------------------------------------
 
 def _dispatch(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, window,
-              anchor_window, score_scale):
+              anchor_window, score_scale, first_step=1, score="bilinear"):
     """Autocast promotion, every argument check, the backend choice, and the inputs as the backends take
-    them: neg_idx (K, B, T, N) (a shared (B, T, N) expanded with stride 0), weight scaled by score_scale.
+    them: neg_idx (K, B, T, N) (a shared (B, T, N) expanded with stride 0), weight scaled by score_scale
+    (without a weight: context scaled), rows normalised for score="cosine".
     Returns (backend, inputs, (B, T, K, t0, t1, common))."""
+    check_score(score, weight)
+    check_first_step(first_step)
     if isinstance(context, torch.Tensor) and _autocast.enabled(context.device.type):
         # Under autocast: inputs keep their dtype; a mix is cast once to the widest (sim_kernels/_autocast.py).
         context, targets, weight, mu, logvar = _autocast.promote(context, targets, weight, mu, logvar)
-    B, T, K, t0, t1 = _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, window)
+    B, T, K, t0, t1 = _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend,
+                             window, first_step)
     common = _check_options(anchor_window, score_scale)
     impl = registry.choose(backend, context)
     if neg_idx.dim() == 3:
         neg_idx = neg_idx.unsqueeze(0).expand(K, -1, -1, -1)
     if impl.kernel_skips_index_check:
-        _check_index_values(neg_idx, targets.shape[0] * T, t0, t1, common)
+        _check_index_values(neg_idx, targets.shape[0] * T, t0, t1, common, first_step)
+    if score == "cosine":
+        context, targets = normalize_rows(context), normalize_rows(targets)
     scale = 1.0 / targets.shape[-1] if score_scale == "mean" else float(score_scale)
     if scale != 1.0:
-        weight = weight * scale  # s = scale * z.(W c) = z.((scale W) c)
+        if weight is not None:
+            weight = weight * scale  # s = scale * z.(W c) = z.((scale W) c)
+        else:
+            context = context * scale  # s = scale * z.c = z.(scale c)
     return impl, (context, targets, weight, neg_idx, mu, logvar), (B, T, K, t0, t1, common)
 
 
@@ -181,11 +204,12 @@ class _Anchors:
     kl_den: object
 
 
-def _anchors(B, T, K, Cz, t0, t1, common, acc, dev, kl_reduction, lengths=None, anchor_mask=None) -> _Anchors:
-    """The anchors of step k: t0 <= t < t1 - shift_k (shift_k = k, or K with the common window), and, when given,
-    t < lengths[b] - shift_k (the positive t + k is a real frame) and anchor_mask[b, t]."""
-    steps = torch.arange(1, K + 1, device=dev)
-    shift = torch.full_like(steps, K) if common else steps  # the last anchor of step k is t1 - shift_k - 1
+def _anchors(B, T, K, Cz, t0, t1, common, acc, dev, kl_reduction, lengths=None, anchor_mask=None,
+             first_step=1) -> _Anchors:
+    """The anchors of step k: t0 <= t < t1 - shift_k (shift_k = d_k = first_step + k - 1, or d_K with the common
+    window), and, when given, t < lengths[b] - shift_k (the positive t + d_k is a real frame) and anchor_mask[b, t]."""
+    steps = torch.arange(first_step, first_step + K, device=dev)  # d_k
+    shift = torch.full_like(steps, first_step + K - 1) if common else steps  # the last anchor of step k: t1 - shift_k - 1
     t = torch.arange(T, device=dev)
     window = ((t >= t0) & (t.view(1, T) < (t1 - shift).view(K, 1))).view(K, 1, T)
     if lengths is None and anchor_mask is None:
@@ -206,7 +230,10 @@ def _anchors(B, T, K, Cz, t0, t1, common, acc, dev, kl_reduction, lengths=None, 
 def _upstream_weights(anchors, reduction, beta, B, T, K, has_kl):
     """loss_weight (K, B, T) and kl_weight (B, T) or None: d loss / d (per-anchor loss, per-frame KL)."""
     acc = anchors.count.dtype
-    scale = (1.0 / anchors.count) / (K if reduction == "mean" else 1)
+    if reduction == "anchor_sum":
+        scale = torch.ones_like(anchors.count)
+    else:
+        scale = (1.0 / anchors.count) / (K if reduction == "mean" else 1)
     loss_weight = (anchors.valid.to(acc) * scale.view(K, 1, 1)).expand(K, B, T)
     kl_weight = None
     if has_kl:
@@ -231,8 +258,11 @@ def _kl_sum(kl, anchors):
 
 
 def _reduce(loss, kl, anchors, reduction, beta):
-    """reduction "mean" (1/K sum over k of per-k anchor means) or "sum" (their sum), + beta * reduced KL."""
-    per_k = _masked(loss, anchors).sum(dim=(1, 2)) / anchors.count
+    """reduction "mean" (1/K sum over k of per-k anchor means), "sum" (their sum) or "anchor_sum" (the sum over
+    every counted anchor), + beta * reduced KL."""
+    per_k = _masked(loss, anchors).sum(dim=(1, 2))
+    if reduction != "anchor_sum":
+        per_k = per_k / anchors.count
     out = per_k.mean() if reduction == "mean" else per_k.sum()
     if kl is not None:
         out = out + beta * _kl_sum(kl, anchors) / anchors.kl_den
@@ -282,7 +312,7 @@ def _describe(x):
     return f"{x.dtype} of shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
 
 
-def _check_index_values(neg_idx, rows, t0, t1, common=False):
+def _check_index_values(neg_idx, rows, t0, t1, common=False, first_step=1):
     """Used entries of (K, B, T, N) neg_idx must lie in [0, rows). Reads the data with one host sync for
     all K steps (one any() over the whole tensor); the message is the kernels' (csrc/checks.h). Under
     torch.func.vmap the values are read through the batch (sim_kernels/_transforms.py: plain_batches)."""
@@ -292,14 +322,15 @@ def _check_index_values(neg_idx, rows, t0, t1, common=False):
     batches = _transforms.plain_batches(neg_idx)  # (M, K, B, T, N), M = 1 outside vmap
     dev = batches.device
     t = torch.arange(T, device=dev).view(1, T)
-    last = t1 - (torch.full((K, 1), K, device=dev) if common else torch.arange(1, K + 1, device=dev).view(K, 1))
+    last = t1 - (torch.full((K, 1), first_step + K - 1, device=dev) if common
+                 else torch.arange(first_step, first_step + K, device=dev).view(K, 1))
     used = ((t >= t0) & (t < last)).view(1, K, 1, T, 1)
     bad = used & ((batches < -1) | (batches >= rows))  # -1: no negative (excluded)
     if not bool(bad.any()):  # the one sync
         return
     m, k, b, tt, n = bad.nonzero()[0].tolist()  # error path only
     where = f"neg_idx[{k}, {b}, {tt}, {n}]" + (f" of vmapped element {m}" if batches.shape[0] > 1 else "")
-    raise ValueError(f"neg_idx: every used value (anchors t_begin <= t < t_end - k) must lie in [0, B*T) = "
+    raise ValueError(f"neg_idx: every used value (anchors t_begin <= t < t_end - d_k) must lie in [0, B*T) = "
                      f"[0, {rows}) or be -1 (no negative), found {int(batches[m, k, b, tt, n])} at {where}")
 
 
@@ -324,17 +355,23 @@ def _refuse_jit_trace():
             "length). Use torch.export.export(model, args, dynamic_shapes=...) or torch.compile instead")
 
 
-def _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, window):
+def _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, window,
+           first_step=1):
     _refuse_jit_trace()
     _tensor("context", context, 3)
     _tensor("targets", targets, 3)
-    _tensor("weight", weight, 3)
+    if weight is not None:
+        _tensor("weight", weight, 3)
     if not isinstance(neg_idx, torch.Tensor):
         raise TypeError(f"neg_idx must be a torch.Tensor, got {type(neg_idx).__name__}")
     for name, x in (("context", context), ("targets", targets), ("weight", weight)):
+        if x is None:
+            continue
         if x.dtype not in _FLOATS:
             raise TypeError(f"{name} must be float16, bfloat16, float32 or float64, got {x.dtype}")
     for name, x in (("targets", targets), ("weight", weight)):
+        if x is None:
+            continue
         if x.dtype != context.dtype:
             raise TypeError(f"{name} must have the dtype of context ({context.dtype}), got {x.dtype}")
         if x.device != context.device:
@@ -348,14 +385,23 @@ def _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, re
     Cz = targets.shape[2]
     if Cc == 0 or Cz == 0:
         raise ValueError(f"context and targets need at least one channel, got Cc={Cc}, Cz={Cz}")
-    K = weight.shape[0]
-    if weight.shape[1:] != (Cz, Cc) or K < 1:
-        raise ValueError(f"weight must have shape (K, Cz, Cc) = (K >= 1, {Cz}, {Cc}), got {tuple(weight.shape)}")
+    if weight is not None:
+        K = weight.shape[0]
+        if weight.shape[1:] != (Cz, Cc) or K < 1:
+            raise ValueError(f"weight must have shape (K, Cz, Cc) = (K >= 1, {Cz}, {Cc}), got {tuple(weight.shape)}")
+    else:
+        if Cc != Cz:
+            raise ValueError(f"context and targets must have the same channels for a score without weight "
+                             f"(score='dot' / 'cosine'), got Cc={Cc}, Cz={Cz}")
+        K = steps_of(None, neg_idx)
+        if K < 1:
+            raise ValueError(f"neg_idx must have K >= 1 steps, got shape {tuple(neg_idx.shape)}")
     t0, t1 = (0, T) if window is None else tuple(window)
     if not (_is_size(t0) and _is_size(t1) and 0 <= t0 < t1 <= T):
         raise ValueError(f"window must be (t_begin, t_end) with 0 <= t_begin < t_end <= T={T}, got {window}")
-    if K >= t1 - t0:
-        raise ValueError(f"weight: K (prediction steps) must be < T={t1 - t0} so every step has an anchor, got K={K}")
+    if first_step + K - 1 >= t1 - t0:
+        what = "weight: K (prediction steps)" if first_step == 1 else f"first_step + K - 1 (first_step={first_step})"
+        raise ValueError(f"{what} must be < T={t1 - t0} so every step has an anchor, got K={K}")
     if neg_idx.dtype != torch.int64:
         raise TypeError(f"neg_idx must be int64, got {neg_idx.dtype}")
     if neg_idx.device != context.device:

@@ -8,6 +8,7 @@ from torch import nn
 
 from . import _autocast
 from .functional import BACKENDS, KL_REDUCTIONS, REDUCTIONS  # noqa: F401  (re-exported, as before)
+from ._options import check_first_step, check_score
 from .functional import _check_options, _check_scalars, _tensor, smooth_infonce_with_metrics
 from .sampling import SAMPLERS, sample_negatives
 
@@ -35,9 +36,13 @@ class SmoothInfoNCELoss(nn.Module):
         score_scale:   float multiplying every score, or "mean" = 1/Cz (CPC_audio's mean over channels).
                        CPC_audio's criterion: sampler="cpc", anchor_window="common", score_scale="mean",
                        reduction="sum", beta=0 (see smooth_infonce and the README's compatibility table).
+        first_step:    offset of step 1: the positive of step k is frame t + first_step + k - 1 (1: CPC, GIM,
+                       SIM; 0: the anchor's own frame, wav2vec 2.0).
+        score:         "bilinear" (the K maps W_k, the paper's) | "dot" | "cosine" (no weight; then
+                       target_dim == context_dim and the module has no parameters; see smooth_infonce).
 
     Parameters:
-        weight (K, Cz, Cc): W_k = weight[k-1]. Initialised like GIM's predictor, an
+        weight (K, Cz, Cc) (None for score="dot" / "cosine"): W_k = weight[k-1]. Initialised like GIM's predictor, an
         nn.Linear(Cc, K*Cz, bias=False): uniform in [-1/sqrt(Cc), 1/sqrt(Cc)]. (weight.view(K*Cz, Cc)
         is that Linear's weight, so their checkpoints load by reshaping.)
 
@@ -49,16 +54,25 @@ class SmoothInfoNCELoss(nn.Module):
     def __init__(self, context_dim: int, target_dim: int | None = None, prediction_steps: int = 10,
                  negative_samples: int = 10, beta: float = 0.01, sampler: str = "gim", kl_reduction: str = "dims",
                  reduction: str = "mean", subsample_window: int | None = None, backend: str = "auto", *,
-                 anchor_window: str = "per_step", score_scale: float | str = 1.0):
+                 anchor_window: str = "per_step", score_scale: float | str = 1.0, first_step: int = 1,
+                 score: str = "bilinear"):
         super().__init__()
         _check_options(anchor_window, score_scale)
+        check_first_step(first_step)
+        check_score(score, None if score != "bilinear" else True)  # a bilinear score has its weight below
         target_dim = context_dim if target_dim is None else target_dim
+        if score != "bilinear" and target_dim != context_dim:
+            raise ValueError(f"target_dim must equal context_dim={context_dim} for score={score!r} (no weight), "
+                             f"got {target_dim}")
         for name, v in (("context_dim", context_dim), ("target_dim", target_dim),
                         ("prediction_steps", prediction_steps), ("negative_samples", negative_samples)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        if sampler == "gim" and first_step != 1:
+            raise ValueError(f"sampler='gim' lays its shared permutations out for first_step=1 (GIM's anchors "
+                             f"t < T - k); with first_step={first_step} use sampler='within_sequence' or 'cpc'")
         _check_scalars(beta, kl_reduction, reduction, backend)  # the functional's checks and messages
         if subsample_window is not None and (not isinstance(subsample_window, int) or subsample_window <= prediction_steps):
             raise ValueError(f"subsample_window must be None or an int > prediction_steps={prediction_steps}, "
@@ -68,10 +82,16 @@ class SmoothInfoNCELoss(nn.Module):
         self.beta, self.sampler, self.kl_reduction, self.reduction = float(beta), sampler, kl_reduction, reduction
         self.subsample_window, self.backend = subsample_window, backend
         self.anchor_window, self.score_scale = anchor_window, score_scale
-        self.weight = nn.Parameter(torch.empty(prediction_steps, target_dim, context_dim))
+        self.first_step, self.score = first_step, score
+        if score == "bilinear":
+            self.weight = nn.Parameter(torch.empty(prediction_steps, target_dim, context_dim))
+        else:
+            self.register_parameter("weight", None)
         self.reset_parameters()
 
     def reset_parameters(self):
+        if self.weight is None:
+            return
         bound = 1.0 / math.sqrt(self.context_dim)
         nn.init.uniform_(self.weight, -bound, bound)
 
@@ -80,7 +100,8 @@ class SmoothInfoNCELoss(nn.Module):
                 f"N={self.negative_samples}, beta={self.beta}, sampler={self.sampler!r}, "
                 f"kl_reduction={self.kl_reduction!r}, reduction={self.reduction!r}, "
                 f"subsample_window={self.subsample_window}, backend={self.backend!r}, "
-                f"anchor_window={self.anchor_window!r}, score_scale={self.score_scale!r}")
+                f"anchor_window={self.anchor_window!r}, score_scale={self.score_scale!r}, "
+                f"first_step={self.first_step}, score={self.score!r}")
 
     def window(self, T: int, generator: torch.Generator | None = None):
         """The anchor window (t_begin, t_end) of this call: GIM's random crop, or the whole sequence."""
@@ -119,11 +140,14 @@ class SmoothInfoNCELoss(nn.Module):
         first; sim_kernels.distributed.gather_targets)."""
         # Under autocast the functional casts a mix of dtypes once to the widest (sim_kernels/_autocast.py):
         # an fp32 W then lifts bf16 activations, rather than being rounded down to them here.
-        weight = self.weight if _autocast.enabled(context.device.type) else self.weight.to(context.dtype)
+        weight = self.weight
+        if weight is not None and not _autocast.enabled(context.device.type):
+            weight = weight.to(context.dtype)
         loss, metrics = smooth_infonce_with_metrics(
             context, targets, weight, neg_idx, mu, logvar, beta=self.beta if mu is not None else 0.0,
             kl_reduction=self.kl_reduction, reduction=self.reduction, backend=self.backend, window=window,
-            anchor_window=self.anchor_window, score_scale=self.score_scale, lengths=lengths, anchor_mask=anchor_mask)
+            anchor_window=self.anchor_window, score_scale=self.score_scale, lengths=lengths, anchor_mask=anchor_mask,
+            first_step=self.first_step, score=self.score)
         return (loss, metrics) if return_metrics else loss
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 
 from . import _autocast
-from ._options import check_options
+from ._options import COSINE_EPS, check_first_step, check_options, check_score
 
-__all__ = ["accumulation_dtype", "per_anchor_terms", "smooth_infonce_reference"]
+__all__ = ["accumulation_dtype", "per_anchor_terms", "smooth_infonce_reference", "steps_of", "normalize_rows"]
 
 
 def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -23,7 +23,7 @@ def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def per_anchor_terms(context, targets, weight, neg_idx, mu=None, logvar=None, t_begin=0, t_end=None,
-                     common_window=False, score_scale=1.0):
+                     common_window=False, score_scale=1.0, first_step=1):
     """Per-anchor losses, hits and per-frame KL.
 
     Args:
@@ -31,13 +31,17 @@ def per_anchor_terms(context, targets, weight, neg_idx, mu=None, logvar=None, t_
         targets:  (B', T, Cz) target vectors z[b, t], B' >= B: the anchors' own B utterances first (their
                   positives), then any extra ones (e.g. other processes' batches, gathered); negatives
                   index targets.reshape(B'*T, Cz).
-        weight:   (K, Cz, Cc) the bilinear maps W_k (weight[k-1] is W_k).
+        weight:   (K, Cz, Cc) the bilinear maps W_k (weight[k-1] is W_k), or None: the plain dot product
+                  z . c (Cc == Cz; K = neg_idx.shape[0] for a 4-D neg_idx, else 1).
         neg_idx:  (K, B, T, N) or (B, T, N) int64 rows of the flattened targets; -1 = no negative there
                   (an excluded candidate: its score is -inf, e.g. wav2vec 2.0's negatives equal to the positive).
         mu, logvar: (B, T, Cz) or None.
-        t_begin, t_end: anchor window; (b, t) is an anchor of step k when t_begin <= t < t_end - k.
-        common_window: (b, t) is an anchor of every step when t_begin <= t < t_end - K (CPC_audio's
+        t_begin, t_end: anchor window; (b, t) is an anchor of step k when t_begin <= t < t_end - d_k, where
+                  d_k = first_step + k - 1 is the step's offset (its positive is frame t + d_k).
+        common_window: (b, t) is an anchor of every step when t_begin <= t < t_end - d_K (CPC_audio's
                   criterion, facebookresearch/CPC_audio cpc/criterion/criterion.py: windowSize = T - nPredicts).
+        first_step: offset of the first step: 1 (CPC, GIM, SIM: the next frame) or 0 (wav2vec 2.0: the positive
+                  is the anchor's own frame, the quantised target of a masked frame).
         score_scale: float multiplying every score (CPC_audio: 1/Cz, their `.mean(dim=3)` over channels).
 
     Returns:
@@ -48,28 +52,33 @@ def per_anchor_terms(context, targets, weight, neg_idx, mu=None, logvar=None, t_
     if _autocast.enabled(context.device.type):
         with torch.autocast(context.device.type, enabled=False):
             return _per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window,
-                                     score_scale)
-    return _per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window, score_scale)
+                                     score_scale, first_step)
+    return _per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window, score_scale,
+                             first_step)
 
 
-def _per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window, score_scale):
+def _per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window, score_scale,
+                      first_step):
     B, T, _ = context.shape
-    K = weight.shape[0]
+    K = steps_of(weight, neg_idx)
     t_end = T if t_end is None else t_end
     acc = accumulation_dtype(context.dtype)
-    c, z, w = context.to(acc), targets.to(acc), weight.to(acc)
+    c, z = context.to(acc), targets.to(acc)
+    w = None if weight is None else weight.to(acc)
     z_flat = z.reshape(-1, z.shape[-1])  # (B'*T, Cz)
     if neg_idx.dim() == 3:
         neg_idx = neg_idx.unsqueeze(0).expand(K, -1, -1, -1)
     losses, hits = [], []
     for k in range(1, K + 1):
-        lo, hi = t_begin, t_end - (K if common_window else k)  # anchors t in [lo, hi)
-        pred = torch.einsum("btc,zc->btz", c[:, lo:hi], w[k - 1])  # W_k c_t: (B, hi-lo, Cz)
+        d = first_step + k - 1  # the offset of step k: its positive is frame t + d
+        lo, hi = t_begin, t_end - (first_step + K - 1 if common_window else d)  # anchors t in [lo, hi)
+        # W_k c_t, or c_t itself for the dot product: (B, hi-lo, Cz)
+        pred = c[:, lo:hi] if w is None else torch.einsum("btc,zc->btz", c[:, lo:hi], w[k - 1])
         idx = neg_idx[k - 1, :, lo:hi]
         negs = z_flat[idx.clamp(min=0)]  # (B, hi-lo, N, Cz); -1 = no negative, its score set to -inf below
         # The positive row goes through the same contraction as the negatives, so a negative equal
         # to the positive scores exactly the same (a tie, counted as wrong below) on every BLAS.
-        rows = torch.cat([z[:B, lo + k : hi + k].unsqueeze(2), negs], dim=2)  # (B, hi-lo, 1+N, Cz)
+        rows = torch.cat([z[:B, lo + d : hi + d].unsqueeze(2), negs], dim=2)  # (B, hi-lo, 1+N, Cz)
         logits = torch.einsum("btnz,btz->btn", rows, pred) * score_scale  # (B, hi-lo, 1+N)
         # excluded candidates (-1, e.g. wav2vec 2.0's negatives equal to the positive): score -inf
         excluded = torch.cat([torch.zeros_like(idx[..., :1], dtype=torch.bool), idx < 0], dim=-1)
@@ -87,17 +96,37 @@ def _per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_
     return torch.stack(losses), torch.stack(hits), kl
 
 
+def steps_of(weight, neg_idx) -> int:
+    """K: weight.shape[0], or without a weight (the dot product) neg_idx.shape[0] for a 4-D neg_idx, else 1."""
+    if weight is not None:
+        return weight.shape[0]
+    return neg_idx.shape[0] if neg_idx.dim() == 4 else 1
+
+
+def normalize_rows(x, eps=COSINE_EPS):
+    """x / max(||x||_2, eps) over the last dim: the factor torch.nn.functional.cosine_similarity applies to each
+    vector (so cosine scores are dot products of normalised rows; an all-zero row stays 0)."""
+    return x / torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(eps)
+
+
 def smooth_infonce_reference(context, targets, weight, neg_idx, mu=None, logvar=None, beta=0.0,
                              kl_reduction="dims", reduction="mean", t_begin=0, t_end=None,
-                             anchor_window="per_step", score_scale=1.0, lengths=None, anchor_mask=None):
+                             anchor_window="per_step", score_scale=1.0, lengths=None, anchor_mask=None,
+                             first_step=1, score="bilinear"):
     """The whole loss of DESIGN.md §1 (same arguments as sim_kernels.smooth_infonce).
 
     anchor_window "per_step": anchors of step k are t_begin <= t < t_end - k (DESIGN.md §1);
                   "common": t_begin <= t < t_end - K for every k (CPC_audio).
     score_scale: every score is multiplied by it (a float, or "mean" = 1/Cz: CPC_audio's mean over channels).
 
+    first_step: the offset of step 1 (1: next frame; 0: the anchor's own frame, wav2vec 2.0).
+    score: "bilinear" (z . W_k c), "dot" (z . c, weight None) or "cosine" (the dot product of the rows each
+                 divided by max(||row||, 1e-8), weight None: torch.nn.functional.cosine_similarity).
+
     reduction "mean": (1/K) sum_k mean over anchors of step k, plus beta * KL;
               "sum":  sum_k of the same per-k means (CPC), plus beta * KL;
+              "anchor_sum": the sum over every counted anchor and step (wav2vec 2.0: the cross-entropy summed
+                      over masked frames), plus beta * KL;
               "none": the (K, B, T) per-anchor losses, 0 off the anchors, no KL term.
     kl_reduction "dims": sum of KL over (b, t, c) / (B * T)  (mean over frames of the channel sum);
                  "time": the same sum / (B * Cz)              (mean over (b, c) of the time sum).
@@ -108,15 +137,27 @@ def smooth_infonce_reference(context, targets, weight, neg_idx, mu=None, logvar=
     With either, the per-k means are over the counted anchors (a step without any adds 0).
     """
     B, T, _ = context.shape
-    K = weight.shape[0]
+    K = steps_of(weight, neg_idx)
     t_end = T if t_end is None else t_end
     common = check_options(anchor_window, score_scale)
+    check_score(score, weight)
+    check_first_step(first_step)
     scale = 1.0 / targets.shape[-1] if score_scale == "mean" else float(score_scale)
-    loss, _, kl = per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common, scale)
+    if score == "cosine":
+        context, targets = normalize_rows(context), normalize_rows(targets)
+    loss, _, kl = per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common, scale,
+                                   first_step)
+
+    def shift(k):
+        return first_step + K - 1 if common else first_step + k - 1
+
+    def per_k_total(sums, counts):  # "anchor_sum": no division by the anchor counts
+        return sums if reduction == "anchor_sum" else sums / counts
+
     if lengths is None and anchor_mask is None:
         if reduction == "none":
             return loss
-        per_k = torch.stack([loss[k - 1].sum() / (B * (t_end - (K if common else k) - t_begin))
+        per_k = torch.stack([per_k_total(loss[k - 1].sum(), B * (t_end - shift(k) - t_begin))
                              for k in range(1, K + 1)])
         kl_sum, frames = (kl.sum() if kl is not None else None), B * T
     else:
@@ -124,13 +165,14 @@ def smooth_infonce_reference(context, targets, weight, neg_idx, mu=None, logvar=
         for k in range(1, K + 1):
             for b in range(B):
                 end = t_end if lengths is None else min(t_end, int(lengths[b]))
-                last = end - (K if common else k)  # the positive t + k must be a real frame
+                last = end - shift(k)  # the positive t + d_k must be a real frame
                 for t in range(t_begin, max(t_begin, last)):
                     counted[k - 1, b, t] = anchor_mask is None or bool(anchor_mask[b, t])
         loss = loss * counted
         if reduction == "none":
             return loss
-        per_k = torch.stack([loss[k - 1].sum() / max(1, int(counted[k - 1].sum())) for k in range(1, K + 1)])
+        per_k = torch.stack([per_k_total(loss[k - 1].sum(), max(1, int(counted[k - 1].sum())))
+                             for k in range(1, K + 1)])
         real = torch.ones(B, T, dtype=torch.bool, device=loss.device)
         if lengths is not None:
             real = torch.arange(T, device=loss.device).view(1, T) < lengths.view(B, 1)

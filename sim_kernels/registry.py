@@ -4,10 +4,12 @@ A backend is one file and one ``register(Backend(...))`` (sim_kernels/backends/:
 native.py, triton.py; a test may add its own). Every backend produces the same per-anchor
 statistics, so the reductions in functional.py are shared:
 
-    fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1, common) -> (loss, correct, kl)
+    fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1, common, first_step) -> (loss, correct, kl)
         loss (K, B, T), correct (K, B, T) bool, kl (B, T) or None; loss and kl differentiable.
-        common: the anchor window t0 <= t < t1 - K for every k (CPC_audio) instead of t < t1 - k.
-    value_and_grad(..., t0, t1, loss_weight (K, B, T), kl_weight (B, T) or None, common)
+        weight: (K, Cz, Cc), or None for the plain dot product z . c (Cc == Cz, K = neg_idx.shape[0]).
+        first_step: the positive of step k is frame t + d_k, d_k = first_step + k - 1 (1: CPC; 0: wav2vec 2.0).
+        common: the anchor window t0 <= t < t1 - d_K for every k (CPC_audio) instead of t < t1 - d_k.
+    value_and_grad(..., t0, t1, loss_weight (K, B, T), kl_weight (B, T) or None, common, first_step)
         -> (value, loss, correct, kl)
         value = sum(loss_weight * loss) + sum(kl_weight * kl), differentiable; the fused kernels
         compute its gradient in the same pass as the forward.
@@ -215,14 +217,16 @@ def ops_backend(name: str, namespace: str, *, priority: int, kernel_skips_index_
     ``::smooth_infonce_value_and_grad`` with the schemas of csrc/ops.cpp (the native C++/CUDA kernels,
     the Triton kernels). ``kw``: the remaining Backend fields (available, supports, ...)."""
 
-    def fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1, common=False):
+    def fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1, common=False, first_step=1):
         loss, correct, kl = getattr(torch.ops, namespace).smooth_infonce_fwd(
-            context, targets, weight, neg_idx, mu, logvar, t0, t1, common)
+            context, targets, weight, neg_idx, mu, logvar, t0, t1, common, *(() if first_step == 1 else (first_step,)))
         return loss, correct, (kl if mu is not None else None)
 
-    def value_and_grad(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, common=False):
+    def value_and_grad(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, common=False,
+                       first_step=1):
         value, loss, correct, kl, *_ = getattr(torch.ops, namespace).smooth_infonce_value_and_grad(
-            context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, common)
+            context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, common,
+            *(() if first_step == 1 else (first_step,)))
         return value, loss, correct, (kl if mu is not None else None)
 
     return Backend(name, priority, fwd, value_and_grad, kernel_skips_index_check, **kw)

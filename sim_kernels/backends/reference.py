@@ -9,13 +9,19 @@ from ..registry import Backend, register
 __all__ = ["REFERENCE"]
 
 
-def _value_and_grad(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, common=False):
-    loss, correct, kl = per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t0, t1, common)
+def _value_and_grad(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, common=False,
+                    first_step=1):
+    loss, correct, kl = per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t0, t1, common,
+                                         first_step=first_step)
     value = (loss_weight * loss).sum()
     if kl is not None:
         value = value + (kl_weight * kl).sum()
     return value, loss, correct, kl
 
 
-REFERENCE = register(Backend("reference", 0, per_anchor_terms, _value_and_grad, kernel_skips_index_check=True,
+def _fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1, common=False, first_step=1):
+    return per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t0, t1, common, first_step=first_step)
+
+
+REFERENCE = register(Backend("reference", 0, _fwd, _value_and_grad, kernel_skips_index_check=True,
                              fallback=True, plain_autograd=True))

@@ -188,7 +188,7 @@ def test_index_error_is_one_message_and_one_sync(monkeypatch, common):
     good = _good()["neg_idx"]
     F._check_index_values(good, B * T, 0, T, common)  # no error on good indices
     msg = str(py_err.value)
-    assert msg == (f"neg_idx: every used value (anchors t_begin <= t < t_end - k) must lie in [0, B*T) = "
+    assert msg == (f"neg_idx: every used value (anchors t_begin <= t < t_end - d_k) must lie in [0, B*T) = "
                    f"[0, {B * T}) or be -1 (no negative), found {B * T} at neg_idx[{K - 1}, 1, {T - K - 1}, 0]")
     from sim_kernels import _ext
     if _ext.has_kernel("cpu"):
