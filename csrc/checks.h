@@ -17,16 +17,20 @@
 namespace sim {
 namespace checks {
 
-// Sizes of one call. Anchor (b, t) is valid at step k (1-based) when t0 <= t < last(k).
+// Sizes of one call. Anchor (b, t) is valid at step k (1-based) when t0 <= t < last(k); its positive is the
+// target row r + offset(k), offset(k) = first + k - 1.
 // R = B*T anchor rows (context); Rz = B'*T target rows, B' >= B: the anchors' own B utterances first
 // (their positives), then any extra ones whose rows only serve as negatives (e.g. gathered from other
 // processes). neg_idx values index the Rz rows.
 struct Sizes {
   int64_t B, T, Cc, Cz, K, N, R, t0, t1;
   bool has_kl;
-  bool common;  // common anchor window (CPC_audio): t < t1 - K for every k
+  bool common;  // common anchor window (CPC_audio): t < t1 - offset(K) for every k
   int64_t Rz;
-  int64_t last(int64_t k) const { return t1 - (common ? K : k); }
+  int64_t first;    // offset of step 1: 1 (next frame) or 0 (the anchor's own frame, wav2vec 2.0)
+  bool has_weight;  // false: the score is z . c (no W_k; Cc == Cz)
+  int64_t offset(int64_t k) const { return first + k - 1; }
+  int64_t last(int64_t k) const { return t1 - (common ? offset(K) : offset(k)); }
 };
 
 inline bool is_float_dtype(at::ScalarType s) {
@@ -43,10 +47,10 @@ inline void check_same(const at::Tensor& x, const char* name, const at::Tensor& 
 }
 
 // Every argument check except the values of neg_idx (check_index_value / the driver's check_index_values).
-inline Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
-                          const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu,
-                          const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end,
-                          bool common_window) {
+inline Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets,
+                          const std::optional<at::Tensor>& weight, const at::Tensor& neg_idx,
+                          const std::optional<at::Tensor>& mu, const std::optional<at::Tensor>& logvar,
+                          int64_t t_begin, int64_t t_end, bool common_window, int64_t first_step) {
   TORCH_CHECK_VALUE(context.dim() == 3, "context must be 3-D (B, T, Cc), got shape ", context.sizes());
   TORCH_CHECK_TYPE(is_float_dtype(context.scalar_type()),
                    "context must be float16, bfloat16, float32 or float64, got ", context.scalar_type());
@@ -58,10 +62,20 @@ inline Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets, 
   check_same(targets, "targets", context);
   const int64_t Cz = targets.size(2);
   TORCH_CHECK_VALUE(Cc > 0 && Cz > 0, "context and targets need at least one channel, got Cc=", Cc, ", Cz=", Cz);
-  TORCH_CHECK_VALUE(weight.dim() == 3 && weight.size(0) >= 1 && weight.size(1) == Cz && weight.size(2) == Cc,
-                    "weight must have shape (K, Cz, Cc) = (K, ", Cz, ", ", Cc, "), got ", weight.sizes());
-  check_same(weight, "weight", context);
-  const int64_t K = weight.size(0);
+  int64_t K = 0;
+  if (weight.has_value()) {
+    TORCH_CHECK_VALUE(weight->dim() == 3 && weight->size(0) >= 1 && weight->size(1) == Cz && weight->size(2) == Cc,
+                      "weight must have shape (K, Cz, Cc) = (K, ", Cz, ", ", Cc, "), got ", weight->sizes());
+    check_same(*weight, "weight", context);
+    K = weight->size(0);
+  } else {
+    TORCH_CHECK_VALUE(Cc == Cz, "context and targets must have the same channels for a score without weight, got Cc=",
+                      Cc, ", Cz=", Cz);
+    TORCH_CHECK_VALUE(neg_idx.dim() == 4 && neg_idx.size(0) >= 1,
+                      "neg_idx must have shape (K, B, T, N) with K >= 1, got ", neg_idx.sizes());
+    K = neg_idx.size(0);
+  }
+  TORCH_CHECK_VALUE(first_step >= 0, "first_step must be >= 0, got ", first_step);
   TORCH_CHECK_TYPE(neg_idx.scalar_type() == at::kLong, "neg_idx must be int64, got ", neg_idx.scalar_type());
   TORCH_CHECK_VALUE(neg_idx.dim() == 4 && neg_idx.size(0) == K && neg_idx.size(1) == B && neg_idx.size(2) == T &&
                         neg_idx.size(3) >= 1,
@@ -79,10 +93,10 @@ inline Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets, 
   }
   TORCH_CHECK_VALUE(0 <= t_begin && t_begin < t_end && t_end <= T,
                     "t_begin, t_end must satisfy 0 <= t_begin < t_end <= T=", T, ", got ", t_begin, ", ", t_end);
-  TORCH_CHECK_VALUE(K < t_end - t_begin, "weight: K (prediction steps) must be < the anchor window ", t_end - t_begin,
-                    ", got K=", K);
+  TORCH_CHECK_VALUE(first_step + K - 1 < t_end - t_begin, "weight: K (prediction steps) + first_step - 1 must be < the "
+                    "anchor window ", t_end - t_begin, ", got K=", K, ", first_step=", first_step);
   return Sizes{B, T, Cc, Cz, K, neg_idx.size(3), B * T, t_begin, t_end, mu.has_value(), common_window,
-               targets.size(0) * T};
+               targets.size(0) * T, first_step, weight.has_value()};
 }
 
 // The upstream weights of the value-and-grad op: in the accumulation dtype, kl_weight exactly when mu/logvar are.

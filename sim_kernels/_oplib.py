@@ -46,7 +46,7 @@ def _acc(dtype):
 def _check_fake(context, targets, weight, neg_idx):
     torch._check(context.dim() == 3, lambda: "context must be (B, T, Cc)")
     torch._check(targets.dim() == 3, lambda: "targets must be (B, T, Cz)")
-    torch._check(weight.dim() == 3, lambda: "weight must be (K, Cz, Cc)")
+    torch._check(weight is None or weight.dim() == 3, lambda: "weight must be (K, Cz, Cc) or None")
     torch._check(neg_idx.dim() == 4, lambda: "neg_idx must be (K, B, T, N)")
     torch._check(neg_idx.dtype == torch.int64, lambda: "neg_idx must be int64")
     torch._check(targets.shape[1] == context.shape[1], lambda: "targets must match context in T")
@@ -55,12 +55,12 @@ def _check_fake(context, targets, weight, neg_idx):
 
 def _register_fakes(ns: str):
     @torch.library.register_fake(f"{ns}::smooth_infonce_fwd")
-    def _fwd_fake(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window=False):
+    def _fwd_fake(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window=False, first_step=1):
         # Sizes are read off the tensors (symbolic under torch.compile(dynamic=True)); t_begin and t_end are
         # SymInts that are never compared here, so a new T does not recompile.
         _check_fake(context, targets, weight, neg_idx)
         B, T, _ = context.shape
-        K = weight.shape[0]
+        K = neg_idx.shape[0]
         acc = _acc(context.dtype)
         loss = context.new_empty((K, B, T), dtype=acc)
         correct = context.new_empty((K, B, T), dtype=torch.bool)
@@ -69,7 +69,7 @@ def _register_fakes(ns: str):
 
     @torch.library.register_fake(f"{ns}::smooth_infonce_value_and_grad")
     def _value_and_grad_fake(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, loss_weight, kl_weight,
-                             common_window=False):
+                             common_window=False, first_step=1):
         torch._check((mu is not None) == (kl_weight is not None), lambda: KL_WEIGHT_MESSAGE)
         loss, correct, kl = _fwd_fake(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end)
         value = context.new_empty((), dtype=loss.dtype)
@@ -79,13 +79,15 @@ def _register_fakes(ns: str):
         return (value, loss, correct, kl,
                 torch.empty_like(context, memory_format=torch.contiguous_format),
                 torch.empty_like(targets, memory_format=torch.contiguous_format),
-                torch.empty_like(weight, memory_format=torch.contiguous_format), g_mu, g_lv)
+                torch.empty_like(weight, memory_format=torch.contiguous_format) if weight is not None
+                else context.new_empty((0,)), g_mu, g_lv)
 
 
 # ---- smooth_infonce_value_and_grad: gradients computed in the forward, scaled in the backward ----
 def _value_and_grad_setup(ctx, inputs, output):
     value, loss, correct, kl, gc, gt, gw, gmu, glv = output
     ctx.has_kl = inputs[4] is not None
+    ctx.has_weight = inputs[2] is not None
     ctx.save_for_backward(loss, kl, gc, gt, gw, gmu, glv)
     ctx.mark_non_differentiable(loss, correct, kl, gc, gt, gw, gmu, glv)
     # Only `value` carries a gradient: without this, autograd would hand the backward a zero-filled
@@ -98,7 +100,9 @@ def _value_and_grad_backward(ctx, g_value, *_unused):
     _refuse_double_backward()
     loss, kl, gc, gt, gw, gmu, glv = ctx.saved_tensors
     if g_value is None:  # value itself unused (not materialised): no gradient flows
-        return (None,) * 11
+        return (None,) * 12
+    if not ctx.has_weight:
+        gw = None
     g = g_value
     # loss.backward() sends g = 1: the saved gradients are then returned as they are. Without
     # retain_graph autograd has released its saved copies by the time it accumulates, so
@@ -108,20 +112,21 @@ def _value_and_grad_backward(ctx, g_value, *_unused):
     # (torch.compile, AOT) the gradients are scaled out of place.
     if not torch.compiler.is_compiling() and type(gc) is torch.Tensor and g.device.type == "cpu" and g.item() == 1.0:
         return (gc, gt, gw, None, gmu if ctx.has_kl else None, glv if ctx.has_kl else None, None, None,
-                loss, kl if ctx.has_kl else None, None)
+                loss, kl if ctx.has_kl else None, None, None)
 
     def scale(x):
-        return x * g.to(x.dtype)
+        return x * g.to(x.dtype) if x is not None else None
 
     return (scale(gc), scale(gt), scale(gw), None,
             scale(gmu) if ctx.has_kl else None, scale(glv) if ctx.has_kl else None,
-            None, None, g * loss, g * kl if ctx.has_kl else None, None)
+            None, None, g * loss, g * kl if ctx.has_kl else None, None, None)
 
 
 # ---- smooth_infonce_fwd: recompute with the incoming gradient as loss_weight ----
 def _fwd_setup(ctx, inputs, output):
-    context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window = inputs
-    ctx.window = (t_begin, t_end, common_window)
+    context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window, first_step = inputs
+    ctx.window = (t_begin, t_end, common_window, first_step)
+    ctx.has_weight = weight is not None
     ctx.has_kl = mu is not None
     ctx.save_for_backward(context, targets, weight, neg_idx, mu, logvar)
     ctx.mark_non_differentiable(output[1])
@@ -134,15 +139,17 @@ def _fwd_backward_for(ns: str):
         context, targets, weight, neg_idx, mu, logvar = ctx.saved_tensors
         B, T, _ = context.shape
         if g_loss is None:
-            g_loss = torch.zeros((weight.shape[0], B, T), dtype=_acc(context.dtype), device=context.device)
+            g_loss = torch.zeros((neg_idx.shape[0], B, T), dtype=_acc(context.dtype), device=context.device)
         # An unused kl output (reduction="none") leaves mu and logvar out of the graph: their gradient
         # is None, as autograd gives the reference, and the kernel skips the KL.
         kl_used = ctx.has_kl and g_kl is not None
         out = getattr(torch.ops, ns).smooth_infonce_value_and_grad(
             context, targets, weight, neg_idx, mu if kl_used else None, logvar if kl_used else None,
-            ctx.window[0], ctx.window[1], g_loss.contiguous(), g_kl.contiguous() if kl_used else None, ctx.window[2])
+            ctx.window[0], ctx.window[1], g_loss.contiguous(), g_kl.contiguous() if kl_used else None, ctx.window[2],
+            ctx.window[3])
         _, _, _, _, gc, gt, gw, gmu, glv = out
-        return (gc, gt, gw, None, gmu if kl_used else None, glv if kl_used else None, None, None, None)
+        return (gc, gt, gw if ctx.has_weight else None, None, gmu if kl_used else None, glv if kl_used else None,
+                None, None, None, None)
 
     return _fwd_backward
 

@@ -219,14 +219,13 @@ def ops_backend(name: str, namespace: str, *, priority: int, kernel_skips_index_
 
     def fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1, common=False, first_step=1):
         loss, correct, kl = getattr(torch.ops, namespace).smooth_infonce_fwd(
-            context, targets, weight, neg_idx, mu, logvar, t0, t1, common, *(() if first_step == 1 else (first_step,)))
+            context, targets, weight, neg_idx, mu, logvar, t0, t1, common, first_step)
         return loss, correct, (kl if mu is not None else None)
 
     def value_and_grad(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, common=False,
                        first_step=1):
         value, loss, correct, kl, *_ = getattr(torch.ops, namespace).smooth_infonce_value_and_grad(
-            context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, common,
-            *(() if first_step == 1 else (first_step,)))
+            context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, common, first_step)
         return value, loss, correct, (kl if mu is not None else None)
 
     return Backend(name, priority, fwd, value_and_grad, kernel_skips_index_check, **kw)

@@ -19,13 +19,15 @@ namespace {
 // Shapes, dtypes and the index-range message are csrc/checks.h's, shared with the CUDA kernel.
 using checks::Sizes;
 
-Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
+Sizes check_inputs(const at::Tensor& context, const at::Tensor& targets, const std::optional<at::Tensor>& weight,
                    const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu,
-                   const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end, bool common_window) {
+                   const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end, bool common_window,
+                   int64_t first_step) {
   // The dispatcher picks this kernel only when every input is a CPU tensor (CUDA outranks CPU).
-  TORCH_INTERNAL_ASSERT(context.device().is_cpu() && targets.device().is_cpu() && weight.device().is_cpu() &&
-                        neg_idx.device().is_cpu());
-  const Sizes s = checks::check_inputs(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window);
+  TORCH_INTERNAL_ASSERT(context.device().is_cpu() && targets.device().is_cpu() &&
+                        (!weight.has_value() || weight->device().is_cpu()) && neg_idx.device().is_cpu());
+  const Sizes s = checks::check_inputs(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window,
+                                       first_step);
   // Every index that will be read must lie in [0, B'*T) or be -1 (no negative): checked before any gather.
   auto idx = neg_idx.accessor<int64_t, 4>();
   for (int64_t k = 1; k <= s.K; ++k)

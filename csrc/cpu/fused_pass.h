@@ -6,7 +6,8 @@
 //
 // One pass over row tiles of R anchors. Per tile:
 //   1. P_tile (R, K*Cz) = C_tile @ Wcat^T                       one BLAS GEMM
-//   2. per anchor and step (parallel over rows): the positive score and N gathered negative scores
+//      (without a weight, the dot-product score: P[r, k] = c_r, a copy; no GEMM in 1. and 3.)
+//   2. per anchor and step (positive: row r + d_k, d_k = first_step + k - 1) (parallel over rows): the positive score and N gathered negative scores
 //      s_j = z[rho_j] . P[r, k] in one call (simd.h dot_rows), their max and vectorised exp terms
 //      (lse_terms, OnlineLogSumExp's rules), loss = lse - s_0, correct = s_0 > max s_n.
 //   With gradients (the value-and-grad op, upstream weights g = loss_weight[k, b, t] known up front):
@@ -24,7 +25,7 @@
 //   d loss / d s_j   = p_j - [j == 0]                      =>  alpha_j := g (p_j - [j == 0])
 //   d / d P          = sum_j alpha_j z[rho_j]              =: dP[r, k]
 //   d / d z[rho]    += alpha_j P   for every j with rho_j = rho (the positive may repeat as a negative)
-//   d / d c_r        = sum_k W_k^T dP[r, k]                 =  (dP[r] @ Wcat)
+//   d / d c_r        = sum_k W_k^T dP[r, k]                 =  (dP[r] @ Wcat)   (no weight: sum_k dP[r, k])
 //   d / d W_k        = sum_r dP[r, k] c_r^T                 =  (dP^T @ C) block k
 //   KL: value += kw[b,t] * 1/2 sum_c (mu^2 + e^lv - lv - 1)
 //   d / d mu = kw * mu,   d / d lv = kw * 1/2 (e^lv - 1)
@@ -76,7 +77,8 @@ struct Outputs {
 //   The gradients are returned in scalar_t, loss/kl/value in fp32. Errors: within 2x of the reference
 //   run in that dtype (tests/sim_kernels/test_native_cpu_half.py).
 template <typename scalar_t, typename acc_t>
-void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
+void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& targets,
+                const std::optional<at::Tensor>& weight,
                 const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu_in,
                 const std::optional<at::Tensor>& lv_in, const at::Tensor* loss_weight,
                 const std::optional<at::Tensor>& kl_weight, Outputs& out) {
@@ -93,7 +95,7 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
   using row_t = std::conditional_t<kBF16, uint16_t, acc_t>;
   // (Rz, Cz): the anchors' own B*T rows, then any extra rows that serve only as negatives.
   const at::Tensor Z = (kBF16 ? targets.contiguous() : targets.contiguous().to(acc_opts.dtype())).view({s.Rz, Cz});
-  const at::Tensor Wcat = weight.contiguous().view({KCz, Cc});
+  const at::Tensor Wcat = s.has_weight ? weight->contiguous().view({KCz, Cc}) : at::Tensor();
   const row_t* z = reinterpret_cast<const row_t*>(Z.const_data_ptr());
   const auto idx = neg_idx.accessor<int64_t, 4>();
 
@@ -110,7 +112,7 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
     const bool full = s.t0 == 0 && s.t1 == T;
     out.grad_context = full ? at::empty({B, T, Cc}, opts) : at::zeros({B, T, Cc}, opts);
     GZ = at::zeros(targets.sizes(), acc_opts);    // (B', T, Cz); kLow: cast to scalar_t at the end
-    GW = at::empty({KCz, Cc}, acc_opts);
+    if (s.has_weight) GW = at::empty({KCz, Cc}, acc_opts);
   }
   const acc_t* lw = grad ? lw_c.const_data_ptr<acc_t>() : nullptr;
   acc_t* gz = grad ? GZ.mutable_data_ptr<acc_t>() : nullptr;
@@ -123,7 +125,8 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
   if (s.t0 == 0 && s.t1 == T) {
     segments.emplace_back(0, BT);
   } else {
-    for (int64_t b = 0; b < B; ++b) segments.emplace_back(b * T + s.t0, b * T + s.t1 - 1);
+    // rows past the last anchor of every step are skipped inside (with first_step = 0 that is none)
+    for (int64_t b = 0; b < B; ++b) segments.emplace_back(b * T + s.t0, b * T + s.t1 - std::min<int64_t>(s.first, 1));
   }
   int64_t longest = 0;
   for (const auto& seg : segments) longest = std::max(longest, seg.second - seg.first);
@@ -147,10 +150,16 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
       at::Tensor P = kBF16 ? at::Tensor() : P_buf.narrow(0, 0, R);
       if constexpr (kLow) {
         at::Tensor Pl = P_low.narrow(0, 0, R);
-        at::mm_out(Pl, C_tile, Wcat.t());  // scalar_t operands, fp32 accumulation inside the GEMM
+        if (s.has_weight) {
+          at::mm_out(Pl, C_tile, Wcat.t());  // scalar_t operands, fp32 accumulation inside the GEMM
+        } else {
+          Pl.view({R, K, Cz}).copy_(C_tile.unsqueeze(1).expand({R, K, Cz}));  // the dot product: P = c, exactly
+        }
         if constexpr (!kBF16) P.copy_(Pl);  // bf16: the loops read Pl itself
-      } else {
+      } else if (s.has_weight) {
         at::mm_out(P, C_tile, Wcat.t());  // (R, K*Cz): P[i, k-block] = W_k c_{r0+i}
+      } else {
+        P.view({R, K, Cz}).copy_(C_tile.unsqueeze(1).expand({R, K, Cz}));  // the dot product: P[i, k-block] = c_{r0+i}
       }
       const row_t* Pp = kBF16 ? reinterpret_cast<const row_t*>(P_low.const_data_ptr())
                               : reinterpret_cast<const row_t*>(P.const_data_ptr());
@@ -176,7 +185,7 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
               }
               continue;
             }
-            const int64_t pos_row = r + k;
+            const int64_t pos_row = r + s.offset(k);  // (b, t + d_k): same sequence
             const auto neg = idx[k - 1][b][t];  // range-checked in check_inputs
             rows[0] = z + pos_row * Cz;
             bool excluded = false;  // neg_idx -1: no negative there (its score is -inf, its weight 0)
@@ -212,7 +221,9 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
       if (!grad) continue;
       at::Tensor dP = dP_buf.narrow(0, 0, R);
       at::Tensor GC_tile = GC.narrow(0, r0, R);
-      if constexpr (kLow) {
+      if (!s.has_weight) {
+        GC_tile.copy_(dP.view({R, K, Cz}).sum(1));  // grad_context rows = sum_k dP[., k] (fp32 sum, then rounded)
+      } else if constexpr (kLow) {
         at::Tensor dPl = dP_low.narrow(0, 0, R);
         dPl.copy_(dP);                    // dP rounded to scalar_t for the GEMMs
         at::mm_out(GC_tile, dPl, Wcat);   // grad_context rows = dP @ Wcat (scalar_t out)
@@ -243,7 +254,7 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
 
   if (grad) {
     out.grad_targets = kLow ? GZ.to(opts.dtype()) : GZ;
-    out.grad_weight = (kLow ? GW.to(opts.dtype()) : GW).view({K, Cz, Cc});
+    out.grad_weight = s.has_weight ? (kLow ? GW.to(opts.dtype()) : GW).view({K, Cz, Cc}) : at::empty({0}, opts);
   }
 
   // Sum of loss_weight * loss, in double and in a fixed order.

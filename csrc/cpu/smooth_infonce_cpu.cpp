@@ -22,10 +22,10 @@ namespace {
 // ---- op entry points -----------------------------------------------------------------------
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> smooth_infonce_fwd_cpu(
-    const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight, const at::Tensor& neg_idx,
-    const std::optional<at::Tensor>& mu, const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end,
-    bool common_window) {
-  const Sizes s = check_inputs(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window);
+    const at::Tensor& context, const at::Tensor& targets, const std::optional<at::Tensor>& weight,
+    const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu, const std::optional<at::Tensor>& logvar,
+    int64_t t_begin, int64_t t_end, bool common_window, int64_t first_step) {
+  const Sizes s = check_inputs(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window, first_step);
   Outputs out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, context.scalar_type(), "smooth_infonce_fwd_cpu", [&] {
     fused_pass<scalar_t, at::opmath_type<scalar_t>>(s, context, targets, weight, neg_idx, mu, logvar, nullptr,
@@ -35,12 +35,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> smooth_infonce_fwd_cpu(
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
-smooth_infonce_value_and_grad_cpu(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
-                            const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu,
-                            const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end,
-                            const at::Tensor& loss_weight, const std::optional<at::Tensor>& kl_weight,
-                            bool common_window) {
-  const Sizes s = check_inputs(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window);
+smooth_infonce_value_and_grad_cpu(const at::Tensor& context, const at::Tensor& targets,
+                            const std::optional<at::Tensor>& weight, const at::Tensor& neg_idx,
+                            const std::optional<at::Tensor>& mu, const std::optional<at::Tensor>& logvar,
+                            int64_t t_begin, int64_t t_end, const at::Tensor& loss_weight,
+                            const std::optional<at::Tensor>& kl_weight, bool common_window, int64_t first_step) {
+  const Sizes s = check_inputs(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window, first_step);
   check_weights(s, context, loss_weight, kl_weight);
   Outputs out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, context.scalar_type(), "smooth_infonce_value_and_grad_cpu", [&] {

@@ -59,9 +59,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   // The op schemas' argument names and defaults (csrc/ops.cpp), so the tests call both alike.
   m.def("smooth_infonce_fwd", &sim::driver::fwd<HostLauncher>, py::arg("context"), py::arg("targets"),
         py::arg("weight"), py::arg("neg_idx"), py::arg("mu"), py::arg("logvar"), py::arg("t_begin"), py::arg("t_end"),
-        py::arg("common_window") = false);
+        py::arg("common_window") = false, py::arg("first_step") = 1);
   m.def("smooth_infonce_value_and_grad", &sim::driver::value_and_grad<HostLauncher>, py::arg("context"), py::arg("targets"),
         py::arg("weight"), py::arg("neg_idx"), py::arg("mu"), py::arg("logvar"), py::arg("t_begin"), py::arg("t_end"),
-        py::arg("loss_weight"), py::arg("kl_weight"), py::arg("common_window") = false);
+        py::arg("loss_weight"), py::arg("kl_weight"), py::arg("common_window") = false, py::arg("first_step") = 1);
   m.def("shared_math_selftest", &shared_math_selftest);
 }

@@ -118,24 +118,26 @@ struct Launcher {
 };
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> smooth_infonce_fwd(const at::Tensor& context, const at::Tensor& targets,
-                                                                  const at::Tensor& weight, const at::Tensor& neg_idx,
+                                                                  const std::optional<at::Tensor>& weight,
+                                                                  const at::Tensor& neg_idx,
                                                                   const std::optional<at::Tensor>& mu,
                                                                   const std::optional<at::Tensor>& logvar,
                                                                   int64_t t_begin, int64_t t_end,
-                                                                  bool common_window) {
+                                                                  bool common_window, int64_t first_step) {
   const c10::cuda::CUDAGuard guard(context.device());
-  return driver::fwd<Launcher>(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window);
+  return driver::fwd<Launcher>(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common_window,
+                               first_step);
 }
 
 driver::ValueAndGradOut smooth_infonce_value_and_grad(const at::Tensor& context, const at::Tensor& targets,
-                                            const at::Tensor& weight, const at::Tensor& neg_idx,
+                                            const std::optional<at::Tensor>& weight, const at::Tensor& neg_idx,
                                             const std::optional<at::Tensor>& mu,
                                             const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end,
                                             const at::Tensor& loss_weight, const std::optional<at::Tensor>& kl_weight,
-                                            bool common_window) {
+                                            bool common_window, int64_t first_step) {
   const c10::cuda::CUDAGuard guard(context.device());
   return driver::value_and_grad<Launcher>(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, loss_weight,
-                                    kl_weight, common_window);
+                                    kl_weight, common_window, first_step);
 }
 
 #ifdef SIM_SELFTEST_OPS

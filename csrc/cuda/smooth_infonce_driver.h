@@ -6,7 +6,8 @@
 //   template <acc_t> static void target_segments(sorted, perm, coef, proj, grad_targets, M, N1, Cz, R);
 //   template <scalar_t, acc_t, bool kGrad> static void kl(mu, logvar, kl_weight, kl, grad_mu, grad_logvar, Cz, R);
 //
-// Shapes: context (B, T, Cc), targets (B, T, Cz), weight (K, Cz, Cc), neg_idx (K, B, T, N) int64 (any
+// Shapes: context (B, T, Cc), targets (B', T, Cz), weight (K, Cz, Cc) or none (the dot product z . c: P = c,
+// no GEMM), neg_idx (K, B, T, N) int64 (any
 // strides, e.g. a stride-0 expansion over K), mu/logvar (B, T, Cz) or none, loss_weight (K, B, T),
 // kl_weight (B, T) or none. R = B*T. Per tile of rt rows the kernel holds P and dP (rt, K*Cz),
 // coef and rows (rt*K, N+1): never the whole (R, K*Cz) projection.
@@ -46,8 +47,9 @@ inline void check_index_values(const Dims& d, const at::Tensor& neg_idx, int64_t
   if (neg_idx.numel() == 0) return;
   const auto opts = neg_idx.options();
   const auto t = at::arange(d.T, opts).view({1, d.T});
-  // The last valid anchor of step k is t_end - k - 1, or t_end - K - 1 for every k with a common window.
-  const auto step = common_window ? at::full({d.K, 1}, d.K, opts) : at::arange(1, d.K + 1, opts).view({d.K, 1});
+  // The last valid anchor of step k is t_end - d_k - 1, or t_end - d_K - 1 for every k with a common window.
+  const auto step = common_window ? at::full({d.K, 1}, d.offset(d.K), opts)
+                                  : at::arange(d.first, d.first + d.K, opts).view({d.K, 1});
   const auto used = ((t >= t_begin) & (t < (t_end - step))).view({d.K, 1, d.T, 1});  // (K, 1, T, 1)
   const auto bad = used & ((neg_idx < -1) | (neg_idx >= d.Rz));  // -1: no negative (excluded)
   if (!bad.any().item<bool>()) return;  // the one sync
@@ -74,13 +76,13 @@ struct Result {
 };
 
 template <class L, bool kGrad>
-Result run(const at::Tensor& context_in, const at::Tensor& targets_in, const at::Tensor& weight_in,
+Result run(const at::Tensor& context_in, const at::Tensor& targets_in, const std::optional<at::Tensor>& weight_in,
            const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu_in, const std::optional<at::Tensor>& logvar_in,
            int64_t t_begin, int64_t t_end, const std::optional<at::Tensor>& loss_weight_in,
-           const std::optional<at::Tensor>& kl_weight_in, bool common_window) {
+           const std::optional<at::Tensor>& kl_weight_in, bool common_window, int64_t first_step) {
   const at::NoGradGuard no_grad;  // the op is its own backward; matters only when called outside the dispatcher
   const Dims d = check_inputs(context_in, targets_in, weight_in, neg_idx, mu_in, logvar_in, t_begin, t_end,
-                              common_window);
+                              common_window, first_step);
   if constexpr (kGrad) check_weights(d, context_in, *loss_weight_in, kl_weight_in);
   check_index_values(d, neg_idx, t_begin, t_end, common_window);
 
@@ -89,7 +91,8 @@ Result run(const at::Tensor& context_in, const at::Tensor& targets_in, const at:
   const auto acc_opts = context_in.options().dtype(acc);
   const auto context = context_in.contiguous().view({d.R, d.Cc}).to(acc);  // C (R, Cc), no copy for fp32
   const auto targets = targets_in.contiguous();
-  const auto w_cat = weight_in.contiguous().view({d.K * d.Cz, d.Cc}).to(acc);  // W_cat (K*Cz, Cc)
+  // W_cat (K*Cz, Cc); none for the dot product
+  const auto w_cat = d.has_weight ? weight_in->contiguous().view({d.K * d.Cz, d.Cc}).to(acc) : at::Tensor();
   const int64_t N1 = d.N + 1;
 
   Result out;
@@ -100,7 +103,7 @@ Result run(const at::Tensor& context_in, const at::Tensor& targets_in, const at:
     loss_weight = loss_weight_in->to(acc).contiguous();
     grad_context = at::empty({d.R, d.Cc}, acc_opts);  // every row is written by one tile's GEMM
     grad_targets = at::zeros({d.Rz, d.Cz}, acc_opts);  // (B'*T, Cz): extra rows get their negatives' share
-    grad_w = at::zeros({d.K * d.Cz, d.Cc}, acc_opts);
+    if (d.has_weight) grad_w = at::zeros({d.K * d.Cz, d.Cc}, acc_opts);
   }
 
   const int64_t rt_max = tile_rows(d);
@@ -118,7 +121,11 @@ Result run(const at::Tensor& context_in, const at::Tensor& targets_in, const at:
       const int64_t rt = std::min(rt_max, d.R - r0);
       const auto c_tile = context.narrow(0, r0, rt);       // (rt, Cc)
       auto proj = proj_buf.narrow(0, 0, rt);                // P = C_tile W_cat^T: (rt, K*Cz)
-      at::mm_out(proj, c_tile, w_cat.t());
+      if (d.has_weight) {
+        at::mm_out(proj, c_tile, w_cat.t());
+      } else {  // the dot product: P[rk] = c[r] for every step (a copy, no GEMM)
+        proj.view({rt, d.K, d.Cz}).copy_(c_tile.unsqueeze(1).expand({rt, d.K, d.Cz}));
+      }
       rows::AnchorArgs<scalar_t, acc_t> a{};
       a.targets = targets.data_ptr<scalar_t>();
       a.proj = proj.data_ptr<acc_t>();
@@ -129,6 +136,7 @@ Result run(const at::Tensor& context_in, const at::Tensor& targets_in, const at:
       a.R = d.R, a.T = d.T, a.K = d.K, a.N = d.N, a.Cz = d.Cz, a.r0 = r0, a.t_begin = t_begin, a.t_end = t_end;
       a.common = common_window;
       a.Rz = d.Rz;
+      a.first = d.first;
       if (kGrad) {
         auto dproj = dproj_buf.narrow(0, 0, rt);
         a.loss_weight = loss_weight.data_ptr<acc_t>();
@@ -138,8 +146,12 @@ Result run(const at::Tensor& context_in, const at::Tensor& targets_in, const at:
         L::template anchors<scalar_t, acc_t, true>(a, rt * d.K);
         // grad_context rows of this tile = dP W_cat; grad_W_cat += dP^T C_tile (tile order is fixed).
         auto grad_context_tile = grad_context.narrow(0, r0, rt);
-        at::mm_out(grad_context_tile, dproj, w_cat);
-        grad_w.addmm_(dproj.t(), c_tile);
+        if (d.has_weight) {
+          at::mm_out(grad_context_tile, dproj, w_cat);
+          grad_w.addmm_(dproj.t(), c_tile);
+        } else {  // no weight: grad_context rows = sum_k dP[rk]
+          at::sum_out(grad_context_tile, dproj.view({rt, d.K, d.Cz}), {1});
+        }
         // grad_targets: stable sort of the row ids, then one head item per run of equal ids.
         const int64_t M = rt * d.K * N1;
         const auto [sorted, perm] = at::sort(rows_buf.narrow(0, 0, M), /*stable=*/true, /*dim=*/0, /*descending=*/false);
@@ -178,19 +190,19 @@ Result run(const at::Tensor& context_in, const at::Tensor& targets_in, const at:
     if (mu_in.has_value() && kl_weight_in.has_value()) out.value = out.value + (kl_weight_in->to(acc) * out.kl).sum();
     out.grad_context = grad_context.view({d.B, d.T, d.Cc}).to(dtype);
     out.grad_targets = grad_targets.view(targets_in.sizes()).to(dtype);
-    out.grad_weight = grad_w.view({d.K, d.Cz, d.Cc}).to(dtype);
+    out.grad_weight = d.has_weight ? grad_w.view({d.K, d.Cz, d.Cc}).to(dtype) : at::empty({0}, context_in.options());
   }
   return out;
 }
 
 template <class L>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> fwd(const at::Tensor& context, const at::Tensor& targets,
-                                                   const at::Tensor& weight, const at::Tensor& neg_idx,
-                                                   const std::optional<at::Tensor>& mu,
+                                                   const std::optional<at::Tensor>& weight,
+                                                   const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu,
                                                    const std::optional<at::Tensor>& logvar, int64_t t_begin,
-                                                   int64_t t_end, bool common_window) {
+                                                   int64_t t_end, bool common_window, int64_t first_step) {
   Result r = run<L, false>(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, std::nullopt, std::nullopt,
-                           common_window);
+                           common_window, first_step);
   return {r.loss, r.correct, r.kl};
 }
 
@@ -198,13 +210,13 @@ using ValueAndGradOut = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tenso
                                at::Tensor, at::Tensor>;
 
 template <class L>
-ValueAndGradOut value_and_grad(const at::Tensor& context, const at::Tensor& targets, const at::Tensor& weight,
-                     const at::Tensor& neg_idx, const std::optional<at::Tensor>& mu,
-                     const std::optional<at::Tensor>& logvar, int64_t t_begin, int64_t t_end,
-                     const at::Tensor& loss_weight, const std::optional<at::Tensor>& kl_weight,
-                     bool common_window) {
+ValueAndGradOut value_and_grad(const at::Tensor& context, const at::Tensor& targets,
+                     const std::optional<at::Tensor>& weight, const at::Tensor& neg_idx,
+                     const std::optional<at::Tensor>& mu, const std::optional<at::Tensor>& logvar, int64_t t_begin,
+                     int64_t t_end, const at::Tensor& loss_weight, const std::optional<at::Tensor>& kl_weight,
+                     bool common_window, int64_t first_step) {
   Result r = run<L, true>(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, loss_weight, kl_weight,
-                          common_window);
+                          common_window, first_step);
   return {r.value, r.loss, r.correct, r.kl, r.grad_context, r.grad_targets, r.grad_weight, r.grad_mu, r.grad_logvar};
 }
 

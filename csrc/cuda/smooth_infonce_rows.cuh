@@ -8,7 +8,8 @@
 // per-tile global buffers that stay in L1/L2.
 //
 // Notation: R = B*T rows, rk = r_local*K + k indexes (anchor row in the tile, step k = 0..K-1),
-// step = k + 1, N1 = N + 1 scores per (anchor, step): j = 0 is the positive, j = n + 1 negative n.
+// step = first + k (the positive's offset: first = 1, the next frame; 0, the anchor's own frame),
+// N1 = N + 1 scores per (anchor, step): j = 0 is the positive, j = n + 1 negative n.
 #pragma once
 
 #include <cstdint>
@@ -39,7 +40,7 @@ SIM_HOST_DEVICE void lanes_sync() {
 template <typename scalar_t, typename acc_t>
 struct AnchorArgs {
   const scalar_t* targets;    // (Rz, Cz) contiguous: the anchors' R rows, then extra rows for negatives
-  const acc_t* proj;          // P, this tile: (rt, K, Cz), P[rk, :] = W_k c[r]
+  const acc_t* proj;          // P, this tile: (rt, K, Cz), P[rk, :] = W_k c[r] (c[r] without a weight)
   const int64_t* neg_idx;     // (K, B, T, N) with strides s_k, s_b, s_t, s_n (may be 0)
   int64_t s_k, s_b, s_t, s_n;
   const acc_t* loss_weight;   // (K, R) contiguous; only read when computing gradients
@@ -49,8 +50,9 @@ struct AnchorArgs {
   int64_t* rows;              // (rt*K, N1): target row of each score, Rz = none   (gradients only)
   acc_t* dproj;               // dP, this tile: (rt, K, Cz)                       (gradients only)
   int64_t R, T, K, N, Cz, r0, t_begin, t_end;
-  bool common;                // common anchor window (CPC_audio): t < t_end - K for every step
+  bool common;                // common anchor window (CPC_audio): t < t_end - (first + K - 1) for every step
   int64_t Rz;                 // target rows (>= R): neg_idx values lie in [0, Rz)
+  int64_t first;              // offset of the first step (1: next frame; 0: the anchor's own frame)
 };
 
 template <typename scalar_t, typename acc_t>
@@ -71,15 +73,15 @@ SIM_HOST_DEVICE acc_t row_dot(const scalar_t* z, const acc_t* p, int64_t Cz, int
 //                               d value / d z_{row_j} += coef_j P[rk]             (target_segment)
 //   P[rk] = W_k c[r]         =>  grad_context[r] = sum_k W_k^T dP[rk],  grad_W_k = sum_r dP[rk] c[r]^T
 //                                (two GEMMs on the host side: dP @ W_cat and dP^T @ C).
-// Valid items: t_begin <= t < t_end - step, or t < t_end - K for every step with a.common.
+// Valid items: t_begin <= t < t_end - step, or t < t_end - (first + K - 1) for every step with a.common.
 // Items outside the anchor window get loss 0, correct false, coef 0, row Rz (none) and dP = 0.
 template <typename scalar_t, typename acc_t, bool kGrad>
 SIM_HOST_DEVICE void anchor_item(const AnchorArgs<scalar_t, acc_t>& a, int64_t rk, int lane, int lanes) {
-  const int64_t r_local = rk / a.K, k = rk % a.K, step = k + 1;
+  const int64_t r_local = rk / a.K, k = rk % a.K, step = a.first + k;
   const int64_t r = a.r0 + r_local, b = r / a.T, t = r % a.T;
   const int64_t out = k * a.R + r, N1 = a.N + 1;
   const acc_t* p = a.proj + rk * a.Cz;
-  const bool valid = t >= a.t_begin && t < a.t_end - (a.common ? a.K : step);
+  const bool valid = t >= a.t_begin && t < a.t_end - (a.common ? a.first + a.K - 1 : step);
   if (!valid) {
     if (lane == 0) {
       a.loss[out] = acc_t(0);

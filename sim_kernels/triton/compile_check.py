@@ -53,7 +53,8 @@ def _build(fn, types, consts, num_warps, arch):
     return triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": num_warps})
 
 
-KERNELS = ("anchor", "anchor+grad", "target", "weight", "kl", "kl+grad")
+# "-dot": the dot-product score without a weight (HAS_W=False; no weight kernel then)
+KERNELS = ("anchor", "anchor+grad", "target", "weight", "kl", "kl+grad", "anchor-dot", "anchor-dot+grad", "target-dot")
 
 
 def compile_all(arch: int = 80, dtypes=("fp32", "fp16", "bf16"), widths=(64,), kernels_=KERNELS) -> list:
@@ -79,14 +80,16 @@ def compile_all(arch: int = 80, dtypes=("fp32", "fp16", "bf16"), widths=(64,), k
             common = dict(BLOCK_M=cfg["BLOCK_M"], PRECISION="ieee")
             zc = dict(BLOCK_C=cfg["BLOCK_C"], BLOCK_Z=cfg["BLOCK_Z"])
             builds = []
-            for grad in (False, True):
-                types = dict(ctx_ptr=p, tgt_ptr=p, w_ptr=p, idx_ptr="*i64", lw_ptr=a, loss_ptr=a,
-                             correct_ptr="*i8", g_ptr=a, gctx_ptr=a)
-                builds.append((f"anchor{'+grad' if grad else ''}", kernels._anchor_kernel, types,
-                               dict(common, GRAD=grad, Z_CHUNKS=cfg["Z_CHUNKS"], **zc)))
-            builds.append(("target", kernels._target_kernel,
-                           dict(ctx_ptr=p, w_ptr=p, g_ptr=a, order_ptr="*i64", offs_ptr="*i64", gtgt_ptr=a),
-                           dict(common, **zc)))
+            for has_w in (True, False):
+                dot = "" if has_w else "-dot"
+                for grad in (False, True):
+                    types = dict(ctx_ptr=p, tgt_ptr=p, w_ptr=p, idx_ptr="*i64", lw_ptr=a, loss_ptr=a,
+                                 correct_ptr="*i8", g_ptr=a, gctx_ptr=a)
+                    builds.append((f"anchor{dot}{'+grad' if grad else ''}", kernels._anchor_kernel, types,
+                                   dict(common, GRAD=grad, Z_CHUNKS=cfg["Z_CHUNKS"], HAS_W=has_w, **zc)))
+                builds.append((f"target{dot}", kernels._target_kernel,
+                               dict(ctx_ptr=p, w_ptr=p, g_ptr=a, order_ptr="*i64", offs_ptr="*i64", gtgt_ptr=a),
+                               dict(common, HAS_W=has_w, **zc)))
             builds.append(("weight", kernels._weight_kernel,
                            dict(ctx_ptr=p, tgt_ptr=p, idx_ptr="*i64", g_ptr=a, gw_ptr=a),
                            dict(common, BLOCK_WZ=cfg["BLOCK_WZ"], BLOCK_WC=cfg["BLOCK_WC"])))

@@ -7,8 +7,10 @@ Shapes (B batch, T time, K steps, N negatives, Cc / Cz channels, rows = B*T, r =
     loss (K, rows), g (K, rows, N+1) (the score gradients below), kl (rows,): all in the accumulation
     dtype (fp32; fp64 for fp64 inputs), which the kernels read off these buffers' pointer types.
 A neg_idx entry of -1 means no negative there (an excluded candidate): score -inf, weight 0.
-Anchor (b, t) is valid at step k = kk+1 when t0 <= t < t1 - k (or t < t1 - K for every k when
-COMMON = 1: CPC_audio's common window); its positive is target row r + k.
+Anchor (b, t) is valid at step k = kk+1 when t0 <= t < t1 - d_k, d_k = FIRST + kk (or t < t1 - d_K for
+every k when COMMON = 1: CPC_audio's common window); its positive is target row r + d_k (FIRST = 1: the
+next frame; 0: the anchor's own frame, wav2vec 2.0). HAS_W = False: no weight, the score is z . c
+(Cc == Cz): p = c_r, d/dc_r = sum_k dp_k, d/dz_q = sum_k h_{k,q}, and no weight kernel.
 
 Forward, per anchor and step (one pass over the N+1 target rows, online log-sum-exp):
     p = W_k c_r                     (Cz,)   tl.dot over Cc chunks, fp32 (fp64) accumulation
@@ -41,17 +43,23 @@ import triton.language as tl
 
 @triton.jit
 def _predict(ctx_ptr, w_ptr, r, row_mask, kk, Cc, Cz, z_cols, z_mask, ACC: tl.constexpr,
-             BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr, PRECISION: tl.constexpr):
-    """(BLOCK_M, BLOCK_Z) ACC = context[r] @ weight[kk]^T, over Cc in chunks of BLOCK_C."""
-    pred = tl.zeros((BLOCK_M, BLOCK_Z), dtype=ACC)
-    for c0 in range(0, Cc, BLOCK_C):
-        cols = c0 + tl.arange(0, BLOCK_C)
-        cmask = cols < Cc
-        c = tl.load(ctx_ptr + r[:, None] * Cc + cols[None, :], mask=row_mask[:, None] & cmask[None, :], other=0.0)
-        # weight[kk]^T chunk (BLOCK_C, BLOCK_Z): element (c, z) sits at kk*Cz*Cc + z*Cc + c.
-        wt = tl.load(w_ptr + kk * Cz * Cc + z_cols[None, :] * Cc + cols[:, None],
-                     mask=cmask[:, None] & z_mask[None, :], other=0.0)
-        pred = tl.dot(c, wt, acc=pred, input_precision=PRECISION, out_dtype=pred.dtype)
+             BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr, PRECISION: tl.constexpr,
+             HAS_W: tl.constexpr = True):
+    """(BLOCK_M, BLOCK_Z) ACC = context[r] @ weight[kk]^T, over Cc in chunks of BLOCK_C; context[r, z_cols]
+    itself without a weight (HAS_W = False, Cc == Cz)."""
+    if not HAS_W:
+        pred = tl.load(ctx_ptr + r[:, None] * Cc + z_cols[None, :], mask=row_mask[:, None] & z_mask[None, :],
+                       other=0.0).to(ACC)
+    else:
+        pred = tl.zeros((BLOCK_M, BLOCK_Z), dtype=ACC)
+        for c0 in range(0, Cc, BLOCK_C):
+            cols = c0 + tl.arange(0, BLOCK_C)
+            cmask = cols < Cc
+            c = tl.load(ctx_ptr + r[:, None] * Cc + cols[None, :], mask=row_mask[:, None] & cmask[None, :], other=0.0)
+            # weight[kk]^T chunk (BLOCK_C, BLOCK_Z): element (c, z) sits at kk*Cz*Cc + z*Cc + c.
+            wt = tl.load(w_ptr + kk * Cz * Cc + z_cols[None, :] * Cc + cols[:, None],
+                         mask=cmask[:, None] & z_mask[None, :], other=0.0)
+            pred = tl.dot(c, wt, acc=pred, input_precision=PRECISION, out_dtype=pred.dtype)
     return pred
 
 
@@ -66,9 +74,9 @@ def _gather_score(tgt_ptr, row, mask, pred, Cz, z_cols, z_mask):
 @triton.jit
 def _anchor_kernel(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr,
                    loss_ptr, correct_ptr, g_ptr, gctx_ptr,
-                   rows, z_rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
+                   rows, z_rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON, FIRST,
                    GRAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr,
-                   PRECISION: tl.constexpr, Z_CHUNKS: tl.constexpr = 1):
+                   PRECISION: tl.constexpr, Z_CHUNKS: tl.constexpr = 1, HAS_W: tl.constexpr = True):
     """Forward (loss, correct) of a tile of BLOCK_M anchors for every k; with GRAD also g and d/dc.
 
     gctx (rows, Cc) fp32 must be zero on entry; this program owns its rows, so += is race-free.
@@ -77,12 +85,12 @@ def _anchor_kernel(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr,
     """
     if Z_CHUNKS == 1:
         _anchor_whole(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_ptr, g_ptr, gctx_ptr,
-                      rows, z_rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
-                      GRAD, BLOCK_M, BLOCK_C, BLOCK_Z, PRECISION)
+                      rows, z_rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON, FIRST,
+                      GRAD, BLOCK_M, BLOCK_C, BLOCK_Z, PRECISION, HAS_W)
     else:
         _anchor_chunked(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_ptr, g_ptr, gctx_ptr,
-                        rows, z_rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
-                        GRAD, BLOCK_M, BLOCK_C, BLOCK_Z, PRECISION, Z_CHUNKS)
+                        rows, z_rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON, FIRST,
+                        GRAD, BLOCK_M, BLOCK_C, BLOCK_Z, PRECISION, Z_CHUNKS, HAS_W)
 
 
 @triton.jit
@@ -104,9 +112,9 @@ def _push_score(m, l, best, s):
 
 @triton.jit
 def _anchor_whole(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_ptr, g_ptr, gctx_ptr,
-                  rows, z_rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
+                  rows, z_rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON, FIRST,
                   GRAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr,
-                  PRECISION: tl.constexpr):
+                  PRECISION: tl.constexpr, HAS_W: tl.constexpr):
     """_anchor_kernel with the whole of Cz in one (BLOCK_M, BLOCK_Z) tile."""
     r = (tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
     in_range = r < rows
@@ -117,10 +125,10 @@ def _anchor_whole(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_pt
     ACC: tl.constexpr = loss_ptr.dtype.element_ty  # fp32, or fp64 for fp64 inputs
     for kk in range(0, K):
         # shift = k, or K for every k with the common window (COMMON is 0 or 1)
-        valid = in_range & (t >= t0) & (t < t1 - (kk + 1 + COMMON * (K - kk - 1)))
+        valid = in_range & (t >= t0) & (t < t1 - (kk + FIRST + COMMON * (K - kk - 1)))
         pred = _predict(ctx_ptr, w_ptr, r, in_range, kk, Cc, Cz, z_cols, z_mask, ACC, BLOCK_M, BLOCK_C, BLOCK_Z,
-                        PRECISION)
-        s_pos, _ = _gather_score(tgt_ptr, r + kk + 1, valid, pred, Cz, z_cols, z_mask)
+                        PRECISION, HAS_W)
+        s_pos, _ = _gather_score(tgt_ptr, r + kk + FIRST, valid, pred, Cz, z_cols, z_mask)
         idx_row = idx_ptr + kk * s_ik + b * s_ib + t * s_it
         # Online log-sum-exp over [s_pos, s_1 .. s_N]: running max m and sum l = sum exp(s - m).
         m = s_pos
@@ -143,7 +151,7 @@ def _anchor_whole(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_pt
             g = lw * (tl.exp((s_pos - m) - log_l) - 1.0)
             tl.store(g_ptr + out * (N + 1), g, mask=in_range)
             # Reload the positive rather than keep it live through the loop (register pressure).
-            z_pos = tl.load(tgt_ptr + (r + kk + 1)[:, None] * Cz + z_cols[None, :],
+            z_pos = tl.load(tgt_ptr + (r + kk + FIRST)[:, None] * Cz + z_cols[None, :],
                             mask=valid[:, None] & z_mask[None, :], other=0.0).to(ACC)
             dp = g[:, None] * z_pos
             for n in range(0, N):
@@ -152,40 +160,38 @@ def _anchor_whole(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_pt
                 g = lw * tl.exp((tl.where(row < 0, float("-inf"), s) - m) - log_l)  # excluded: weight 0
                 tl.store(g_ptr + out * (N + 1) + 1 + n, g, mask=in_range)
                 dp += g[:, None] * z
-            # d/dc_r += dp @ W_k, W_k chunk (BLOCK_Z, BLOCK_C).
-            for c0 in range(0, Cc, BLOCK_C):
-                cols = c0 + tl.arange(0, BLOCK_C)
-                cmask = cols < Cc
-                w = tl.load(w_ptr + kk * Cz * Cc + z_cols[:, None] * Cc + cols[None, :],
-                            mask=z_mask[:, None] & cmask[None, :], other=0.0).to(ACC)
-                ptrs = gctx_ptr + r[:, None] * Cc + cols[None, :]
-                pmask = in_range[:, None] & cmask[None, :]
-                acc = tl.load(ptrs, mask=pmask, other=0.0)
-                tl.store(ptrs, tl.dot(dp, w, acc=acc, input_precision=PRECISION, out_dtype=acc.dtype), mask=pmask)
+            # d/dc_r += dp @ W_k, W_k chunk (BLOCK_Z, BLOCK_C); += dp without a weight.
+            _dc_update(w_ptr, gctx_ptr, dp, r, in_range, kk, Cc, Cz, z_cols, z_mask, BLOCK_C, PRECISION, HAS_W)
             # The next k reloads these rows, possibly from other threads of this program (the dot's
             # layout differs from the load's): make this k's global stores visible first.
             tl.debug_barrier()
 
 @triton.jit
 def _dc_update(w_ptr, gctx_ptr, dp, r, in_range, kk, Cc, Cz, z_cols, z_mask, BLOCK_C: tl.constexpr,
-               PRECISION: tl.constexpr):
-    """d/dc_r += dp @ W_k[z_cols, :], over Cc in chunks of BLOCK_C (read-modify-write of gctx's rows)."""
-    for c0 in range(0, Cc, BLOCK_C):
-        cols = c0 + tl.arange(0, BLOCK_C)
-        cmask = cols < Cc
-        w = tl.load(w_ptr + kk * Cz * Cc + z_cols[:, None] * Cc + cols[None, :],
-                    mask=z_mask[:, None] & cmask[None, :], other=0.0).to(dp.dtype)
-        ptrs = gctx_ptr + r[:, None] * Cc + cols[None, :]
-        pmask = in_range[:, None] & cmask[None, :]
-        acc = tl.load(ptrs, mask=pmask, other=0.0)
-        tl.store(ptrs, tl.dot(dp, w, acc=acc, input_precision=PRECISION, out_dtype=acc.dtype), mask=pmask)
+               PRECISION: tl.constexpr, HAS_W: tl.constexpr = True):
+    """d/dc_r += dp @ W_k[z_cols, :], over Cc in chunks of BLOCK_C (read-modify-write of gctx's rows);
+    d/dc_r[z_cols] += dp without a weight (Cc == Cz)."""
+    if not HAS_W:
+        ptrs = gctx_ptr + r[:, None] * Cc + z_cols[None, :]
+        pmask = in_range[:, None] & z_mask[None, :]
+        tl.store(ptrs, tl.load(ptrs, mask=pmask, other=0.0) + dp, mask=pmask)
+    else:
+        for c0 in range(0, Cc, BLOCK_C):
+            cols = c0 + tl.arange(0, BLOCK_C)
+            cmask = cols < Cc
+            w = tl.load(w_ptr + kk * Cz * Cc + z_cols[:, None] * Cc + cols[None, :],
+                        mask=z_mask[:, None] & cmask[None, :], other=0.0).to(dp.dtype)
+            ptrs = gctx_ptr + r[:, None] * Cc + cols[None, :]
+            pmask = in_range[:, None] & cmask[None, :]
+            acc = tl.load(ptrs, mask=pmask, other=0.0)
+            tl.store(ptrs, tl.dot(dp, w, acc=acc, input_precision=PRECISION, out_dtype=acc.dtype), mask=pmask)
 
 
 @triton.jit
 def _anchor_chunked(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_ptr, s_ptr, gctx_ptr,
-                    rows, z_rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON,
+                    rows, z_rows, T, t0, t1, K, N, Cc, Cz, s_ik, s_ib, s_it, s_in, COMMON, FIRST,
                     GRAD: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr,
-                    PRECISION: tl.constexpr, Z_CHUNKS: tl.constexpr):
+                    PRECISION: tl.constexpr, Z_CHUNKS: tl.constexpr, HAS_W: tl.constexpr):
     """_anchor_kernel over Cz in Z_CHUNKS chunks of BLOCK_Z; s_ptr (K, rows, N+1) holds the scores,
     then (with GRAD) g. Each buffer element is written and read by this program only; barriers order
     a chunk's stores before the next chunk's loads (the layouts of the two may differ)."""
@@ -195,7 +201,7 @@ def _anchor_chunked(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_
     t = r % T
     ACC: tl.constexpr = loss_ptr.dtype.element_ty  # fp32, or fp64 for fp64 inputs
     for kk in range(0, K):
-        valid = in_range & (t >= t0) & (t < t1 - (kk + 1 + COMMON * (K - kk - 1)))
+        valid = in_range & (t >= t0) & (t < t1 - (kk + FIRST + COMMON * (K - kk - 1)))
         idx_row = idx_ptr + kk * s_ik + b * s_ib + t * s_it
         out = kk * rows + r
         sp = s_ptr + out * (N + 1)
@@ -204,8 +210,8 @@ def _anchor_chunked(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_
             z_cols = zc * BLOCK_Z + tl.arange(0, BLOCK_Z)
             z_mask = z_cols < Cz
             pred = _predict(ctx_ptr, w_ptr, r, in_range, kk, Cc, Cz, z_cols, z_mask, ACC, BLOCK_M, BLOCK_C,
-                            BLOCK_Z, PRECISION)
-            part, _ = _gather_score(tgt_ptr, r + kk + 1, valid, pred, Cz, z_cols, z_mask)
+                            BLOCK_Z, PRECISION, HAS_W)
+            part, _ = _gather_score(tgt_ptr, r + kk + FIRST, valid, pred, Cz, z_cols, z_mask)
             prev = tl.load(sp, mask=in_range & (zc > 0), other=0.0)
             tl.store(sp, prev + part, mask=in_range)
             for n in range(0, N):
@@ -242,7 +248,7 @@ def _anchor_chunked(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_
                 z_cols = zc * BLOCK_Z + tl.arange(0, BLOCK_Z)
                 z_mask = z_cols < Cz
                 g = tl.load(sp, mask=valid, other=0.0)
-                z = tl.load(tgt_ptr + (r + kk + 1)[:, None] * Cz + z_cols[None, :],
+                z = tl.load(tgt_ptr + (r + kk + FIRST)[:, None] * Cz + z_cols[None, :],
                             mask=valid[:, None] & z_mask[None, :], other=0.0).to(ACC)
                 dp = g[:, None] * z
                 for n in range(0, N):
@@ -252,15 +258,16 @@ def _anchor_chunked(ctx_ptr, tgt_ptr, w_ptr, idx_ptr, lw_ptr, loss_ptr, correct_
                     z = tl.load(tgt_ptr + row[:, None] * Cz + z_cols[None, :], mask=ok[:, None] & z_mask[None, :],
                                 other=0.0).to(ACC)
                     dp += g[:, None] * z
-                _dc_update(w_ptr, gctx_ptr, dp, r, in_range, kk, Cc, Cz, z_cols, z_mask, BLOCK_C, PRECISION)
+                _dc_update(w_ptr, gctx_ptr, dp, r, in_range, kk, Cc, Cz, z_cols, z_mask, BLOCK_C, PRECISION, HAS_W)
                 tl.debug_barrier()
 
 
 @triton.jit
 def _target_kernel(ctx_ptr, w_ptr, g_ptr, order_ptr, offs_ptr, gtgt_ptr, rows, z_rows, K, N, Cc, Cz,
-                   BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr, PRECISION: tl.constexpr):
+                   BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_Z: tl.constexpr, PRECISION: tl.constexpr,
+                   HAS_W: tl.constexpr = True):
     """d value / d targets for a tile of BLOCK_M target rows q and BLOCK_Z target channels (grid
-    (row tiles, Cz chunks)): sum_k (sum_uses g c_r) @ W_k^T.
+    (row tiles, Cz chunks)): sum_k (sum_uses g c_r) @ W_k^T (sum_k sum_uses g c_r[z_cols] without a weight).
 
     order: flat use ids u = (kk*rows + r)*(N+1) + j sorted by (kk, target row), stably;
     offs (K*z_rows + 1,): the uses of target row q at step kk+1 are order[offs[kk*z_rows+q] : offs[kk*z_rows+q+1]].
@@ -275,30 +282,40 @@ def _target_kernel(ctx_ptr, w_ptr, g_ptr, order_ptr, offs_ptr, gtgt_ptr, rows, z
         start = tl.load(offs_ptr + kk * z_rows + q, mask=in_range, other=0)
         cnt = tl.load(offs_ptr + kk * z_rows + q + 1, mask=in_range, other=0) - start
         most = tl.max(cnt, axis=0)
-        for c0 in range(0, Cc, BLOCK_C):
-            cols = c0 + tl.arange(0, BLOCK_C)
-            cmask = cols < Cc
-            h = tl.zeros((BLOCK_M, BLOCK_C), dtype=ACC)
+        if not HAS_W:  # h over this program's channels is the gradient itself (Cc == Cz)
             for i in range(0, most):
                 live = i < cnt
                 u = tl.load(order_ptr + start + i, mask=live, other=0)
-                # u = 0 (a valid use) where not live: load g unmasked and mask the product instead.
-                # (A masked 1-D load here fails triton 3.6's layout pass for fp64, "mask type
-                # matches ptr type"; the select keeps a NaN in g[0] out of the other rows.)
-                g = tl.load(g_ptr + u)
+                g = tl.load(g_ptr + u)  # unmasked, as below
                 a = (u // (N + 1)) % rows
-                c = tl.load(ctx_ptr + a[:, None] * Cc + cols[None, :], mask=live[:, None] & cmask[None, :],
+                c = tl.load(ctx_ptr + a[:, None] * Cc + z_cols[None, :], mask=live[:, None] & z_mask[None, :],
                             other=0.0).to(ACC)
-                h += tl.where(live[:, None], g[:, None] * c, 0.0)
-            wt = tl.load(w_ptr + kk * Cz * Cc + z_cols[None, :] * Cc + cols[:, None],
-                         mask=cmask[:, None] & z_mask[None, :], other=0.0).to(ACC)
-            acc = tl.dot(h, wt, acc=acc, input_precision=PRECISION, out_dtype=acc.dtype)
+                acc += tl.where(live[:, None], g[:, None] * c, 0.0)
+        else:
+            for c0 in range(0, Cc, BLOCK_C):
+                cols = c0 + tl.arange(0, BLOCK_C)
+                cmask = cols < Cc
+                h = tl.zeros((BLOCK_M, BLOCK_C), dtype=ACC)
+                for i in range(0, most):
+                    live = i < cnt
+                    u = tl.load(order_ptr + start + i, mask=live, other=0)
+                    # u = 0 (a valid use) where not live: load g unmasked and mask the product instead.
+                    # (A masked 1-D load here fails triton 3.6's layout pass for fp64, "mask type
+                    # matches ptr type"; the select keeps a NaN in g[0] out of the other rows.)
+                    g = tl.load(g_ptr + u)
+                    a = (u // (N + 1)) % rows
+                    c = tl.load(ctx_ptr + a[:, None] * Cc + cols[None, :], mask=live[:, None] & cmask[None, :],
+                                other=0.0).to(ACC)
+                    h += tl.where(live[:, None], g[:, None] * c, 0.0)
+                wt = tl.load(w_ptr + kk * Cz * Cc + z_cols[None, :] * Cc + cols[:, None],
+                             mask=cmask[:, None] & z_mask[None, :], other=0.0).to(ACC)
+                acc = tl.dot(h, wt, acc=acc, input_precision=PRECISION, out_dtype=acc.dtype)
     tl.store(gtgt_ptr + q[:, None] * Cz + z_cols[None, :], acc, mask=in_range[:, None] & z_mask[None, :])
 
 
 @triton.jit
 def _weight_kernel(ctx_ptr, tgt_ptr, idx_ptr, g_ptr, gw_ptr, rows, z_rows, T, t0, t1, K, N, Cc, Cz,
-                   s_ik, s_ib, s_it, s_in, COMMON,
+                   s_ik, s_ib, s_it, s_in, COMMON, FIRST,
                    BLOCK_M: tl.constexpr, BLOCK_WZ: tl.constexpr, BLOCK_WC: tl.constexpr, PRECISION: tl.constexpr):
     """d value / d W_k for one (BLOCK_WZ, BLOCK_WC) tile: sum over row tiles (in order) of dp^T @ c."""
     kk = tl.program_id(0)
@@ -313,11 +330,11 @@ def _weight_kernel(ctx_ptr, tgt_ptr, idx_ptr, g_ptr, gw_ptr, rows, z_rows, T, t0
         in_range = r < rows
         b = r // T
         t = r % T
-        valid = in_range & (t >= t0) & (t < t1 - (kk + 1 + COMMON * (K - kk - 1)))
+        valid = in_range & (t >= t0) & (t < t1 - (kk + FIRST + COMMON * (K - kk - 1)))
         gbase = g_ptr + (kk * rows + r) * (N + 1)
         # dp restricted to the channels zc: sum_j g_j z_j[zc].
         g = tl.load(gbase, mask=valid, other=0.0)
-        z = tl.load(tgt_ptr + (r + kk + 1)[:, None] * Cz + zc[None, :], mask=valid[:, None] & zm[None, :], other=0.0)
+        z = tl.load(tgt_ptr + (r + kk + FIRST)[:, None] * Cz + zc[None, :], mask=valid[:, None] & zm[None, :], other=0.0)
         dp = g[:, None] * z.to(ACC)
         idx_row = idx_ptr + kk * s_ik + b * s_ib + t * s_it
         for n in range(0, N):

@@ -88,10 +88,11 @@ def _precision(dtype: torch.dtype) -> str:
     return "tf32" if dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32 else "ieee"
 
 
-def _target_uses(neg_idx: Tensor, K: int, B: int, T: int, t0: int, t1: int, common: bool = False, z_rows=None):
+def _target_uses(neg_idx: Tensor, K: int, B: int, T: int, t0: int, t1: int, common: bool = False, z_rows=None,
+                 first_step: int = 1):
     """CSR of the uses of every target row at every step (for the deterministic d/dtargets).
 
-    Use id u = (kk*rows + r)*(N+1) + j: row j of anchor r at step kk+1 (j = 0: the positive r+kk+1,
+    Use id u = (kk*rows + r)*(N+1) + j: row j of anchor r at step kk+1 (j = 0: the positive r+first_step+kk,
     j >= 1: neg_idx[kk, b, t, j-1]). Returns order (uses sorted stably by key kk*z_rows + target row;
     invalid anchors sort last) and offsets (K*z_rows + 1,) into order, z_rows the target rows (default
     rows = B*T). Size O(K*B*T*N), like neg_idx.
@@ -101,8 +102,8 @@ def _target_uses(neg_idx: Tensor, K: int, B: int, T: int, t0: int, t1: int, comm
     r = torch.arange(rows, device=dev)
     kk = torch.arange(K, device=dev).view(K, 1)
     t = r % T
-    valid = (t >= t0) & (t < t1 - (K if common else 1 + kk))  # (K, rows)
-    target = torch.cat([(r + kk + 1).unsqueeze(-1), neg_idx.reshape(K, rows, N)], dim=-1)  # (K, rows, N+1)
+    valid = (t >= t0) & (t < t1 - (first_step + K - 1 if common else first_step + kk))  # (K, rows)
+    target = torch.cat([(r + kk + first_step).unsqueeze(-1), neg_idx.reshape(K, rows, N)], dim=-1)  # (K, rows, N+1)
     # invalid anchors and excluded negatives (-1) sort last: no use of any row
     key = torch.where(valid.unsqueeze(-1) & (target >= 0), kk.unsqueeze(-1) * z_rows + target, K * z_rows)
     sorted_key, order = torch.sort(key.reshape(-1), stable=True)
@@ -111,17 +112,20 @@ def _target_uses(neg_idx: Tensor, K: int, B: int, T: int, t0: int, t1: int, comm
 
 
 def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, grad: bool,
-         common: bool = False):
-    """Launch the kernels; returns (loss, correct, kl, g_context, g_targets, g_weight, g_mu, g_logvar)."""
+         common: bool = False, first_step: int = 1):
+    """Launch the kernels; returns (loss, correct, kl, g_context, g_targets, g_weight, g_mu, g_logvar).
+    weight None: the dot-product score (Cc == Cz; K = neg_idx.shape[0]); g_weight is then (0,)."""
     _check(context)
     if grad and (mu is not None) != (kl_weight is not None):
         raise ValueError(KL_WEIGHT_MESSAGE)
     B, T, Cc = context.shape
-    Cz, K, N, rows = targets.shape[-1], weight.shape[0], neg_idx.shape[-1], B * T
+    Cz, K, N, rows = targets.shape[-1], neg_idx.shape[0], neg_idx.shape[-1], B * T
+    has_w = weight is not None
     z_rows = targets.shape[0] * T  # >= rows: extra utterances after the anchors' own serve as negatives
     dev, dt = context.device, context.dtype
     acc = accumulation_dtype(dt)  # the kernels accumulate in the dtype of their loss / g / kl buffers
-    ctx, tgt, w = context.contiguous(), targets.contiguous(), weight.contiguous()
+    ctx, tgt = context.contiguous(), targets.contiguous()
+    w = weight.contiguous() if has_w else ctx  # without a weight the kernels never read w_ptr
     # The interpreter (CPU tensors) has no shared memory: it runs the blocks an sm_80 build would.
     cfg = block_sizes(Cc, Cz, acc_bytes=8 if acc == torch.float64 else 4,
                       smem_limit=max_shared_memory(dev) if dev.type == "cuda" else DEFAULT_SMEM_LIMIT)
@@ -143,22 +147,26 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
     grid = (triton.cdiv(rows, cfg["BLOCK_M"]),)
     _launch(kernels._anchor_kernel, grid, dev)(
         ctx, tgt, w, neg_idx, lw, loss, correct, g, g_ctx,
-        rows, z_rows, T, t0, t1, K, N, Cc, Cz, s[0], s[1], s[2], s[3], int(common), GRAD=grad, Z_CHUNKS=chunks,
-        **blocks)
+        rows, z_rows, T, t0, t1, K, N, Cc, Cz, s[0], s[1], s[2], s[3], int(common), first_step, GRAD=grad,
+        Z_CHUNKS=chunks, HAS_W=has_w, **blocks)
 
     g_tgt = g_w = None
     if grad:
-        order, offsets = _target_uses(neg_idx, K, B, T, t0, t1, common, z_rows)
+        order, offsets = _target_uses(neg_idx, K, B, T, t0, t1, common, z_rows, first_step)
         g_tgt = torch.empty((z_rows, Cz), dtype=acc, device=dev)
         _launch(kernels._target_kernel, (triton.cdiv(z_rows, cfg["BLOCK_M"]), chunks), dev)(
-            ctx, w, g, order, offsets, g_tgt, rows, z_rows, K, N, Cc, Cz, **blocks)
-        g_w = torch.empty((K, Cz, Cc), dtype=acc, device=dev)
-        wgrid = (K, triton.cdiv(Cz, cfg["BLOCK_WZ"]), triton.cdiv(Cc, cfg["BLOCK_WC"]))
-        _launch(kernels._weight_kernel, wgrid, dev)(
-            ctx, tgt, neg_idx, g, g_w, rows, z_rows, T, t0, t1, K, N, Cc, Cz, s[0], s[1], s[2], s[3], int(common),
-            BLOCK_M=cfg["BLOCK_M"], BLOCK_WZ=cfg["BLOCK_WZ"], BLOCK_WC=cfg["BLOCK_WC"], PRECISION=prec,
-            num_warps=cfg["num_warps"])
-        g_ctx, g_tgt, g_w = g_ctx.to(dt).view(B, T, Cc), g_tgt.to(dt).view(targets.shape), g_w.to(dt)
+            ctx, w, g, order, offsets, g_tgt, rows, z_rows, K, N, Cc, Cz, HAS_W=has_w, **blocks)
+        if has_w:
+            g_w = torch.empty((K, Cz, Cc), dtype=acc, device=dev)
+            wgrid = (K, triton.cdiv(Cz, cfg["BLOCK_WZ"]), triton.cdiv(Cc, cfg["BLOCK_WC"]))
+            _launch(kernels._weight_kernel, wgrid, dev)(
+                ctx, tgt, neg_idx, g, g_w, rows, z_rows, T, t0, t1, K, N, Cc, Cz, s[0], s[1], s[2], s[3], int(common),
+                first_step, BLOCK_M=cfg["BLOCK_M"], BLOCK_WZ=cfg["BLOCK_WZ"], BLOCK_WC=cfg["BLOCK_WC"],
+                PRECISION=prec, num_warps=cfg["num_warps"])
+            g_w = g_w.to(dt)
+        else:
+            g_w = torch.empty((0,), dtype=dt, device=dev)
+        g_ctx, g_tgt = g_ctx.to(dt).view(B, T, Cc), g_tgt.to(dt).view(targets.shape)
     else:
         g_ctx = None
 
@@ -180,24 +188,26 @@ def _run(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_
 
 
 @triton_op("sim_kernels_triton::smooth_infonce_fwd", mutates_args=())
-def smooth_infonce_fwd(context: Tensor, targets: Tensor, weight: Tensor, neg_idx: Tensor, mu: Optional[Tensor],
-                       logvar: Optional[Tensor], t_begin: int, t_end: int,
-                       common_window: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+def smooth_infonce_fwd(context: Tensor, targets: Tensor, weight: Optional[Tensor], neg_idx: Tensor,
+                       mu: Optional[Tensor], logvar: Optional[Tensor], t_begin: int, t_end: int,
+                       common_window: bool = False, first_step: int = 1) -> tuple[Tensor, Tensor, Tensor]:
     """loss (K, B, T), correct (K, B, T) bool, kl (B, T) or (0,) without mu; fp64 for fp64 inputs, else fp32."""
     loss, correct, kl, *_ = _run(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, None, None, False,
-                                 common_window)
+                                 common_window, first_step)
     return loss, correct, kl
 
 
 @triton_op("sim_kernels_triton::smooth_infonce_value_and_grad", mutates_args=())
-def smooth_infonce_value_and_grad(context: Tensor, targets: Tensor, weight: Tensor, neg_idx: Tensor, mu: Optional[Tensor],
-                            logvar: Optional[Tensor], t_begin: int, t_end: int, loss_weight: Tensor,
-                            kl_weight: Optional[Tensor], common_window: bool = False
-                            ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+def smooth_infonce_value_and_grad(context: Tensor, targets: Tensor, weight: Optional[Tensor], neg_idx: Tensor,
+                                  mu: Optional[Tensor], logvar: Optional[Tensor], t_begin: int, t_end: int,
+                                  loss_weight: Tensor, kl_weight: Optional[Tensor], common_window: bool = False,
+                                  first_step: int = 1
+                                  ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """value () (fp32; fp64 for fp64 inputs) = sum(loss_weight*loss) + sum(kl_weight*kl), the fwd outputs, and d value / d
     (context, targets, weight, mu, logvar) in the input dtype (grad_mu, grad_logvar (0,) without mu)."""
     loss, correct, kl, g_ctx, g_tgt, g_w, g_mu, g_lv = _run(
-        context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, loss_weight, kl_weight, True, common_window)
+        context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, loss_weight, kl_weight, True, common_window,
+        first_step)
     value = (loss_weight.to(loss.dtype) * loss).sum()
     if mu is not None:
         value = value + (kl_weight.to(kl.dtype) * kl).sum()

@@ -25,7 +25,11 @@ FUZZ_TRITON = settings(FUZZ, max_examples=max(5, EXAMPLES // 30))
 MUTATIONS = [
     ("context", lambda a: a.update(context=a["context"][0])),                       # 2-D
     ("targets", lambda a: a.update(targets=a["targets"][:, :-1])),                  # T mismatch
-    ("weight", lambda a: a.update(weight=a["weight"][..., :-1] if a["weight"].shape[-1] > 1 else a["weight"][:, :, :0])),
+    ("weight", lambda a: a.update(weight=a["weight"][..., :-1] if a["weight"].shape[-1] > 1 else a["weight"][:, :, :0])
+     if a["weight"] is not None else a.update(weight=a["context"].new_zeros(1, 1, 1))),  # a weight with score='dot'
+    ("first_step", lambda a: a.update(first_step=-1)),
+    ("first_step", lambda a: a.update(first_step=a["context"].shape[1])),  # no anchor left
+    ("score", lambda a: a.update(score="l2")),
     ("neg_idx", lambda a: a.update(neg_idx=a["neg_idx"].int())),                     # dtype
     ("neg_idx", lambda a: a.update(neg_idx=a["neg_idx"][..., :0])),                  # N = 0
     ("neg_idx", lambda a: a.update(neg_idx=a["neg_idx"] + a["context"].shape[0] * a["context"].shape[1])),
@@ -39,7 +43,8 @@ MUTATIONS = [
     ("reduction", lambda a: a.update(reduction="avg")),
     ("kl_reduction", lambda a: a.update(kl_reduction="batch")),
     ("backend", lambda a: a.update(backend="cuda")),
-    ("K", lambda a: a.update(weight=torch.zeros(a["context"].shape[1], *a["weight"].shape[1:], dtype=a["weight"].dtype))),
+    ("K", lambda a: a.update(weight=torch.zeros(a["context"].shape[1], *a["weight"].shape[1:], dtype=a["weight"].dtype))
+     if a["weight"] is not None else a.update(first_step=a["context"].shape[1])),
 ]
 
 
@@ -49,7 +54,11 @@ def problems(draw):
     T = draw(st.integers(2, 12))
     K = draw(st.integers(1, T - 1))
     N = draw(st.integers(1, 5))
+    score = draw(st.sampled_from(["bilinear", "bilinear", "dot", "cosine"]))
+    first_step = draw(st.integers(0, min(2, T - K)))  # first_step + K - 1 < T
     Cc, Cz = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    if score != "bilinear":
+        Cz = Cc
     dtype = draw(st.sampled_from([torch.float32, torch.float64]))
     shared = draw(st.booleans())
     with_kl = draw(st.booleans())
@@ -62,8 +71,14 @@ def problems(draw):
         targets=x.targets * scale,
         beta=draw(st.sampled_from([0.0, 0.01, 1.0])),
         kl_reduction=draw(st.sampled_from(["dims", "time"])),
-        reduction=draw(st.sampled_from(["mean", "sum", "none"])),
+        reduction=draw(st.sampled_from(["mean", "sum", "anchor_sum", "none"])),
+        first_step=first_step,
+        score=score,
     )
+    if score != "bilinear":
+        args["weight"] = None  # K is neg_idx's (K, B, T, N) first dim; 1 for shared (B, T, N) negatives
+    if draw(st.booleans()):  # masked anchors (wav2vec 2.0)
+        args["anchor_mask"] = torch.rand(B, T, generator=torch.Generator().manual_seed(seed)) < 0.6
     return args
 
 
@@ -72,7 +87,10 @@ def _tolerance(args):
     if args["context"].dtype == torch.float64:
         return tol(torch.float64)
     c, z, w = args["context"], args["targets"], args["weight"]
-    mag = c.abs().max() * z.abs().max() * w.abs().max() * max(w.shape[1], w.shape[2])
+    if args["score"] == "cosine":
+        c, z = (x / x.norm(dim=-1, keepdim=True).clamp_min(1e-8) for x in (c, z))
+    w_mag, C = (w.abs().max(), max(w.shape[1], w.shape[2])) if w is not None else (1.0, c.shape[-1])
+    mag = c.abs().max() * z.abs().max() * w_mag * C
     return dict(rtol=1e-4, atol=float(1e-6 * max(1.0, mag)))
 
 
@@ -118,7 +136,7 @@ def _check_grads_against_reference(args, backend, seed):
     the kernels round relative to the loss, csrc/smooth_infonce.h). The kernels' old lse-relative
     form failed this check at 6-8x."""
     g = torch.Generator().manual_seed(seed)
-    K, (B, T) = args["weight"].shape[0], args["context"].shape[:2]
+    K, (B, T) = args["neg_idx"].shape[0] if args["neg_idx"].dim() == 4 else 1, args["context"].shape[:2]
     shape = (K, B, T) if args["reduction"] == "none" else ()
     upstream = torch.randn(shape, generator=g, dtype=torch.float64)
     got = _value_and_grads(args, backend, upstream)
@@ -155,14 +173,20 @@ def test_valid_inputs_gradients_match_reference_triton(args, seed):
 @given(problems())
 def test_module_matches_functional(args):
     c, z = args["context"], args["targets"]
-    K, Cz, Cc = args["weight"].shape
+    Cc, Cz = c.shape[-1], z.shape[-1]
+    K = args["neg_idx"].shape[0] if args["neg_idx"].dim() == 4 else args["weight"].shape[0]
+    sampler = "gim" if args["first_step"] == 1 else "within_sequence"  # the module refuses gim otherwise
     mod = SmoothInfoNCELoss(Cc, Cz, prediction_steps=K, negative_samples=args["neg_idx"].shape[-1], beta=args["beta"],
-                            kl_reduction=args["kl_reduction"], reduction=args["reduction"], backend="native")
-    with torch.no_grad():
-        mod.weight.copy_(args["weight"].float())
-    w = mod.weight.to(c.dtype)
-    got = mod(c, z, args["mu"], args["logvar"], neg_idx=args["neg_idx"])
+                            kl_reduction=args["kl_reduction"], reduction=args["reduction"], backend="native",
+                            sampler=sampler, first_step=args["first_step"], score=args["score"])
+    w = None
+    if args["weight"] is not None:
+        with torch.no_grad():
+            mod.weight.copy_(args["weight"].float())
+        w = mod.weight.to(c.dtype)
+    got = mod(c, z, args["mu"], args["logvar"], neg_idx=args["neg_idx"], anchor_mask=args.get("anchor_mask"))
     beta = args["beta"] if args["mu"] is not None else 0.0
     want = smooth_infonce(c, z, w, args["neg_idx"], args["mu"], args["logvar"], beta=beta,
-                          kl_reduction=args["kl_reduction"], reduction=args["reduction"], backend="reference")
+                          kl_reduction=args["kl_reduction"], reduction=args["reduction"], backend="reference",
+                          first_step=args["first_step"], score=args["score"], anchor_mask=args.get("anchor_mask"))
     torch.testing.assert_close(got, want, **_tolerance(args) if c.dtype == torch.float32 else {})
