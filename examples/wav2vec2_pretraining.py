@@ -170,7 +170,10 @@ def main(argv=None):
     p.add_argument("--negatives", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", default="auto", help="sim_kernels backend: auto, native, triton, reference")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads (1: a model this small gains nothing from more, and a busy machine loses much)")
     a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
     start = time.perf_counter()
     hf, ours, source = run(a.steps, a.batch_size, a.seed, None if a.synthetic else a.data, a.backend, a.negatives)
     print(f"wav2vec 2.0 (tiny, random init), {source}, batch {a.batch_size}, {a.negatives} negatives, "

@@ -26,7 +26,12 @@ def _example():
 
 
 def test_hf_loss_and_ours_give_the_same_20_step_curve():
-    hf, ours, source = _example().run(steps=20, batch_size=4, seed=0, data=None)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # ~3 s on one thread; two threads on a busy 2-core machine spin for minutes
+    try:
+        hf, ours, source = _example().run(steps=20, batch_size=4, seed=0, data=None)
+    finally:
+        torch.set_num_threads(threads)
     assert source == "synthesised words" and len(hf) == len(ours) == 20
     torch.testing.assert_close(torch.tensor(ours, dtype=torch.float64), torch.tensor(hf, dtype=torch.float64),
                                rtol=1e-5, atol=1e-4)
