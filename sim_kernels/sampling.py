@@ -129,11 +129,14 @@ def cpc_negatives(batch, time, num_negatives, generator=None, device=None, lengt
     return b * time + (t + off) % n
 
 
+def _describe(x):
+    return f"{x.dtype} of shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+
+
 def _check_mask(mask_time_indices, name="mask_time_indices"):
     """(B, T) bool view of a bool or integer mask (nonzero = masked, as ``.to(torch.bool)`` in HF's forward)."""
     if not isinstance(mask_time_indices, torch.Tensor) or mask_time_indices.dim() != 2:
-        raise ValueError(f"{name} must be a (batch, time) tensor, got "
-                         f"{tuple(mask_time_indices.shape) if isinstance(mask_time_indices, torch.Tensor) else type(mask_time_indices).__name__}")
+        raise ValueError(f"{name} must be a (batch, time) tensor, got {_describe(mask_time_indices)}")
     if mask_time_indices.is_floating_point() or mask_time_indices.is_complex():
         raise ValueError(f"{name} must be bool or an integer dtype, got {mask_time_indices.dtype}")
     return mask_time_indices.to(torch.bool)
@@ -227,13 +230,12 @@ def exclude_equal_to_positive(neg_idx, targets, first_step=0):
         ValueError: shapes or dtypes that do not fit, first_step < 0, or an entry outside [-1, B*T).
     """
     if not isinstance(targets, torch.Tensor) or targets.dim() != 3 or not targets.is_floating_point():
-        raise ValueError("targets must be a floating (B, T, C) tensor, got "
-                         f"{(targets.dtype, tuple(targets.shape)) if isinstance(targets, torch.Tensor) else type(targets).__name__}")
+        raise ValueError(f"targets must be a floating (B, T, C) tensor, got {_describe(targets)}")
     B, T, C = targets.shape
     if (not isinstance(neg_idx, torch.Tensor) or neg_idx.dim() not in (3, 4) or neg_idx.is_floating_point()
             or neg_idx.dtype == torch.bool or tuple(neg_idx.shape[-3:-1]) != (B, T)):
         raise ValueError(f"neg_idx must be an integer (B, T, N) or (K, B, T, N) tensor with (B, T) = ({B}, {T}), got "
-                         f"{(neg_idx.dtype, tuple(neg_idx.shape)) if isinstance(neg_idx, torch.Tensor) else type(neg_idx).__name__}")
+                         f"{_describe(neg_idx)}")
     if not isinstance(first_step, int) or isinstance(first_step, bool) or first_step < 0:
         raise ValueError(f"first_step must be an int >= 0, got {first_step!r}")
     neg = neg_idx.long()

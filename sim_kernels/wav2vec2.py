@@ -162,7 +162,8 @@ def _features(x, name):
 def _indices(idx, name, bt, rows, device):
     if (not isinstance(idx, torch.Tensor) or idx.dim() != 3 or idx.is_floating_point() or idx.is_complex()
             or idx.dtype == torch.bool or tuple(idx.shape[:2]) != bt or idx.shape[2] == 0):
-        raise ValueError(f"{name} must be an integer ({bt[0]}, {bt[1]}, num_negatives >= 1) tensor, got {_describe(idx)}")
+        raise ValueError(f"{name} must be an integer ({bt[0]}, {bt[1]}, num_negatives >= 1) tensor, "
+                         f"got {_describe(idx)}")
     if idx.device != device:
         raise ValueError(f"{name} must be on the features' device {device}, got {idx.device}")
     idx = idx.long()
