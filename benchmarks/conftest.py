@@ -40,6 +40,8 @@ def pytest_addoption(parser):
     g.addoption("--sim-device", choices=("cpu", "cuda"), default="cpu", help="device of the inputs (default cpu)")
     g.addoption("--sim-dtypes", default="float32", help="comma list of float32, bfloat16, float16 (default float32)")
     g.addoption("--sim-jsonl", default=None, help="append one JSON line per finished benchmark to this file")
+    g.addoption("--sim-w2v-shapes", default="w2v2-small,w2v2-base",
+                help="comma list of the wav2vec 2.0 loss shapes (benchmarks/_wav2vec2.py)")
 
 
 
@@ -61,6 +63,14 @@ def pytest_generate_tests(metafunc):
     if "sim_shape" in metafunc.fixturenames:
         table = shapes(metafunc.config.getoption("--sim-shapes"))
         metafunc.parametrize("sim_shape", [s for s, _ in table], ids=[s.id for s, _ in table])
+    if "w2v_shape" in metafunc.fixturenames:
+        from ._wav2vec2 import W2V_SHAPES
+
+        ids = [s.strip() for s in metafunc.config.getoption("--sim-w2v-shapes").split(",") if s.strip()]
+        bad = [i for i in ids if i not in W2V_SHAPES]
+        if bad or not ids:
+            raise pytest.UsageError(f"--sim-w2v-shapes must be a comma list of {sorted(W2V_SHAPES)}, got {ids}")
+        metafunc.parametrize("w2v_shape", ids, ids=ids)
     if "sim_dtype" in metafunc.fixturenames:
         names = parse_dtypes(metafunc.config.getoption("--sim-dtypes"))
         metafunc.parametrize("sim_dtype", names, ids=names)

@@ -28,8 +28,11 @@ stops at the overall deadline, so whatever the budget cuts comes last):
     tests-cuda     tests/sim_kernels/test_cuda.py (on a GPU without the CPU host emulation) (90)
     tests-gpu      tests/sim_kernels/test_gpu.py but the fuzz                               (90)
     tests-triton   test_triton.py, test_triton_wide.py (Cz 2048 fp32, 1024 fp64), test_triton_launch.py (120)
-    tests-numerics NaN/Inf, autograd matrix, export, extra targets, excluded negatives, lengths / anchor_mask (150)
+    tests-numerics NaN/Inf, autograd matrix, export, extra targets, excluded negatives, lengths / anchor_mask,
+                   step offsets and dot/cosine scores (180)
     bench          benchmarks/ on CUDA, fp32 + bf16, eager/native/triton/GEMM floor        (120)
+    bench-wav2vec2 wav2vec 2.0's loss at wav2vec2-base shapes: native, Triton (and HF's formula where
+                   transformers is installed)                                               (60)
     memcheck       compute-sanitizer --tool memcheck over scripts/gpu_sanitize_case.py     (60)
     synccheck      --tool synccheck (barrier and __syncwarp use)                            (45)
     initcheck      --tool initcheck (reads of uninitialised global memory)                  (45)
@@ -82,11 +85,13 @@ TEST_STAGES = [("tests-cuda", ["tests/sim_kernels/test_cuda.py"], 90),
                ("tests-numerics", ["tests/sim_kernels/test_numerics.py", "tests/sim_kernels/test_autograd_matrix.py",
                                    "tests/sim_kernels/test_export.py", "tests/sim_kernels/test_extra_targets.py",
                                    "tests/sim_kernels/test_excluded_negatives.py",
-                                   "tests/sim_kernels/test_lengths_and_anchor_mask.py"], 150)]
+                                   "tests/sim_kernels/test_lengths_and_anchor_mask.py",
+                                   "tests/sim_kernels/test_step_offsets_and_scores.py"], 180)]
 FUZZ_STAGE = ("fuzz-gpu", ["tests/sim_kernels/test_gpu.py", "-k", "fuzz"], 90)
 PER_TEST_TIMEOUT = 60  # seconds (x the dry run's slack), with pytest-timeout where installed: a hung test fails alone
 SANITIZERS = (("memcheck", 60), ("synccheck", 45), ("initcheck", 45), ("racecheck", 45))
-ALL_STAGES = ("env", "build", *(n for n, _, _ in TEST_STAGES), "bench", *(n for n, _ in SANITIZERS), FUZZ_STAGE[0],
+ALL_STAGES = ("env", "build", *(n for n, _, _ in TEST_STAGES), "bench", "bench-wav2vec2", *(n for n, _ in SANITIZERS),
+              FUZZ_STAGE[0],
               "train-step", "compile-check", "bench-compiled", "cpu-threads")
 
 
@@ -339,6 +344,19 @@ def _stages(run: Runner, result: dict, chosen: set, python: str, t0: float, budg
         run.run("bench", [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "benchmarks/test_smooth_infonce.py",
                           "--sim-shapes=smoke", "--sim-no-memory", "--sim-budget=0.05", "--sim-min-rounds=2",
                           "--sim-max-rounds=3", "-k", "not compiled", f"--sim-jsonl={jsonl}"], 120, src, py_env)
+    if not want("bench-wav2vec2"):
+        pass
+    elif not built:
+        run.skip("bench-wav2vec2", "the build failed")
+    elif gpu:
+        run.run("bench-wav2vec2", [*bench_common, "benchmarks/test_wav2vec2_loss.py", "--sim-device=cuda",
+                                   "--sim-w2v-shapes=w2v2-base", "--sim-budget=0.25", "--sim-min-rounds=5",
+                                   "--sim-max-rounds=40", "-k", "not compiled"], 60, src, gpu_env, min_needed=20)
+    else:  # the harness on the CPU, the small shape, nothing timed for real
+        run.run("bench-wav2vec2", [python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                   "benchmarks/test_wav2vec2_loss.py", "--sim-w2v-shapes=w2v2-small", "--sim-no-memory",
+                                   "--sim-budget=0.05", "--sim-min-rounds=2", "--sim-max-rounds=3", "-k",
+                                   "not compiled", f"--sim-jsonl={jsonl}"], 60, src, py_env)
 
     # sanitizers: memcheck (addresses), synccheck (__syncwarp / barrier use: the CUDA kernels' lane-0
     # writes rest on it), initcheck (reads of uninitialised global memory), racecheck (shared memory:
@@ -382,7 +400,8 @@ def _stages(run: Runner, result: dict, chosen: set, python: str, t0: float, budg
     if want("compile-check"):
         st = run.run("compile-check", [python, "-m", "sim_kernels.triton.compile_check", "--arch", "80,90",
                                        "--dtypes", "fp32,bf16,fp64", "--cz", "256,1024,2048,4096",
-                                       "--kernels", "anchor,anchor+grad,target", "--json", str(res_json)], 90, src, {**py_env, "TRITON_INTERPRET": "0"},
+                                       "--kernels", "anchor,anchor+grad,target,anchor-dot+grad,target-dot",
+                                       "--json", str(res_json)], 90, src, {**py_env, "TRITON_INTERPRET": "0"},
                      min_needed=30)
         if res_json.exists():
             result["triton_resources"] = json.loads(res_json.read_text())
@@ -396,7 +415,8 @@ def _stages(run: Runner, result: dict, chosen: set, python: str, t0: float, budg
                     60, src, gpu_env, min_needed=30)
         else:
             run.skip("bench-compiled", no_gpu if built else "the build failed")
-    result["bench_rows"] = [r for r in _read_jsonl(jsonl) if "train_step" not in r]
+    result["bench_rows"] = [r for r in _read_jsonl(jsonl) if "train_step" not in r and r.get("loss") != "wav2vec2"]
+    result["wav2vec2_rows"] = [r for r in _read_jsonl(jsonl) if r.get("loss") == "wav2vec2"]
     result["train_rows"] = [r for r in _read_jsonl(jsonl) if "train_step" in r]
     result["bench_machine"] = {"cpu_model": env.get("cpu_model", "?"), "logical_cores": env.get("cpus"),
                                "torch_version": env.get("torch"), "device": "cuda" if gpu else "cpu",

@@ -321,7 +321,7 @@ def test_emulation_rejects_bad_arguments(emulation):
         emulation.smooth_infonce_fwd(*args[:6], 3, 10)
     with pytest.raises(ValueError, match="t_begin, t_end"):
         emulation.smooth_infonce_fwd(*args[:6], 4, 4)
-    with pytest.raises(ValueError, match=r"K \(prediction steps\) must be < the anchor window 1"):
+    with pytest.raises(ValueError, match=r"K \(prediction steps\) \+ first_step - 1 must be < the anchor window 1, got K=1, first_step=1"):
         emulation.smooth_infonce_fwd(*args[:6], 4, 5)
     with pytest.raises(ValueError, match=r"loss_weight must have shape \(K, B, T\)"):
         emulation.smooth_infonce_value_and_grad(*args, x["loss_weight"][:, :, :3], x["kl_weight"])
