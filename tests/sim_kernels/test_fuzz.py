@@ -174,7 +174,8 @@ def test_valid_inputs_gradients_match_reference_triton(args, seed):
 def test_module_matches_functional(args):
     c, z = args["context"], args["targets"]
     Cc, Cz = c.shape[-1], z.shape[-1]
-    K = args["neg_idx"].shape[0] if args["neg_idx"].dim() == 4 else args["weight"].shape[0]
+    K = args["neg_idx"].shape[0] if args["neg_idx"].dim() == 4 else (
+        args["weight"].shape[0] if args["weight"] is not None else 1)
     sampler = "gim" if args["first_step"] == 1 else "within_sequence"  # the module refuses gim otherwise
     mod = SmoothInfoNCELoss(Cc, Cz, prediction_steps=K, negative_samples=args["neg_idx"].shape[-1], beta=args["beta"],
                             kl_reduction=args["kl_reduction"], reduction=args["reduction"], backend="native",
