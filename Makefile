@@ -30,7 +30,7 @@ venv:
 deps: $(VENV)/.deps-stamp
 $(VENV)/.deps-stamp: requirements.txt | venv
 	set -o pipefail; $(PIP) install -q -r requirements.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
-	$(PY) -c "import torch, torchaudio, triton, soundfile, sklearn, hypothesis, pytest_benchmark"
+	$(PY) -c "import torch, torchaudio, triton, soundfile, sklearn, hypothesis, pytest_benchmark, transformers"
 	touch $@
 
 # Rebuilt when a source or a build switch changes (the stamp's name records FORCE_CUDA / FORCE_ONLY_CPU).

@@ -211,11 +211,13 @@ def exclude_equal_to_positive(neg_idx, targets, first_step=0):
     codebook entry used twice) would be an unbeatable competitor, so it is dropped. ``smooth_infonce``
     reads -1 as "no negative here" (score -inf, no gradient): the same loss and gradients.
 
-    Exact equality without materialising the (B, T, N, C) negatives: every row of ``targets`` gets the
-    id of its value (``torch.unique(dim=0, return_inverse=True)`` on the rows cast to float64, exact for
-    every floating dtype), then ids are compared. Equality is IEEE ``==`` per channel, as HF's:
-    -0.0 equals 0.0 (rows are canonicalised by adding +0.0), and a row holding a NaN equals nothing, not
-    even itself (such a positive keeps all its negatives; such a negative is never dropped).
+    Exact equality without materialising the (B, T, N, C) negatives: every row of ``targets`` gets a
+    fingerprint of its bits (``_row_fingerprints``: equal rows, equal fingerprints, exactly), the
+    fingerprints of each negative and its positive are compared, and only the pairs whose fingerprints agree
+    (the duplicates, and any rare collision) are compared channel by channel. Equality is IEEE ``==`` per
+    channel, as HF's: -0.0 equals 0.0 (rows are canonicalised by adding +0.0), and a row holding a NaN equals
+    nothing, not even itself (such a positive keeps all its negatives; such a negative is never dropped).
+    Cost: one O(B*T*C) pass, O(B*T*N) compares, one host sync.
 
     Args:
         neg_idx: integer (B, T, N) or (K, B, T, N) rows of ``targets.reshape(B*T, C)``; -1 entries (already
@@ -242,20 +244,55 @@ def exclude_equal_to_positive(neg_idx, targets, first_step=0):
     if neg.numel() and bool(((neg < -1) | (neg >= B * T)).any()):
         raise ValueError(f"neg_idx: entries must lie in [0, B*T={B * T}) or be -1 (excluded), got "
                          f"[{int(neg.min())}, {int(neg.max())}]")
+    return excluding_equal_to_positive(neg, targets, first_step)
+
+
+def excluding_equal_to_positive(neg, targets, first_step):
+    """exclude_equal_to_positive without its argument checks, for callers that made them (int64 ``neg`` with
+    entries in [-1, B*T), (B, T, C) floating ``targets``, ``first_step`` >= 0)."""
+    B, T, C = targets.shape
     K = neg.shape[0] if neg.dim() == 4 else 1
     with torch.no_grad():
-        rows = targets.detach().reshape(B * T, C).to(torch.float64) + 0.0  # exact; -0.0 + 0.0 = +0.0
+        rows = (targets.detach().reshape(B * T, C) + 0.0).to(neg.device)  # -0.0 + 0.0 = +0.0
         nan = rows.isnan().any(1)
-        _, ids = torch.unique(rows, dim=0, return_inverse=True)
-        ids = torch.where(nan, B * T + torch.arange(B * T, device=ids.device), ids)  # a NaN row: its own id
-        ids, nan = ids.to(neg.device), nan.to(neg.device)
+        prints = _row_fingerprints(rows)
         steps = neg.view(K, B, T, -1)
         t = torch.arange(T, device=neg.device).view(1, 1, T)
         pos_t = t + first_step + torch.arange(K, device=neg.device).view(K, 1, 1)  # (K, 1, T)
         pos = (torch.arange(B, device=neg.device).view(1, B, 1) * T + pos_t.clamp(max=T - 1)).view(K, B, T, 1)
         has_pos = (pos_t < T).view(K, 1, T, 1)
-        same = (ids[steps.clamp(min=0)] == ids[pos]) & ~nan[pos] & (steps >= 0) & has_pos
+        rows_n = steps.clamp(min=0)
+        same = (prints[rows_n] == prints[pos]) & ~nan[pos] & (steps >= 0) & has_pos  # candidates
+        where = same.nonzero(as_tuple=True)  # the one sync; few: duplicates and rare collisions
+        if where[0].numel():
+            equal = (rows[rows_n[where]] == rows[pos.expand_as(steps)[where]]).all(-1)  # IEEE ==, channel by channel
+            same[where] = equal
         return torch.where(same, -1, steps).view(neg.shape)
+
+
+_FINGERPRINT_SEED = 0x5EED  # fixed: the fingerprints of a row are the same in every call and process
+_FINGERPRINT_ROWS = 4096    # rows per block: the 16-bit words of a block as float64 stay a few MB
+
+
+def _row_fingerprints(rows):
+    """(R,) float64 fingerprints of the (R, C) rows' bits: rows equal bit for bit get equal fingerprints.
+
+    Each row's bits, as L = C * (element bytes / 2) unsigned 16-bit words w_l, are summed as sum_l w_l a_l
+    with fixed random integer coefficients a_l in [1, 2^20): every product is an integer below 2^36 and the
+    sum one below L * 2^36 <= 2^53, so float64 holds it exactly whatever order the GEMM adds in (a rounded
+    sum could differ between two equal rows at different positions). Distinct rows rarely collide; callers
+    confirm a match channel by channel."""
+    words = rows.contiguous().view(torch.int16)  # (R, L)
+    R, L = words.shape
+    if L > 2 ** 17:
+        raise ValueError(f"targets: rows of {L} 16-bit words are too wide for exact fingerprints (at most 2**17)")
+    gen = torch.Generator().manual_seed(_FINGERPRINT_SEED)
+    coeff = torch.randint(1, 2 ** 20, (L,), generator=gen, dtype=torch.int64).to(torch.float64).to(rows.device)
+    out = torch.empty(R, dtype=torch.float64, device=rows.device)
+    for r0 in range(0, R, _FINGERPRINT_ROWS):
+        block = words[r0:r0 + _FINGERPRINT_ROWS].view(torch.uint16)  # the same bits, unsigned: 0..65535
+        out[r0:r0 + _FINGERPRINT_ROWS] = block.to(torch.float64) @ coeff
+    return out
 
 
 SAMPLERS = ("gim", "within_sequence", "cpc")

@@ -36,7 +36,7 @@ import numbers
 import torch
 
 from .functional import smooth_infonce
-from .sampling import exclude_equal_to_positive
+from .sampling import excluding_equal_to_positive
 
 __all__ = ["wav2vec2_contrastive_loss", "wav2vec2_contrastive_loss_fairseq", "WAV2VEC2_REDUCTIONS"]
 
@@ -94,7 +94,7 @@ def wav2vec2_contrastive_loss(transformer_features, quantized_features, sampled_
     scale = _inverse_temperature(temperature, "temperature")
     _reduction(reduction)
     # neg_is_pos on the features as given (HF compares quantized_features before any cast), -1 = excluded
-    neg_idx = exclude_equal_to_positive(neg_idx, quantized_features, first_step=0)
+    neg_idx = excluding_equal_to_positive(neg_idx, quantized_features, 0)
     loss = smooth_infonce(transformer_features.float(), quantized_features.float(), None, neg_idx,
                           reduction=_OP_REDUCTION[reduction], backend=backend, score="cosine", first_step=0,
                           score_scale=scale, anchor_mask=mask)
@@ -138,7 +138,7 @@ def wav2vec2_contrastive_loss_fairseq(x, y, neg_idxs, logit_temp=0.1, *, reducti
     neg_idx = _indices(neg_idxs, "neg_idxs", (B, M), B * M, x.device)
     scale = _inverse_temperature(logit_temp, "logit_temp")
     _reduction(reduction)
-    neg_idx = exclude_equal_to_positive(neg_idx, y, first_step=0)
+    neg_idx = excluding_equal_to_positive(neg_idx, y, 0)
     loss = smooth_infonce(x.float(), y.float(), None, neg_idx, reduction=_OP_REDUCTION[reduction], backend=backend,
                           score="cosine", first_step=0, score_scale=scale)
     return loss[0] if reduction == "none" else loss

@@ -148,6 +148,38 @@ def test_exclusion_per_step(first_step):
         assert torch.equal(got[k, :, T - first_step - k:], idx[k, :, T - first_step - k:])
 
 
+def test_exclusion_confirms_every_fingerprint_match_channel_by_channel(monkeypatch):
+    """Fingerprints that all collide (every row the same print) must still exclude exactly HF's pairs: the
+    channel-by-channel check decides, the fingerprint only preselects."""
+    import sim_kernels.sampling as sampling
+
+    g = torch.Generator().manual_seed(5)
+    q = torch.randn(3, 4, generator=g)[torch.randint(0, 3, (B, T), generator=g)]
+    q[1, 2, 3] += 1e-6  # one row one ulp-ish off its twins
+    idx = torch.randint(0, B * T, (B, T, 6), generator=g)
+    monkeypatch.setattr(sampling, "_row_fingerprints", lambda rows: torch.zeros(rows.shape[0], dtype=torch.float64))
+    got = exclude_equal_to_positive(idx, q)
+    want = _hf_neg_is_pos(idx, q)
+    assert want.any() and not want.all()
+    assert torch.equal(got == -1, want)
+
+
+def test_fingerprints_of_equal_rows_are_equal_at_any_position():
+    """Equal rows get bitwise-equal fingerprints wherever they sit (first row of a GEMM block or the last
+    of a ragged one), for wide rows too; distinct rows differ."""
+    from sim_kernels.sampling import _FINGERPRINT_ROWS, _row_fingerprints
+
+    g = torch.Generator().manual_seed(6)
+    for dtype, C in ((torch.float32, 256), (torch.float64, 1000), (torch.bfloat16, 4096)):
+        rows = torch.randn(_FINGERPRINT_ROWS + 37, C, generator=g).to(dtype)
+        for i in (1, 17, _FINGERPRINT_ROWS - 1, _FINGERPRINT_ROWS, _FINGERPRINT_ROWS + 36):
+            rows[i] = rows[0]
+        prints = _row_fingerprints(rows)
+        same = prints == prints[0]
+        assert same.sum() == 6 and same[[0, 1, 17, _FINGERPRINT_ROWS - 1, _FINGERPRINT_ROWS,
+                                         _FINGERPRINT_ROWS + 36]].all()
+
+
 def test_exclusion_minus_zero_nan_and_dtypes():
     """-0.0 == 0.0 (HF's ==: excluded); a row with a NaN equals nothing, not even itself (HF's ==: kept)."""
     q = torch.zeros(1, 4, 2)
