@@ -36,6 +36,8 @@ from typing import Callable
 import torch
 from torch.autograd import forward_ad
 
+from .spec import LossSpec
+
 __all__ = ["active", "under_functorch", "plain_batches", "refuse_second_order", "Call", "FusedValue", "FusedPerAnchor",
            "WeightedGrads", "SecondOrderGuard", "per_anchor_loss_tangent", "SECOND_ORDER_MESSAGE"]
 
@@ -138,14 +140,11 @@ class Call:
     """What stays fixed in one loss call: the backend's entry points, the anchor window and the index check.
 
     fwd, value_and_grad: the backend's (sim_kernels/registry.py), on the (K, B, T, N) neg_idx.
-    t0, t1, common: the anchor window; first_step: the offset of step 1 (the positive of step k is t + first_step + k - 1).
+    spec: the call's LossSpec (sim_kernels/spec.py), its anchor window resolved.
     """
     fwd: Callable
     value_and_grad: Callable
-    t0: int
-    t1: int
-    common: bool
-    first_step: int = 1
+    spec: LossSpec
 
 
 _GRAD_INPUTS = 5  # context, targets, weight, mu, logvar: the differentiable inputs, first in every forward
@@ -161,8 +160,7 @@ def _value_and_grads(call, context, targets, weight, neg_idx, mu, logvar, loss_w
     with torch.enable_grad():
         leaves = [x.detach().requires_grad_() if x is not None else None for x in (context, targets, weight, mu, logvar)]
         value, loss, correct, kl = call.value_and_grad(leaves[0], leaves[1], leaves[2], neg_idx, leaves[3], leaves[4],
-                                                       call.t0, call.t1, loss_weight, kl_weight, call.common,
-                                                       call.first_step)
+                                                       loss_weight, kl_weight, call.spec)
         used = [x for x in leaves if x is not None]
         grads = iter(torch.autograd.grad(value, used, allow_unused=True))
     grads = [next(grads) if x is not None else None for x in leaves]
@@ -180,7 +178,7 @@ def _vmap_loop(fn, info, in_dims, args):
     return stacked, (0,) * len(stacked)
 
 
-def per_anchor_loss_tangent(context, targets, weight, neg_idx, c_dot, z_dot, w_dot, t0, t1, common, first_step=1):
+def per_anchor_loss_tangent(context, targets, weight, neg_idx, c_dot, z_dot, w_dot, spec):
     """The forward-mode derivative of the per-anchor losses (K, B, T) along the tangents (None = 0).
 
     For anchor (b, t) at step k with prediction p = W_k c_t (p = c_t without a weight), scores s_j = z_{rho_j} . p
@@ -192,6 +190,7 @@ def per_anchor_loss_tangent(context, targets, weight, neg_idx, c_dot, z_dot, w_d
     """
     B, T, _ = context.shape
     K = weight.shape[0] if weight is not None else neg_idx.shape[0]
+    t0, t1, first_step = spec.t_begin, spec.t_end, spec.first_step
     acc = torch.float64 if context.dtype == torch.float64 else torch.float32
     c, z = context.to(acc), targets.to(acc)
     w = weight.to(acc) if weight is not None else None
@@ -201,7 +200,7 @@ def per_anchor_loss_tangent(context, targets, weight, neg_idx, c_dot, z_dot, w_d
     out = []
     for k in range(1, K + 1):
         d = first_step + k - 1  # the positive of step k is frame t + d
-        lo, hi = t0, t1 - (first_step + K - 1 if common else d)
+        lo, hi = t0, t1 - spec.shift(k, K)
         pred = c[:, lo:hi] if w is None else torch.einsum("btc,zc->btz", c[:, lo:hi], w[k - 1])
         d_pred = torch.zeros_like(pred)
         if dw is not None:
@@ -267,8 +266,7 @@ class FusedPerAnchor(torch.autograd.Function):
 
     @staticmethod
     def forward(context, targets, weight, mu, logvar, neg_idx, call):
-        loss, correct, kl = call.fwd(context, targets, weight, neg_idx, mu, logvar, call.t0, call.t1, call.common,
-                                     call.first_step)
+        loss, correct, kl = call.fwd(context, targets, weight, neg_idx, mu, logvar, call.spec)
         return loss, correct, _empty_like_none(kl, loss)
 
     @staticmethod
@@ -299,8 +297,7 @@ class FusedPerAnchor(torch.autograd.Function):
         call = ctx.call
         loss_dot = None
         if any(t is not None for t in (c_dot, z_dot, w_dot)):
-            loss_dot = per_anchor_loss_tangent(context, targets, weight, neg_idx, c_dot, z_dot, w_dot, call.t0,
-                                               call.t1, call.common, call.first_step)
+            loss_dot = per_anchor_loss_tangent(context, targets, weight, neg_idx, c_dot, z_dot, w_dot, call.spec)
         else:
             acc = torch.float64 if context.dtype == torch.float64 else torch.float32
             loss_dot = torch.zeros((neg_idx.shape[0], *context.shape[:2]), dtype=acc, device=context.device)

@@ -5,22 +5,18 @@ The reductions live here, on top of three per-anchor statistics every backend pr
 """
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
 
 from . import _autocast, _transforms, registry
-from ._options import ANCHOR_WINDOWS, SCORES, check_first_step, check_options, check_score
 from .reference import accumulation_dtype, normalize_rows, steps_of
+from .spec import ANCHOR_WINDOWS, KL_REDUCTIONS, REDUCTIONS, SCORES, LossSpec
 
-__all__ = ["smooth_infonce", "smooth_infonce_with_metrics", "REDUCTIONS", "KL_REDUCTIONS", "BACKENDS",
-           "ANCHOR_WINDOWS", "SCORES"]
+__all__ = ["smooth_infonce", "smooth_infonce_with_metrics", "loss_and_metrics", "LossSpec", "REDUCTIONS",
+           "KL_REDUCTIONS", "BACKENDS", "ANCHOR_WINDOWS", "SCORES"]
 
-REDUCTIONS = ("mean", "sum", "anchor_sum", "none")
-KL_REDUCTIONS = ("dims", "time")
 BACKENDS = registry.BACKEND_NAMES  # "auto" and every registered backend (a live view of the registry)
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -85,9 +81,8 @@ def smooth_infonce(context, targets, weight, neg_idx, mu=None, logvar=None, beta
     dtype (a mix of floating dtypes is cast once to the widest), every backend accumulates in fp32
     and returns float32 (float64 for float64); see sim_kernels/_autocast.py.
     """
-    loss, _ = _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, False,
-                   anchor_window=anchor_window, score_scale=score_scale, lengths=lengths, anchor_mask=anchor_mask,
-                   first_step=first_step, score=score)
+    spec = LossSpec(beta, kl_reduction, reduction, anchor_window, score, score_scale, first_step)
+    loss, _ = _run(context, targets, weight, neg_idx, mu, logvar, spec, backend, False, None, lengths, anchor_mask)
     return loss
 
 
@@ -102,52 +97,57 @@ def smooth_infonce_with_metrics(context, targets, weight, neg_idx, mu=None, logv
     ``window=(t_begin, t_end)`` restricts the anchors to t_begin <= t < t_end - d_k, with per-k
     means over B*(t_end - t_begin - d_k) anchors (GIM's subsampling; negatives still index all rows).
     """
-    return _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, True, window,
-                anchor_window, score_scale, lengths, anchor_mask, first_step, score)
+    spec = LossSpec(beta, kl_reduction, reduction, anchor_window, score, score_scale, first_step)
+    return _run(context, targets, weight, neg_idx, mu, logvar, spec, backend, True, window, lengths, anchor_mask)
 
 
-def _run(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, metrics, window=None,
-         anchor_window="per_step", score_scale=1.0, lengths=None, anchor_mask=None, first_step=1, score="bilinear"):
+def loss_and_metrics(context, targets, weight, neg_idx, mu, logvar, spec: LossSpec, backend="auto", window=None,
+                     lengths=None, anchor_mask=None):
+    """smooth_infonce_with_metrics with its options as one LossSpec (what SmoothInfoNCELoss calls)."""
+    if not isinstance(spec, LossSpec):
+        raise TypeError(f"spec must be a sim_kernels.LossSpec, got {type(spec).__name__}")
+    return _run(context, targets, weight, neg_idx, mu, logvar, spec, backend, True, window, lengths, anchor_mask)
+
+
+def _run(context, targets, weight, neg_idx, mu, logvar, spec, backend, metrics, window=None, lengths=None,
+         anchor_mask=None):
     """Checks and dispatch, then either the per-anchor statistics reduced here (reduction="none" or no
     gradient needed) or the fused value-and-grad op with the reduction's weights known up front."""
     transformed = _transforms.active((context, targets, weight, mu, logvar))
-    impl, (context, targets, weight, neg_idx, mu, logvar), (B, T, K, t0, t1, common) = _dispatch(
-        context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, window,
-        anchor_window, score_scale, first_step, score)
+    impl, (context, targets, weight, neg_idx, mu, logvar), (B, T, K), spec = _dispatch(
+        context, targets, weight, neg_idx, mu, logvar, spec, backend, window)
     _check_masks(lengths, anchor_mask, B, T, context.device)
     acc = accumulation_dtype(context.dtype)
-    anchors = _anchors(B, T, K, targets.shape[-1], t0, t1, common, acc, context.device, kl_reduction, lengths,
-                       anchor_mask, first_step)
+    anchors = _anchors(B, T, K, targets.shape[-1], spec, acc, context.device, lengths, anchor_mask)
 
     if transformed and not impl.plain_autograd:
-        out, loss, correct, kl = _run_transformed(impl, context, targets, weight, neg_idx, mu, logvar, B, T, K, t0, t1,
-                                                  common, anchors, reduction, beta, first_step)
+        out, loss, correct, kl = _run_transformed(impl, context, targets, weight, neg_idx, mu, logvar, B, T, K, spec,
+                                                  anchors)
         return out, (_metrics(loss, correct, kl, anchors) if metrics else None)
     needs_grad = torch.is_grad_enabled() and any(
         x is not None and x.requires_grad for x in (context, targets, weight, mu, logvar))
-    if reduction == "none" or not needs_grad:
-        loss, correct, kl = impl.fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1, common, first_step)
-        out = _masked(loss, anchors) if reduction == "none" else _reduce(loss, kl, anchors, reduction, beta)
+    if spec.reduction == "none" or not needs_grad:
+        loss, correct, kl = impl.fwd(context, targets, weight, neg_idx, mu, logvar, spec)
+        out = _masked(loss, anchors) if spec.reduction == "none" else _reduce(loss, kl, anchors, spec)
     else:
         # Upstream weights are known now, so the kernel does forward and backward in one pass.
-        loss_weight, kl_weight = _upstream_weights(anchors, reduction, beta, B, T, K, mu is not None)
-        out, loss, correct, kl = impl.value_and_grad(context, targets, weight, neg_idx, mu, logvar, t0, t1,
-                                                     loss_weight, kl_weight, common, first_step)
+        loss_weight, kl_weight = _upstream_weights(anchors, spec, B, T, K, mu is not None)
+        out, loss, correct, kl = impl.value_and_grad(context, targets, weight, neg_idx, mu, logvar, loss_weight,
+                                                     kl_weight, spec)
     if not metrics:
         return out, None
     return out, _metrics(loss, correct, kl, anchors)
 
 
-def _run_transformed(impl, context, targets, weight, neg_idx, mu, logvar, B, T, K, t0, t1, common, anchors,
-                     reduction, beta, first_step=1):
+def _run_transformed(impl, context, targets, weight, neg_idx, mu, logvar, B, T, K, spec, anchors):
     """The fused backends under torch.func transforms or forward-mode AD (sim_kernels/_transforms.py):
     the same statistics through autograd.Functions that have jvp and vmap rules."""
     _transforms.refuse_second_order()
-    call = _transforms.Call(impl.fwd, impl.value_and_grad, t0, t1, common, first_step)
-    if reduction == "none":
+    call = _transforms.Call(impl.fwd, impl.value_and_grad, spec)
+    if spec.reduction == "none":
         loss, correct, kl = _transforms.FusedPerAnchor.apply(context, targets, weight, mu, logvar, neg_idx, call)
         return _masked(loss, anchors), loss, correct, (kl if mu is not None else None)
-    loss_weight, kl_weight = _upstream_weights(anchors, reduction, beta, B, T, K, mu is not None)
+    loss_weight, kl_weight = _upstream_weights(anchors, spec, B, T, K, mu is not None)
     out, loss, correct, kl, *_ = _transforms.FusedValue.apply(context, targets, weight, mu, logvar, neg_idx,
                                                              loss_weight, kl_weight, call)
     return out, loss, correct, (kl if mu is not None else None)
@@ -155,34 +155,31 @@ def _run_transformed(impl, context, targets, weight, neg_idx, mu, logvar, B, T, 
 
 # ---- dispatch ------------------------------------------------------------------------------------
 
-def _dispatch(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, window,
-              anchor_window, score_scale, first_step=1, score="bilinear"):
+def _dispatch(context, targets, weight, neg_idx, mu, logvar, spec, backend, window):
     """Autocast promotion, every argument check, the backend choice, and the inputs as the backends take
     them: neg_idx (K, B, T, N) (a shared (B, T, N) expanded with stride 0), weight scaled by score_scale
     (without a weight: context scaled), rows normalised for score="cosine".
-    Returns (backend, inputs, (B, T, K, t0, t1, common))."""
-    check_score(score, weight)
-    check_first_step(first_step)
+    Returns (backend, inputs, (B, T, K), spec with this call's anchor window)."""
+    spec.check_weight(weight)
     if isinstance(context, torch.Tensor) and _autocast.enabled(context.device.type):
         # Under autocast: inputs keep their dtype; a mix is cast once to the widest (sim_kernels/_autocast.py).
         context, targets, weight, mu, logvar = _autocast.promote(context, targets, weight, mu, logvar)
-    B, T, K, t0, t1 = _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend,
-                             window, first_step)
-    common = _check_options(anchor_window, score_scale)
+    B, T, K, t0, t1 = _check(context, targets, weight, neg_idx, mu, logvar, backend, window, spec.first_step)
+    spec = spec.window(t0, t1)
     impl = registry.choose(backend, context)
     if neg_idx.dim() == 3:
         neg_idx = neg_idx.unsqueeze(0).expand(K, -1, -1, -1)
     if impl.kernel_skips_index_check:
-        _check_index_values(neg_idx, targets.shape[0] * T, t0, t1, common, first_step)
-    if score == "cosine":
+        _check_index_values(neg_idx, targets.shape[0] * T, spec)
+    if spec.score == "cosine":
         context, targets = normalize_rows(context), normalize_rows(targets)
-    scale = 1.0 / targets.shape[-1] if score_scale == "mean" else float(score_scale)
+    scale = spec.scale(targets.shape[-1])
     if scale != 1.0:
         if weight is not None:
             weight = weight * scale  # s = scale * z.(W c) = z.((scale W) c)
         else:
             context = context * scale  # s = scale * z.c = z.(scale c)
-    return impl, (context, targets, weight, neg_idx, mu, logvar), (B, T, K, t0, t1, common)
+    return impl, (context, targets, weight, neg_idx, mu, logvar), (B, T, K), spec
 
 
 # ---- weighting -----------------------------------------------------------------------------------
@@ -204,12 +201,13 @@ class _Anchors:
     kl_den: object
 
 
-def _anchors(B, T, K, Cz, t0, t1, common, acc, dev, kl_reduction, lengths=None, anchor_mask=None,
-             first_step=1) -> _Anchors:
+def _anchors(B, T, K, Cz, spec, acc, dev, lengths=None, anchor_mask=None) -> _Anchors:
     """The anchors of step k: t0 <= t < t1 - shift_k (shift_k = d_k = first_step + k - 1, or d_K with the common
     window), and, when given, t < lengths[b] - shift_k (the positive t + d_k is a real frame) and anchor_mask[b, t]."""
-    steps = torch.arange(first_step, first_step + K, device=dev)  # d_k
-    shift = torch.full_like(steps, first_step + K - 1) if common else steps  # the last anchor of step k: t1 - shift_k - 1
+    t0, t1, kl_reduction = spec.t_begin, spec.t_end, spec.kl_reduction
+    steps = torch.arange(spec.first_step, spec.first_step + K, device=dev)  # d_k
+    # the last anchor of step k: t1 - shift_k - 1
+    shift = torch.full_like(steps, spec.shift(K, K)) if spec.common else steps
     t = torch.arange(T, device=dev)
     window = ((t >= t0) & (t.view(1, T) < (t1 - shift).view(K, 1))).view(K, 1, T)
     if lengths is None and anchor_mask is None:
@@ -227,13 +225,13 @@ def _anchors(B, T, K, Cz, t0, t1, common, acc, dev, kl_reduction, lengths=None, 
     return _Anchors(valid, count, True, frames, kl_den)
 
 
-def _upstream_weights(anchors, reduction, beta, B, T, K, has_kl):
+def _upstream_weights(anchors, spec, B, T, K, has_kl):
     """loss_weight (K, B, T) and kl_weight (B, T) or None: d loss / d (per-anchor loss, per-frame KL)."""
-    acc = anchors.count.dtype
-    if reduction == "anchor_sum":
+    acc, beta = anchors.count.dtype, spec.beta
+    if spec.reduction == "anchor_sum":
         scale = torch.ones_like(anchors.count)
     else:
-        scale = (1.0 / anchors.count) / (K if reduction == "mean" else 1)
+        scale = (1.0 / anchors.count) / (K if spec.reduction == "mean" else 1)
     loss_weight = (anchors.valid.to(acc) * scale.view(K, 1, 1)).expand(K, B, T)
     kl_weight = None
     if has_kl:
@@ -257,15 +255,15 @@ def _kl_sum(kl, anchors):
     return (kl * anchors.frames).sum() if anchors.frames is not None else kl.sum()
 
 
-def _reduce(loss, kl, anchors, reduction, beta):
+def _reduce(loss, kl, anchors, spec):
     """reduction "mean" (1/K sum over k of per-k anchor means), "sum" (their sum) or "anchor_sum" (the sum over
     every counted anchor), + beta * reduced KL."""
     per_k = _masked(loss, anchors).sum(dim=(1, 2))
-    if reduction != "anchor_sum":
+    if spec.reduction != "anchor_sum":
         per_k = per_k / anchors.count
-    out = per_k.mean() if reduction == "mean" else per_k.sum()
+    out = per_k.mean() if spec.reduction == "mean" else per_k.sum()
     if kl is not None:
-        out = out + beta * _kl_sum(kl, anchors) / anchors.kl_den
+        out = out + spec.beta * _kl_sum(kl, anchors) / anchors.kl_den
     return out
 
 
@@ -285,9 +283,6 @@ def _metrics(loss, correct, kl, anchors):
 
 def _kl_denominator(kl_reduction, B, T, Cz):
     return B * T if kl_reduction == "dims" else B * Cz
-
-
-_check_options = check_options  # one check for the functional, the module and the reference
 
 
 def _check_masks(lengths, anchor_mask, B, T, device):
@@ -312,17 +307,18 @@ def _describe(x):
     return f"{x.dtype} of shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
 
 
-def _check_index_values(neg_idx, rows, t0, t1, common=False, first_step=1):
+def _check_index_values(neg_idx, rows, spec):
     """Used entries of (K, B, T, N) neg_idx must lie in [0, rows). Reads the data with one host sync for
     all K steps (one any() over the whole tensor); the message is the kernels' (csrc/checks.h). Under
     torch.func.vmap the values are read through the batch (sim_kernels/_transforms.py: plain_batches)."""
     if torch.compiler.is_compiling():
         return
     K, B, T, N = neg_idx.shape
+    t0, t1, first_step = spec.t_begin, spec.t_end, spec.first_step
     batches = _transforms.plain_batches(neg_idx)  # (M, K, B, T, N), M = 1 outside vmap
     dev = batches.device
     t = torch.arange(T, device=dev).view(1, T)
-    last = t1 - (torch.full((K, 1), first_step + K - 1, device=dev) if common
+    last = t1 - (torch.full((K, 1), spec.shift(K, K), device=dev) if spec.common
                  else torch.arange(first_step, first_step + K, device=dev).view(K, 1))
     used = ((t >= t0) & (t < last)).view(1, K, 1, T, 1)
     bad = used & ((batches < -1) | (batches >= rows))  # -1: no negative (excluded)
@@ -355,8 +351,7 @@ def _refuse_jit_trace():
             "length). Use torch.export.export(model, args, dynamic_shapes=...) or torch.compile instead")
 
 
-def _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, reduction, backend, window,
-           first_step=1):
+def _check(context, targets, weight, neg_idx, mu, logvar, backend, window, first_step=1):
     _refuse_jit_trace()
     _tensor("context", context, 3)
     _tensor("targets", targets, 3)
@@ -422,19 +417,11 @@ def _check(context, targets, weight, neg_idx, mu, logvar, beta, kl_reduction, re
                 raise TypeError(f"{name} must have the dtype of context ({context.dtype}), got {x.dtype}")
             if x.device != context.device:
                 raise ValueError(f"{name} must be on the device of context ({context.device}), got {x.device}")
-    _check_scalars(beta, kl_reduction, reduction, backend)
+    check_backend(backend)
     return B, T, K, t0, t1
 
 
-def _check_scalars(beta, kl_reduction, reduction, backend):
-    """The non-tensor arguments of smooth_infonce (also checked by SmoothInfoNCELoss at construction)."""
-    if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
-        raise TypeError(f"beta must be a real number, got {type(beta).__name__}")
-    if not math.isfinite(beta) or beta < 0:
-        raise ValueError(f"beta must be finite and >= 0, got {beta}")
-    if kl_reduction not in KL_REDUCTIONS:
-        raise ValueError(f"kl_reduction must be one of {KL_REDUCTIONS}, got {kl_reduction!r}")
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+def check_backend(backend):
+    """``backend`` is "auto" or a registered name (also checked by SmoothInfoNCELoss at construction)."""
     if not registry.is_name(backend):
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")

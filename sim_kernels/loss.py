@@ -1,15 +1,15 @@
 """SmoothInfoNCELoss and InfoNCELoss: drop-in nn.Modules that own the K bilinear maps W_k."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 from torch import nn
 
 from . import _autocast
-from .functional import BACKENDS, KL_REDUCTIONS, REDUCTIONS  # noqa: F401  (re-exported, as before)
-from ._options import check_first_step, check_score
-from .functional import _check_options, _check_scalars, _tensor, smooth_infonce_with_metrics
+from .functional import _tensor, check_backend, loss_and_metrics
+from .spec import LossSpec
 from .sampling import SAMPLERS, sample_negatives
 
 __all__ = ["SmoothInfoNCELoss", "InfoNCELoss"]
@@ -57,9 +57,9 @@ class SmoothInfoNCELoss(nn.Module):
                  anchor_window: str = "per_step", score_scale: float | str = 1.0, first_step: int = 1,
                  score: str = "bilinear"):
         super().__init__()
-        _check_options(anchor_window, score_scale)
-        check_first_step(first_step)
-        check_score(score, None if score != "bilinear" else True)  # a bilinear score has its weight below
+        # every loss option, checked once and kept as one record (sim_kernels/spec.py)
+        self.spec = LossSpec(beta, kl_reduction, reduction, anchor_window, score, score_scale, first_step)
+        check_backend(backend)
         target_dim = context_dim if target_dim is None else target_dim
         if score != "bilinear" and target_dim != context_dim:
             raise ValueError(f"target_dim must equal context_dim={context_dim} for score={score!r} (no weight), "
@@ -73,21 +73,26 @@ class SmoothInfoNCELoss(nn.Module):
         if sampler == "gim" and first_step != 1:
             raise ValueError(f"sampler='gim' lays its shared permutations out for first_step=1 (GIM's anchors "
                              f"t < T - k); with first_step={first_step} use sampler='within_sequence' or 'cpc'")
-        _check_scalars(beta, kl_reduction, reduction, backend)  # the functional's checks and messages
         if subsample_window is not None and (not isinstance(subsample_window, int) or subsample_window <= prediction_steps):
             raise ValueError(f"subsample_window must be None or an int > prediction_steps={prediction_steps}, "
                              f"got {subsample_window!r}")
         self.context_dim, self.target_dim = context_dim, target_dim
         self.prediction_steps, self.negative_samples = prediction_steps, negative_samples
-        self.beta, self.sampler, self.kl_reduction, self.reduction = float(beta), sampler, kl_reduction, reduction
-        self.subsample_window, self.backend = subsample_window, backend
-        self.anchor_window, self.score_scale = anchor_window, score_scale
-        self.first_step, self.score = first_step, score
+        self.sampler, self.subsample_window, self.backend = sampler, subsample_window, backend
         if score == "bilinear":
             self.weight = nn.Parameter(torch.empty(prediction_steps, target_dim, context_dim))
         else:
             self.register_parameter("weight", None)
         self.reset_parameters()
+
+    # the options, read from the spec
+    beta = property(lambda self: self.spec.beta)
+    kl_reduction = property(lambda self: self.spec.kl_reduction)
+    reduction = property(lambda self: self.spec.reduction)
+    anchor_window = property(lambda self: self.spec.anchor_window)
+    score_scale = property(lambda self: self.spec.score_scale)
+    first_step = property(lambda self: self.spec.first_step)
+    score = property(lambda self: self.spec.score)
 
     def reset_parameters(self):
         if self.weight is None:
@@ -143,11 +148,9 @@ class SmoothInfoNCELoss(nn.Module):
         weight = self.weight
         if weight is not None and not _autocast.enabled(context.device.type):
             weight = weight.to(context.dtype)
-        loss, metrics = smooth_infonce_with_metrics(
-            context, targets, weight, neg_idx, mu, logvar, beta=self.beta if mu is not None else 0.0,
-            kl_reduction=self.kl_reduction, reduction=self.reduction, backend=self.backend, window=window,
-            anchor_window=self.anchor_window, score_scale=self.score_scale, lengths=lengths, anchor_mask=anchor_mask,
-            first_step=self.first_step, score=self.score)
+        spec = self.spec if mu is not None else dataclasses.replace(self.spec, beta=0.0)
+        loss, metrics = loss_and_metrics(context, targets, weight, neg_idx, mu, logvar, spec, self.backend, window,
+                                         lengths, anchor_mask)
         return (loss, metrics) if return_metrics else loss
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from . import _autocast
-from ._options import COSINE_EPS, check_first_step, check_options, check_score
+from .spec import COSINE_EPS, LossSpec
 
 __all__ = ["accumulation_dtype", "per_anchor_terms", "smooth_infonce_reference", "steps_of", "normalize_rows"]
 
@@ -139,10 +139,10 @@ def smooth_infonce_reference(context, targets, weight, neg_idx, mu=None, logvar=
     B, T, _ = context.shape
     K = steps_of(weight, neg_idx)
     t_end = T if t_end is None else t_end
-    common = check_options(anchor_window, score_scale)
-    check_score(score, weight)
-    check_first_step(first_step)
-    scale = 1.0 / targets.shape[-1] if score_scale == "mean" else float(score_scale)
+    spec = LossSpec(beta, kl_reduction, reduction, anchor_window, score, score_scale, first_step)  # the checks
+    spec.check_weight(weight)
+    common = spec.common
+    scale = spec.scale(targets.shape[-1])
     if score == "cosine":
         context, targets = normalize_rows(context), normalize_rows(targets)
     loss, _, kl = per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t_begin, t_end, common, scale,

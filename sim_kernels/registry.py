@@ -4,13 +4,15 @@ A backend is one file and one ``register(Backend(...))`` (sim_kernels/backends/:
 native.py, triton.py; a test may add its own). Every backend produces the same per-anchor
 statistics, so the reductions in functional.py are shared:
 
-    fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1, common, first_step) -> (loss, correct, kl)
+    fwd(context, targets, weight, neg_idx, mu, logvar, spec) -> (loss, correct, kl)
         loss (K, B, T), correct (K, B, T) bool, kl (B, T) or None; loss and kl differentiable.
         weight: (K, Cz, Cc), or None for the plain dot product z . c (Cc == Cz, K = neg_idx.shape[0]).
-        first_step: the positive of step k is frame t + d_k, d_k = first_step + k - 1 (1: CPC; 0: wav2vec 2.0).
-        common: the anchor window t0 <= t < t1 - d_K for every k (CPC_audio) instead of t < t1 - d_k.
-    value_and_grad(..., t0, t1, loss_weight (K, B, T), kl_weight (B, T) or None, common, first_step)
-        -> (value, loss, correct, kl)
+        spec: the call's sim_kernels.spec.LossSpec; what a backend reads of it: the anchor window
+        spec.t_begin <= t < spec.t_end - d_k, d_k = spec.first_step + k - 1 the offset of step k's positive
+        (spec.shift(k, K): d_K for every k when spec.common, CPC_audio's window). Scores arrive scaled and, for
+        "cosine", normalised: a backend computes z . (W_k c) or z . c.
+    value_and_grad(context, targets, weight, neg_idx, mu, logvar, loss_weight (K, B, T), kl_weight (B, T) or None,
+                   spec) -> (value, loss, correct, kl)
         value = sum(loss_weight * loss) + sum(kl_weight * kl), differentiable; the fused kernels
         compute its gradient in the same pass as the forward.
 
@@ -75,20 +77,6 @@ class Backend:
     require: Optional[Callable[[str, torch.dtype], None]] = None
     fallback: bool = False
     plain_autograd: bool = False
-
-    # ---- deprecated names (kept for callers of the first API) ----
-    @property
-    def weighted(self) -> Callable:
-        """Deprecated alias of ``value_and_grad``."""
-        warnings.warn("Backend.weighted is deprecated; use Backend.value_and_grad", DeprecationWarning, stacklevel=2)
-        return self.value_and_grad
-
-    @property
-    def checks_indices_in_python(self) -> bool:
-        """Deprecated alias of ``kernel_skips_index_check``."""
-        warnings.warn("Backend.checks_indices_in_python is deprecated; use Backend.kernel_skips_index_check",
-                      DeprecationWarning, stacklevel=2)
-        return self.kernel_skips_index_check
 
 
 _REGISTRY: dict[str, Backend] = {}
@@ -217,15 +205,15 @@ def ops_backend(name: str, namespace: str, *, priority: int, kernel_skips_index_
     ``::smooth_infonce_value_and_grad`` with the schemas of csrc/ops.cpp (the native C++/CUDA kernels,
     the Triton kernels). ``kw``: the remaining Backend fields (available, supports, ...)."""
 
-    def fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1, common=False, first_step=1):
+    def fwd(context, targets, weight, neg_idx, mu, logvar, spec):
         loss, correct, kl = getattr(torch.ops, namespace).smooth_infonce_fwd(
-            context, targets, weight, neg_idx, mu, logvar, t0, t1, common, first_step)
+            context, targets, weight, neg_idx, mu, logvar, spec.t_begin, spec.t_end, spec.common, spec.first_step)
         return loss, correct, (kl if mu is not None else None)
 
-    def value_and_grad(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, common=False,
-                       first_step=1):
+    def value_and_grad(context, targets, weight, neg_idx, mu, logvar, loss_weight, kl_weight, spec):
         value, loss, correct, kl, *_ = getattr(torch.ops, namespace).smooth_infonce_value_and_grad(
-            context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, common, first_step)
+            context, targets, weight, neg_idx, mu, logvar, spec.t_begin, spec.t_end, loss_weight, kl_weight,
+            spec.common, spec.first_step)
         return value, loss, correct, (kl if mu is not None else None)
 
     return Backend(name, priority, fwd, value_and_grad, kernel_skips_index_check, **kw)

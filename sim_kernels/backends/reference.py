@@ -9,18 +9,17 @@ from ..registry import Backend, register
 __all__ = ["REFERENCE"]
 
 
-def _value_and_grad(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, common=False,
-                    first_step=1):
-    loss, correct, kl = per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t0, t1, common,
-                                         first_step=first_step)
+def _fwd(context, targets, weight, neg_idx, mu, logvar, spec):
+    return per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, spec.t_begin, spec.t_end, spec.common,
+                            first_step=spec.first_step)
+
+
+def _value_and_grad(context, targets, weight, neg_idx, mu, logvar, loss_weight, kl_weight, spec):
+    loss, correct, kl = _fwd(context, targets, weight, neg_idx, mu, logvar, spec)
     value = (loss_weight * loss).sum()
     if kl is not None:
         value = value + (kl_weight * kl).sum()
     return value, loss, correct, kl
-
-
-def _fwd(context, targets, weight, neg_idx, mu, logvar, t0, t1, common=False, first_step=1):
-    return per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t0, t1, common, first_step=first_step)
 
 
 REFERENCE = register(Backend("reference", 0, _fwd, _value_and_grad, kernel_skips_index_check=True,

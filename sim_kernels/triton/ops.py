@@ -229,5 +229,3 @@ if _interpreted():
 # Fake kernels come from triton_op (it runs the body on fake tensors); autograd and autocast are the
 # native ops' own (sim_kernels/_oplib.py), so both op families behave alike.
 register_ops("sim_kernels_triton", fake=False)
-
-smooth_infonce_weighted = smooth_infonce_value_and_grad  # deprecated alias (the op's name before issue 16)

@@ -112,7 +112,7 @@ def test_bad_options_raise(kw, err):
     (dict(score_scale=[1.0]), TypeError, "score_scale"),
 ])
 def test_reference_refuses_bad_options_like_the_functional(kwargs, error, match):
-    """The oracle checks the CPC_audio options with the functional's own check (sim_kernels/_options.py)."""
+    """The oracle checks the CPC_audio options with the functional's own check (sim_kernels/spec.py: LossSpec)."""
     from sim_kernels.reference import smooth_infonce_reference
 
     x = torch.randn(1, 6, 3)

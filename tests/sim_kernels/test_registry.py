@@ -18,14 +18,16 @@ from .inputs import make_inputs
 CALLS = []
 
 
-def _toy_fwd(*args):
+def _toy_fwd(context, targets, weight, neg_idx, mu, logvar, spec):
     CALLS.append("fwd")
-    return per_anchor_terms(*args)
+    return per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, spec.t_begin, spec.t_end, spec.common,
+                            first_step=spec.first_step)
 
 
-def _toy_value_and_grad(context, targets, weight, neg_idx, mu, logvar, t0, t1, loss_weight, kl_weight, common=False):
+def _toy_value_and_grad(context, targets, weight, neg_idx, mu, logvar, loss_weight, kl_weight, spec):
     CALLS.append("value_and_grad")
-    loss, correct, kl = per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, t0, t1, common)
+    loss, correct, kl = per_anchor_terms(context, targets, weight, neg_idx, mu, logvar, spec.t_begin, spec.t_end,
+                                         spec.common, first_step=spec.first_step)
     value = (loss_weight * loss).sum() + ((kl_weight * kl).sum() if kl is not None else 0)
     return value, loss, correct, kl
 
@@ -94,15 +96,9 @@ def test_available_backends_lists_what_runs_here():
     assert "triton" not in available_backends("cpu")  # "auto" picks Triton for CUDA tensors only
 
 
-def test_deprecated_backend_names_still_work():
-    b = registry.get("reference")
-    with pytest.warns(DeprecationWarning, match="value_and_grad"):
-        assert b.weighted is b.value_and_grad
-    with pytest.warns(DeprecationWarning, match="kernel_skips_index_check"):
-        assert b.checks_indices_in_python is True
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert registry.get("native").kernel_skips_index_check is False
+def test_the_native_kernels_check_their_indices():
+    assert registry.get("native").kernel_skips_index_check is False
+    assert registry.get("reference").kernel_skips_index_check is True
 
 
 def _op_args():

@@ -13,6 +13,7 @@ triton_backend = pytest.importorskip("sim_kernels.triton", reason="triton is not
 from sim_kernels import backends  # noqa: E402
 from sim_kernels.functional import smooth_infonce, smooth_infonce_with_metrics  # noqa: E402
 from sim_kernels.reference import per_anchor_terms  # noqa: E402
+from sim_kernels.spec import LossSpec  # noqa: E402
 from sim_kernels.triton import BACKEND, block_sizes, override_block_sizes, set_block_sizes  # noqa: E402
 from sim_kernels.triton.ops import _interpreted  # noqa: E402
 
@@ -100,9 +101,9 @@ def test_fwd_terms_and_strict_correct(device):
     x = make(2, 11, 6, 5, 3, 4, device, per_k=True)
     idx = x["neg_idx"].clone()
     idx[1, 0, 2, :] = 4  # anchor (b=0, t=2) at k=2: every negative is its positive, row 0*T + 2 + 2
-    args = (x["context"], x["targets"], x["weight"], idx, x["mu"], x["logvar"], 1, 10)
+    args = (x["context"], x["targets"], x["weight"], idx, x["mu"], x["logvar"])
     with torch.no_grad():
-        got, ref = BACKEND.fwd(*args), per_anchor_terms(*args)
+        got, ref = BACKEND.fwd(*args, LossSpec(t_begin=1, t_end=10)), per_anchor_terms(*args, 1, 10)
     assert_close(got[0], ref[0])
     assert torch.equal(got[1], ref[1]) and got[1].dtype == torch.bool
     assert not got[1][1, 0, 2]
@@ -114,9 +115,9 @@ def test_value_and_grad_scaled_gradients(device):
     """value_and_grad(): value = sum(lw*loss) + sum(kw*kl); backward gives grad_value times the in-pass grads."""
     x = make(2, 9, 5, 6, 2, 3, device, per_k=True)
     lw, kw = torch.rand(2, 2, 9, device=device), torch.rand(2, 9, device=device)
-    args = (x["context"], x["targets"], x["weight"], x["neg_idx"], x["mu"], x["logvar"], 0, 9)
-    value, loss, correct, kl = BACKEND.value_and_grad(*args, lw, kw)
-    r_loss, r_correct, r_kl = per_anchor_terms(*args)
+    args = (x["context"], x["targets"], x["weight"], x["neg_idx"], x["mu"], x["logvar"])
+    value, loss, correct, kl = BACKEND.value_and_grad(*args, lw, kw, LossSpec(t_begin=0, t_end=9))
+    r_loss, r_correct, r_kl = per_anchor_terms(*args, 0, 9)
     ref = (lw * r_loss).sum() + (kw * r_kl).sum()
     assert_close(value, ref)
     assert not loss.requires_grad and not kl.requires_grad
@@ -241,4 +242,4 @@ def test_kernels_compile_for_a_real_gpu():
             "print(len(rows))\n")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().splitlines()[-1] == "18"  # 6 kernel variants x 3 dtypes
+    assert out.stdout.strip().splitlines()[-1] == "27"  # 9 kernel variants (6, and 3 without a weight) x 3 dtypes

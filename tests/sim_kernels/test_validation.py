@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from sim_kernels import smooth_infonce, smooth_infonce_with_metrics
+from sim_kernels import LossSpec, smooth_infonce, smooth_infonce_with_metrics
 
 from .inputs import make_inputs, tol
 from .naive import naive_smooth_infonce
@@ -165,6 +165,10 @@ def test_out_of_range_at_ignored_position_does_not_raise(backend, make_idx, requ
         torch.testing.assert_close(g, torch.autograd.grad(expected.sum(), kw["context"])[0])
 
 
+def _spec(common, T):
+    return LossSpec(anchor_window="common" if common else "per_step", t_begin=0, t_end=T)
+
+
 @pytest.mark.parametrize("common", [False, True], ids=["per_step", "common"])
 def test_index_error_is_one_message_and_one_sync(monkeypatch, common):
     """The Python index check (backends whose kernels skip it) reads all K steps with one any() and raises
@@ -182,11 +186,11 @@ def test_index_error_is_one_message_and_one_sync(monkeypatch, common):
 
     monkeypatch.setattr(torch.Tensor, "any", counting_any)
     with pytest.raises(ValueError) as py_err:
-        F._check_index_values(kw["neg_idx"], B * T, 0, T, common)
+        F._check_index_values(kw["neg_idx"], B * T, _spec(common, T))
     assert len(calls) == 1 and calls[0] == (1, K, B, T, N)  # (vmapped elements, K, B, T, N): one any()
     monkeypatch.setattr(torch.Tensor, "any", real_any)
     good = _good()["neg_idx"]
-    F._check_index_values(good, B * T, 0, T, common)  # no error on good indices
+    F._check_index_values(good, B * T, _spec(common, T))  # no error on good indices
     msg = str(py_err.value)
     assert msg == (f"neg_idx: every used value (anchors t_begin <= t < t_end - d_k) must lie in [0, B*T) = "
                    f"[0, {B * T}) or be -1 (no negative), found {B * T} at neg_idx[{K - 1}, 1, {T - K - 1}, 0]")
