@@ -1,6 +1,6 @@
-"""What smooth_infonce and its ops do under torch.autocast (issue 17, fault 1).
+"""What smooth_infonce and its ops do under torch.autocast.
 
-Autocast must not lower the precision of the loss (DESIGN.md §2: accumulate in fp32 whatever the
+Autocast must not lower the precision of the loss (every backend accumulates in fp32 or wider, whatever the
 input dtype). The rule, the same for every backend and device (CPU and CUDA, fp16 and bf16 autocast):
 
 - inputs keep their dtype: fp32 inputs are computed in fp32, bf16 inputs stay bf16 (and the

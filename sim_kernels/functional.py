@@ -24,7 +24,9 @@ _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 def smooth_infonce(context, targets, weight, neg_idx, mu=None, logvar=None, beta=0.0,
                    kl_reduction="dims", reduction="mean", backend="auto", *, anchor_window="per_step",
                    score_scale=1.0, lengths=None, anchor_mask=None, first_step=1, score="bilinear"):
-    """Smooth-InfoNCE loss (DESIGN.md §1), fused over all prediction steps.
+    """Smooth-InfoNCE loss (Denoodt et al., Smooth InfoMax, eq. 6: InfoNCE over K future steps with the
+    bilinear score f_k = exp(z_{t+k}^T W_k c_t), plus beta * KL(N(mu, sigma^2) || N(0, I))), fused over all
+    prediction steps.
 
     Args:
         context:  (B, T, Cc) float tensor, the context c[b, t].
@@ -46,7 +48,7 @@ def smooth_infonce(context, targets, weight, neg_idx, mu=None, logvar=None, beta
                   losses, 0 off the anchors, no KL term.
         backend:  "auto" (native kernel for the device and dtype if built, else Triton on CUDA,
                   else the reference with one warning), "native", "triton" or "reference".
-        anchor_window: "per_step" (DESIGN.md §1: anchors of step k are t < T-k, per-k means over
+        anchor_window: "per_step" (GIM's loss, Löwe et al.: anchors of step k are t < T-k, per-k means over
                   B*(T-k) anchors) or "common" (CPC_audio's criterion: t < T-K for every k, means
                   over B*(T-K); facebookresearch/CPC_audio cpc/criterion/criterion.py, windowSize =
                   seqSize - nPredicts). The kernels skip the anchors outside it in their one pass.

@@ -16,7 +16,7 @@ __all__ = ["SmoothInfoNCELoss", "InfoNCELoss"]
 
 
 class SmoothInfoNCELoss(nn.Module):
-    """Smooth-InfoNCE (DESIGN.md §1): InfoNCE over K future steps plus beta * KL(N(mu, sigma^2) || N(0, I)).
+    """Smooth-InfoNCE (Smooth InfoMax, eq. 6): InfoNCE over K future steps plus beta * KL(N(mu, sigma^2) || N(0, I)).
 
     Args:
         context_dim:   Cc, channels of the context c.
@@ -32,7 +32,7 @@ class SmoothInfoNCELoss(nn.Module):
                        their code) while negatives are still drawn from the whole sequence.
                        None (default) disables it; GIM used 128.
         backend:       "auto" | "native" | "triton" | "reference".
-        anchor_window: "per_step" (DESIGN.md §1: t < T-k at step k) | "common" (CPC_audio: t < T-K for every k).
+        anchor_window: "per_step" (GIM: t < T-k at step k) | "common" (CPC_audio: t < T-K for every k).
         score_scale:   float multiplying every score, or "mean" = 1/Cz (CPC_audio's mean over channels).
                        CPC_audio's criterion: sampler="cpc", anchor_window="common", score_scale="mean",
                        reduction="sum", beta=0 (see smooth_infonce and the README's compatibility table).

@@ -1,6 +1,6 @@
 """Plain-PyTorch Smooth-InfoNCE: the definition of right. Never an op, never fast.
 
-Every kernel (CPU, CUDA, Triton) is tested against this file. It follows DESIGN.md §1 word for
+Every kernel (CPU, CUDA, Triton) is tested against this file. It follows the loss's definition word for
 word and is differentiable by autograd. It accumulates in float32 for 16- and 32-bit inputs and
 in float64 for float64 inputs; the result has that accumulation dtype. It computes with autocast
 switched off, so torch.autocast cannot lower its einsums to bf16/fp16 (sim_kernels/_autocast.py).
@@ -113,9 +113,10 @@ def smooth_infonce_reference(context, targets, weight, neg_idx, mu=None, logvar=
                              kl_reduction="dims", reduction="mean", t_begin=0, t_end=None,
                              anchor_window="per_step", score_scale=1.0, lengths=None, anchor_mask=None,
                              first_step=1, score="bilinear"):
-    """The whole loss of DESIGN.md §1 (same arguments as sim_kernels.smooth_infonce).
+    """The whole loss: Smooth InfoMax's Smooth-InfoNCE (Denoodt et al., eq. 6, the KL in closed form below it)
+    with GIM's per-step means over anchors (same arguments as sim_kernels.smooth_infonce).
 
-    anchor_window "per_step": anchors of step k are t_begin <= t < t_end - k (DESIGN.md §1);
+    anchor_window "per_step": anchors of step k are t_begin <= t < t_end - k (GIM, Löwe et al.);
                   "common": t_begin <= t < t_end - K for every k (CPC_audio).
     score_scale: every score is multiplied by it (a float, or "mean" = 1/Cz: CPC_audio's mean over channels).
 

@@ -6,7 +6,7 @@ unchanged through functional.py (checks, anchor counts, reductions), the backend
 native and Triton ops take its kernel-visible part as op arguments (``t_begin``, ``t_end``, ``common_window``,
 ``first_step``: csrc/ops.cpp), which the C++ side gathers again in one struct (csrc/checks.h ``Sizes``).
 
-The definitions behind the defaults: the loss of the SIM paper (Denoodt et al., Smooth InfoMax, eq. 1–3:
+The definitions behind the defaults: the loss of the SIM paper (Denoodt et al., Smooth InfoMax, eq. 6:
 InfoNCE over K future steps + beta * KL(N(mu, sigma^2) || N(0, I))), CPC_audio's criterion for
 ``anchor_window="common"`` and ``score_scale="mean"`` (facebookresearch/CPC_audio
 cpc/criterion/criterion.py), wav2vec 2.0's for ``first_step=0`` and ``score="cosine"`` (Hugging Face

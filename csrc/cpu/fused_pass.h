@@ -7,7 +7,7 @@
 // One pass over row tiles of R anchors. Per tile:
 //   1. P_tile (R, K*Cz) = C_tile @ Wcat^T                       one BLAS GEMM
 //      (without a weight, the dot-product score: P[r, k] = c_r, a copy; no GEMM in 1. and 3.)
-//   2. per anchor and step (positive: row r + d_k, d_k = first_step + k - 1) (parallel over rows): the positive score and N gathered negative scores
+//   2. per anchor and step (positive: row r + d_k, d_k = first_step + k - 1; csrc/cpu/anchor_rows.h) (parallel over rows): the positive score and N gathered negative scores
 //      s_j = z[rho_j] . P[r, k] in one call (simd.h dot_rows), their max and vectorised exp terms
 //      (lse_terms, OnlineLogSumExp's rules), loss = lse - s_0, correct = s_0 > max s_n.
 //   With gradients (the value-and-grad op, upstream weights g = loss_weight[k, b, t] known up front):
@@ -45,7 +45,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "cpu/anchor_rows.h"
 #include "cpu/cpu_checks.h"
+#include "cpu/kl_rows.h"
 #include "cpu/simd.h"
 #include "cpu/workspace.h"
 #include "smooth_infonce.h"
@@ -164,59 +166,8 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
       const row_t* Pp = kBF16 ? reinterpret_cast<const row_t*>(P_low.const_data_ptr())
                               : reinterpret_cast<const row_t*>(P.const_data_ptr());
       acc_t* dPp = grad ? dP_buf.mutable_data_ptr<acc_t>() : nullptr;
-
-      at::parallel_for(0, R, 4, [&](int64_t i_begin, int64_t i_end) {
-        // Per anchor and step: the N+1 target rows (positive first), their scores, the log-sum-exp
-        // terms and, with gradients, the softmax weights. Two passes over the N+1 scores (max, then
-        // the vectorised exponentials) instead of one online pass: the same values and rules as
-        // OnlineLogSumExp (smooth_infonce.h), without a scalar exp per score.
-        std::vector<acc_t> sc(padded_len(N + 1)), ex(padded_len(N + 1));  // padded for lse_terms
-        std::vector<const row_t*> rows(N + 1);
-        for (int64_t i = i_begin; i < i_end; ++i) {
-          const int64_t r = r0 + i, b = r / T, t = r % T;
-          for (int64_t k = 1; k <= K; ++k) {
-            const row_t* p = Pp + i * KCz + (k - 1) * Cz;
-            acc_t* dp = grad ? dPp + i * KCz + (k - 1) * Cz : nullptr;
-            const int64_t a = (i * K + (k - 1)) * (N + 1);
-            if (t < s.t0 || t >= s.last(k)) {  // no positive for this step (or outside the common window)
-              if (grad) {
-                std::fill(dp, dp + Cz, acc_t(0));
-                rho[a] = -1;
-              }
-              continue;
-            }
-            const int64_t pos_row = r + s.offset(k);  // (b, t + d_k): same sequence
-            const auto neg = idx[k - 1][b][t];  // range-checked in check_inputs
-            rows[0] = z + pos_row * Cz;
-            bool excluded = false;  // neg_idx -1: no negative there (its score is -inf, its weight 0)
-            for (int64_t n = 0; n < N; ++n) {
-              excluded |= neg[n] < 0;
-              rows[n + 1] = z + (neg[n] < 0 ? pos_row : neg[n]) * Cz;
-            }
-            dot_rows(p, rows.data(), N + 1, Cz, sc.data());
-            if (excluded)
-              for (int64_t n = 0; n < N; ++n)
-                if (neg[n] < 0) sc[n + 1] = -std::numeric_limits<acc_t>::infinity();
-            acc_t m = -std::numeric_limits<acc_t>::infinity();
-            acc_t max_neg = -std::numeric_limits<acc_t>::infinity();
-            for (int64_t j = 0; j <= N; ++j) m = sc[j] > m ? sc[j] : m;
-            for (int64_t j = 1; j <= N; ++j)
-              if (sc[j] > max_neg || sc[j] != sc[j]) max_neg = sc[j];  // NaN sticks: s+ > NaN is false
-            const acc_t log_sum = sim_log(lse_terms(sc.data(), m, ex.data(), N + 1));
-            const int64_t o = ((k - 1) * B + b) * T + t;
-            loss[o] = (m - sc[0]) + log_sum;  // LSE(s) - s_0, rounded relative to the loss (smooth_infonce.h)
-            correct[o] = sc[0] > max_neg;
-            if (!grad) continue;
-            const acc_t g = lw[o];
-            softmax(sc.data(), m, log_sum, ex.data(), N + 1);
-            for (int64_t j = 0; j <= N; ++j) {
-              alpha[a + j] = g * (ex[j] - (j == 0 ? acc_t(1) : acc_t(0)));
-              rho[a + j] = j == 0 || neg[j - 1] < 0 ? pos_row : neg[j - 1];  // an excluded one: weight 0
-            }
-            weighted_rows(alpha + a, rows.data(), N + 1, Cz, dp);
-          }
-        }
-      });
+      const AnchorRows<acc_t, row_t> rows_args{s, r0, z, Pp, idx, loss, correct, lw, dPp, alpha, rho};
+      at::parallel_for(0, R, 4, [&](int64_t i_begin, int64_t i_end) { anchor_rows(rows_args, i_begin, i_end); });
 
       if (!grad) continue;
       at::Tensor dP = dP_buf.narrow(0, 0, R);
@@ -265,53 +216,13 @@ void fused_pass(const Sizes& s, const at::Tensor& context, const at::Tensor& tar
     out.value = v;
   }
 
-  // KL over every frame (b, t), and its gradients (fp32 for 16-bit inputs, cast back at the end).
-  if (!s.has_kl) {
-    out.kl = at::empty({0}, acc_opts);
-    if (grad) {
-      out.grad_mu = at::empty({0}, opts);
-      out.grad_logvar = at::empty({0}, opts);
-    }
-    return;
-  }
-  const at::Tensor MU = mu_in->contiguous().to(acc_opts.dtype()), LV = lv_in->contiguous().to(acc_opts.dtype());
-  const acc_t* mu = MU.const_data_ptr<acc_t>();
-  const acc_t* lv = LV.const_data_ptr<acc_t>();
-  out.kl = at::empty({B, T}, acc_opts);
-  acc_t* kl = out.kl.mutable_data_ptr<acc_t>();
-  at::Tensor kw_c, GMU, GLV;
-  const acc_t* kw = nullptr;
-  acc_t *gmu = nullptr, *glv = nullptr;
+  // KL over every frame (b, t), and its gradients (csrc/cpu/kl_rows.h)
+  KlOutputs kl = kl_pass<acc_t>(s, mu_in, lv_in, kl_weight, opts, acc_opts, grad);
+  out.kl = kl.kl;
   if (grad) {
-    kw_c = kl_weight->contiguous();
-    kw = kw_c.const_data_ptr<acc_t>();
-    GMU = at::empty({B, T, Cz}, acc_opts);
-    GLV = at::empty({B, T, Cz}, acc_opts);
-    gmu = GMU.mutable_data_ptr<acc_t>();
-    glv = GLV.mutable_data_ptr<acc_t>();
-  }
-  at::parallel_for(0, BT, 16, [&](int64_t r_begin, int64_t r_end) {
-    for (int64_t r = r_begin; r < r_end; ++r) {
-      acc_t acc = 0;
-      const acc_t* m = mu + r * Cz;
-      const acc_t* l = lv + r * Cz;
-      for (int64_t c = 0; c < Cz; ++c) acc += kl_term<acc_t>(m[c], l[c]);
-      kl[r] = acc;
-      if (grad) {
-        const acc_t w = kw[r];
-        for (int64_t c = 0; c < Cz; ++c) {
-          gmu[r * Cz + c] = w * kl_grad_mu<acc_t>(m[c]);
-          glv[r * Cz + c] = w * kl_grad_logvar<acc_t>(l[c]);
-        }
-      }
-    }
-  });
-  if (grad) {
-    out.grad_mu = kLow ? GMU.to(opts.dtype()) : GMU;
-    out.grad_logvar = kLow ? GLV.to(opts.dtype()) : GLV;
-    double v = 0.0;
-    for (int64_t r = 0; r < BT; ++r) v += double(kw[r]) * double(kl[r]);
-    out.value += v;
+    out.grad_mu = kl.grad_mu;
+    out.grad_logvar = kl.grad_logvar;
+    out.value += kl.value;
   }
 }
 

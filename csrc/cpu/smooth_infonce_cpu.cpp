@@ -4,7 +4,10 @@
 //   cpu/cpu_checks.h       the CPU's own: dispatcher-guaranteed devices asserted, the index-range scan
 //   cpu/simd.h             per-anchor vector primitives (dot_rows, lse_terms, weighted_rows, scatter_rows), AVX2+FMA or baseline at run time
 //   cpu/workspace.h        tile sizing and the per-thread buffer cache
-//   cpu/fused_pass.h       the fused forward(+backward) pass and its gradient derivation
+//   cpu/fused_pass.h       the fused forward(+backward) pass over row tiles (GEMMs, the grad_targets scatter) and its
+//                          gradient derivation
+//   cpu/anchor_rows.h      its per-anchor step: scores, log-sum-exp, loss, hit, softmax weights and dP
+//   cpu/kl_rows.h          its KL term per frame and the KL gradients
 #include <ATen/ATen.h>
 #include <ATen/OpMathType.h>
 #include <torch/library.h>
