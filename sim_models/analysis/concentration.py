@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..evaluation.probes import fit_linear_probes
-from .plotting import VOWEL_COLOURS, new_figure, save_figure
+from sim_models.analysis.plotting import VOWEL_COLOURS, new_figure, save_figure
+from sim_models.evaluation.probes import fit_linear_probes
 
 __all__ = ["train_linear_probe", "vowel_concentration", "vowel_concentrations", "signed_minmax", "weights_kde",
            "top_mass", "plot_concentration", "plot_concentration_kde"]

@@ -41,7 +41,7 @@ import math
 
 import torch
 
-from ..escaping import markdown_text
+from sim_models.util.escaping import markdown_text
 
 __all__ = ["TABLE3_NS", "PAPER_FRACTIONS", "most_different_dims", "swap_dims", "entanglement_delta", "delta_table",
            "ns_for_width", "paper_fraction_ns", "ordered_pairs"]

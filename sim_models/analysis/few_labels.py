@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..evaluation.probes import train_probe
-from ..evaluation.protocols import summarise_runs
-from .plotting import new_figure, save_figure
+from sim_models.analysis.plotting import new_figure, save_figure
+from sim_models.evaluation.probes import train_probe
+from sim_models.evaluation.protocols import summarise_runs
 
 __all__ = ["FEW_LABEL_SIZES", "few_label_indices", "few_label_curve", "plot_few_labels"]
 

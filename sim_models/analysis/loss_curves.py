@@ -17,10 +17,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from matplotlib.ticker import MaxNLocator
-
-from ..run_log import read_metric_rows
-from .plotting import new_figure, save_figure
+from sim_models.analysis.plotting import new_figure, save_figure
+from sim_models.rundir.logs import read_metric_rows
 
 __all__ = ["read_metrics", "epoch_curves", "plot_loss_curves"]
 
@@ -53,6 +51,7 @@ def epoch_curves(rows) -> dict:
 
 def plot_loss_curves(curves: dict, path, names=None, title: str = ""):
     """One panel per module: training loss (solid) and validation loss (dashed, when logged) per epoch."""
+    from matplotlib.ticker import MaxNLocator  # deferred heavy optional import (matplotlib)
     mods = sorted(curves)
     if not mods:
         raise ValueError("curves is empty: the metrics log has no rows with module, epoch and loss")

@@ -13,11 +13,11 @@ import os
 
 import torch
 
-from ..evaluation.protocols import PROTOCOLS, module_features, protocol_audio
-from .activations import THESIS_DIMS, activation_values, plot_activations
-from .few_labels import few_label_curve, plot_few_labels
-from .loss_curves import epoch_curves, plot_loss_curves, read_metrics
-from .posterior_usage import plot_active_units, posterior_usage
+from sim_models.analysis.activations import THESIS_DIMS, activation_values, plot_activations
+from sim_models.analysis.few_labels import few_label_curve, plot_few_labels
+from sim_models.analysis.loss_curves import epoch_curves, plot_loss_curves, read_metrics
+from sim_models.analysis.posterior_usage import plot_active_units, posterior_usage
+from sim_models.evaluation.protocols import PROTOCOLS, module_features, protocol_audio
 
 __all__ = ["thesis_analyses", "thesis_features"]
 

@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 import torch
 
-from .plotting import VOWEL_COLOURS, new_figure, save_figure
+from sim_models.analysis.plotting import VOWEL_COLOURS, new_figure, save_figure
 
 __all__ = ["TSNE_SETTINGS", "tsne_embedding", "plot_tsne"]
 

@@ -9,11 +9,12 @@ from sim_models.analysis.concentration import signed_minmax, top_mass, vowel_con
 from sim_models.analysis.decoder_training import decoder_convergence, train_decoders
 from sim_models.analysis.decoders import DECODER_PRESETS, DecoderConfig, decoder_preset
 from sim_models.analysis.entanglement import entanglement_delta, ordered_pairs, paper_fraction_ns
-from sim_models.analysis.representations import (encode_all_stages, pooled_features, stochastic_stages,
-                                                 utterance_latents)
+from sim_models.analysis.representations import encode_all_stages, utterance_latents
+from sim_models.evaluation.probes import pooled_features
+from sim_models.model.encode import stochastic_stages
 from sim_models.analysis.run_analysis import ReportConfig
 from sim_models.evaluation.protocols import PROTOCOLS, FeatureDraws, get_protocol, probe_protocol
-from sim_models.trainer import build_model
+from sim_models.model.greedy import build_model
 
 from .conftest import small_config
 

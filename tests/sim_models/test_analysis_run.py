@@ -15,15 +15,16 @@ import pytest
 import soundfile as sf
 import torch
 
+from sim_models.config.legacy import upgrade_model_section
 from sim_models.analysis.decoder_training import LogMel, load_decoders, save_decoders, train_decoders
 from sim_models.analysis.decoders import DecoderConfig
 from sim_models.analysis.entanglement import entanglement_delta, swap_dims
 from sim_models.analysis.representations import encode_frames
-from sim_models.analysis.runs import load_run
+from sim_models.rundir.load import load_run
 from sim_models.analysis.traversal import TRAVERSAL_RANGE, latent_traversal, plot_traversal, zero_start
 from sim_models.config import Config, DataConfig, ModelConfig, TrainConfig
 from sim_models.data.datasets import SyllableDataset
-from sim_models.trainer import Trainer
+from sim_models.training.trainer import Trainer
 
 LENGTH, SR = 3200, 16000
 FORMANTS = {"a": (700, 1200), "i": (300, 2300), "u": (320, 800)}
@@ -62,8 +63,8 @@ def make_toy_syllable_data(root, num_words=16, seed=0):
 
 
 def tiny_config(beta=0.01, probabilistic=True, seed=0):
-    m = ModelConfig(channels=[8] * 5, modules=[[0, 1], [2, 3, 4]], maxpool=[0, 0], ar_hidden=8, prediction_steps=3,
-                    negative_samples=4, beta=beta, probabilistic=probabilistic)
+    flat = upgrade_model_section({"channels": [8] * 5, "modules": [[0, 1], [2, 3, 4]], "maxpool": [0, 0]})
+    m = ModelConfig(**flat, ar_hidden=8, prediction_steps=3, negative_samples=4, beta=beta, probabilistic=probabilistic)
     t = TrainConfig(lr=2e-3, batch_size=4, epochs=2, max_steps=4, checkpoint_every=0, log_every=3, seed=seed)
     return Config("tiny-test", m, t, DataConfig(sample_rate=SR, length=LENGTH))
 
@@ -147,7 +148,7 @@ def test_delta_on_trained_decoders(trained, stage, space):
 
 
 def _report_args(runs, data, out=None, **kw):
-    from sim_models.analysis.report_cli import add_report_parser
+    from sim_models.cli.report import add_parser as add_report_parser
     p = argparse.ArgumentParser()
     add_report_parser(p.add_subparsers(dest="command"))
     argv = ["report", *map(str, runs), "--data", str(data), "--decoder-epochs", "2", "--decoder-batch-size", "4",

@@ -14,7 +14,7 @@ from sim_models.analysis.loss_curves import epoch_curves, plot_loss_curves, read
 from sim_models.analysis.posterior_usage import active_units_table, plot_active_units, posterior_usage
 from sim_models.analysis.thesis_analyses import thesis_features
 from sim_models.data.datasets import SyllableDataset
-from sim_models.trainer import build_model
+from sim_models.model.greedy import build_model
 
 from .conftest import small_config
 
@@ -180,7 +180,7 @@ def test_tsne_thesis_settings(monkeypatch):
 
 def test_loss_curves_read_the_trainers_validation_rows(syllable_data, tmp_path):
     """The trainer's own log (validation = the test split at each epoch end) gives both curves per module."""
-    from sim_models.trainer import Trainer
+    from sim_models.training.trainer import Trainer
     cfg = small_config("tiny", "model.channels=[8,8,8,8,8]", "model.ar_hidden=8", "train.batch_size=4",
                        "train.epochs=2", "train.log_every=1")
     tr, te = SyllableDataset(syllable_data, "train"), SyllableDataset(syllable_data, "test")
@@ -194,7 +194,7 @@ def test_loss_curves_read_the_trainers_validation_rows(syllable_data, tmp_path):
 def test_the_analyses_read_the_logs_with_run_logs_reader(tmp_path):
     """loss_curves.read_metrics is run_log.read_metric_rows (one module reads the logs); on the trainer's own
     log it gives the rows of the typed reader, numbers as floats."""
-    from sim_models import run_log
+    from sim_models.rundir import logs as run_log
     from sim_models.analysis import loss_curves
     assert loss_curves.read_metrics is run_log.read_metric_rows
     log = run_log.RunLogger(tmp_path, tensorboard=False)

@@ -9,13 +9,14 @@ import soundfile as sf
 import torch
 from torch import nn
 
+from sim_models.config.legacy import upgrade_model_section
 from sim_models.analysis.concentration import vowel_concentration
 from sim_models.analysis.decoder_training import LogMel, decoder_loss
 from sim_models.analysis.decoders import DecoderConfig, build_decoders, decoder_layer_plan, stage_widths
-from sim_models.analysis.entanglement import TABLE3_NS, entanglement_delta, most_different_dims, ns_for_width, swap_dims
+from sim_models.analysis.entanglement import (TABLE3_NS, entanglement_delta, most_different_dims, ns_for_width, swap_dims)
 from sim_models.analysis.interpolation import interpolate_latents, write_interpolation_wav
-from sim_models.architectures import count_frames
-from sim_models.config import CONFIG_NAMES, ModelConfig, get_config
+from sim_models.model.greedy import count_frames
+from sim_models.config import PRESETS, ModelConfig, get_config
 
 
 def _out_length(plan, t):
@@ -25,7 +26,7 @@ def _out_length(plan, t):
     return t
 
 
-@pytest.mark.parametrize("name", CONFIG_NAMES)
+@pytest.mark.parametrize("name", PRESETS)
 @pytest.mark.parametrize("length", [10240, 10000, 3200])
 def test_plan_inverts_the_encoder_length_exactly(name, length):
     cfg = get_config(name).model
@@ -38,7 +39,7 @@ def test_plan_inverts_the_encoder_length_exactly(name, length):
         assert _out_length(plan, frames[m]) == length
 
 
-@pytest.mark.parametrize("name", CONFIG_NAMES)
+@pytest.mark.parametrize("name", PRESETS)
 def test_plan_mirrors_the_encoder(name):
     cfg = get_config(name).model
     n_conv = len(cfg.encoder)
@@ -58,11 +59,12 @@ def test_plan_mirrors_the_encoder(name):
     assert len(decoder_layer_plan(cfg, 0, 10240, extra_first_module_layers=0)) == len(decoder_layer_plan(cfg, 0, 10240)) - 2
 
 
-@pytest.mark.parametrize("name", CONFIG_NAMES)
+@pytest.mark.parametrize("name", PRESETS)
 def test_decoders_run_on_real_shapes(name):
     """The plan as real modules, at 4 channels (the layout, not the width, is under test)."""
     base = get_config(name).model
-    cfg = ModelConfig(**{**base.__dict__, "channels": [4] * len(base.channels), "ar_hidden": 4 if base.ar_hidden else 0})
+    cfg = ModelConfig(**upgrade_model_section({**base.__dict__, "channels": [4] * len(base.channels),
+                                               "ar_hidden": 4 if base.ar_hidden else 0}))
     length = 2560
     decs = build_decoders(cfg, length, DecoderConfig(), seed=0)
     for d, t in zip(decs, count_frames(cfg, length)):
@@ -253,7 +255,8 @@ def test_tsne_embedding_and_subsampling():
 
 def test_interpolation_endpoints_and_wav(tmp_path):
     torch.manual_seed(0)
-    dec = build_decoders(ModelConfig(channels=[4] * 5, modules=[[0, 1], [2, 3, 4]], maxpool=[0, 0], ar_hidden=0), 3200)[1]
+    flat = upgrade_model_section({"channels": [4] * 5, "modules": [[0, 1], [2, 3, 4]], "maxpool": [0, 0]})
+    dec = build_decoders(ModelConfig(**flat, ar_hidden=0), 3200)[1]
     za, zb = torch.randn(20, 4), torch.randn(20, 4)
     with torch.no_grad():
         r = interpolate_latents(dec, za, zb, steps=5)
@@ -272,7 +275,7 @@ def test_interpolation_endpoints_and_wav(tmp_path):
 
 def test_report_parser_hooks_into_the_sim_cli():
     """`sim report` is part of the real CLI parser."""
-    from sim_models.analysis.report_cli import run_report
+    from sim_models.cli.report import run_report
     from sim_models.cli import build_parser
     p = build_parser()
     a = p.parse_args(["report", "runs/a", "runs/b", "--data", "d", "--n-fft", "1024", "--decoder-loss", "mse+mel"])

@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from sim_models.atomic_write import atomic_write, atomic_write_text
+from sim_models.util.atomic_write import atomic_write, atomic_write_text
 
 
 def test_writes_text_with_readable_permissions_and_no_temp_left(tmp_path):

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from sim_models.architectures import GreedyModel, count_frames, stage_names
+from sim_models.model.greedy import GreedyModel, count_frames, stage_names
 from sim_models.config import SMALL_BETA, ModelConfig, apply_overrides, get_config
-from sim_models.modules import ConvModule
+from sim_models.model.stages import ConvStage
 
 
 def _small(*overrides, channels=8):
@@ -16,8 +16,8 @@ def _small(*overrides, channels=8):
 
 def test_linear_head_is_a_1x1_conv_without_activation():
     spec = get_config("gim").model.encoder[0]
-    relu = ConvModule(1, spec, probabilistic=False, deterministic_head="relu")
-    lin = ConvModule(1, spec, probabilistic=False, deterministic_head="linear")
+    relu = ConvStage(1, spec, probabilistic=False, deterministic_head="relu")
+    lin = ConvStage(1, spec, probabilistic=False, deterministic_head="linear")
     lin.body.load_state_dict(relu.body.state_dict())
     x = torch.randn(2, 1, 4000)
     h = relu(x).z                                          # ReLU output: never negative
@@ -40,7 +40,7 @@ def test_named_baselines_use_the_authors_linear_head_and_loewe_keeps_relu():
 def test_deterministic_head_is_validated_and_ignored_when_probabilistic():
     with pytest.raises(ValueError, match="deterministic_head"):
         ModelConfig(deterministic_head="tanh")
-    st = ConvModule(1, get_config("sim-small").model.encoder[0], probabilistic=True, deterministic_head="linear")
+    st = ConvStage(1, get_config("sim-small").model.encoder[0], probabilistic=True, deterministic_head="linear")
     assert not hasattr(st, "out_head") and hasattr(st, "mu_head")
 
 

@@ -8,13 +8,14 @@ import types
 import pytest
 import torch
 
-from sim_models.checkpoint import load_checkpoint
+from sim_models.rundir.checkpoint import load_checkpoint
 from sim_models.config import TrainConfig, apply_overrides, get_config, load_config, save_config
 from sim_models.data.datasets import TensorAudioDataset
-from sim_models.mixed_precision import MixedPrecision
-from sim_models.optim_step import optimizer_step
-from sim_models.run_log import read_metrics
-from sim_models.trainer import CHECKPOINT_NAME, Trainer
+from sim_models.training.mixed_precision import MixedPrecision
+from sim_models.training.optim_step import optimizer_step
+from sim_models.rundir.logs import read_metrics
+from sim_models.rundir.checkpoint import CHECKPOINT_NAME
+from sim_models.training.trainer import Trainer
 
 from .test_resume import _assert_same_state, _cfg, _data
 
@@ -136,7 +137,7 @@ def test_bf16_resume_matches_uninterrupted_run(tmp_path, mode, stop_at):
 
 def test_noise_draws_do_not_depend_on_the_autocast_dtype():
     """modules._normal draws fp32 noise and casts it: a bf16 forward consumes the generator as fp32 does."""
-    from sim_models.modules import _normal
+    from sim_models.model.stages import _normal
     like32, like16 = torch.zeros(3, 5), torch.zeros(3, 5, dtype=torch.bfloat16)
     g32, g16 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     a, b = _normal(like32, g32), _normal(like16, g16)

@@ -7,15 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from sim_models.analysis.beta_search import (BOTH, COLLAPSED, DEFAULT_BETAS, DID_NOT_LEARN, OK, SEARCH_ALL_COLLAPSED,
-                                             SEARCH_CHOSEN, SEARCH_CHOSEN_UNDER_TRAINED_ABOVE,
-                                             SEARCH_SMALLEST_COLLAPSED, SEARCH_UNDER_TRAINED, SEARCH_VERDICTS,
-                                             VERDICTS, CollapseRule, choose_beta, default_betas, heldout_metrics,
-                                             judge, price_per_nat, stage_geometry, sweep_table, tune_beta)
-from sim_models.architectures import count_frames
+from sim_models.experiments.beta_search import (BOTH, COLLAPSED, DEFAULT_BETAS, DID_NOT_LEARN, OK, SEARCH_ALL_COLLAPSED, SEARCH_CHOSEN, SEARCH_CHOSEN_UNDER_TRAINED_ABOVE, SEARCH_SMALLEST_COLLAPSED, SEARCH_UNDER_TRAINED, SEARCH_VERDICTS, VERDICTS, CollapseRule, choose_beta, default_betas, heldout_metrics, judge, price_per_nat, stage_geometry, sweep_table, tune_beta)
+from sim_models.model.greedy import count_frames
 from sim_models.cli import main
 from sim_models.config import SMALL_BETA, apply_overrides, get_config
-from sim_models.trainer import build_model
+from sim_models.model.greedy import build_model
 
 from .test_analysis_run import LENGTH, make_toy_syllable_data
 from .test_run_info import SHRINK

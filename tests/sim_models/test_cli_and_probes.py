@@ -60,7 +60,7 @@ def test_data_train_eval(tmp_path, syllable_data, capsys):
         for k in ("vowel", "syllable", "random_init_vowel", "random_init_syllable"):
             assert 0.0 <= m[k] <= 1.0 and len(m[k + "_runs"]) == 2
     assert (run / "eval.md").read_text().startswith("Linear probes")
-    from sim_models.evaluation.report import evaluate_run
+    from sim_models.evaluation.evaluate import evaluate_run
     direct = evaluate_run(run, syllable_data, protocol="paper", seeds=1, epochs=1)   # the paper's default: samples
     assert direct["representation"] == "sample" and direct["sample_draws"] is None
     assert evaluate_run(run, syllable_data, protocol="robust", seeds=1, epochs=1)["representation"] == "mean"

@@ -1,16 +1,17 @@
 import inspect
 
 import pytest
+
+from sim_models.config.legacy import upgrade_model_section
 import torch
 
 from sim_kernels import smooth_infonce
-from sim_models.architectures import GreedyModel, count_frames, stage_layer_names
-from sim_models.config import (CONFIG_NAMES, Config, LayerConfig, ModelConfig, ModuleConfig, apply_overrides,
-                               get_config, load_config, save_config)
-from sim_models.trainer import build_model
+from sim_models.model.greedy import GreedyModel, count_frames, stage_layer_names
+from sim_models.config import (PRESETS, Config, LayerConfig, ModelConfig, StageConfig, apply_overrides, get_config, load_config, save_config)
+from sim_models.model.greedy import build_model
 
 
-def _layer_frames(spec: ModuleConfig, t: int) -> list:
+def _layer_frames(spec: StageConfig, t: int) -> list:
     out = []
     for layer in spec.layers:
         t = layer.out_frames(t)
@@ -26,14 +27,14 @@ def _shrunk(name, width=4):
     return cfg
 
 
-@pytest.mark.parametrize("name", CONFIG_NAMES)
+@pytest.mark.parametrize("name", PRESETS)
 def test_named_config_frames_exceed_K(name):
     cfg = get_config(name)
     frames = count_frames(cfg.model, cfg.data.length)
     assert min(frames) > cfg.model.prediction_steps, frames
 
 
-@pytest.mark.parametrize("name", CONFIG_NAMES)
+@pytest.mark.parametrize("name", PRESETS)
 def test_count_frames_matches_a_real_forward(name):
     cfg = _shrunk(name)
     model = build_model(cfg).eval()
@@ -74,7 +75,7 @@ def test_vgim_thesis_is_tables_4_1_and_4_2():
     assert _layer_frames(m1, 10240) == [2559, 638, 212, 52]
     # the table's head padding 2 gives 54 frames; the thesis' text (and its code's padding 1) say 52
     assert count_frames(v.model, 10240) == [54, 13]
-    with_text_padding = ModelConfig(encoder=[ModuleConfig(m1.layers, 3, 1), m2], ar_hidden=0)
+    with_text_padding = ModelConfig(encoder=[StageConfig(m1.layers, 3, 1), m2], ar_hidden=0)
     assert count_frames(with_text_padding, 10240) == [52, 13]
 
 
@@ -187,11 +188,13 @@ def test_old_flat_config_builds_the_same_model(tmp_path):
     assert "kernel_sizes" not in (tmp_path / "again.yaml").read_text()
 
 
-def test_flat_keys_in_the_constructor_take_the_old_defaults():
-    m = ModelConfig(channels=[8] * 5, modules=[[0, 1], [2, 3, 4]], maxpool=[0, 0])
+def test_flat_keys_of_an_old_model_section_take_the_old_defaults():
+    m = ModelConfig(**upgrade_model_section({"channels": [8] * 5, "modules": [[0, 1], [2, 3, 4]], "maxpool": [0, 0]}))
     assert m.paddings == [3, 2, 1, 1, 1] and m.kernel_sizes == [10, 8, 4, 4, 4] and m.modules == [[0, 1], [2, 3, 4]]
-    m2 = ModelConfig(**{**get_config("vgim-thesis").model.__dict__, "channels": [4] * 4})
+    m2 = ModelConfig(**upgrade_model_section({**get_config("vgim-thesis").model.__dict__, "channels": [4] * 4}))
     assert m2.channels == [4] * 4 and m2.encoder[0].head_padding == 2
+    with pytest.raises(TypeError):  # the constructor takes the layer-list format only: files are converted on read
+        ModelConfig(channels=[8] * 5)
 
 
 def test_flat_overrides_on_the_layer_list():

@@ -32,11 +32,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from sim_models.checkpoint import load_checkpoint
+from sim_models.rundir.checkpoint import load_checkpoint
 from sim_models.cli import main
 from sim_models.config import get_config, load_config
-from sim_models.run_safety import FAILURE_NAME, RunDirError, TrainingFailed, trim_logs
-from sim_models.trainer import CHECKPOINT_NAME, Trainer
+from sim_models.rundir.safety import FAILURE_NAME, RunDirError, TrainingFailed, trim_logs
+from sim_models.rundir.checkpoint import CHECKPOINT_NAME
+from sim_models.training.trainer import Trainer
 
 from .test_resume import _assert_same_state, _cfg, _data
 

@@ -2,9 +2,11 @@
 import pytest
 import torch
 
-from sim_models.checkpoint import load_checkpoint
+from sim_models.rundir.checkpoint import load_checkpoint
 from sim_models.config import apply_overrides, get_config
-from sim_models.trainer import CHECKPOINT_NAME, Trainer, resolve_device
+from sim_models.rundir.checkpoint import CHECKPOINT_NAME
+from sim_models.training.trainer import Trainer
+from sim_models.training.strategies.single import resolve_device
 
 _OVR = ["model.channels=[8,8,8,8,8]", "model.ar_hidden=6", "data.length=2560", "train.batch_size=2",
         "train.epochs=1", "train.log_every=1"]

@@ -29,11 +29,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from sim_models.checkpoint import load_checkpoint
+from sim_models.rundir.checkpoint import load_checkpoint
 from sim_models.config import Config, apply_overrides, get_config
 from sim_models.data.datasets import TensorAudioDataset
-from sim_models.distributed.module_parallel import split_units
-from sim_models.trainer import CHECKPOINT_NAME, Trainer, build_model
+from sim_models.training.strategies.module_parallel import split_units
+from sim_models.rundir.checkpoint import CHECKPOINT_NAME
+from sim_models.training.trainer import Trainer
+from sim_models.model.greedy import build_model
 
 TIMEOUT_S = 120
 WORLD = 2
@@ -61,7 +63,7 @@ def _worker(rank, world, port, kind, cfg_dict, audio, run_dir, extra):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    from sim_models.distributed import init_distributed, shutdown
+    from sim_models.training.strategies.env import init_distributed, shutdown
     info = init_distributed("gloo", timeout_s=60)
     cfg = Config.from_dict(cfg_dict)
     extra = dict(extra)
@@ -73,15 +75,15 @@ def _worker(rank, world, port, kind, cfg_dict, audio, run_dir, extra):
     if nan_after is not None and rank == 1:
         dataset = _NaNAfter(dataset, nan_after)
     if kind == "data":
-        from sim_models.distributed.data_parallel import DataParallelTrainer
+        from sim_models.training.launch import DataParallelTrainer
         trainer = DataParallelTrainer(cfg, dataset, run_dir, progress=False, tensorboard=False, info=info,
                                       val_dataset=val)
     else:
-        from sim_models.distributed.module_parallel import ModuleParallelTrainer
+        from sim_models.training.launch import ModuleParallelTrainer
         trainer = ModuleParallelTrainer(cfg, TensorAudioDataset(audio), run_dir, progress=False, tensorboard=False,
                                         info=info, val_dataset=val, **extra)
     if nan_after is not None:
-        from sim_models.run_safety import TrainingFailed
+        from sim_models.rundir.safety import TrainingFailed
         try:
             trainer.fit(resume=resume)
         except TrainingFailed as e:
@@ -139,7 +141,7 @@ def _dp_reference(cfg, audio, world):
     backward of loss_r / world for each part (gradients accumulate: the DDP average), then one step.
     Follows the Trainer's plan (parallel: all units at once; sequential: unit after unit).
     Returns (model, [(step, module, mean loss over parts)])."""
-    from sim_models.distributed.data_parallel import rank_seed
+    from sim_models.training.strategies.data_parallel import rank_seed
     tc = cfg.train
     model = build_model(cfg)
     units = model.training_units()
@@ -389,7 +391,7 @@ def test_validation_under_data_parallel_is_the_trained_models_val_loss(tmp_path)
 
 
 def _two_ranks():
-    from sim_models.distributed.env import DistInfo
+    from sim_models.training.strategies.env import DistInfo
     return DistInfo(rank=0, world_size=2, local_rank=0, backend="gloo", device=torch.device("cpu"))
 
 
@@ -400,13 +402,13 @@ def _two_ranks():
     ([], RuntimeError, "process group"),  # a valid config, but no group initialised in this process
 ], ids=["end-to-end", "sequential", "float16-autocast", "no-group"])
 def test_module_parallel_rejects(extra, error, match):
-    from sim_models.distributed.module_parallel import ModuleParallelTrainer
+    from sim_models.training.launch import ModuleParallelTrainer
     with pytest.raises(error, match=match):
         ModuleParallelTrainer(_cfg(*extra), TensorAudioDataset(_audio()), "unused", info=_two_ranks())
 
 
 def test_data_parallel_rejects_a_batch_it_cannot_split():
-    from sim_models.distributed.data_parallel import DataParallelTrainer
+    from sim_models.training.launch import DataParallelTrainer
     with pytest.raises(ValueError, match="train.batch_size=5 is the global batch"):
         DataParallelTrainer(_cfg("train.batch_size=5"), TensorAudioDataset(_audio()), "unused", info=_two_ranks())
 

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from sim_kernels import SmoothInfoNCELoss
-from sim_models.architectures import GreedyModel, StageResult
+from sim_models.model.greedy import GreedyModel, StageResult
 from sim_models.config import apply_overrides, get_config
-from sim_models.objectives import StageInfoNCELoss, build_objective
-from sim_models.supervised import LinearClassifierLoss
+from sim_models.model.objectives import StageInfoNCELoss, build_objective
+from sim_models.model.supervised import LinearClassifierLoss
 
 _TINY = ["model.channels=[8,8,8,8,8]", "model.ar_hidden=6"]
 

@@ -16,8 +16,7 @@ import torchaudio
 
 from sim_models.cli import main as sim_main
 from sim_models.data.datasets import SyllableDataset
-from sim_models.data.paper_recordings import (SOURCE, SYLLABLES_DIR, WORDS_DIR, check_layout, import_recordings,
-                                              is_recordings_folder, source_line)
+from sim_models.data.paper_recordings import (SOURCE, SYLLABLES_DIR, WORDS_DIR, check_layout, import_recordings, is_recordings_folder, source_line)
 from sim_models.data.synth import SYLLABLES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -140,7 +139,7 @@ def test_cli_import(real_subset, tmp_path, capsys):
 
 
 def test_reports_name_the_source_and_license(imported, tmp_path):
-    from sim_models.reproduce.report import data_description
+    from sim_models.report.reproduce import data_description
     out, _ = imported
     text = data_description(out)
     assert "CC BY-NC-SA 4.0" in text and SOURCE["repository"] in text and "Bart de Boer" in text

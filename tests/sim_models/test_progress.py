@@ -6,9 +6,9 @@ import sys
 import pytest
 
 from sim_models.data.datasets import SyllableDataset
-from sim_models.progress import Progress, is_terminal
-from sim_models.run_log import read_metrics
-from sim_models.trainer import Trainer
+from sim_models.util.progress import Progress, is_terminal
+from sim_models.rundir.logs import read_metrics
+from sim_models.training.trainer import Trainer
 
 from .test_analysis_run import LENGTH, SR, make_toy_syllable_data, tiny_config
 

@@ -3,10 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from sim_models.evaluation.protocols import (PROTOCOLS, get_protocol, module_features, probe_protocol, protocol_audio,
-                                             summarise_runs)
-from sim_models.evaluation.report import word_overlap
-from sim_models.trainer import build_model
+from sim_models.evaluation.protocols import (PROTOCOLS, get_protocol, module_features, probe_protocol, protocol_audio, summarise_runs)
+from sim_models.evaluation.evaluate import word_overlap
+from sim_models.model.greedy import build_model
 
 from .conftest import small_config
 

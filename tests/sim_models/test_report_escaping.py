@@ -20,8 +20,8 @@ import pytest
 from markdown_it import MarkdownIt
 
 from sim_models.data.datasets import SyllableDataset
-from sim_models.escaping import markdown_code, markdown_link_destination, markdown_text, url_path
-from sim_models.trainer import Trainer
+from sim_models.util.escaping import markdown_code, markdown_link_destination, markdown_text, url_path
+from sim_models.training.trainer import Trainer
 
 from .test_analysis_run import LENGTH, SR, _report_args, make_toy_syllable_data, tiny_config
 from .test_reproduce import _analysis, _probe
@@ -170,7 +170,7 @@ def test_link_destinations_lead_to_the_file(tmp_path):
 
 
 def test_probe_table_escapes_the_config_name():
-    from sim_models.evaluation.report import markdown_table
+    from sim_models.evaluation.evaluate import markdown_table
     result = {"config": NAME_B, "steps": 4, "n_train_syllables": 9, "n_test_syllables": 3, "seeds": 2,
               "protocol": {"name": "paper", "epochs": 5},
               "modules": [{"module": "module 1 (conv)", "vowel": 0.5, "vowel_std": 0.1, "syllable": 0.2,
@@ -236,8 +236,8 @@ def test_side_by_side_reports_and_comparison(hostile):
 
 def test_reproduce_report(hostile):
     from sim_models.analysis.verdicts import Verdict, verdicts_to_json
-    from sim_models.reproduce.budgets import get_budget
-    from sim_models.reproduce.report import write_report
+    from sim_models.experiments.reproduce.budgets import get_budget
+    from sim_models.report.reproduce import write_report
 
     out, (run_a, run_b) = hostile["out"], hostile["runs"]
     (out / "beta_search").mkdir(exist_ok=True)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from sim_models.analysis.browser_check import check_page, find_chromium
-from sim_models.analysis.report_html import page, write_html_reports
+from sim_models.report.browser_check import check_page, find_chromium
+from sim_models.report.html import page, write_html_reports
 
 from .test_analysis_run import LENGTH, SR, _report_args, make_toy_syllable_data, tiny_config
 
@@ -48,7 +48,7 @@ def _shot_dir(tmp_path) -> Path:
 def reported(tmp_path_factory):
     """Two tiny trained runs (SIM, GIM) and `sim report` over both with a comparison file."""
     from sim_models.data.datasets import SyllableDataset
-    from sim_models.trainer import Trainer
+    from sim_models.training.trainer import Trainer
     root = tmp_path_factory.mktemp("html")
     data = make_toy_syllable_data(root / "data")
     runs = []
@@ -133,7 +133,7 @@ def test_verdicts_render_into_both_reports(reported, tmp_path):
     v = Verdict(claim="Table 2: supervised best on syllables", status="inconclusive", measured="x <1>",
                 paper="83.3 %", rule="interval rule", reason="1 seed")
     run = reported["runs"][0]
-    from sim_models.analysis.report_markdown import write_reports
+    from sim_models.report.markdown import write_reports
     summaries = [__import__("json").loads((run / "report" / "analysis.json").read_text())]
     write_html_reports(summaries, verdicts=[v])
     write_reports(summaries, verdicts=[v])

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from sim_models.checkpoint import load_checkpoint
-from sim_models.reproduce.budgets import get_budget
-from sim_models.reproduce.measure import measurements
-from sim_models.reproduce.steps import ENV_KILL_AFTER, StepRunner
-from sim_models.trainer import CHECKPOINT_NAME
+from sim_models.rundir.checkpoint import load_checkpoint
+from sim_models.experiments.reproduce.budgets import get_budget
+from sim_models.experiments.reproduce.measure import measurements
+from sim_models.experiments.reproduce.steps import ENV_KILL_AFTER, StepRunner
+from sim_models.rundir.checkpoint import CHECKPOINT_NAME
 
 from .conftest import needs_espeak
 
@@ -192,7 +192,7 @@ def test_kill_after_a_step_then_mid_training_and_rerun_redoes_nothing(tmp_path):
     for f in ("report.md", "report.html"):
         assert (out / f).is_file()
     assert "Verdicts" in (out / "report.md").read_text()
-    from sim_models.analysis.browser_check import check_page, find_chromium
+    from sim_models.report.browser_check import check_page, find_chromium
     if find_chromium():  # the page as a reader sees it: no missing file, every player plays (test_report_html.py)
         page = check_page(out / "report.html", tmp_path / "shot.png")
         assert page["failed"] == [] and page["audio"], page["failed"]
@@ -207,7 +207,7 @@ def test_kill_after_a_step_then_mid_training_and_rerun_redoes_nothing(tmp_path):
 
 def test_the_beta_search_run_is_reused_only_with_an_identical_config(tmp_path):
     from sim_models.config import save_config
-    from sim_models.reproduce.pipeline import _reuse_beta_run, run_config
+    from sim_models.experiments.reproduce.pipeline import _reuse_beta_run, run_config
     b = get_budget("tiny")
     cfg = run_config(b, "SIM", 0, 0.001)
     beta_dir = tmp_path / "beta_0.001"
@@ -224,7 +224,7 @@ def test_the_beta_search_run_is_reused_only_with_an_identical_config(tmp_path):
 def test_report_html_renders_the_setting_paragraph_markup(tmp_path):
     """The setting paragraphs' bold and code are markup of each format (no literal asterisks in the HTML), and the
     data folder's name is escaped for it."""
-    from sim_models.reproduce.report import _setting
+    from sim_models.report.reproduce import _setting
 
     beta = {"beta": 0.0, "note": "none chosen"}
     args = (get_budget("tiny"), 2, beta, {"protocol": "paper"}, 60.0, tmp_path / "<b>data")
@@ -238,8 +238,8 @@ def test_report_html_renders_the_setting_paragraph_markup(tmp_path):
 
 
 def test_changed_measuring_settings_keep_trained_runs_and_redo_measured_steps(tmp_path):
-    from sim_models.reproduce.pipeline import _check_settings, _settings
-    from sim_models.reproduce.steps import atomic_json
+    from sim_models.experiments.reproduce.pipeline import _check_settings, _settings
+    from sim_models.util.atomic_write import atomic_write_json as atomic_json
     b = get_budget("tiny")
     data = tmp_path / "data"
     atomic_json(tmp_path / "reproduce.json", {"settings": _settings(b, data), "seeds": 2})
@@ -271,5 +271,5 @@ def test_measurements_on_the_robustness_representation():
     mean = measurements(b, 1, {}, analyses, "paper", representation="mean")
     assert main["table3"][1]["SIM"] == pytest.approx([30.0]) and mean["table3"][1]["SIM"] == pytest.approx([70.0])
     assert mean["fig2"][1]["SIM"] == pytest.approx([0.1])
-    from sim_models.reproduce.pipeline import _analysed_with
+    from sim_models.experiments.reproduce.pipeline import _analysed_with
     assert _analysed_with(analyses, "mean") and not _analysed_with({("SIM", 0): _analysis(0.3, 0.5)}, "mean")

@@ -4,10 +4,11 @@ import os
 import pytest
 import torch
 
-from sim_models.checkpoint import load_checkpoint, save_checkpoint
+from sim_models.rundir.checkpoint import load_checkpoint, save_checkpoint
 from sim_models.config import apply_overrides, get_config
 from sim_models.data.datasets import TensorAudioDataset
-from sim_models.trainer import CHECKPOINT_NAME, Trainer
+from sim_models.rundir.checkpoint import CHECKPOINT_NAME
+from sim_models.training.trainer import Trainer
 
 
 def _cfg(mode, *extra):

@@ -1,12 +1,12 @@
 """`sim train` records its data folder (RUN/run_info.json); `sim eval --run R` and `sim report R` then work
 without --data, and fail with a message naming --data when nothing is recorded or the folder is gone.
-Everything goes through the real `sim` parser (sim_models.cli.main)."""
+Everything goes through the real `sim` parser (sim_models.cli)."""
 import json
 
 import pytest
 
 from sim_models.cli import build_parser, main
-from sim_models.run_info import RUN_INFO_NAME, record_data_path, recorded_data_path, resolve_data
+from sim_models.rundir.run_info import RUN_INFO_NAME, record_data_path, recorded_data_path, resolve_data
 
 from .test_analysis_run import LENGTH, make_toy_syllable_data
 

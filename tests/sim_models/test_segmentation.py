@@ -6,8 +6,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from sim_models.data.segmentation import (PRESETS, boundary_agreement, max_pool_envelope, moving_quantile,
-                                          otsu_threshold, pad_both_ends, segment_word, syllable_spans)
+from sim_models.data.segmentation import (PRESETS, boundary_agreement, max_pool_envelope, moving_quantile, otsu_threshold, pad_both_ends, segment_word, syllable_spans)
 
 SR = 16000
 

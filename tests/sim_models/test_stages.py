@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from sim_models.architectures import GreedyModel, build_stages, count_frames, stage_names
+from sim_models.model.greedy import GreedyModel, build_stages, count_frames, stage_names
 from sim_models.config import get_config
-from sim_models.modules import ARModule, ConvModule, ModuleOutput, Stage
+from sim_models.model.stages import GRUStage, ConvStage, StageOutput, Stage
 
 
 def test_every_stage_is_a_stage_with_its_description():
@@ -47,10 +47,10 @@ def test_count_frames_is_each_stages_out_frames_and_draws_nothing():
 
 def test_loss_inputs_per_stage_type():
     z = torch.randn(2, 5, 3)
-    out = ModuleOutput(z=z, mu=z, logvar=z, context=z)
-    conv = ConvModule(1, get_config("tiny").model.encoder[0])
+    out = StageOutput(z=z, mu=z, logvar=z, context=z)
+    conv = ConvStage(1, get_config("tiny").model.encoder[0])
     assert conv.loss_inputs(out, None) == (z, z, z, z)
-    gru = ARModule(3, 4)
+    gru = GRUStage(3, 4)
     prev = torch.randn(2, 5, 3)
     assert gru.loss_inputs(out, prev)[1] is prev
     with pytest.raises(ValueError, match="prev_z"):

@@ -1,11 +1,12 @@
-"""The one Trainer loop calls a strategy object (sim_models/strategy.py); a new way of running is one subclass."""
+"""The one Trainer loop calls a strategy object (sim_models/training/strategies/); a new way of running is one subclass."""
 import torch
 
-from sim_models.checkpoint import load_checkpoint
+from sim_models.rundir.checkpoint import load_checkpoint
 from sim_models.config import apply_overrides, get_config
-from sim_models.distributed.common import RankZeroStrategy, RankZeroWrites
-from sim_models.strategy import SingleProcessStrategy
-from sim_models.trainer import CHECKPOINT_NAME, Trainer
+from sim_models.model.greedy import build_model
+from sim_models.training.strategies.single import Placement, SingleProcessStrategy
+from sim_models.rundir.checkpoint import CHECKPOINT_NAME
+from sim_models.training.trainer import Trainer
 
 _OVR = ["model.channels=[8,8,8,8,8]", "model.ar_hidden=6", "data.length=2560", "train.batch_size=2",
         "train.epochs=1", "train.log_every=1", "train.device=cpu"]
@@ -34,11 +35,15 @@ def test_the_trainer_runs_through_its_strategy_and_a_subclass_changes_nothing_el
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
 
 
-def test_default_strategy_is_single_process_and_the_old_mixin_name_is_an_alias(tmp_path):
+def test_default_strategy_is_single_process_and_its_setup_returns_the_placement(tmp_path):
     cfg = apply_overrides(get_config("tiny"), _OVR)
     t = Trainer(cfg, [torch.zeros(2560)] * 2, tmp_path, progress=False, tensorboard=False)
     assert type(t.strategy) is SingleProcessStrategy and t.strategy.writes_files
-    assert RankZeroWrites is RankZeroStrategy
+    # the strategy owns the device: setup gets the model, not the trainer, and returns what it chose
+    model = build_model(cfg)
+    placement = SingleProcessStrategy().setup(model, model.training_units(), cfg)
+    assert isinstance(placement, Placement) and placement.device == torch.device("cpu") == t.device
+    assert torch.equal(placement.generator.get_state(), torch.Generator().manual_seed(cfg.train.seed).get_state())
 
 
 class _Parts(SingleProcessStrategy):

@@ -4,15 +4,17 @@ import pytest
 import torch
 from torch import nn
 
-from sim_models.analysis.runs import load_run
-from sim_models.architectures import GreedyModel
+from sim_models.rundir.load import load_run
+from sim_models.model.greedy import GreedyModel
 from sim_models.cli import main
 from sim_models.config import apply_overrides, get_config
 from sim_models.data.datasets import SyllableDataset
-from sim_models.evaluation.report import evaluate_run
-from sim_models.run_log import read_metrics
-from sim_models.supervised import LinearClassifierLoss, SyllableSegments, pad_both_ends, training_view
-from sim_models.trainer import Trainer
+from sim_models.evaluation.evaluate import evaluate_run
+from sim_models.rundir.logs import read_metrics
+from sim_models.model.supervised import LinearClassifierLoss
+from sim_models.data.labelled import SyllableSegments, training_view
+from sim_models.data.segmentation import pad_both_ends
+from sim_models.training.trainer import Trainer
 
 from .test_analysis_run import LENGTH, SR, make_toy_syllable_data
 
@@ -116,8 +118,8 @@ def test_trainer_trains_on_segments(toy_data, tmp_path):
 
 def test_data_parallel_trainer_carries_the_labels(toy_data, tmp_path):
     """The labels travel through DataParallelTrainer's collate and unit modules (one process: no group needed)."""
-    from sim_models.distributed.data_parallel import DataParallelTrainer
-    from sim_models.distributed.env import DistInfo
+    from sim_models.training.launch import DataParallelTrainer
+    from sim_models.training.strategies.env import DistInfo
     info = DistInfo(rank=0, world_size=1, local_rank=0, backend="gloo", device=torch.device("cpu"))
     train = SyllableDataset(toy_data, "train", SR, LENGTH)
     test = SyllableDataset(toy_data, "test", SR, LENGTH)

@@ -2,16 +2,16 @@
 import pytest
 import torch
 
-from sim_models.architectures import GreedyModel
-from sim_models.config import CONFIG_NAMES, get_config
-from sim_models.trainer import build_model
+from sim_models.model.greedy import GreedyModel
+from sim_models.config import PRESETS, get_config
+from sim_models.model.greedy import build_model
 
 # Tiny inputs per config: the shortest audio that leaves every module more than K frames.
 LENGTH = {"sim-paper": 2560, "gim": 2560, "gim-loewe": 2560, "cpc": 2560, "tiny": 2560, "sim-small": 2560,
           "vgim-thesis": 10240, "vgim-thesis-gim": 10240}
 STEPS = {"sim-paper": 3, "gim": 3, "gim-loewe": 3, "cpc": 3, "tiny": 8, "sim-small": 8, "vgim-thesis": 8,
          "vgim-thesis-gim": 8}  # 512 channels: slow
-SELF_SUPERVISED = [n for n in CONFIG_NAMES if get_config(n).model.objective == "infonce"]
+SELF_SUPERVISED = [n for n in PRESETS if get_config(n).model.objective == "infonce"]
 
 
 def _tones(batch, length, seed=1):

@@ -6,10 +6,11 @@ import json
 import pytest
 import torch
 
-from sim_models.checkpoint import load_checkpoint
+from sim_models.rundir.checkpoint import load_checkpoint
 from sim_models.data.datasets import TensorAudioDataset
-from sim_models.run_log import FIELDS, RunLogger, read_metrics
-from sim_models.trainer import CHECKPOINT_NAME, Trainer
+from sim_models.rundir.logs import FIELDS, RunLogger, read_metrics
+from sim_models.rundir.checkpoint import CHECKPOINT_NAME
+from sim_models.training.trainer import Trainer
 
 from .test_resume import _assert_same_state, _cfg, _data
 
