@@ -12,7 +12,7 @@ from sim_models.cli.common import set_threads
 from sim_models.config import apply_overrides, get_config
 from sim_models.data.synth import generate
 from sim_models.evaluation.evaluate import evaluate_run, markdown_table
-from sim_models.training.launch import launch_run
+from sim_models.training.launch import prepare_run
 
 __all__ = ["add_parser", "run", "DEMO_WORDS", "DEMO_EPOCHS"]
 
@@ -45,11 +45,9 @@ def run(a) -> int:
         print(f"[demo 1/3] reusing {data_dir}")
     t1 = time.time()
     cfg = apply_overrides(get_config("tiny"), [f"train.epochs={a.epochs}", f"train.seed={a.seed}"] + list(a.overrides))
-
-    def announce(trainer, resumed):
-        print(f"[demo 2/3] training 'tiny' for {cfg.train.epochs} epochs on {len(trainer.dataset)} words -> {run_dir}")
-
-    launch_run(cfg, data_dir, run_dir, recorded_by="sim demo", progress=not a.no_progress, on_start=announce)
+    run = prepare_run(cfg, data_dir, run_dir, recorded_by="sim demo", progress=not a.no_progress)
+    print(f"[demo 2/3] training 'tiny' for {cfg.train.epochs} epochs on {len(run.trainer.dataset)} words -> {run_dir}")
+    run.fit()
     t2 = time.time()
     print("[demo 3/3] linear probes (trained modules and random init)")
     result = evaluate_run(run_dir, data_dir)

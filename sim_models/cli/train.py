@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sim_models.cli.common import run_config, set_threads
 from sim_models.config import CONFIG_SUFFIXES, PRESETS
-from sim_models.training.launch import PARALLEL, launch_run
+from sim_models.training.launch import PARALLEL, prepare_run
 from sim_models.training.strategies.env import is_main_process, shutdown
 
 __all__ = ["add_parser", "run"]
@@ -33,18 +33,15 @@ def add_parser(sub) -> None:
 def run(a) -> int:
     cfg = run_config(a.config, a.out, a.resume, a.overrides, a.epochs)
     set_threads(a.threads or cfg.train.num_threads)
+    run = prepare_run(cfg, a.data, a.out, resume=a.resume, recorded_by="sim train", progress=not a.no_progress,
+                      parallel=a.parallel)
     main = is_main_process()
-
-    def announce(trainer, resumed):
-        if main:
-            print(f"training {cfg.name!r} ({cfg.train.mode}) on {len(trainer.dataset)} examples from {a.data} -> {a.out}")
-
-    run = launch_run(cfg, a.data, a.out, resume=a.resume, recorded_by="sim train", progress=not a.no_progress,
-                     parallel=a.parallel, on_start=announce)
+    if main:
+        print(f"training {cfg.name!r} ({cfg.train.mode}) on {len(run.trainer.dataset)} examples from {a.data} -> {a.out}")
+    summary = run.fit()
     shutdown()
     if not main:
         return 0
-    summary = run.summary
     state = "stopped at max_steps" if summary["stopped_early"] else "finished"
     print(f"{state}: step {summary['steps']} ({summary['steps_this_run']} this run, {summary['seconds']:.0f} s); "
           f"checkpoint {Path(a.out) / 'checkpoint.pt'}")

@@ -85,7 +85,7 @@ from sim_models.config import apply_overrides, get_config
 from sim_models.data.datasets import SyllableDataset
 from sim_models.model.encode import eval_mode
 from sim_models.model.greedy import count_frames, describe_stages
-from sim_models.training.launch import launch_run
+from sim_models.training.launch import prepare_run
 from sim_models.util.atomic_write import atomic_write_json
 
 __all__ = ["DEFAULT_BETAS", "DEFAULT_EPOCHS", "PAPER_BETA", "PAPER_WIDTH", "VERDICTS", "SEARCH_VERDICTS",
@@ -432,16 +432,14 @@ def _train_and_measure(base, beta: float, run_dir: Path, data_dir, test_audio, r
 
     cfg = apply_overrides(base, [f"model.beta={beta}"])
     t0 = time.time()
-
-    def announce(trainer, resumed):
-        log(f"[tune-beta] β = {beta:g}: {'resuming' if resumed else 'training'} {cfg.name!r} for {cfg.train.epochs} "
-            f"epochs -> {run_dir}")
-
-    run = launch_run(cfg, data_dir, run_dir, recorded_by="sim tune-beta", progress=progress, tensorboard=False,
-                     validate=False, on_start=announce)
+    run = prepare_run(cfg, data_dir, run_dir, recorded_by="sim tune-beta", progress=progress, tensorboard=False,
+                      validate=False)
+    log(f"[tune-beta] β = {beta:g}: {'resuming' if run.resumed else 'training'} {cfg.name!r} for {cfg.train.epochs} "
+        f"epochs -> {run_dir}")
+    summary = run.fit()
     modules = heldout_metrics(run.trainer.model, test_audio, cfg.model.negative_samples, seed=cfg.train.seed,
                               active_threshold=rule.active_threshold)
-    return {"beta": beta, "run_dir": run_dir.name, "steps": run.summary["steps"], "seconds": round(time.time() - t0, 1),
+    return {"beta": beta, "run_dir": run_dir.name, "steps": summary["steps"], "seconds": round(time.time() - t0, 1),
             "modules": modules}
 
 

@@ -69,6 +69,6 @@ def build_objective(cfg: ModelConfig, stage, index: int, last: int):
         raise ValueError(f"model: a {stage.kind} module needs a module before it")
     return StageInfoNCELoss(
         stage.out_channels, stage.target_channels, prediction_steps=cfg.prediction_steps,
-        negative_samples=cfg.negative_samples, beta=stage.loss_beta(cfg.beta), sampler=cfg.sampler,
+        negative_samples=cfg.negative_samples, beta=cfg.beta if stage.kl_weighted else 0.0, sampler=cfg.sampler,
         kl_reduction=cfg.kl_reduction, reduction=cfg.reduction, subsample_window=cfg.subsample_window,
         backend=cfg.loss_backend)

@@ -1,7 +1,7 @@
 """The building blocks: a conv encoder module (probabilistic or deterministic) and the GRU module.
 
 Each stage type describes itself (``Stage``): ``conv_input`` (input layout), ``out_frames(t)`` (frame
-arithmetic), ``kind`` / ``layer_name`` (display names), ``target_channels``, ``loss_beta(beta)`` and
+arithmetic), ``kind`` / ``layer_name`` (display names), ``target_channels``, ``kl_weighted`` and
 ``loss_inputs(out, prev_z)`` (how it feeds its Smooth-InfoNCE loss). Nothing else in sim_models asks which
 class a stage is: a new stage type is one ``Stage`` subclass here plus one line in
 ``greedy.build_stages``.
@@ -48,14 +48,16 @@ class Stage(nn.Module):
     * ``conv_input``: input layout, True for (B, C, L) (conv layout), False for (B, T, C) (sequence layout);
     * ``targets_from_previous``: True when the loss scores the previous stage's z (so it cannot be stage 0);
     * ``out_frames(t)``: frames out for t frames (samples) in;
-    * ``in_channels`` / ``out_channels`` (instance) and ``target_channels``: the loss's target dimension;
-    * ``loss_beta(beta)``: the KL weight its loss gets from model.beta;
+    * ``in_channels`` / ``out_channels`` / ``target_channels`` (instance): the loss's target dimension is the
+      previous stage's width when ``targets_from_previous``, else its own;
+    * ``kl_weighted``: whether its loss weighs a KL term with model.beta (False: beta 0, no posterior);
     * ``loss_inputs(out, prev_z)``: the positional tensors of SmoothInfoNCELoss (context, targets[, mu, logvar]).
     """
 
     kind = "stage"
     conv_input = True
     targets_from_previous = False
+    kl_weighted = True
 
     def out_frames(self, t: int) -> int:
         raise NotImplementedError
@@ -63,13 +65,6 @@ class Stage(nn.Module):
     def input_from(self, prev_z: torch.Tensor) -> torch.Tensor:
         """This stage's input from the previous stage's z (B, T, C): (B, C, T) for conv layout, else unchanged."""
         return prev_z.transpose(1, 2) if self.conv_input else prev_z
-
-    @property
-    def target_channels(self) -> int:
-        return self.in_channels if self.targets_from_previous else self.out_channels
-
-    def loss_beta(self, beta: float) -> float:
-        return beta
 
     def loss_inputs(self, out: StageOutput, prev_z: torch.Tensor | None) -> tuple:
         """(context, targets, mu, logvar) for SmoothInfoNCELoss; prev_z: the previous stage's z (B, T, C_in) or None."""
@@ -117,7 +112,7 @@ class ConvStage(Stage):
                 layers.append(nn.MaxPool1d(x.kernel, stride=x.stride, padding=x.padding))
         self.body = nn.Sequential(*layers)  # parameter names body.<i>.* as before the layer-list format
         self.spec = spec
-        self.out_channels = c
+        self.out_channels = self.target_channels = c  # it scores its own sample z
         self.probabilistic = probabilistic
         self.independent_context_sample = independent_context_sample
         if probabilistic:
@@ -175,12 +170,10 @@ class GRUStage(Stage):
     layer_name = "gru"
     conv_input = False     # takes (B, T, C); the loss scores the previous module's z against the GRU outputs
     targets_from_previous = True
+    kl_weighted = False    # deterministic: no KL term
 
     def out_frames(self, t: int) -> int:
         return t
-
-    def loss_beta(self, beta: float) -> float:
-        return 0.0  # deterministic: no KL term
 
     def loss_inputs(self, out: StageOutput, prev_z=None) -> tuple:
         """The GRU outputs (context) against the previous module's z (targets); no mu / logvar."""
@@ -193,6 +186,7 @@ class GRUStage(Stage):
         self.in_channels = in_channels
         self.gru = nn.GRU(in_channels, hidden, batch_first=True)
         self.out_channels = hidden
+        self.target_channels = in_channels  # the previous stage's z
 
     def forward(self, z: torch.Tensor, generator: torch.Generator | None = None, sample: bool | None = None) -> StageOutput:
         """z (B, T, C_in) -> StageOutput (B, T, hidden); ``sample`` is accepted for a uniform stage call and unused."""

@@ -1,6 +1,7 @@
 """Starting a training run: the one launcher every command uses, and the Trainer for this process.
 
-    launch_run(cfg, data, run_dir, ...) -> Launched(trainer, summary, resumed)
+    run = prepare_run(cfg, data, run_dir, ...)   # a Launch: .trainer, .resumed
+    summary = run.fit()
 
 opens the data (a `sim data` folder: its train split, and its test split as the validation set; any folder
 of audio files: those files, no validation), builds the Trainer for this process (``make_trainer``),
@@ -38,7 +39,7 @@ from sim_models.training.strategies.env import DistInfo, current, env_world_size
 from sim_models.training.strategies.module_parallel import ModuleParallelStrategy
 from sim_models.training.trainer import Trainer
 
-__all__ = ["Launched", "launch_run", "make_trainer", "PARALLEL", "DataParallelTrainer", "ModuleParallelTrainer"]
+__all__ = ["Launch", "prepare_run", "make_trainer", "PARALLEL", "DataParallelTrainer", "ModuleParallelTrainer"]
 
 
 class DataParallelTrainer(Trainer):
@@ -97,38 +98,40 @@ def make_trainer(cfg, dataset, run_dir, progress: bool = True, parallel: str = "
 
 
 @dataclass
-class Launched:
-    """What ``launch_run`` returns: the trainer (its model trained), ``Trainer.fit``'s summary, whether it resumed."""
+class Launch:
+    """A run ready to train (``prepare_run``): its trainer, whether it resumes, and ``fit()``.
+
+    fit() -> ``Trainer.fit``'s summary dict; the data path is recorded by ``recorded_by`` (rank 0 only) once the
+    run folder holds a checkpoint, also when training fails (a failure to record it only warns)."""
     trainer: Trainer
-    summary: dict
     resumed: bool
+    data: Path
+    recorded_by: str
+
+    def fit(self) -> dict:
+        try:
+            return self.trainer.fit(resume=self.resumed)
+        finally:
+            if is_main_process() and (self.trainer.dir / CHECKPOINT_NAME).exists():
+                _record_data(self.trainer.dir, self.data, self.recorded_by)
 
 
-def launch_run(cfg, data, run_dir, *, resume: bool | None = None, recorded_by: str = "sim train",
-               progress: bool = True, parallel: str = "data", tensorboard: bool = True, validate: bool = True,
-               on_start=None) -> Launched:
-    """Train ``cfg`` on ``data`` (a `sim data` folder or a folder of audio files) into ``run_dir``.
+def prepare_run(cfg, data, run_dir, *, resume: bool | None = None, recorded_by: str = "sim train",
+                progress: bool = True, parallel: str = "data", tensorboard: bool = True,
+                validate: bool = True) -> Launch:
+    """The run of ``cfg`` on ``data`` (a `sim data` folder or a folder of audio files) in ``run_dir``, ready to fit.
 
-    resume: True = continue from RUN_DIR/checkpoint.pt (FileNotFoundError without one), False = start anew,
-    None = resume when the checkpoint exists. validate: the test split of a `sim data` folder is the validation
-    set (epoch-end validation loss; ``train.validate``). on_start(trainer, resumed): called before the first
-    step (the commands print their line there). The data path is recorded by ``recorded_by`` (rank 0 only);
-    a failure to record it only warns on standard error. Errors of the trainer propagate (TrainingFailed)."""
-    run_dir = Path(run_dir)
+    resume: True = continue from RUN_DIR/checkpoint.pt (``fit`` raises FileNotFoundError without one), False =
+    start anew, None = resume when the checkpoint exists. validate: the test split of a `sim data` folder is the
+    validation set (epoch-end validation loss; ``train.validate``). The commands print their line between this
+    and ``Launch.fit()``."""
     train = open_dataset(data, "train", cfg.data.sample_rate, cfg.data.length)
     val = (open_dataset(data, "test", cfg.data.sample_rate, cfg.data.length)
            if validate and hasattr(train, "syllables") else None)
-    resumed = (run_dir / CHECKPOINT_NAME).is_file() if resume is None else resume
+    resumed = (Path(run_dir) / CHECKPOINT_NAME).is_file() if resume is None else resume
     trainer = make_trainer(cfg, train, run_dir, progress=progress, parallel=parallel, tensorboard=tensorboard,
                            val_dataset=val)
-    if on_start is not None:
-        on_start(trainer, resumed)
-    try:
-        summary = trainer.fit(resume=resumed)
-    finally:
-        if is_main_process() and (run_dir / CHECKPOINT_NAME).exists():
-            _record_data(run_dir, data, recorded_by)
-    return Launched(trainer, summary, resumed)
+    return Launch(trainer, resumed, Path(data), recorded_by)
 
 
 def _record_data(run_dir: Path, data, by: str) -> None:

@@ -14,9 +14,10 @@ robustness row. These rules were fixed before any run on the paper's recordings.
 """
 from __future__ import annotations
 
-__all__ = ["measurements", "TABLE3_N", "PAPER_WIDTH", "DELTA_SPACE", "table3_n"]
+from sim_models.analysis.entanglement import TABLE3_N
 
-TABLE3_N = 8        # the paper's highlighted N (Table 3), of PAPER_WIDTH dims
+__all__ = ["measurements", "PAPER_WIDTH", "DELTA_SPACE", "table3_n"]
+
 PAPER_WIDTH = 512
 DELTA_SPACE = "waveform"
 

@@ -42,7 +42,7 @@ from sim_models.experiments.reproduce.measure import measurements
 from sim_models.experiments.reproduce.steps import StepRunner
 from sim_models.report.reproduce import write_report
 from sim_models.rundir.checkpoint import CHECKPOINT_NAME
-from sim_models.training.launch import launch_run
+from sim_models.training.launch import prepare_run
 from sim_models.util.atomic_write import atomic_write_json
 from sim_models.util.progress import log_line
 
@@ -153,14 +153,11 @@ def _train_step(budget, method, seed, beta, data_dir: Path, run_dir: Path, progr
     cfg = run_config(budget, method, seed, beta)
     if method == "SIM" and not (run_dir / CHECKPOINT_NAME).is_file():
         _reuse_beta_run(cfg, beta_dir, run_dir, log)
-
-    def announce(trainer, resumed):
-        log(f"[reproduce] {method} seed {seed}: {'resuming' if resumed else 'training'} {cfg.name!r} for "
-            f"{cfg.train.epochs} epochs" + (f" at β = {beta:g}" if method == "SIM" else "") + f" -> {run_dir}")
-
-    run = launch_run(cfg, data_dir, run_dir, recorded_by="sim reproduce", progress=progress, tensorboard=False,
-                     on_start=announce)
-    return {"run": str(run_dir), "steps": run.summary["steps"], "resumed": run.resumed, "config": cfg.name,
+    run = prepare_run(cfg, data_dir, run_dir, recorded_by="sim reproduce", progress=progress, tensorboard=False)
+    log(f"[reproduce] {method} seed {seed}: {'resuming' if run.resumed else 'training'} {cfg.name!r} for "
+        f"{cfg.train.epochs} epochs" + (f" at β = {beta:g}" if method == "SIM" else "") + f" -> {run_dir}")
+    summary = run.fit()
+    return {"run": str(run_dir), "steps": summary["steps"], "resumed": run.resumed, "config": cfg.name,
             "beta": cfg.model.beta, "epochs": cfg.train.epochs}
 
 

@@ -19,7 +19,7 @@ from sim_models.data.datasets import SyllableDataset
 from sim_models.data.paper_recordings import (SOURCE, SYLLABLES_DIR, WORDS_DIR, check_layout, import_recordings, is_recordings_folder, source_line)
 from sim_models.data.synth import SYLLABLES
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PAPER_DATA = Path(os.environ.get("SIM_PAPER_DATA", REPO.parent / "shared" / "data" / "artificial-speech-dataset"))
 PER_SPLIT = 4
 

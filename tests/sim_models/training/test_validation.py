@@ -12,7 +12,7 @@ from sim_models.rundir.logs import FIELDS, RunLogger, read_metrics
 from sim_models.rundir.checkpoint import CHECKPOINT_NAME
 from sim_models.training.trainer import Trainer
 
-from .test_resume import _assert_same_state, _cfg, _data
+from tests.sim_models.training.test_resume import _assert_same_state, _cfg, _data
 
 
 def _val():

@@ -16,7 +16,7 @@ from sim_models.analysis.thesis_analyses import thesis_features
 from sim_models.data.datasets import SyllableDataset
 from sim_models.model.greedy import build_model
 
-from .conftest import small_config
+from tests.sim_models.conftest import small_config
 
 FIELDS = ("step", "unit", "epoch", "module", "loss", "nce", "kl", "accuracy", "lr")
 

@@ -420,7 +420,7 @@ def test_torchrun_cli_data_parallel(tmp_path):
     data.mkdir()
     for i, x in enumerate(_audio(8)):
         sf.write(data / f"u{i}.wav", (0.3 * x).clamp(-1, 1).numpy(), 16000)
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2]),
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[3]),
                                                                            os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={WORLD}",
            "--master_addr=127.0.0.1", f"--master_port={_free_port()}", "-m", "sim_models.cli", "train",

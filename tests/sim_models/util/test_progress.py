@@ -10,7 +10,7 @@ from sim_models.util.progress import Progress, is_terminal
 from sim_models.rundir.logs import read_metrics
 from sim_models.training.trainer import Trainer
 
-from .test_analysis_run import LENGTH, SR, make_toy_syllable_data, tiny_config
+from tests.sim_models.analysis.test_analysis_run import LENGTH, SR, make_toy_syllable_data, tiny_config
 
 
 class FakeTerminal(io.StringIO):

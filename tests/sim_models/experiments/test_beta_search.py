@@ -13,8 +13,8 @@ from sim_models.cli import main
 from sim_models.config import SMALL_BETA, apply_overrides, get_config
 from sim_models.model.greedy import build_model
 
-from .test_analysis_run import LENGTH, make_toy_syllable_data
-from .test_run_info import SHRINK
+from tests.sim_models.analysis.test_analysis_run import LENGTH, make_toy_syllable_data
+from tests.sim_models.rundir.test_run_info import SHRINK
 
 FLOOR = 1 / 11 + 0.05 * (10 / 11)   # 13.6 % for N = 10
 

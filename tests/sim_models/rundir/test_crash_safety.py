@@ -39,9 +39,9 @@ from sim_models.rundir.safety import FAILURE_NAME, RunDirError, TrainingFailed, 
 from sim_models.rundir.checkpoint import CHECKPOINT_NAME
 from sim_models.training.trainer import Trainer
 
-from .test_resume import _assert_same_state, _cfg, _data
+from tests.sim_models.training.test_resume import _assert_same_state, _cfg, _data
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SHRINK = ["model.channels=[8,8,8,8,8]", "model.ar_hidden=6", "data.length=2560", "train.batch_size=3",
           "train.epochs=2", "train.lr_decay=0.9", "train.checkpoint_every=2", "train.log_every=1"]
 

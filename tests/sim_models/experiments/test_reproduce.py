@@ -22,9 +22,9 @@ from sim_models.experiments.reproduce.measure import measurements
 from sim_models.experiments.reproduce.steps import ENV_KILL_AFTER, StepRunner
 from sim_models.rundir.checkpoint import CHECKPOINT_NAME
 
-from .conftest import needs_espeak
+from tests.sim_models.conftest import needs_espeak
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 MICRO = """
 import sys

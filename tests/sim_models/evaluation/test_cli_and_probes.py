@@ -7,7 +7,7 @@ import torch
 from sim_models.cli import main
 from sim_models.evaluation.probes import segments_tensor, train_probe
 
-from .conftest import needs_espeak
+from tests.sim_models.conftest import needs_espeak
 
 
 def test_probe_separates_separable_features():

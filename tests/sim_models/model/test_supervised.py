@@ -16,7 +16,7 @@ from sim_models.data.labelled import SyllableSegments, training_view
 from sim_models.data.segmentation import pad_both_ends
 from sim_models.training.trainer import Trainer
 
-from .test_analysis_run import LENGTH, SR, make_toy_syllable_data
+from tests.sim_models.analysis.test_analysis_run import LENGTH, SR, make_toy_syllable_data
 
 SHRINK = ["model.channels=[8,8,8,8,8]", "model.ar_hidden=6", f"data.length={LENGTH}", "data.segment_length=1600",
           "train.batch_size=8", "train.epochs=1", "train.checkpoint_every=0", "train.log_every=2"]

@@ -10,7 +10,7 @@ from sim_models.data.audio_io import AudioFileError, read_audio
 from sim_models.data.datasets import FolderAudioDataset, SyllableDataset, open_dataset
 from sim_models.data.synth import SYLLABLES, generate, word_plan
 
-from .conftest import needs_espeak
+from tests.sim_models.conftest import needs_espeak
 
 
 def test_word_plan_is_deterministic_and_uses_phoneme_input():

@@ -16,7 +16,7 @@ import soundfile as sf
 from sim_models.report.browser_check import check_page, find_chromium
 from sim_models.report.html import page, write_html_reports
 
-from .test_analysis_run import LENGTH, SR, _report_args, make_toy_syllable_data, tiny_config
+from tests.sim_models.analysis.test_analysis_run import LENGTH, SR, _report_args, make_toy_syllable_data, tiny_config
 
 
 def _need_browser():

@@ -8,7 +8,7 @@ import pytest
 from sim_models.cli import build_parser, main
 from sim_models.rundir.run_info import RUN_INFO_NAME, record_data_path, recorded_data_path, resolve_data
 
-from .test_analysis_run import LENGTH, make_toy_syllable_data
+from tests.sim_models.analysis.test_analysis_run import LENGTH, make_toy_syllable_data
 
 SHRINK = ["model.channels=[8,8,8,8,8]", "model.ar_hidden=8", "model.prediction_steps=3", "model.negative_samples=4",
           f"data.length={LENGTH}", "train.batch_size=4", "train.max_steps=2", "train.checkpoint_every=0"]

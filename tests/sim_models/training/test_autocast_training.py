@@ -17,7 +17,7 @@ from sim_models.rundir.logs import read_metrics
 from sim_models.rundir.checkpoint import CHECKPOINT_NAME
 from sim_models.training.trainer import Trainer
 
-from .test_resume import _assert_same_state, _cfg, _data
+from tests.sim_models.training.test_resume import _assert_same_state, _cfg, _data
 
 # First-step loss, bf16 autocast against fp32, same seed, same data and (modules._normal) the same draws.
 # Measured (2026-11-30, this 2-core Xeon, torch 2.14): |relative difference| per module 2.7e-5, 1.4e-6, 1.1e-5

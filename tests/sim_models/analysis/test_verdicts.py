@@ -10,7 +10,7 @@ import pytest
 from sim_models.analysis import verdicts as V
 from sim_models.analysis.verdicts import (INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Measurement, Verdict, all_verdicts, fig2_concentration, paper_tables, table2_above_random, table2_close, table2_supervised_best, table3_delta, verdicts_from_json, verdicts_markdown, verdicts_to_json)
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def M(mean, std=1.0, n=3):

@@ -23,8 +23,8 @@ from sim_models.data.datasets import SyllableDataset
 from sim_models.util.escaping import markdown_code, markdown_link_destination, markdown_text, url_path
 from sim_models.training.trainer import Trainer
 
-from .test_analysis_run import LENGTH, SR, _report_args, make_toy_syllable_data, tiny_config
-from .test_reproduce import _analysis, _probe
+from tests.sim_models.analysis.test_analysis_run import LENGTH, SR, _report_args, make_toy_syllable_data, tiny_config
+from tests.sim_models.experiments.test_reproduce import _analysis, _probe
 
 NAME_A = "run one #%41 ü音"
 NAME_B = "a|b <script>*x*_[y](z) `c` &amp; # ~"

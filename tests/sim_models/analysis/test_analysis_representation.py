@@ -16,7 +16,7 @@ from sim_models.analysis.run_analysis import ReportConfig
 from sim_models.evaluation.protocols import PROTOCOLS, FeatureDraws, get_protocol, probe_protocol
 from sim_models.model.greedy import build_model
 
-from .conftest import small_config
+from tests.sim_models.conftest import small_config
 
 LENGTH = 2560
 

@@ -7,7 +7,7 @@ from sim_models.evaluation.protocols import (PROTOCOLS, get_protocol, module_fea
 from sim_models.evaluation.evaluate import word_overlap
 from sim_models.model.greedy import build_model
 
-from .conftest import small_config
+from tests.sim_models.conftest import small_config
 
 
 def _model():

@@ -16,7 +16,7 @@ def test_every_stage_is_a_stage_with_its_description():
     assert [st.layer_name for st in stages] == ["conv2", "conv4", "conv5", "gru"]
     assert stages[-1].target_channels == stages[-2].out_channels  # the GRU scores the previous module's z
     assert stages[0].target_channels == stages[0].out_channels
-    assert stages[0].loss_beta(0.5) == 0.5 and stages[-1].loss_beta(0.5) == 0.0
+    assert stages[0].kl_weighted and not stages[-1].kl_weighted  # model.beta weighs the conv stage's KL, not the GRU's
 
 
 @pytest.mark.parametrize("style,names", [
