@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from sim_models.analysis.plotting import new_figure, save_figure
+from sim_models.analysis.sections import Heading, Image, Paragraph
 from sim_models.model.encode import encode_batches
 
-__all__ = ["THESIS_DIMS", "activation_values", "plot_activations"]
+__all__ = ["THESIS_DIMS", "activation_values", "plot_activations", "compute", "section"]
 
 THESIS_DIMS = 6  # thesis §4.2.4: "the first six dimensions"
 
@@ -68,3 +69,26 @@ def plot_activations(values: list, path, names=None, probabilistic=None, title: 
         axes[m, 0].set_ylabel(names[m] if names else f"module {m + 1}", fontsize=8)
     fig.suptitle(title or "activation distributions, first dimensions, test split", fontsize=10)
     return save_figure(fig, path)
+
+
+def compute(ctx) -> dict:
+    """Registered analysis (registry.py): report/activations.png and per-stage mean / std of the first dimensions."""
+    rcfg = ctx.rcfg
+    ctx.log("  activation distributions, active units")
+    vals = activation_values(ctx.run.model, ctx.test_audio[:rcfg.activation_utterances], THESIS_DIMS,
+                             rcfg.activation_representation, seed=rcfg.seed)
+    prob = [bool(getattr(st, "probabilistic", False)) for st in ctx.run.model.stages]
+    png = plot_activations(vals, ctx.out / "activations.png", ctx.names, prob,
+                           f"{ctx.run.name}: first {THESIS_DIMS} dimensions on the test split "
+                           f"({rcfg.activation_representation}s)")
+    return {"activations": [{"mean": v.mean(0).tolist(), "std": v.std(0).tolist(), "points": v.shape[0]} for v in vals],
+            "files": {"activations_png": ctx.rel(png)}}
+
+
+def section(res: dict, names: list, rc: dict) -> list:
+    """Thesis Figs 4.4-4.7."""
+    return [Heading("Activation distributions (thesis Figs 4.4–4.7)"),
+            Paragraph(f"First six dimensions of every module's output ({rc.get('activation_representation', 'sample')}s) "
+                      f"over every frame of {rc.get('activation_utterances', 64)} test utterances; grey: the N(0, 1) "
+                      "prior."),
+            Image(res["files"]["activations_png"], "activations")]

@@ -14,10 +14,10 @@ import torch
 from sim_models.analysis.active_units import (ACTIVE_THRESHOLD, active_units, kl_per_dimension,
                                               mean_variance_per_dimension)
 from sim_models.analysis.plotting import new_figure, save_figure
+from sim_models.analysis.sections import Heading, Image, Paragraph, Table
 from sim_models.model.encode import encode_batches
-from sim_models.util.escaping import markdown_text
 
-__all__ = ["encode_posteriors", "posterior_usage", "plot_active_units", "active_units_table"]
+__all__ = ["encode_posteriors", "posterior_usage", "plot_active_units", "compute", "section"]
 
 
 def encode_posteriors(model, audio: torch.Tensor, batch_size: int = 16) -> list:
@@ -51,18 +51,6 @@ def posterior_usage(model, audio: torch.Tensor, max_utterances: int = 64, batch_
     return rows
 
 
-def active_units_table(rows: list, names: list) -> str:
-    """Markdown: module, width, active units (KL > 0.01 nats), active units (Var μ > 0.01), KL per frame."""
-    out = ["| module | C | active units (KL > 0.01 nats) | active units (Var[μ] > 0.01) | KL per frame (nats) |",
-           "|---|---|---|---|---|"]
-    for name, r in zip(names, rows):
-        if not r["probabilistic"]:
-            out.append(f"| {markdown_text(name)} | {r['width']} | – (deterministic) | – | – |")
-        else:
-            out.append(f"| {markdown_text(name)} | {r['width']} | {r['active_kl']} | {r['active_variance']} | {r['kl_total']:.3g} |")
-    return "\n".join(out)
-
-
 def plot_active_units(rows: list, path, names=None, title: str = ""):
     """Per probabilistic module: its dimensions' mean KL (nats, log scale), sorted, with the 0.01-nat threshold;
     the title gives the active units by both criteria (KL > 0.01 nats; Var_x[mu] > 0.01)."""
@@ -88,3 +76,27 @@ def plot_active_units(rows: list, path, names=None, title: str = ""):
     axes[0].set_ylabel("mean KL to N(0, 1) (nats)", fontsize=8)
     fig.suptitle(title or "per-dimension KL and active units (red: 0.01 nats)", fontsize=10)
     return save_figure(fig, path)
+
+
+def compute(ctx) -> dict:
+    """Registered analysis (registry.py): per-dimension KL and active units -> report/active_units.png."""
+    usage = posterior_usage(ctx.run.model, ctx.test_audio, max_utterances=ctx.rcfg.activation_utterances)
+    png = plot_active_units(usage, ctx.out / "active_units.png", ctx.names,
+                            f"{ctx.run.name}: per-dimension KL, active units")
+    return {"active_units": usage, "files": {"active_units_png": ctx.rel(png)}}
+
+
+def section(res: dict, names: list, rc: dict) -> list:
+    """The active units per stage by both criteria, and the KL per frame."""
+    rows = []
+    for name, r in zip(names, res["active_units"]):
+        if not r["probabilistic"]:
+            rows.append((name, r["width"], "– (deterministic)", "–", "–"))
+        else:
+            rows.append((name, r["width"], r["active_kl"], r["active_variance"], f"{r['kl_total']:.3g}"))
+    return [Heading("Posterior usage: per-dimension KL and active units"),
+            Paragraph("Mean KL(N(μ, σ²) ‖ N(0, 1)) per dimension over the test frames; an active unit has KL > 0.01 "
+                      "nats (or, Burda et al. 2016, Var[μ] > 0.01). Few active units = posterior collapse."),
+            Table(("module", "C", "active units (KL > 0.01 nats)", "active units (Var[μ] > 0.01)",
+                   "KL per frame (nats)"), tuple(rows)),
+            Image(res["files"]["active_units_png"], "active units")]

@@ -13,7 +13,8 @@ Files (paths in the summary are relative to RUN_DIR)::
     report/original_u{i}.wav, reconstruction_m{M}_u{i}.wav   the first ``audio_examples`` test utterances, decoded
     report/entanglement.json, entanglement.png
     report/concentration.png, tsne.png
-    report/loss_curves.png, activations.png, active_units.png, few_labels.png   (thesis_analyses.py)
+    report/loss_curves.png, activations.png, active_units.png, few_labels.png   (the registered analyses,
+                                                                                 registry.py)
     report/analysis.json                     every number below
 """
 from __future__ import annotations
@@ -34,8 +35,9 @@ from sim_models.analysis.entanglement import TABLE3_NS, entanglement_delta, orde
 from sim_models.analysis.few_labels import FEW_LABEL_SIZES
 from sim_models.analysis.interpolation import interpolate_latents, plot_interpolation, write_interpolation_wav
 from sim_models.analysis.plotting import new_figure, save_figure
+from sim_models.analysis.registry import AnalysisContext, run_analyses
 from sim_models.analysis.representations import utterance_latents
-from sim_models.analysis.thesis_analyses import thesis_analyses, thesis_features
+from sim_models.analysis.thesis_analyses import thesis_features
 from sim_models.analysis.traversal import TRAVERSAL_RANGE, latent_traversal, plot_traversal, zero_start
 from sim_models.analysis.tsne import plot_tsne, tsne_embedding
 from sim_models.data.datasets import SyllableDataset
@@ -284,8 +286,7 @@ def analyse_run(run_dir, data_dir, rcfg: ReportConfig | None = None, log=print) 
                                                        "concentration", "traversal_dims", "entanglement",
                                                        "by_representation", "files")})
 
-    summary["thesis"] = thesis_analyses(run, test_set.audio, feats["seg_tr"], feats["seg_te"], out, names, rcfg, log,
-                                        features=feats["flat"])
+    summary["thesis"] = run_analyses(AnalysisContext(run, test_set.audio, feats["flat"], out, names, rcfg, log))
     summary["files"].update(summary["thesis"]["files"])
     _write_figures(summary, run, rcfg, out, conc_panels, kde_panels, tsne_panels, delta_results, n_delta)
     atomic_write_text(out / "analysis.json", json.dumps(summary, indent=2))

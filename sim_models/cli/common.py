@@ -7,7 +7,7 @@ import torch
 
 from sim_models.config import apply_overrides, get_config, load_config
 
-__all__ = ["set_threads", "run_config"]
+__all__ = ["set_threads", "run_config", "add_command"]
 
 
 def set_threads(n: int | None) -> None:
@@ -30,3 +30,10 @@ def run_config(config: str, out, resume: bool, overrides, epochs: int | None = N
     if epochs is not None:
         overrides.append(f"train.epochs={epochs}")
     return apply_overrides(cfg, overrides)
+
+
+def add_command(subparsers, name: str, doc: str):
+    """The sub-parser of command ``name`` from its module's docstring ``doc``: the first paragraph is the usage
+    line, the second the one-line help, the rest the description (`sim NAME --help`)."""
+    parts = [" ".join(p.split()) for p in doc.strip().split("\n\n")]
+    return subparsers.add_parser(name, help=parts[1], description=" ".join(parts[2:]) or parts[1])

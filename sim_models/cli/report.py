@@ -1,7 +1,10 @@
-"""`sim report RUN_DIR [RUN_DIR ...] --data DIR`: every analysis of one or several runs, as an HTML page with
-audio players (RUN_DIR/report.html, the main output) and as markdown (RUN_DIR/report.md).
+"""`sim report RUN_DIR [RUN_DIR ...] --data DIR`
 
-``run_report(args)`` is the handler (``set_defaults(func=run_report)``); it returns the exit code.
+decoders, latent traversal, interpolation, entanglement δ, vowel concentration, t-SNE, loss curves, activations,
+active units, few-label probes
+
+Writes RUN_DIR/report.html (the main output: figures, numbers and audio players) and RUN_DIR/report.md (figures
+and numbers in RUN_DIR/report/) for each run; with several runs every report also compares them side by side.
 Heavy imports (matplotlib, scikit-learn) happen only when an analysis draws or fits.
 """
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 from sim_models.analysis.decoders import DECODER_PRESETS, DecoderConfig
 from sim_models.analysis.run_analysis import ReportConfig, analyse_run
 from sim_models.analysis.verdicts import verdicts_from_json
-from sim_models.cli.common import set_threads
+from sim_models.cli.common import add_command, set_threads
 from sim_models.model.encode import REPRESENTATIONS
 from sim_models.report.html import write_html_reports
 from sim_models.report.markdown import write_reports
@@ -22,12 +25,9 @@ from sim_models.rundir.run_info import resolve_data
 __all__ = ["add_parser", "run_report", "config_from_args"]
 
 
+
 def add_parser(subparsers):
-    r = subparsers.add_parser(
-        "report", help="decoders, latent traversal, interpolation, entanglement δ, vowel concentration, t-SNE, "
-                       "loss curves, activations, active units, few-label probes",
-        description="Writes RUN_DIR/report.md (figures and numbers in RUN_DIR/report/) for each run; with several "
-                    "runs every report also compares them side by side.")
+    r = add_command(subparsers, "report", __doc__)
     r.add_argument("runs", nargs="+", metavar="RUN_DIR", help="`sim train --out` folders")
     r.add_argument("--data", help="a `sim data` folder (syllable labels and boundaries); default: the data each run "
                                   "was trained on (RUN_DIR/run_info.json, recorded by `sim train`)")

@@ -1,9 +1,17 @@
 """`sim reproduce --budget tiny|cpu|paper --data DIR --out DIR [--seeds N]`
-(sim_models/experiments/reproduce/pipeline.py, docs/reproduce.md)."""
+
+the paper's comparison in one command: β search, SIM/GIM/CPC/supervised/random init, probes, analyses, verdicts,
+one report
+
+Runs (or resumes) every step of the reproduction (sim_models/experiments/reproduce/pipeline.py); each step's
+result is stored under OUT/steps/ and skipped on a rerun. Writes OUT/report.html and OUT/report.md. Budgets:
+docs/reproduce.md.
+"""
 from __future__ import annotations
 
 import sys
 
+from sim_models.cli.common import add_command
 from sim_models.experiments.reproduce.budgets import BUDGETS, get_budget
 from sim_models.experiments.reproduce.pipeline import reproduce
 from sim_models.report.reproduce import verdict_table_text
@@ -11,12 +19,9 @@ from sim_models.report.reproduce import verdict_table_text
 __all__ = ["add_parser", "run_reproduce"]
 
 
+
 def add_parser(subparsers):
-    r = subparsers.add_parser(
-        "reproduce", help="the paper's comparison in one command: β search, SIM/GIM/CPC/supervised/random init, "
-                          "probes, analyses, verdicts, one report",
-        description="Runs (or resumes) every step of the reproduction; each step's result is stored under OUT/steps/ "
-                    "and skipped on a rerun. Writes OUT/report.html and OUT/report.md. Budgets: docs/reproduce.md.")
+    r = add_command(subparsers, "reproduce", __doc__)
     r.add_argument("--budget", choices=tuple(BUDGETS), default="tiny")
     r.add_argument("--data", required=True, help="a `sim data` folder; synthesised here when it holds no metadata.json")
     r.add_argument("--out", required=True, help="output folder (runs, steps, report)")

@@ -1,26 +1,24 @@
-"""`sim tune-beta --config NAME --data DIR --out DIR [--betas B ...] [--epochs E] [section.key=value ...]`.
+"""`sim tune-beta --config NAME --data DIR --out DIR [--betas B ...] [--epochs E] [section.key=value ...]`
 
-Short runs over a β grid, the per-β verdict ("ok", "did not learn", "collapsed", "collapsed + did not
-learn"), the choice of β and the search verdict of ``beta_search.py`` (see its docstring for the rules and
-the units; sim_models/experiments/beta_search.py, docs/beta_search.md).
+β search: short runs over a grid; under-training told apart from posterior collapse; the largest β that passes
+
+Trains one short run per β (OUT/beta_<β>/), measures held-out NCE accuracy and active units (KL > 0.01 nats and
+Var[μ] > 0.01) per module, labels each β 'ok', 'did not learn', 'collapsed' or both, shows the price per nat of
+every module, and picks the largest β that passes with every smaller β (rules: docs/beta_search.md,
+sim_models/experiments/beta_search.py). Writes OUT/sweep.json and OUT/sweep.png. Rerunning skips the β values
+already measured.
 """
 from __future__ import annotations
 
-from sim_models.cli.common import set_threads
+from sim_models.cli.common import add_command, set_threads
 from sim_models.experiments.beta_search import CollapseRule, DEFAULT_BETAS, DEFAULT_EPOCHS, sweep_table, tune_beta
 
 __all__ = ["add_parser", "run_tune_beta"]
 
 
+
 def add_parser(subparsers):
-    b = subparsers.add_parser(
-        "tune-beta", help="β search: short runs over a grid; under-training told apart from posterior collapse; "
-                          "the largest β that passes",
-        description="Trains one short run per β (OUT/beta_<β>/), measures held-out NCE accuracy and active units "
-                    "(KL > 0.01 nats and Var[μ] > 0.01) per module, labels each β 'ok', 'did not learn', "
-                    "'collapsed' or both, shows the price per nat of every module, and picks the largest β that "
-                    "passes with every smaller β (rules: docs/beta_search.md). Writes OUT/sweep.json and "
-                    "OUT/sweep.png. Rerunning skips the β values already measured.")
+    b = add_command(subparsers, "tune-beta", __doc__)
     b.add_argument("--config", default="tiny", help="sim-paper | vgim-thesis | tiny | path.yaml (probabilistic modules)")
     b.add_argument("--data", required=True, help="a `sim data` folder (train split to train, test split to measure)")
     b.add_argument("--out", required=True, help="sweep folder")

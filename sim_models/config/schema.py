@@ -64,6 +64,18 @@ def thesis_encoder(channels: int = 32) -> list:
             StageConfig([_conv(6, 2, 2, c), _conv(6, 2, 2, c)], head_kernel=3, head_padding=1)]
 
 
+def _check_choice(key: str, value, choices: tuple) -> None:
+    """ValueError naming ``key`` (section.key) when ``value`` is not one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {choices}, got {value!r}")
+
+
+def _per_conv_property(key: str, doc: str) -> property:
+    """A ModelConfig property reading (``per_conv``) and setting (``set_per_conv``) one flat per-conv list."""
+    return property(lambda self: per_conv(self.encoder, key),
+                    lambda self, values: setattr(self, "encoder", set_per_conv(self.encoder, key, values)), doc=doc)
+
+
 @dataclass
 class ModelConfig:
     """The model: ``encoder=[StageConfig, ...]`` (dicts are converted) plus the stage and loss options.
@@ -98,48 +110,17 @@ class ModelConfig:
             raise ValueError(f"model.beta must be >= 0, got {self.beta}")
         if self.beta > 0 and not self.probabilistic:
             raise ValueError("model.beta > 0 needs model.probabilistic=True (a deterministic module has no KL term)")
-        if self.deterministic_head not in DETERMINISTIC_HEADS:
-            raise ValueError(f"model.deterministic_head must be one of {DETERMINISTIC_HEADS}, got {self.deterministic_head!r}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"model.objective must be one of {OBJECTIVES}, got {self.objective!r}")
-        if self.supervised_labels not in SUPERVISED_LABELS:
-            raise ValueError(f"model.supervised_labels must be one of {SUPERVISED_LABELS}, got {self.supervised_labels!r}")
+        _check_choice("model.deterministic_head", self.deterministic_head, DETERMINISTIC_HEADS)
+        _check_choice("model.objective", self.objective, OBJECTIVES)
+        _check_choice("model.supervised_labels", self.supervised_labels, SUPERVISED_LABELS)
         if self.objective == "supervised" and not self.end_to_end:
             raise ValueError("model.objective='supervised' trains the encoder end to end: set model.end_to_end=true")
 
     # -- the flat per-conv lists as views (and per-conv setters), e.g. the override model.channels=[...] ----
-    @property
-    def kernel_sizes(self) -> list:
-        return per_conv(self.encoder, "kernel_sizes")
-
-    @kernel_sizes.setter
-    def kernel_sizes(self, values):
-        self.encoder = set_per_conv(self.encoder, "kernel_sizes", values)
-
-    @property
-    def strides(self) -> list:
-        return per_conv(self.encoder, "strides")
-
-    @strides.setter
-    def strides(self, values):
-        self.encoder = set_per_conv(self.encoder, "strides", values)
-
-    @property
-    def paddings(self) -> list:
-        return per_conv(self.encoder, "paddings")
-
-    @paddings.setter
-    def paddings(self, values):
-        self.encoder = set_per_conv(self.encoder, "paddings", values)
-
-    @property
-    def channels(self) -> list:
-        """Output channels per conv layer, in order over the modules."""
-        return per_conv(self.encoder, "channels")
-
-    @channels.setter
-    def channels(self, values):
-        self.encoder = set_per_conv(self.encoder, "channels", values)
+    kernel_sizes = _per_conv_property("kernel_sizes", "Kernel size per conv layer, in order over the stages.")
+    strides = _per_conv_property("strides", "Stride per conv layer.")
+    paddings = _per_conv_property("paddings", "Padding per conv layer.")
+    channels = _per_conv_property("channels", "Output channels per conv layer, in order over the stages.")
 
     @property
     def modules(self) -> list:
@@ -187,8 +168,7 @@ class TrainConfig:
         if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
             raise ValueError(f"train.autocast must be None (no autocast) or one of {AUTOCAST_DTYPES}, "
                              f"got {self.autocast!r}")
-        if self.negatives not in NEGATIVES:
-            raise ValueError(f"train.negatives must be one of {NEGATIVES}, got {self.negatives!r}")
+        _check_choice("train.negatives", self.negatives, NEGATIVES)
         if self.mode not in TRAIN_MODES:
             raise ValueError(f"train.mode must be 'parallel' or 'sequential', got {self.mode!r}")
         if self.device not in DEVICES:

@@ -18,7 +18,9 @@ import json
 import os
 from pathlib import Path
 
+from sim_models.analysis.registry import sections_of
 from sim_models.analysis.verdicts import Verdict
+from sim_models.report.blocks import run_names, html_lines
 from sim_models.util.atomic_write import atomic_write_text
 from sim_models.util.escaping import url_path
 
@@ -228,42 +230,13 @@ def run_html(summary: dict, base: Path) -> list:
                                                  "rate 200 (thesis §4.2.2)" if thesis_tsne else
                                                  "Time-averaged syllable representations per module") +
             ", coloured by vowel.</p>", _img(L(summary["files"]["tsne_png"]), "t-SNE")]
-    out += thesis_html(summary, base)
-    return out
-
-
-def thesis_html(summary: dict, base: Path) -> list:
-    """The thesis' analyses: loss curves, activations, active units, few-label probes (thesis_analyses.py)."""
-    th = summary.get("thesis")
-    if not th:
-        return []
-    L = lambda rel: _link(summary, rel, base)  # noqa: E731
-    f, names = th["files"], [m["module"] for m in summary["modules"]]
-    out = ['<h2 id="thesis">Training and validation loss (thesis Fig. 4.2)</h2>']
-    out += [_img(L(f["loss_curves_png"]), "loss curves")] if "loss_curves_png" in f else ["<p>No metrics log.</p>"]
-    out += ["<h2>Activation distributions (thesis Figs 4.4–4.7)</h2>", _img(L(f["activations_png"]), "activations"),
-            "<h2>Per-dimension KL and active units</h2>",
-            "<p>An active unit: mean KL to N(0, 1) above 0.01 nats (or Var[μ] above 0.01, Burda et al. 2016).</p>",
-            _table(["module", "C", "active (KL)", "active (Var μ)", "KL per frame (nats)"],
-                   [[n, u["width"], "–" if u["active_kl"] is None else u["active_kl"],
-                     "–" if u["active_variance"] is None else u["active_variance"],
-                     "deterministic" if u["kl_total"] is None else f"{u['kl_total']:.3g}"]
-                    for n, u in zip(names, th["active_units"])]),
-            _img(L(f["active_units_png"]), "active units")]
-    fl = th["few_labels"]
-    out += ["<h2>Few-label generalisation (thesis §4.3, Fig. 4.8)</h2>",
-            f"<p>Syllable probes on n labelled syllables per class, test accuracy, mean ± std over {fl['seeds']} seeds.</p>",
-            _table(["n per class"] + names, [[n] + [f"{100 * m['mean'][i]:.1f} ± {100 * m['std'][i]:.1f} %"
-                                                   for m in fl["modules"]] for i, n in enumerate(fl["sizes"])]),
-            _img(L(f["few_labels_png"]), "few labels")]
+    out += html_lines(sections_of(summary), L)  # the registered analyses (sim_models/analysis/registry.py)
     return out
 
 
 def comparison_html(summaries: list, base: Path) -> list:
     """Side-by-side tables, figures and interpolation players of several runs (links relative to ``base``)."""
-    names = [s["name"] for s in summaries]
-    if len(set(names)) < len(names):
-        names = [s["run"] for s in summaries]
+    names = run_names(summaries)
     out = ['<h2 id="side-by-side">Side by side: ' + ", ".join(f"<code>{_e(n)}</code>" for n in names) + "</h2>"]
     for space in ("waveform", "mel"):
         cols = {f"{n}: {m['module']}": m["entanglement"][space] for n, s in zip(names, summaries) for m in s["modules"]}

@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 
 from sim_models.analysis.entanglement import delta_table
-from sim_models.analysis.posterior_usage import active_units_table
+from sim_models.analysis.registry import sections_of
 from sim_models.analysis.verdicts import verdicts_markdown
+from sim_models.report.blocks import run_names, markdown_lines
 from sim_models.util.atomic_write import atomic_write_text
 from sim_models.util.escaping import markdown_code, markdown_link_destination, markdown_text
 
@@ -170,51 +171,13 @@ def run_markdown(summary: dict, base: Path) -> list:
                 else "time-averaged syllable representations, PCA init")
     out += ["## t-SNE", "", f"Per module, coloured by vowel: {tsne_how}.", "",
             _image("t-SNE", L(summary["files"]["tsne_png"])), ""]
-    out += thesis_markdown(summary, base)
-    return out
-
-
-def thesis_markdown(summary: dict, base: Path) -> list:
-    """Sections for the thesis' analyses (loss curves, activations, active units, few labels)."""
-    th = summary.get("thesis")
-    if not th:
-        return []
-    L = lambda rel: _link(summary, rel, base)  # noqa: E731
-    names = [m["module"] for m in summary["modules"]]
-    f = th["files"]
-    out = ["## Training and validation loss (thesis Fig. 4.2)", ""]
-    if "loss_curves_png" in f:
-        has_val = any(c["val"] for c in th["loss_curves"].values())
-        out += [f"Mean loss of each module's logged steps per epoch{'' if has_val else ' (no validation rows in the log)'}.",
-                "", _image("loss curves", L(f["loss_curves_png"])), ""]
-    else:
-        out += ["No metrics log in the run folder.", ""]
-    rc = summary["report_config"]
-    out += ["## Activation distributions (thesis Figs 4.4–4.7)", "",
-            f"First six dimensions of every module's output ({rc.get('activation_representation', 'sample')}s) over every "
-            f"frame of {rc.get('activation_utterances', 64)} test utterances; grey: the N(0, 1) prior.", "",
-            _image("activations", L(f["activations_png"])), "",
-            "## Posterior usage: per-dimension KL and active units", "",
-            "Mean KL(N(μ, σ²) ‖ N(0, 1)) per dimension over the test frames; an active unit has KL > 0.01 nats "
-            "(or, Burda et al. 2016, Var[μ] > 0.01). Few active units = posterior collapse.", "",
-            active_units_table(th["active_units"], names), "", _image("active units", L(f["active_units_png"])), ""]
-    fl = th["few_labels"]
-    out += ["## Few-label generalisation (thesis §4.3, Fig. 4.8)", "",
-            f"Syllable probes (thesis protocol: flattened features, {fl['epochs']} epochs, batch = subset) trained on n "
-            f"labelled syllables per class, test accuracy mean ± std over {fl['seeds']} seeds:", "",
-            "| n per class | " + " | ".join(map(markdown_text, names)) + " |", "|---|" + "---|" * len(names)]
-    for i, n in enumerate(fl["sizes"]):
-        out.append(f"| {n} ({fl['labelled'][i]} labels) | " + " | ".join(
-            f"{100 * m['mean'][i]:.1f} ± {100 * m['std'][i]:.1f} %" for m in fl["modules"]) + " |")
-    out += ["", _image("few labels", L(f["few_labels_png"])), ""]
+    out += markdown_lines(sections_of(summary), L)  # the registered analyses (sim_models/analysis/registry.py)
     return out
 
 
 def comparison_markdown(summaries: list, base: Path) -> list:
     """Side-by-side tables and figures of several runs (links relative to ``base``)."""
-    names = [s["name"] for s in summaries]
-    if len(set(names)) < len(names):
-        names = [s["run"] for s in summaries]
+    names = run_names(summaries)
     out = ["## Side by side: " + ", ".join(map(markdown_code, names)), ""]
     for space in ("waveform", "mel"):
         cols = {}

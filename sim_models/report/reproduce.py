@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from sim_models.analysis.entanglement import TABLE3_N
 from sim_models.analysis.verdicts import paper_tables, verdicts_from_json, verdicts_markdown
 from sim_models.data.paper_recordings import source_line
-from sim_models.analysis.entanglement import TABLE3_N
 from sim_models.report.html import comparison_html, page, verdicts_html, write_html_reports
 from sim_models.util.atomic_write import atomic_write_text
 from sim_models.util.escaping import markdown_code, markdown_link_destination, markdown_text, url_path

@@ -14,7 +14,6 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "sim_models"
 
@@ -156,8 +155,9 @@ class _Stop(BaseException):  # not an Exception: the trainer must not record it 
     pass
 
 
-def file_entries(argv, stop_at) -> dict:
-    """{file below sim_models: entries} while `sim ``argv``` runs until ``stop_at`` (a function) is called.
+def file_entries(argv, start_at, stop_at) -> dict:
+    """{file below sim_models: entries} while `sim ``argv``` runs from ``start_at`` (the command's handler: parsing
+    the command line is not part of the path) until ``stop_at`` (a function) is called.
 
     An entry is a reader opening the file: a call into it from another sim_models file, counted once per calling
     function (the calls one function makes into one file are read in one visit; loops, comprehensions and
@@ -166,13 +166,17 @@ def file_entries(argv, stop_at) -> dict:
     Config or StageConfig) and dunder protocol methods (``len(dataset)``), which a reader does not follow."""
     from sim_models.cli import main
     root = str(PACKAGE) + "/"
-    seen, entries = set(), {}
+    seen, entries, started = set(), {}, []
 
     def profile(frame, event, arg):
         if event != "call":
             return
         if frame.f_code is stop_at.__code__:
             raise _Stop
+        if frame.f_code is start_at.__code__:
+            started.append(True)
+        if not started:
+            return
         here = frame.f_code.co_filename
         if not here.startswith(root):
             return
@@ -204,6 +208,7 @@ def file_entries(argv, stop_at) -> dict:
 def test_following_the_config_into_the_trainer_enters_each_file_at_most_twice(tmp_path):
     import torch
 
+    from sim_models.cli import train
     from sim_models.training.trainer import Trainer
     data = tmp_path / "wavs"
     data.mkdir()
@@ -212,7 +217,7 @@ def test_following_the_config_into_the_trainer_enters_each_file_at_most_twice(tm
         sf.write(data / f"u{i}.wav", torch.randn(2560, generator=torch.Generator().manual_seed(i)).numpy() * 0.1, 16000)
     argv = ["train", "--config", "tiny", "--data", str(data), "--out", str(tmp_path / "run"), "--no-progress",
             "data.length=2560", "train.batch_size=2"]
-    entries = file_entries(argv, Trainer._run)
+    entries = file_entries(argv, train.run, Trainer._run)
     assert "training/trainer.py" in entries and "config/files.py" in entries
     over = {f: n for f, n in entries.items() if n > 2}
     assert not over, f"files entered more than twice from `sim train` to the first step: {over} (all: {entries})"

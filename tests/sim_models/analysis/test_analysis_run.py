@@ -261,3 +261,36 @@ def test_report_on_espeak_syllable_data(syllable_data, tmp_path):
         assert m["entanglement"]["waveform"]["delta"][-1] == 0.0
     wav, sr = sf.read(tmp_path / "run" / "report" / "interpolation_m2.wav")
     assert sr == SR and wav.shape[0] == 3 * 10240 + 2 * int(0.15 * SR)
+
+
+def test_a_new_analysis_is_one_file_and_one_registration(toy, tmp_path):
+    """A toy analysis, written as a module would be (``compute`` + ``section``) and registered with one call:
+    `sim report` computes it, stores its numbers in analysis.json and renders its section to both pages."""
+    import shutil
+
+    from sim_models.analysis.registry import register_analysis, unregister_analysis
+    from sim_models.analysis.sections import Heading, Paragraph, Table
+
+    def compute(ctx):   # the toy's "file": its numbers (and files) from the loaded run and the test audio
+        return {"toy_loudness": {"mean_abs": float(ctx.test_audio.abs().mean()), "utterances": len(ctx.test_audio)}}
+
+    def section(res, names, rc):
+        t = res["toy_loudness"]
+        return [Heading("Toy loudness"), Paragraph(f"Mean |x| over {t['utterances']} test utterances."),
+                Table(("quantity", "value"), (("mean |x|", f"{t['mean_abs']:.4f}"),))]
+
+    run_dir = tmp_path / "run <copy>"
+    shutil.copytree(toy["runs"]["sim"], run_dir)
+    register_analysis("toy_loudness", compute, section)
+    try:
+        args = _report_args([run_dir], toy["data"])
+        assert args.func(args) == 0
+    finally:
+        unregister_analysis("toy_loudness")
+    summary = json.loads((run_dir / "report" / "analysis.json").read_text())
+    value = summary["thesis"]["toy_loudness"]["mean_abs"]
+    assert value > 0
+    md, page = (run_dir / "report.md").read_text(), (run_dir / "report.html").read_text()
+    assert "## Toy loudness" in md and f"| mean \\|x\\| | {value:.4f} |" in md
+    assert "<h2>Toy loudness</h2>" in page and f"<td class=l>mean |x|</td><td>{value:.4f}</td>" in page
+    assert md.index("## Few-label generalisation") < md.index("## Toy loudness")  # after the ones registered before

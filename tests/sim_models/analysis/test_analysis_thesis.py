@@ -10,11 +10,12 @@ import torch
 from sim_models.analysis.active_units import active_units
 from sim_models.analysis.activations import activation_values, plot_activations
 from sim_models.analysis.few_labels import few_label_curve, few_label_indices, plot_few_labels
-from sim_models.analysis.loss_curves import epoch_curves, plot_loss_curves, read_metrics
-from sim_models.analysis.posterior_usage import active_units_table, plot_active_units, posterior_usage
+from sim_models.analysis.loss_curves import epoch_curves, plot_loss_curves
+from sim_models.analysis.posterior_usage import plot_active_units, posterior_usage, section as active_units_section
 from sim_models.analysis.thesis_analyses import thesis_features
 from sim_models.data.datasets import SyllableDataset
 from sim_models.model.greedy import build_model
+from sim_models.rundir.logs import read_metric_rows
 
 from tests.sim_models.conftest import small_config
 
@@ -44,7 +45,7 @@ def test_metrics_today_shape_jsonl(tmp_path):
         for r in _rows():
             f.write(json.dumps(r) + "\n")
         f.write('{"step": 9, "epo')  # a line cut by a crash
-    curves = epoch_curves(read_metrics(tmp_path))
+    curves = epoch_curves(read_metric_rows(tmp_path))
     _check_train(curves)
     assert curves[0]["val"] == []
 
@@ -54,7 +55,7 @@ def test_metrics_val_rows_with_split_field(tmp_path):
     rows += [{"step": 2 * e + 1, "unit": m, "epoch": e, "module": m, "loss": 5.0 + e + m, "nce": None, "kl": None,
               "accuracy": None, "lr": None, "split": "val"} for e in range(2) for m in range(2)]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    curves = epoch_curves(read_metrics(tmp_path))
+    curves = epoch_curves(read_metric_rows(tmp_path))
     _check_train(curves)  # val rows do not leak into the training curve
     assert curves[1]["val"] == [(0, 6.0), (1, 7.0)]
 
@@ -66,13 +67,13 @@ def test_metrics_val_loss_column_csv(tmp_path):
         for r in _rows():
             last = r["step"] % 2 == 1
             w.writerow(dict(r, val_loss=(3.0 + r["epoch"] + r["module"]) if last else ""))
-    curves = epoch_curves(read_metrics(tmp_path))
+    curves = epoch_curves(read_metric_rows(tmp_path))
     _check_train(curves)
     assert curves[0]["val"] == [(0, 3.0), (1, 4.0)]
     png = plot_loss_curves(curves, tmp_path / "loss_curves.png", ["module 1", "module 2"])
     assert png.stat().st_size > 5000
     with pytest.raises(FileNotFoundError, match="metrics"):
-        read_metrics(tmp_path / "nowhere")
+        read_metric_rows(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="curves"):
         plot_loss_curves({}, tmp_path / "x.png")
 
@@ -115,7 +116,9 @@ def test_posterior_usage_counts_active_units_and_collapse(tmp_path):
     collapsed = posterior_usage(model, audio)
     assert collapsed[0]["active_kl"] == 0 and collapsed[0]["kl_total"] == 0.0
     assert usage[0]["active_kl"] > 0  # tiny's logvar bias -4 is far from the prior
-    table = active_units_table(collapsed, ["m1", "m2", "m3"])
+    from sim_models.report.blocks import markdown_lines
+    blocks = active_units_section({"active_units": collapsed, "files": {"active_units_png": "au.png"}}, ["m1", "m2", "m3"], {})
+    table = "\n".join(markdown_lines(blocks, str))
     assert "| m1 | 8 | 0 |" in table and "deterministic" in table
     assert plot_active_units(usage, tmp_path / "au.png").stat().st_size > 5000
 
@@ -185,18 +188,16 @@ def test_loss_curves_read_the_trainers_validation_rows(syllable_data, tmp_path):
                        "train.epochs=2", "train.log_every=1")
     tr, te = SyllableDataset(syllable_data, "train"), SyllableDataset(syllable_data, "test")
     Trainer(cfg, tr, tmp_path / "run", progress=False, tensorboard=False, val_dataset=te).fit()
-    curves = epoch_curves(read_metrics(tmp_path / "run"))
+    curves = epoch_curves(read_metric_rows(tmp_path / "run"))
     assert sorted(curves) == [0, 1, 2]
     for c in curves.values():
         assert [e for e, _ in c["train"]] == [0, 1] and [e for e, _ in c["val"]] == [0, 1]
 
 
 def test_the_analyses_read_the_logs_with_run_logs_reader(tmp_path):
-    """loss_curves.read_metrics is run_log.read_metric_rows (one module reads the logs); on the trainer's own
-    log it gives the rows of the typed reader, numbers as floats."""
+    """The analyses read the logs with rundir.logs.read_metric_rows (one module reads the logs); on the trainer's
+    own log it gives the rows of the typed reader, numbers as floats."""
     from sim_models.rundir import logs as run_log
-    from sim_models.analysis import loss_curves
-    assert loss_curves.read_metrics is run_log.read_metric_rows
     log = run_log.RunLogger(tmp_path, tensorboard=False)
     for r in _rows():
         log.log(dict(r, split="train"))
