@@ -1,6 +1,6 @@
 """Train and validation loss per module per epoch from a run's metrics log (thesis Fig. 4.2).
 
-The run log (sim_models/run_log.py) has one row per (logged step, module) with the fields step, unit,
+The run log (sim_models/rundir/logs.py) has one row per (logged step, module) with the fields step, unit,
 epoch, module, loss, nce, kl, accuracy, lr. Validation rows are read in either of two shapes:
 
 * rows with a field ``split`` == "val" (the other fields as above; rows without ``split``, or with
@@ -8,7 +8,7 @@ epoch, module, loss, nce, kl, accuracy, lr. Validation rows are read in either o
 * training rows that carry a column ``val_loss`` (empty where not measured).
 
 ``metrics.jsonl`` is read when present, else ``metrics.csv`` (sim_models/rundir/logs.py: ``read_metric_rows``).
-The trainer (sim_models/trainer.py) logs the first shape: one "val" row per module at each epoch end,
+The trainer (sim_models/training/trainer.py) logs the first shape: one "val" row per module at each epoch end,
 the mean over the test split. Each curve point is the mean of the module's rows in that epoch (epochs as
 logged, 0-based; plotted 1-based).
 """

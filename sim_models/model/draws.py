@@ -1,6 +1,6 @@
 """Where a training step's random draws are made for: this process's batch, or the global batch.
 
-With ``train.negatives = "global"`` under data parallel (sim_models/distributed/data_parallel.py), P
+With ``train.negatives = "global"`` under data parallel (sim_models/training/strategies/data_parallel.py), P
 processes must take the steps one process takes on the whole global batch: every process holds the
 same generator (one process's seed) and, while ``global_batch(P, rank)`` is active, draws what one
 process would for P*B utterances, then keeps its own utterances' share:

@@ -1,6 +1,6 @@
 """GreedyModel: conv modules (+ a GRU module), one loss per module, gradient isolation between them.
 
-Built from a ``ModelConfig`` (see sim_models/config.py). Each module m trains on its own loss:
+Built from a ``ModelConfig`` (see sim_models/config/). Each module m trains on its own loss:
 
 * conv module: ``SmoothInfoNCELoss(context = its context sample, targets = its sample z, mu, logvar)``
   (beta = 0 and no mu/logvar for deterministic modules: GIM);
@@ -11,9 +11,9 @@ Module m's input is the previous module's z, ``detach()``ed, so no gradient cros
 With ``end_to_end`` (CPC) nothing is detached and only the last module has a loss: the other stages are
 taps (the CPC config's taps sit at the module-equivalent layers conv2, conv4, conv5 of the paper's cut).
 With ``objective="supervised"`` (end to end) the last stage's loss is a linear classifier on its
-time-averaged output (sim_models/supervised.py) and the batch carries labels.
+time-averaged output (sim_models/model/supervised.py) and the batch carries labels.
 
-The losses are objectives (sim_models/objectives.py): ``build_objective`` picks each stage's, and each
+The losses are objectives (sim_models/model/objectives.py): ``build_objective`` picks each stage's, and each
 says how it is fed (``stage_loss``: the stage's loss_inputs, or its representation and the labels).
 
 Stages describe themselves (modules.Stage): ``build_stages(cfg)`` is the one place that turns a config
@@ -144,7 +144,7 @@ class GreedyModel(nn.Module):
                                frozen_before=active[0])
 
     def _stage_loss(self, m: int, outs, generator, labels=None) -> StageResult:
-        """Stage m's loss, fed as its objective says (``stage_loss``, sim_models/objectives.py)."""
+        """Stage m's loss, fed as its objective says (``stage_loss``, sim_models/model/objectives.py)."""
         prev = None if m == 0 else (outs[m - 1].z if self.cfg.end_to_end else outs[m - 1].z.detach())
         loss, metrics = self.losses[str(m)].stage_loss(self.stages[m], outs[m], prev, labels=labels, generator=generator)
         return StageResult(m, loss, metrics)

@@ -37,7 +37,7 @@ class StageInfoNCELoss(SmoothInfoNCELoss):
 
     def stage_loss(self, stage, out, prev_z, *, labels=None, generator=None):
         """(loss (), metrics {"nce": (K,), "accuracy": (K,), "kl": ()}) of ``stage``'s output ``out``.
-        Under global negatives (sim_models/draws.py) its anchors are scored against the global batch."""
+        Under global negatives (sim_models/model/draws.py) its anchors are scored against the global batch."""
         context, targets, mu, logvar = stage.loss_inputs(out, prev_z)
         gb = draws.current()
         if gb is None:

@@ -72,7 +72,7 @@ class Stage(nn.Module):
 
 
 class ConvStage(Stage):
-    """An encoder module built from a ``StageConfig`` (sim_models/encoder_spec.py): its layers in order
+    """An encoder module built from a ``StageConfig`` (sim_models/config/encoder_spec.py): its layers in order
     (Conv1d + ReLU, or MaxPool1d), then (probabilistic) the parallel mu and logvar heads
     Conv1d(C, C, head_kernel, stride 1, head_padding), no ReLU (paper Table 1: 1×1; thesis Tables 4.1/4.2: 3-wide).
 
@@ -156,7 +156,7 @@ def _normal(like: torch.Tensor, generator):
     """N(0, I) noise shaped and typed like ``like``. For fp16 / bf16 ``like`` (train.autocast) it is drawn in fp32
     and cast: the same draws, and the same generator stream after them (the negatives), as an fp32 run."""
     low = like.dtype in (torch.float16, torch.bfloat16)
-    # Under global negatives (sim_models/draws.py) the draw is the global batch's, of which this process keeps its rows.
+    # Under global negatives (sim_models/model/draws.py) the draw is the global batch's, of which this process keeps its rows.
     shape = (draws.global_size(like.shape[0]), *like.shape[1:])
     eps = torch.randn(shape, generator=generator, device=like.device, dtype=torch.float32 if low else like.dtype)
     return draws.share(eps).to(like.dtype)

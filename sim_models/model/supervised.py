@@ -50,7 +50,7 @@ class LinearClassifierLoss(nn.Module):
         return loss, metrics
 
     def stage_loss(self, stage, out, prev_z, *, labels=None, generator=None):
-        """The objective's feed (sim_models/objectives.py): ``out.representation`` (B, T, C) and ``labels`` (B,);
+        """The objective's feed (sim_models/model/objectives.py): ``out.representation`` (B, T, C) and ``labels`` (B,);
         a clear error when the batch carries no labels. stage, prev_z and generator are not used."""
         if labels is None:
             raise ValueError("labels: a supervised objective needs the batch's labels (B,), got None")

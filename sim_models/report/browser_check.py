@@ -10,7 +10,7 @@ Python, no browser download), loads the page from ``file://``, and returns::
      "images": [{"src", "width"}],      naturalWidth 0 = a broken image
      "title": str, "screenshot": path}
 
-Only the tests use it (``tests/sim_models/test_report_html.py``); it is here so that anyone can run
+Only the tests use it (``tests/sim_models/report/test_report_html.py``); it is here so that anyone can run
 the same check on a report of their own::
 
     python -m sim_models.analysis.browser_check runs/sim/report.html shot.png

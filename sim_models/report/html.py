@@ -1,6 +1,6 @@
 """RUN_DIR/report.html: the main output of `sim report`, a page you can read *and listen to*.
 
-The same content as report.md (report_markdown.py) plus an ``<audio controls>`` player for every
+The same content as report.md (report/markdown.py) plus an ``<audio controls>`` player for every
 decoded sound: original vs reconstruction per module, every step of every latent traversal, every
 step of every interpolation (and the all-steps file). Figures and sounds are files beside the page
 (RUN_DIR/report/...), linked with relative paths, so the page works from ``file://`` wherever the run
@@ -8,7 +8,7 @@ folders sit together (the side-by-side section links into the other runs' folder
 fetched from the network: no scripts, fonts or style sheets from elsewhere.
 
 ``write_html_reports(summaries, compare_out=None, verdicts=None)`` mirrors
-``report_markdown.write_reports``; ``verdicts`` (a list of ``verdicts.Verdict``) adds a *Verdicts*
+``report.markdown.write_reports``; ``verdicts`` (a list of ``verdicts.Verdict``) adds a *Verdicts*
 section (claim, status, our numbers, the paper's, the rule) at the top of every page.
 """
 from __future__ import annotations
@@ -87,7 +87,7 @@ def _delta_html(columns: dict) -> str:
 
 
 def _conc_rows(summary: dict, prefix: str = "") -> list:
-    """One row per module and representation (primary first); see report_markdown._concentration_rows."""
+    """One row per module and representation (primary first); see report.markdown._concentration_rows."""
     rows = []
     primary = summary.get("representation", "mean")
     for m in summary["modules"]:

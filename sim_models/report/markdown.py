@@ -2,7 +2,7 @@
 
 Image links are relative to the markdown file, so a report (and the comparison, which points into
 the other runs' report/ folders) renders wherever the run folders sit together. Names, paths and words from
-the data are escaped for markdown (sim_models/escaping.py): a run folder called ``run one #2`` or ``a|b``
+the data are escaped for markdown (sim_models/util/escaping.py): a run folder called ``run one #2`` or ``a|b``
 still gives valid links and intact tables.
 """
 from __future__ import annotations

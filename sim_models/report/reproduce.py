@@ -1,8 +1,8 @@
 """OUT/report.md and OUT/report.html of `sim reproduce`: verdicts beside the paper's figures, the probe
 tables (mean ± std over training seeds), the β search, the analyses' numbers, the step times, and (HTML)
-`sim report`'s side-by-side figures and audio players of the analysed runs (analysis/report_html.py).
+`sim report`'s side-by-side figures and audio players of the analysed runs (sim_models/report/html.py).
 
-Every name and path is escaped for the format it lands in (sim_models/escaping.py); links are relative to
+Every name and path is escaped for the format it lands in (sim_models/util/escaping.py); links are relative to
 OUT and percent-encoded."""
 from __future__ import annotations
 
@@ -202,7 +202,7 @@ def _sections(out: Path, budget, seeds, beta, runs, probes, analyses, ver, times
 
 def write_report(out, budget, seeds, beta, runs, probes, analyses, ver, times, data_dir=None) -> dict:
     """Writes OUT/report.md and OUT/report.html (atomically); the analysed runs also get their own report.html
-    (with the side-by-side comparison) from analysis/report_html.py. Returns {"md", "html"}."""
+    (with the side-by-side comparison) from sim_models/report/html.py. Returns {"md", "html"}."""
     out = Path(out)
     summaries = []
     for key in sorted(analyses):

@@ -1,4 +1,4 @@
-"""Mixed-precision training: ``train.autocast`` (issue 17, item 2).
+"""Mixed-precision training: ``train.autocast``.
 
 ``train.autocast`` is None (default: fp32 throughout), "bfloat16" or "float16". When set, each training
 step's forward and losses, and validation's, run under ``torch.autocast(device_type=<the model's device

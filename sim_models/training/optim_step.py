@@ -3,7 +3,7 @@
 Gradients are isolated between training units (each module's input is detached), so the sum of the
 losses of several units reaches each unit's parameters with that unit's loss only.
 
-With a ``torch.amp.GradScaler`` (``train.autocast="float16"``, sim_models/mixed_precision.py) the summed
+With a ``torch.amp.GradScaler`` (``train.autocast="float16"``, sim_models/training/mixed_precision.py) the summed
 loss is scaled before the backward, each optimiser steps through the scaler (skipped when its gradients
 hold inf/NaN) and the scale is updated once. The backward always runs outside autocast (the caller's
 forward ran inside it).

@@ -1,4 +1,4 @@
-"""Test hooks for the crash-safety tests (tests/sim_models/test_crash_safety.py). Inert unless set.
+"""Test hooks for the crash-safety tests (tests/sim_models/rundir/test_crash_safety.py). Inert unless set.
 
 They let a test SIGKILL a `sim train` process at an exact point instead of at a random time:
 

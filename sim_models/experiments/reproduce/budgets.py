@@ -1,7 +1,7 @@
 """The budgets of `sim reproduce`: what each trains, for how long, on how many training seeds.
 
 Every method of a budget shares the architecture, the data and the seeds (the comparison is like for
-like). ``tiny``, ``cpu`` and ``cpu-long`` use ``sim-small`` (sim_models/config.py: the paper's Table 1 cut
+like). ``tiny``, ``cpu`` and ``cpu-long`` use ``sim-small`` (sim_models/config/: the paper's Table 1 cut
 at 48 channels, three probabilistic conv modules + a GRU of 48, units starting at the prior, β at the
 paper's price per nat) and derive the baselines by overrides, as the named configs ``gim`` / ``cpc`` /
 ``supervised`` derive theirs from ``sim-paper``:

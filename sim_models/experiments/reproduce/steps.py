@@ -8,7 +8,7 @@ trainer's ``fit(resume=True)``), so a kill inside a step loses at most the steps
 
 Test hook (inert unless set; never set it in real runs): ``SIM_REPRODUCE_KILL_AFTER=<step name>`` makes
 the process SIGKILL itself right after that step's result is written, so a test can check that a rerun
-redoes nothing (tests/sim_models/test_reproduce.py).
+redoes nothing (tests/sim_models/experiments/test_reproduce.py).
 """
 from __future__ import annotations
 

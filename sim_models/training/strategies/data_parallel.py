@@ -1,6 +1,6 @@
 """Data parallel training: every process holds the whole model and trains on its share of each batch.
 
-``DataParallelStrategy`` is the strategy (sim_models/strategy.py) the one ``Trainer`` calls;
+``DataParallelStrategy`` is the strategy (sim_models/training/strategies/single.py) the one ``Trainer`` calls;
 ``DataParallelTrainer(...)`` is that Trainer with it. Against a single process it makes four changes:
 
 * each training unit (one module and its loss; the whole model when end to end) is wrapped in its
@@ -16,10 +16,10 @@ Negatives (``train.negatives``):
 
 * "global" (default): every rank holds the same generator (one process's seed) and draws what one
   process draws for the whole global batch — noise, crops, negatives — keeping its own examples' share
-  (sim_models/draws.py); each module's targets are all-gathered with gradient
+  (sim_models/model/draws.py); each module's targets are all-gathered with gradient
   (sim_kernels.distributed.gather_targets), so every anchor is scored against negatives from all
   batch_size examples. P processes then take the optimisation steps of one process on the global batch
-  (tests/sim_models/test_distributed.py checks the parameters against the single-process Trainer).
+  (tests/sim_models/training/test_distributed.py checks the parameters against the single-process Trainer).
 * "local": each rank draws from its own generator (``rank_seed(seed, r)``) and its anchors' negatives
   come from its own batch_size / P examples: no collective, but P processes optimise the average of P
   losses over B/P examples each, not the loss of one process on B examples. What is exactly equivalent

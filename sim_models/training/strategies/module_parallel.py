@@ -18,7 +18,7 @@ Every draw of the single-process trainer (reparameterisation noise, negatives, G
 from one generator, stage after stage. To reproduce it exactly, the generator's state travels with
 the activations: process p continues the stream where process p-1 stopped, and the last process
 hands it back to process 0 for the next batch. So P processes compute, step for step, what one
-process computes (tests/sim_models/test_distributed.py checks it), and the checkpoint has the
+process computes (tests/sim_models/training/test_distributed.py checks it), and the checkpoint has the
 single-process format: a module-parallel run resumes on one process and vice versa.
 
 Cost: per batch, process p sends B·T_m·C_m floats (its last module's z) and a generator state

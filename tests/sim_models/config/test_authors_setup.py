@@ -1,5 +1,5 @@
 """The SIM authors' setup as options: linear 1×1 outputs of deterministic modules, eval-time sampling,
-sim-small's cut and price per nat (sim_models/modules.py, architectures.py, config.py)."""
+sim-small's cut and price per nat (sim_models/model/stages.py, architectures.py, config.py)."""
 import pytest
 import torch
 from torch import nn

@@ -1,9 +1,9 @@
-"""`sim reproduce` (issue 15): the step runner, the measurements fed to the verdicts, and kill-and-rerun.
+"""`sim reproduce`: the step runner, the measurements fed to the verdicts, and kill-and-rerun.
 
 The kill tests run a shrunk "tiny" budget (24 words, 8 channels, 2 epochs, SIM + GIM, 2 seeds) in
 subprocesses and SIGKILL them at exact points: after a step's result is written
-(SIM_REPRODUCE_KILL_AFTER, sim_models/reproduce/steps.py) and in the middle of a training run
-(SIM_TEST_PAUSE_AT, sim_models/fault_injection.py). The rerun must redo nothing that was finished (result
+(SIM_REPRODUCE_KILL_AFTER, sim_models/experiments/reproduce/steps.py) and in the middle of a training run
+(SIM_TEST_PAUSE_AT, sim_models/util/fault_injection.py). The rerun must redo nothing that was finished (result
 files and checkpoints keep their mtimes and contents) and resume the half-trained run from its checkpoint.
 """
 import json

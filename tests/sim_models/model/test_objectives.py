@@ -1,4 +1,4 @@
-"""Objectives say how they are fed (sim_models/objectives.py): GreedyModel calls ``stage_loss`` without asking
+"""Objectives say how they are fed (sim_models/model/objectives.py): GreedyModel calls ``stage_loss`` without asking
 which objective a stage holds, so a new objective is one class."""
 import pytest
 import torch

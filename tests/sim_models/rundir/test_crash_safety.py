@@ -1,4 +1,4 @@
-"""Crash safety of `sim train` (issue 7, training half).
+"""Crash safety of `sim train`.
 
 * SIGKILL mid-epoch and during a checkpoint write, then ``--resume``: the checkpoint on disk always
   loads with ``torch.load(weights_only=True)``, stray temp files are removed, and the resumed run ends
@@ -9,7 +9,7 @@
   resume from, and never checkpoints a diverged state.
 
 The kill tests run the real CLI (``python -m sim_models.cli train``) in subprocesses, stop them at
-exact points with the test hooks of sim_models/fault_injection.py (SIM_TEST_PAUSE_AT) and send SIGKILL
+exact points with the test hooks of sim_models/util/fault_injection.py (SIM_TEST_PAUSE_AT) and send SIGKILL
 from here. The shrunk "tiny" config runs 2 epochs x 3 steps on 10 noise files; checkpoints are
 written at steps 2, 3 (epoch end), 4, 6 (epoch end; a checkpoint_every step that ends an epoch is written
 once, after the epoch's validation rows) and at the end.

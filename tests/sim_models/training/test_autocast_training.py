@@ -1,4 +1,4 @@
-"""train.autocast (issue 17, item 2): the option validates, a bf16 autocast run on the CPU trains, runs its
+"""train.autocast: the option validates, a bf16 autocast run on the CPU trains, runs its
 forward in bf16 and its backward / optimiser step on fp32 parameters, starts at the fp32 run's loss,
 round-trips through config files and checkpoints and resumes exactly; float16 needs CUDA (and a GradScaler).
 Module parallel under bf16 (z sent in bf16) and its float16 refusal: test_distributed.py."""

@@ -1,4 +1,4 @@
-"""Progress output (sim_models/progress.py): a bar on a terminal; elsewhere one plain line per pass with the
+"""Progress output (sim_models/util/progress.py): a bar on a terminal; elsewhere one plain line per pass with the
 numbers the bar shows, and never a carriage return, so a captured log reads line by line."""
 import io
 import sys
