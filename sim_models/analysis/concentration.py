@@ -64,7 +64,7 @@ def weights_kde(values, grid=None) -> dict:
     """Gaussian KDE (scipy.stats.gaussian_kde, Scott's rule) of ``values`` (any shape, flattened) on ``grid``
     (default 201 points on [−1.2, 1.2]). Returns {"x": [...], "density": [...]} (density None when the values
     are all equal: no bandwidth)."""
-    from scipy.stats import gaussian_kde
+    from scipy.stats import gaussian_kde  # deferred heavy optional import (scipy)
     v = np.asarray(values, dtype=np.float64).ravel()
     x = np.linspace(-1.2, 1.2, KDE_GRID) if grid is None else np.asarray(grid, dtype=np.float64)
     try:

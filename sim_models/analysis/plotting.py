@@ -15,7 +15,7 @@ VOWEL_COLOURS = ("tab:red", "tab:green", "tab:blue", "tab:orange", "tab:purple",
 
 def new_figure(width: float, height: float):
     """A matplotlib Figure on an Agg canvas (no constrained layout: it costs seconds per figure on a busy CPU)."""
-    # deferred heavy optional import (matplotlib, the `models` extra): importing the analyses stays cheap
+    # deferred heavy optional import (matplotlib, the `models` extra) on the next two lines: the analyses import cheaply
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     fig = Figure(figsize=(width, height), dpi=100)

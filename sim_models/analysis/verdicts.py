@@ -135,7 +135,7 @@ class Verdict:
 
 
 def _t975(df: float) -> float:
-    from scipy.stats import t
+    from scipy.stats import t  # deferred heavy optional import (scipy)
     return float(t.ppf(0.975, df))
 
 

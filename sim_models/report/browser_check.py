@@ -79,7 +79,7 @@ class _CDP:
     """A minimal DevTools-protocol client over one websocket (browser endpoint, flat sessions)."""
 
     def __init__(self, ws_url: str, timeout: float):
-        import websocket  # websocket-client
+        import websocket  # deferred optional import (websocket-client, the test extra)
 
         self.ws = websocket.create_connection(ws_url, timeout=timeout, suppress_origin=True)
         self.next_id, self.events = 0, []

@@ -122,7 +122,7 @@ class RunLogger:
         self._tb = None
         if tensorboard:
             try:
-                from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
+                from torch.utils.tensorboard import SummaryWriter  # deferred optional import (the tensorboard package)
                 self._tb = SummaryWriter(str(self.dir / "tensorboard"))
             except Exception:
                 self._tb = None

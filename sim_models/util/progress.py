@@ -44,7 +44,7 @@ class Progress:
         self._t0 = time.time()
         self.bar = None
         if enabled and is_terminal(self.stream):
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # deferred optional import: only on a terminal
             self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=False, file=self.stream)
 
     def update(self, n: int = 1) -> None:

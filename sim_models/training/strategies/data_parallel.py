@@ -90,7 +90,7 @@ class DataParallelStrategy(RankZeroStrategy, SingleProcessStrategy):
             raise ValueError(f"data parallel training needs at least train.batch_size={cfg.train.batch_size} "
                              f"examples, got {len(dataset)}")
         if P > 1 and not dist.is_initialized():
-            raise RuntimeError("DataParallelTrainer: call sim_models.distributed.init_distributed() first")
+            raise RuntimeError("DataParallelTrainer: call sim_models.training.strategies.env.init_distributed() first")
 
     def global_negatives(self, cfg) -> bool:
         """train.negatives == "global" with more than one process: the draws are the global batch's."""

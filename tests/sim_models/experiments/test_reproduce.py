@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[3]
 
 MICRO = """
 import sys
-from sim_models.reproduce.budgets import get_budget
-from sim_models.reproduce.pipeline import reproduce
+from sim_models.experiments.reproduce.budgets import get_budget
+from sim_models.experiments.reproduce.pipeline import reproduce
 b = get_budget("tiny").with_(words=24, epochs={"SIM": 2, "GIM": 2}, betas=(0.0, 0.001), tune_epochs=1,
     probe_epochs=2, probe_seeds=2, common=("model.channels=[8,8,8,8,8]", "model.ar_hidden=8"),
     report=dict(decoder_epochs=1, max_decoder_utterances=8, tsne_iterations=250, tsne_max_points=60,

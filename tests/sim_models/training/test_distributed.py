@@ -1,4 +1,4 @@
-"""sim_models.distributed on this machine: 2 processes on localhost, gloo, tiny models, a few steps.
+"""The distributed strategies (sim_models/training/strategies/) on this machine: 2 processes on localhost, gloo, tiny models, a few steps.
 
 * Data parallel, global negatives (the default): 2 and 3 processes end with the parameters (and log the
   losses) of the single-process Trainer on the same global batches (SIM, GIM, the crop, sequential, end to

@@ -1,4 +1,4 @@
-"""sim_models.atomic_write: the one temp-file + fsync + rename helper."""
+"""sim_models.util.atomic_write: the one temp-file + fsync + rename (+ folder fsync) helper."""
 import os
 import stat
 
