@@ -5,6 +5,7 @@ resumable list of steps, ending in one report with per-claim verdicts. See docs/
     steps.py     the step runner: one atomic result file per step, skip what is done, a kill hook for tests
     pipeline.py  the step list (data, β search, training, probes, analyses, verdicts, report)
     measure.py   eval / analysis files -> the measurements verdicts.all_verdicts() takes
-    report.py    OUT/report.md and OUT/report.html
-    cli.py       the `sim reproduce` sub-command
+
+The page is rendered by sim_models/report/reproduce.py (OUT/report.md and OUT/report.html); the sub-command is
+sim_models/cli/reproduce.py.
 """

@@ -5,13 +5,13 @@ Steps, in order (each one result file under OUT/steps/, see steps.py)::
     data                         synthesise `sim data` into DATA unless it holds metadata.json; a clone of the
                                  paper's recordings (DATA/reshuffledv2/...) is imported into OUT/data first
     beta_search                  `sim tune-beta` on SIM's config (OUT/beta_search/): the largest β that does not
-                                 collapse (analysis/beta_search.py); SIM trains at that β
+                                 collapse (experiments/beta_search.py); SIM trains at that β
     train_<method>_s<seed>       every method × training seed -> OUT/runs/<method>_s<seed>/ (resumes its checkpoint)
     probe_<method>_s<seed>_<p>   linear probes under protocol p (paper, robust): the run and its random init
     analyse_<method>_s<seed>     SIM / GIM / CPC: `sim report`'s analyses (δ, concentration, active units, t-SNE,
                                  loss curves, activations, few labels, decoders, traversal, interpolation)
     verdicts_n<seeds>            verdicts.all_verdicts() on the measured numbers (measure.py)
-    report_n<seeds>              OUT/report.md and OUT/report.html (report.py)
+    report_n<seeds>              OUT/report.md and OUT/report.html (report/reproduce.py)
 
 OUT/reproduce.json records the budget's settings and the data; a folder trained with other settings is
 refused (another --out), except that --seeds may grow: the new seeds' steps run, the old are kept. When only
