@@ -11,7 +11,7 @@ export MAX_JOBS ?= 2
 setup: system-deps venv deps build
 
 # espeak-ng and flite (CMU voices of real speakers) synthesise the syllable data set (sim data);
-# chromium runs the HTML report's browser test (tests/sim_models/test_report_html.py). Each is
+# chromium runs the HTML report's browser test (tests/sim_models/report/test_report_html.py). Each is
 # installed only when missing.
 system-deps:
 	@missing=; command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \

@@ -3,7 +3,7 @@
 The thesis plots, per module, histograms of the latent points of the first six dimensions and reads
 them against the N(0, 1) prior (V-GIM: near standard normal; GIM: tall thin peaks from sigma ~ 0).
 Its latent points are the modules' outputs, i.e. samples z = mu + sigma * eps for probabilistic modules:
-``representation="sample"`` (default) draws them through every module (model in training mode,
+``representation="sample"`` (default) draws them through every module (sim_models/model/encode.py,
 seeded); ``"mean"`` uses mu. Deterministic modules (GIM, CPC, the GRU) give their output either way.
 Every frame of every test utterance is a point.
 """
@@ -12,9 +12,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .plotting import new_figure, save_figure
+from sim_models.analysis.plotting import new_figure, save_figure
+from sim_models.analysis.sections import Heading, Image, Paragraph
+from sim_models.model.encode import encode_batches
 
-__all__ = ["THESIS_DIMS", "activation_values", "plot_activations"]
+__all__ = ["THESIS_DIMS", "activation_values", "plot_activations", "compute", "section"]
 
 THESIS_DIMS = 6  # thesis §4.2.4: "the first six dimensions"
 
@@ -29,19 +31,10 @@ def activation_values(model, audio: torch.Tensor, dims: int = THESIS_DIMS, repre
         raise ValueError(f"audio must be (N, L), got {tuple(audio.shape)}")
     if dims < 1:
         raise ValueError(f"dims must be >= 1, got {dims}")
-    was_training = model.training
-    model.train(representation == "sample")
-    gen = torch.Generator().manual_seed(seed)
-    chunks = None
-    try:
-        for i in range(0, audio.shape[0], batch_size):
-            outs = model.encode(audio[i:i + batch_size], generator=gen)
-            vals = [(o.z if representation == "sample" else o.representation)[..., :dims].reshape(-1, min(dims, o.z.shape[-1]))
-                    for o in outs]
-            chunks = [[v] for v in vals] if chunks is None else [c + [v] for c, v in zip(chunks, vals)]
-    finally:
-        model.train(was_training)
-    return [torch.cat(c).float() for c in chunks]
+    pick = (lambda o: o.z) if representation == "sample" else (lambda o: o.representation)
+    vals = encode_batches(model, audio, batch_size, representation, torch.Generator().manual_seed(seed),
+                          take=lambda o: pick(o)[..., :dims].reshape(-1, min(dims, o.z.shape[-1])))
+    return [v.float() for v in vals]
 
 
 def plot_activations(values: list, path, names=None, probabilistic=None, title: str = "", bins: int = 60):
@@ -76,3 +69,26 @@ def plot_activations(values: list, path, names=None, probabilistic=None, title: 
         axes[m, 0].set_ylabel(names[m] if names else f"module {m + 1}", fontsize=8)
     fig.suptitle(title or "activation distributions, first dimensions, test split", fontsize=10)
     return save_figure(fig, path)
+
+
+def compute(ctx) -> dict:
+    """Registered analysis (registry.py): report/activations.png and per-stage mean / std of the first dimensions."""
+    rcfg = ctx.rcfg
+    ctx.log("  activation distributions, active units")
+    vals = activation_values(ctx.run.model, ctx.test_audio[:rcfg.activation_utterances], THESIS_DIMS,
+                             rcfg.activation_representation, seed=rcfg.seed)
+    prob = [bool(getattr(st, "probabilistic", False)) for st in ctx.run.model.stages]
+    png = plot_activations(vals, ctx.out / "activations.png", ctx.names, prob,
+                           f"{ctx.run.name}: first {THESIS_DIMS} dimensions on the test split "
+                           f"({rcfg.activation_representation}s)")
+    return {"activations": [{"mean": v.mean(0).tolist(), "std": v.std(0).tolist(), "points": v.shape[0]} for v in vals],
+            "files": {"activations_png": ctx.rel(png)}}
+
+
+def section(res: dict, names: list, rc: dict) -> list:
+    """Thesis Figs 4.4-4.7."""
+    return [Heading("Activation distributions (thesis Figs 4.4–4.7)"),
+            Paragraph(f"First six dimensions of every module's output ({rc.get('activation_representation', 'sample')}s) "
+                      f"over every frame of {rc.get('activation_utterances', 64)} test utterances; grey: the N(0, 1) "
+                      "prior."),
+            Image(res["files"]["activations_png"], "activations")]

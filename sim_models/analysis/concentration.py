@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..evaluation.probes import fit_linear_probes
-from .plotting import VOWEL_COLOURS, new_figure, save_figure
+from sim_models.analysis.plotting import VOWEL_COLOURS, new_figure, save_figure
+from sim_models.evaluation.probes import fit_linear_probes
 
 __all__ = ["train_linear_probe", "vowel_concentration", "vowel_concentrations", "signed_minmax", "weights_kde",
            "top_mass", "plot_concentration", "plot_concentration_kde"]
@@ -64,7 +64,7 @@ def weights_kde(values, grid=None) -> dict:
     """Gaussian KDE (scipy.stats.gaussian_kde, Scott's rule) of ``values`` (any shape, flattened) on ``grid``
     (default 201 points on [−1.2, 1.2]). Returns {"x": [...], "density": [...]} (density None when the values
     are all equal: no bandwidth)."""
-    from scipy.stats import gaussian_kde
+    from scipy.stats import gaussian_kde  # deferred heavy optional import (scipy)
     v = np.asarray(values, dtype=np.float64).ravel()
     x = np.linspace(-1.2, 1.2, KDE_GRID) if grid is None else np.asarray(grid, dtype=np.float64)
     try:

@@ -24,10 +24,10 @@ import torch
 import torchaudio
 from torch import nn
 
-from ..checkpoint import load_checkpoint, save_checkpoint
-from ..config import ModelConfig
-from .decoders import DecoderConfig, build_decoders
-from .representations import encode_all_stages
+from sim_models.analysis.decoders import DecoderConfig, build_decoders
+from sim_models.analysis.representations import encode_all_stages
+from sim_models.config import ModelConfig
+from sim_models.rundir.checkpoint import load_checkpoint, save_checkpoint
 
 __all__ = ["LogMel", "decoder_loss", "train_decoders", "decoder_convergence", "reconstruction_errors", "save_decoders", "load_decoders"]
 

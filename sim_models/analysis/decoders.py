@@ -19,7 +19,7 @@ image of every conv layer from stage m down to the input:
   the two layers sit; we put them on the latent side.)
 
 Shapes: ``ModuleDecoder.forward(z (B, T, C)) -> (B, L)``, z in the sequence layout of
-``ModuleOutput.representation``.
+``StageOutput.representation``.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ..config import ModelConfig
+from sim_models.config import ModelConfig
 
 __all__ = ["DecoderConfig", "DECODER_PRESETS", "decoder_preset", "ModuleDecoder", "decoder_layer_plan", "build_decoders", "conv_stage_of",
            "stage_widths", "downsampling"]

@@ -41,12 +41,13 @@ import math
 
 import torch
 
-from ..escaping import markdown_text
+from sim_models.util.escaping import markdown_text
 
-__all__ = ["TABLE3_NS", "PAPER_FRACTIONS", "most_different_dims", "swap_dims", "entanglement_delta", "delta_table",
+__all__ = ["TABLE3_NS", "TABLE3_N", "PAPER_FRACTIONS", "most_different_dims", "swap_dims", "entanglement_delta", "delta_table",
            "ns_for_width", "paper_fraction_ns", "ordered_pairs"]
 
 TABLE3_NS = (2, 4, 8, 16, 32, 64, 128, 256, 512)
+TABLE3_N = 8        # the paper's highlighted N (Table 3), of its 512 dims
 PAPER_WIDTH = 512
 PAPER_FRACTIONS = {"1/64": 8, "1/8": 64}   # the paper's Table 3 Ns at C = 512, named by their share of the width
 

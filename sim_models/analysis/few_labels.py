@@ -12,11 +12,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..evaluation.probes import train_probe
-from ..evaluation.protocols import summarise_runs
-from .plotting import new_figure, save_figure
+from sim_models.analysis.plotting import new_figure, save_figure
+from sim_models.analysis.sections import Heading, Image, Paragraph, Table
+from sim_models.evaluation.probes import train_probe
+from sim_models.evaluation.protocols import summarise_runs
 
-__all__ = ["FEW_LABEL_SIZES", "few_label_indices", "few_label_curve", "plot_few_labels"]
+__all__ = ["FEW_LABEL_SIZES", "few_label_indices", "few_label_curve", "plot_few_labels", "compute", "section"]
 
 FEW_LABEL_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)  # thesis §4.3, Fig. 4.8
 
@@ -85,3 +86,28 @@ def plot_few_labels(result: dict, path, names=None, title: str = "", chance: flo
     ax.legend(fontsize=7)
     ax.set_title(title or f"few-label generalisation (mean ± std over {result['seeds']} seeds)", fontsize=9)
     return save_figure(fig, path)
+
+
+def compute(ctx) -> dict:
+    """Registered analysis (registry.py): syllable probes on few labels (thesis §4.3) -> report/few_labels.png."""
+    rcfg = ctx.rcfg
+    ctx.log(f"  few-label probes ({len(rcfg.few_label_sizes)} sizes x {rcfg.few_label_seeds} seeds)")
+    f_tr, y_tr, f_te, y_te = ctx.features
+    fl = few_label_curve(f_tr, y_tr["syllable"], f_te, y_te["syllable"], rcfg.few_label_sizes, rcfg.few_label_seeds,
+                         rcfg.few_label_epochs)
+    png = plot_few_labels(fl, ctx.out / "few_labels.png", ctx.names,
+                          f"{ctx.run.name}: few-label syllable probes (± std over {fl['seeds']} seeds)")
+    return {"few_labels": fl, "files": {"few_labels_png": ctx.rel(png)}}
+
+
+def section(res: dict, names: list, rc: dict) -> list:
+    """Thesis §4.3, Fig. 4.8: test accuracy per labelled set size and stage."""
+    fl = res["few_labels"]
+    rows = tuple((f"{n} ({fl['labelled'][i]} labels)",
+                  *(f"{100 * m['mean'][i]:.1f} ± {100 * m['std'][i]:.1f} %" for m in fl["modules"]))
+                 for i, n in enumerate(fl["sizes"]))
+    return [Heading("Few-label generalisation (thesis §4.3, Fig. 4.8)"),
+            Paragraph(f"Syllable probes (thesis protocol: flattened features, {fl['epochs']} epochs, batch = subset) "
+                      f"trained on n labelled syllables per class, test accuracy mean ± std over {fl['seeds']} seeds:"),
+            Table(("n per class", *names), rows),
+            Image(res["files"]["few_labels_png"], "few labels")]

@@ -13,7 +13,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from .plotting import new_figure, save_figure, spectrogram_db, stack_waveforms
+from sim_models.analysis.plotting import new_figure, save_figure, spectrogram_db, stack_waveforms
 
 __all__ = ["interpolate_latents", "plot_interpolation", "write_interpolation_wav"]
 

@@ -1,14 +1,14 @@
 """Train and validation loss per module per epoch from a run's metrics log (thesis Fig. 4.2).
 
-The run log (sim_models/run_log.py) has one row per (logged step, module) with the fields step, unit,
+The run log (sim_models/rundir/logs.py) has one row per (logged step, module) with the fields step, unit,
 epoch, module, loss, nce, kl, accuracy, lr. Validation rows are read in either of two shapes:
 
 * rows with a field ``split`` == "val" (the other fields as above; rows without ``split``, or with
   "train", are training rows), or
 * training rows that carry a column ``val_loss`` (empty where not measured).
 
-``metrics.jsonl`` is read when present, else ``metrics.csv`` (``read_metrics`` is run_log.read_metric_rows).
-The trainer (sim_models/trainer.py) logs the first shape: one "val" row per module at each epoch end,
+``metrics.jsonl`` is read when present, else ``metrics.csv`` (sim_models/rundir/logs.py: ``read_metric_rows``).
+The trainer (sim_models/training/trainer.py) logs the first shape: one "val" row per module at each epoch end,
 the mean over the test split. Each curve point is the mean of the module's rows in that epoch (epochs as
 logged, 0-based; plotted 1-based).
 """
@@ -17,16 +17,14 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from matplotlib.ticker import MaxNLocator
+from sim_models.analysis.plotting import new_figure, save_figure
+from sim_models.analysis.sections import Heading, Image, Paragraph
+from sim_models.rundir.logs import read_metric_rows
 
-from ..run_log import read_metric_rows
-from .plotting import new_figure, save_figure
-
-__all__ = ["read_metrics", "epoch_curves", "plot_loss_curves"]
+__all__ = ["epoch_curves", "plot_loss_curves", "compute", "section"]
 
 VAL_SPLITS = ("val", "validation")
 
-read_metrics = read_metric_rows  # the reader is run_log's (one module reads the logs); this name stays
 
 
 def epoch_curves(rows) -> dict:
@@ -53,6 +51,7 @@ def epoch_curves(rows) -> dict:
 
 def plot_loss_curves(curves: dict, path, names=None, title: str = ""):
     """One panel per module: training loss (solid) and validation loss (dashed, when logged) per epoch."""
+    from matplotlib.ticker import MaxNLocator  # deferred heavy optional import (matplotlib)
     mods = sorted(curves)
     if not mods:
         raise ValueError("curves is empty: the metrics log has no rows with module, epoch and loss")
@@ -74,3 +73,29 @@ def plot_loss_curves(curves: dict, path, names=None, title: str = ""):
     axes[0].set_ylabel("loss", fontsize=8)
     fig.suptitle(title or "training and validation loss per module", fontsize=10)
     return save_figure(fig, path)
+
+
+def compute(ctx) -> dict:
+    """Registered analysis (registry.py): loss per stage per epoch from the run's log -> report/loss_curves.png.
+    {"loss_curves": {stage: curves}, "files": {"loss_curves_png"}}; no figure when the run has no log."""
+    try:
+        curves = epoch_curves(read_metric_rows(ctx.run.run_dir))
+    except FileNotFoundError as e:
+        ctx.log(f"  loss curves skipped: {e}")
+        curves = {}
+    res = {"loss_curves": {str(m): c for m, c in curves.items()}, "files": {}}
+    if curves:
+        res["files"]["loss_curves_png"] = ctx.rel(plot_loss_curves(curves, ctx.out / "loss_curves.png", ctx.names,
+                                                                   f"{ctx.run.name}: loss per module per epoch"))
+    return res
+
+
+def section(res: dict, names: list, rc: dict) -> list:
+    """Thesis Fig. 4.2: the figure, or a line saying the run has no log."""
+    out = [Heading("Training and validation loss (thesis Fig. 4.2)", anchor="thesis")]
+    if "loss_curves_png" not in res["files"]:
+        return out + [Paragraph("No metrics log in the run folder.")]
+    has_val = any(c["val"] for c in res["loss_curves"].values())
+    return out + [Paragraph("Mean loss of each module's logged steps per epoch"
+                            f"{'' if has_val else ' (no validation rows in the log)'}."),
+                  Image(res["files"]["loss_curves_png"], "loss curves")]

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 __all__ = ["new_figure", "save_figure", "spectrum_db", "spectrogram_db", "stack_waveforms", "stack_spectra",
            "VOWEL_COLOURS"]
@@ -15,14 +13,17 @@ __all__ = ["new_figure", "save_figure", "spectrum_db", "spectrogram_db", "stack_
 VOWEL_COLOURS = ("tab:red", "tab:green", "tab:blue", "tab:orange", "tab:purple", "tab:brown")
 
 
-def new_figure(width: float, height: float) -> Figure:
-    """A Figure on an Agg canvas (no constrained layout: it costs seconds per figure on a busy CPU)."""
+def new_figure(width: float, height: float):
+    """A matplotlib Figure on an Agg canvas (no constrained layout: it costs seconds per figure on a busy CPU)."""
+    # deferred heavy optional import (matplotlib, the `models` extra) on the next two lines: the analyses import cheaply
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
     return fig
 
 
-def save_figure(fig: Figure, path) -> Path:
+def save_figure(fig, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")

@@ -3,7 +3,7 @@
 Uses sim_models/analysis/active_units.py. Active units are reported by both criteria: mean KL to
 N(0, 1) above 0.01 nats (``active_kl``), and Burda, Grosse & Salakhutdinov 2016's variance over the data
 of the posterior mean, Var_x[mu] > 0.01 (``active_variance``). mu and log sigma^2 come from
-``ModuleOutput`` (model in eval mode) for every frame of at most ``max_utterances`` test utterances.
+``StageOutput`` (model in eval mode) for every frame of at most ``max_utterances`` test utterances.
 Deterministic modules (GIM, CPC, the GRU) have no posterior: their row says so.
 """
 from __future__ import annotations
@@ -11,11 +11,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .active_units import ACTIVE_THRESHOLD, active_units, kl_per_dimension, mean_variance_per_dimension
-from .plotting import new_figure, save_figure
-from ..escaping import markdown_text
+from sim_models.analysis.active_units import (ACTIVE_THRESHOLD, active_units, kl_per_dimension,
+                                              mean_variance_per_dimension)
+from sim_models.analysis.plotting import new_figure, save_figure
+from sim_models.analysis.sections import Heading, Image, Paragraph, Table
+from sim_models.model.encode import encode_batches
 
-__all__ = ["posterior_usage", "plot_active_units", "active_units_table"]
+__all__ = ["encode_posteriors", "posterior_usage", "plot_active_units", "compute", "section"]
+
+
+def encode_posteriors(model, audio: torch.Tensor, batch_size: int = 16) -> list:
+    """audio (N, L) -> per stage (mu, logvar), each (N, T_m, C_m), model in eval mode; None for a deterministic
+    stage (no posterior)."""
+    return encode_batches(model, audio, batch_size,
+                          take=lambda o: None if o.mu is None or o.logvar is None else (o.mu, o.logvar))
 
 
 @torch.no_grad()
@@ -26,45 +35,20 @@ def posterior_usage(model, audio: torch.Tensor, max_utterances: int = 64, batch_
     (Var_x[mu] > 0.01)}; everything but probabilistic and width None for a deterministic module."""
     if audio.dim() != 2:
         raise ValueError(f"audio must be (N, L), got {tuple(audio.shape)}")
-    audio = audio[:max_utterances]
-    was_training = model.training
-    model.eval()
-    mus, lvs = None, None
-    try:
-        for i in range(0, audio.shape[0], batch_size):
-            outs = model.encode(audio[i:i + batch_size])
-            if mus is None:
-                mus, lvs, widths = [[] for _ in outs], [[] for _ in outs], [o.z.shape[-1] for o in outs]
-            for m, o in enumerate(outs):
-                if o.mu is not None and o.logvar is not None:
-                    mus[m].append(o.mu)
-                    lvs[m].append(o.logvar)
-    finally:
-        model.train(was_training)
+    posteriors = encode_posteriors(model, audio[:max_utterances], batch_size)
     rows = []
-    for m in range(len(mus)):
-        if not mus[m]:
-            rows.append({"probabilistic": False, "width": widths[m], "kl_per_dim": None, "var_mu_per_dim": None,
+    for m, post in enumerate(posteriors):
+        width = int(model.stages[m].out_channels)
+        if post is None:
+            rows.append({"probabilistic": False, "width": width, "kl_per_dim": None, "var_mu_per_dim": None,
                          "kl_total": None, "active_kl": None, "active_variance": None})
             continue
-        mu, lv = torch.cat(mus[m]), torch.cat(lvs[m])
+        mu, lv = post
         kl = kl_per_dimension(mu, lv)
-        rows.append({"probabilistic": True, "width": widths[m], "kl_per_dim": kl.tolist(),
+        rows.append({"probabilistic": True, "width": width, "kl_per_dim": kl.tolist(),
                      "var_mu_per_dim": mean_variance_per_dimension(mu).tolist(), "kl_total": float(kl.sum()),
                      "active_kl": active_units(mu, lv, "kl"), "active_variance": active_units(mu, lv, "variance")})
     return rows
-
-
-def active_units_table(rows: list, names: list) -> str:
-    """Markdown: module, width, active units (KL > 0.01 nats), active units (Var μ > 0.01), KL per frame."""
-    out = ["| module | C | active units (KL > 0.01 nats) | active units (Var[μ] > 0.01) | KL per frame (nats) |",
-           "|---|---|---|---|---|"]
-    for name, r in zip(names, rows):
-        if not r["probabilistic"]:
-            out.append(f"| {markdown_text(name)} | {r['width']} | – (deterministic) | – | – |")
-        else:
-            out.append(f"| {markdown_text(name)} | {r['width']} | {r['active_kl']} | {r['active_variance']} | {r['kl_total']:.3g} |")
-    return "\n".join(out)
 
 
 def plot_active_units(rows: list, path, names=None, title: str = ""):
@@ -92,3 +76,27 @@ def plot_active_units(rows: list, path, names=None, title: str = ""):
     axes[0].set_ylabel("mean KL to N(0, 1) (nats)", fontsize=8)
     fig.suptitle(title or "per-dimension KL and active units (red: 0.01 nats)", fontsize=10)
     return save_figure(fig, path)
+
+
+def compute(ctx) -> dict:
+    """Registered analysis (registry.py): per-dimension KL and active units -> report/active_units.png."""
+    usage = posterior_usage(ctx.run.model, ctx.test_audio, max_utterances=ctx.rcfg.activation_utterances)
+    png = plot_active_units(usage, ctx.out / "active_units.png", ctx.names,
+                            f"{ctx.run.name}: per-dimension KL, active units")
+    return {"active_units": usage, "files": {"active_units_png": ctx.rel(png)}}
+
+
+def section(res: dict, names: list, rc: dict) -> list:
+    """The active units per stage by both criteria, and the KL per frame."""
+    rows = []
+    for name, r in zip(names, res["active_units"]):
+        if not r["probabilistic"]:
+            rows.append((name, r["width"], "– (deterministic)", "–", "–"))
+        else:
+            rows.append((name, r["width"], r["active_kl"], r["active_variance"], f"{r['kl_total']:.3g}"))
+    return [Heading("Posterior usage: per-dimension KL and active units"),
+            Paragraph("Mean KL(N(μ, σ²) ‖ N(0, 1)) per dimension over the test frames; an active unit has KL > 0.01 "
+                      "nats (or, Burda et al. 2016, Var[μ] > 0.01). Few active units = posterior collapse."),
+            Table(("module", "C", "active units (KL > 0.01 nats)", "active units (Var[μ] > 0.01)",
+                   "KL per frame (nats)"), tuple(rows)),
+            Image(res["files"]["active_units_png"], "active units")]

@@ -1,47 +1,30 @@
-"""Frozen representations of a GreedyModel, per frame or average-pooled, as μ or as samples.
-
-``representation`` (every analysis takes it; ``ReportConfig.representation``):
-
-* ``"sample"`` (the paper-faithful default): z = μ + σ·ε for probabilistic (SIM) modules, each module
-  reading the previous module's *sample* (``GreedyModel.encode(sample=True)``, model in eval mode).
-  This is what the SIM authors' evaluation saw: their ``get_latents`` samples whatever the mode
-  (``ACML-2024`` branch), so their decoders, δ (Table 3) and the Fig. 2 probe all ran on samples.
-  A unit at the prior (σ ≈ 1) is then unit-variance noise.
-* ``"mean"``: μ for probabilistic modules, each module reading the previous one's μ (a deterministic
-  function of the audio; the robustness row).
-
-Deterministic modules (GIM, CPC, the GRU) give their output either way; a stage after a
-probabilistic one still depends on ε through its input (``stochastic_stages``). The model's
-train/eval mode is restored afterwards. Average-pooled syllable features come from
-sim_models/evaluation/probes.py (``segments_tensor``, ``pooled_features``), the same as `sim eval`.
+"""Frozen representations of a GreedyModel for the analyses: every stage, one stage per frame, or per utterance
+with its own eps. ``representation`` and the encode loop itself: sim_models/model/encode.py (average-pooled
+syllable features: sim_models/evaluation/probes.py, the same as `sim eval`).
 """
 from __future__ import annotations
 
 import torch
 
-from ..evaluation.probes import (REPRESENTATIONS, check_representation, pooled_features,  # noqa: F401  (re-exported)
-                                 segments_tensor, stage_outputs, stochastic_stages)
+from sim_models.model.encode import check_representation, encode_batches, stage_outputs
 
-__all__ = ["REPRESENTATIONS", "encode_frames", "encode_all_stages", "utterance_latents", "pooled_features",
-           "segments_tensor", "stochastic_stages", "check_representation"]
+__all__ = ["encode_frames", "encode_all_stages", "utterance_latents", "utterance_seed"]
 
 
-@torch.no_grad()
 def encode_all_stages(model, audio: torch.Tensor, representation: str = "mean", generator=None) -> list:
-    """audio (B, L) -> [(B, T_m, C_m) float32 for every stage m], in eval mode (see the module docstring)."""
+    """audio (B, L) -> [(B, T_m, C_m) float32 for every stage m], in eval mode, as one batch."""
     return stage_outputs(model, audio, representation, generator)
 
 
-@torch.no_grad()
 def encode_frames(model, audio: torch.Tensor, stage: int, batch_size: int = 32, representation: str = "mean",
                   generator=None) -> torch.Tensor:
-    """audio (N, L) -> (N, T, C) per-frame representation of ``stage`` (0-based)."""
+    """audio (N, L) -> (N, T, C) per-frame representation of ``stage`` (0-based); ValueError for a stage out of
+    range or audio that is not (N, L)."""
     if not 0 <= stage < model.num_stages:
         raise ValueError(f"stage must be in [0, {model.num_stages}), got {stage}")
     if audio.dim() != 2:
         raise ValueError(f"audio must be (N, L), got {tuple(audio.shape)}")
-    return torch.cat([stage_outputs(model, audio[i:i + batch_size], representation, generator, upto=stage)[stage]
-                      for i in range(0, audio.shape[0], batch_size)])
+    return encode_batches(model, audio, batch_size, representation, generator, upto=stage)[stage]
 
 
 def utterance_seed(seed: int, index: int) -> int:

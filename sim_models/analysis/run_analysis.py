@@ -13,7 +13,8 @@ Files (paths in the summary are relative to RUN_DIR)::
     report/original_u{i}.wav, reconstruction_m{M}_u{i}.wav   the first ``audio_examples`` test utterances, decoded
     report/entanglement.json, entanglement.png
     report/concentration.png, tsne.png
-    report/loss_curves.png, activations.png, active_units.png, few_labels.png   (thesis_analyses.py)
+    report/loss_curves.png, activations.png, active_units.png, few_labels.png   (the registered analyses,
+                                                                                 registry.py)
     report/analysis.json                     every number below
 """
 from __future__ import annotations
@@ -25,23 +26,26 @@ from pathlib import Path
 
 import torch
 
-from ..data.datasets import SyllableDataset
-from .concentration import plot_concentration, plot_concentration_kde, vowel_concentrations
-from .decoder_training import (LogMel, decoder_convergence, load_decoders, reconstruction_errors, save_decoders,
-                               train_decoders)
-from .audio_files import write_wavs
-from .decoders import DECODER_PRESETS, DecoderConfig, decoder_preset, downsampling
-from .entanglement import TABLE3_NS, entanglement_delta, ordered_pairs, paper_fraction_ns
-from .interpolation import interpolate_latents, plot_interpolation, write_interpolation_wav
-from .plotting import new_figure, save_figure
-from .representations import (REPRESENTATIONS, check_representation, pooled_features, segments_tensor,
-                              stochastic_stages, utterance_latents)
-from .runs import load_run, stage_names
-from .few_labels import FEW_LABEL_SIZES
-from .thesis_analyses import thesis_analyses, thesis_features
-from .traversal import TRAVERSAL_RANGE, latent_traversal, plot_traversal, zero_start
-from .tsne import plot_tsne, tsne_embedding
-from ..atomic_write import atomic_write_text
+from sim_models.analysis.audio_files import write_wavs
+from sim_models.analysis.concentration import plot_concentration, plot_concentration_kde, vowel_concentrations
+from sim_models.analysis.decoder_training import (LogMel, decoder_convergence, load_decoders, reconstruction_errors,
+                                                  save_decoders, train_decoders)
+from sim_models.analysis.decoders import DECODER_PRESETS, DecoderConfig, decoder_preset, downsampling
+from sim_models.analysis.entanglement import TABLE3_NS, entanglement_delta, ordered_pairs, paper_fraction_ns
+from sim_models.analysis.few_labels import FEW_LABEL_SIZES
+from sim_models.analysis.interpolation import interpolate_latents, plot_interpolation, write_interpolation_wav
+from sim_models.analysis.plotting import new_figure, save_figure
+from sim_models.analysis.registry import AnalysisContext, run_analyses
+from sim_models.analysis.representations import utterance_latents
+from sim_models.analysis.thesis_analyses import thesis_features
+from sim_models.analysis.traversal import TRAVERSAL_RANGE, latent_traversal, plot_traversal, zero_start
+from sim_models.analysis.tsne import plot_tsne, tsne_embedding
+from sim_models.data.datasets import SyllableDataset
+from sim_models.evaluation.probes import pooled_features, segments_tensor
+from sim_models.model.encode import REPRESENTATIONS, check_representation, stochastic_stages
+from sim_models.model.greedy import stage_names
+from sim_models.rundir.load import load_run
+from sim_models.util.atomic_write import atomic_write_json, atomic_write_text
 
 __all__ = ["ReportConfig", "analyse_run", "REPORT_SUBDIR"]
 
@@ -282,8 +286,7 @@ def analyse_run(run_dir, data_dir, rcfg: ReportConfig | None = None, log=print) 
                                                        "concentration", "traversal_dims", "entanglement",
                                                        "by_representation", "files")})
 
-    summary["thesis"] = thesis_analyses(run, test_set.audio, feats["seg_tr"], feats["seg_te"], out, names, rcfg, log,
-                                        features=feats["flat"])
+    summary["thesis"] = run_analyses(AnalysisContext(run, test_set.audio, feats["flat"], out, names, rcfg, log))
     summary["files"].update(summary["thesis"]["files"])
     _write_figures(summary, run, rcfg, out, conc_panels, kde_panels, tsne_panels, delta_results, n_delta)
     atomic_write_text(out / "analysis.json", json.dumps(summary, indent=2))
@@ -483,5 +486,5 @@ def _write_figures(summary, run, rcfg, out, conc_panels, kde_panels, tsne_panels
                               "swapped in every frame",
                 "representation": rep, "utterances": n_delta, "pairs": summary["delta"]["pairs"],
                 "n_at_paper_fraction": summary["delta"]["n_at_paper_fraction"], "modules": delta_results}
-    (out / "entanglement.json").write_text(json.dumps(ent_json, indent=2))
+    atomic_write_json(out / "entanglement.json", ent_json)
     summary["files"]["entanglement_json"] = _rel(out / "entanglement.json", rd)

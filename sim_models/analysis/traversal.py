@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from ..architectures import count_frames
-from .plotting import new_figure, save_figure, spectrum_db, stack_spectra, stack_waveforms
+from sim_models.analysis.plotting import new_figure, save_figure, spectrum_db, stack_spectra, stack_waveforms
+from sim_models.model.greedy import count_frames
 
 __all__ = ["TRAVERSAL_RANGE", "zero_start", "latent_traversal", "plot_traversal"]
 

@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 import torch
 
-from .plotting import VOWEL_COLOURS, new_figure, save_figure
+from sim_models.analysis.plotting import VOWEL_COLOURS, new_figure, save_figure
 
 __all__ = ["TSNE_SETTINGS", "tsne_embedding", "plot_tsne"]
 
@@ -33,7 +33,7 @@ def tsne_embedding(features: torch.Tensor, max_points: int = 800, seed: int = 0,
     if settings not in TSNE_SETTINGS:
         raise ValueError(f"settings must be one of {tuple(TSNE_SETTINGS)}, got {settings!r}")
     preset = TSNE_SETTINGS[settings]
-    from sklearn.manifold import TSNE
+    from sklearn.manifold import TSNE  # deferred heavy optional import (scikit-learn)
 
     if features.dim() != 2 or features.shape[0] < 4:
         raise ValueError(f"features must be (S, C) with S >= 4 points for t-SNE, got {tuple(features.shape)}")

@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import resources
 
-from ..escaping import markdown_text
+from sim_models.util.escaping import markdown_text
 
 __all__ = ["Measurement", "Verdict", "paper_tables", "REPRODUCED", "NOT_REPRODUCED", "INCONCLUSIVE", "MIN_SEEDS",
            "CLOSE_PP", "FAR_PP", "WELL_BELOW_PP", "table2_close", "table2_above_random", "table2_supervised_best",
@@ -135,7 +135,7 @@ class Verdict:
 
 
 def _t975(df: float) -> float:
-    from scipy.stats import t
+    from scipy.stats import t  # deferred heavy optional import (scipy)
     return float(t.ppf(0.975, df))
 
 

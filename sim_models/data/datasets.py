@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from .audio_io import AudioFileError, audio_info, fit_length, read_audio
+from sim_models.data.audio_io import AudioFileError, audio_info, fit_length, read_audio
+from sim_models.data.segmentation import PRESETS, segment_word, syllable_spans
 
 __all__ = ["SyllableDataset", "FolderAudioDataset", "TensorAudioDataset", "open_dataset", "AUDIO_EXTENSIONS"]
 
@@ -87,7 +88,6 @@ class SyllableDataset:
     def _segment(self, i: int) -> list:
         """Syllable spans of item i when the metadata has none: the thesis' Appendix A segmentation with
         the preset named by metadata "segmentation" (default "envelope-max", measured in segmentation.py)."""
-        from .segmentation import PRESETS, segment_word, syllable_spans
         preset = self.meta.get("segmentation", "envelope-max")
         if preset not in PRESETS:
             raise ValueError(f"{self.root}/metadata.json: segmentation must be one of {tuple(PRESETS)}, got {preset!r}")

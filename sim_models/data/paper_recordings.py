@@ -36,9 +36,9 @@ from pathlib import Path
 
 import soundfile as sf
 
-from .audio_io import fit_length, read_audio
-from .synth import SYLLABLES, VOWELS
-from ..atomic_write import atomic_write_text
+from sim_models.data.audio_io import fit_length, read_audio
+from sim_models.data.synth import SYLLABLES, VOWELS
+from sim_models.util.atomic_write import atomic_write_text
 
 __all__ = ["SOURCE", "WORDS_DIR", "SYLLABLES_DIR", "is_recordings_folder", "check_layout", "import_recordings",
            "source_line"]

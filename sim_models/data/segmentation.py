@@ -117,7 +117,7 @@ def moving_quantile(wave, window: int, hop: int, q: float = QUANTILE) -> np.ndar
 
 def otsu_threshold(values) -> float:
     """Otsu's threshold (Otsu 1979) of a set of values: scikit-image's ``threshold_otsu`` (256 bins)."""
-    from skimage.filters import threshold_otsu
+    from skimage.filters import threshold_otsu  # deferred heavy optional import (scikit-image)
 
     v = np.asarray(values, dtype=np.float64).ravel()
     if v.size == 0:

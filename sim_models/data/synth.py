@@ -44,9 +44,9 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from .espeak import Utterance, synthesize_many
-from .flite import FLITE_VOICES, flite_phones, synthesize_flite
-from ..atomic_write import atomic_write_text
+from sim_models.data.espeak import Utterance, synthesize_many
+from sim_models.data.flite import FLITE_VOICES, flite_phones, synthesize_flite
+from sim_models.util.atomic_write import atomic_write_text
 
 __all__ = ["CONSONANTS", "VOWELS", "SYLLABLES", "DEFAULT_VOICES", "ENGINES", "generate", "word_plan", "voice_pool"]
 

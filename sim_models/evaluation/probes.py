@@ -21,8 +21,9 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["REPRESENTATIONS", "check_representation", "stochastic_stages", "stage_outputs", "segments_tensor",
-           "pooled_features", "fit_linear_probes", "train_probe"]
+from sim_models.model.encode import encode_batches
+
+__all__ = ["segments_tensor", "pooled_features", "fit_linear_probes", "train_probe", "standardizer"]
 
 
 def segments_tensor(segments, multiple: int = 160, length: int | None = None):
@@ -40,54 +41,12 @@ def segments_tensor(segments, multiple: int = 160, length: int | None = None):
     return audio, syl, vow
 
 
-REPRESENTATIONS = ("sample", "mean")
-
-
-def check_representation(representation: str) -> str:
-    if representation not in REPRESENTATIONS:
-        raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
-    return representation
-
-
-def stochastic_stages(model) -> list:
-    """[bool] per stage: True when the stage's output depends on eps under ``representation="sample"``, i.e. the
-    stage or one before it is probabilistic (a GRU after SIM modules reads their samples). For the other stages
-    "sample" and "mean" give the same tensor, so an analysis computes them once."""
-    out, seen = [], False
-    for st in model.stages:
-        seen = seen or bool(getattr(st, "probabilistic", False))
-        out.append(seen)
-    return out
-
-
-@torch.no_grad()
-def stage_outputs(model, audio: torch.Tensor, representation: str = "mean", generator=None, upto=None) -> list:
-    """audio (B, L) -> [(B, T_m, C_m) float32] for stages 0..upto of the frozen model, in eval mode.
-
-    "mean": mu of probabilistic stages (the output of the others), each stage reading the previous one's mu.
-    "sample": z = mu + sigma * eps for probabilistic stages, eps drawn from ``generator``, each stage reading
-    the previous stage's *sample* (``GreedyModel.encode(sample=True)``): the representation the SIM authors'
-    evaluation saw (their ``get_latents`` samples whatever the mode). Deterministic stages ignore eps."""
-    check_representation(representation)
-    was_training = model.training
-    model.eval()
-    try:
-        outs = model.encode(audio, generator=generator, upto=upto, sample=representation == "sample")
-    finally:
-        model.train(was_training)
-    return [o.z if representation == "sample" else o.representation for o in outs]
-
-
-@torch.no_grad()
 def pooled_features(model, audio: torch.Tensor, batch_size: int = 64, representation: str = "mean",
                     generator=None) -> list:
-    """[(S, C_m)] for every module m: the time average of the frozen model's ``representation`` (see
-    stage_outputs; "sample" draws eps from ``generator``, a fresh eps for every syllable)."""
-    feats = None
-    for i in range(0, audio.shape[0], batch_size):
-        pooled = [r.mean(dim=1) for r in stage_outputs(model, audio[i:i + batch_size], representation, generator)]
-        feats = [[p] for p in pooled] if feats is None else [f + [p] for f, p in zip(feats, pooled)]
-    return [torch.cat(f) for f in feats]
+    """[(S, C_m)] for every stage m: the time average of the frozen model's ``representation``
+    (sim_models/model/encode.py; "sample" draws eps from ``generator``, a fresh eps for every syllable)."""
+    pick = (lambda o: o.z) if representation == "sample" else (lambda o: o.representation)
+    return encode_batches(model, audio, batch_size, representation, generator, take=lambda o: pick(o).mean(dim=1))
 
 
 def fit_linear_probes(draw, ys, num_classes, epochs: int = 50, lr: float = 1e-3, batch_size: int = 64,
@@ -126,7 +85,7 @@ def fit_linear_probes(draw, ys, num_classes, epochs: int = 50, lr: float = 1e-3,
     return probes
 
 
-def _standardizer(x_train):
+def standardizer(x_train):
     mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-12)
     return lambda x: (x - mean) / std
 
@@ -138,7 +97,7 @@ def train_probe(x_train, y_train, x_test, y_test, num_classes: int, epochs: int 
     x_train: a tensor (fixed features) or a callable epoch -> (S, C) (fresh samples per epoch); the train
     accuracy is measured on epoch 0's features. ``standardize`` z-scores with epoch 0's statistics."""
     x0 = x_train(0) if callable(x_train) else x_train
-    f = _standardizer(x0) if standardize else (lambda x: x)
+    f = standardizer(x0) if standardize else (lambda x: x)
     fx0 = f(x0)
     draw = (lambda e: [fx0 if e == 0 else f(x_train(e))]) if callable(x_train) else (lambda e: [fx0])
     probe = fit_linear_probes(draw, [y_train], [num_classes], epochs, lr, batch_size, seed)[0]

@@ -34,9 +34,9 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-from ..data.segmentation import PAD_LENGTH, pad_both_ends
-from .probes import (REPRESENTATIONS, _standardizer, check_representation, fit_linear_probes, stage_outputs,
-                     stochastic_stages)
+from sim_models.data.segmentation import PAD_LENGTH, pad_both_ends
+from sim_models.evaluation.probes import fit_linear_probes, standardizer
+from sim_models.model.encode import REPRESENTATIONS, check_representation, encode_batches, stochastic_stages
 
 __all__ = ["Protocol", "PROTOCOLS", "REPRESENTATIONS", "get_protocol", "protocol_audio", "module_features",
            "FeatureDraws", "probe_protocol", "summarise_runs"]
@@ -124,13 +124,12 @@ def module_features(model, audio: torch.Tensor, features: str = "pooled", repres
     check_representation(representation)
     if audio.dim() != 2:
         raise ValueError(f"audio must be (S, L), got {tuple(audio.shape)}")
-    gen = torch.Generator().manual_seed(seed)
-    out = None
-    for i in range(0, audio.shape[0], batch_size):
-        reps = stage_outputs(model, audio[i:i + batch_size], representation, gen)                 # (B, T, C)
-        reps = [r.mean(1) if features == "pooled" else r.transpose(1, 2).reshape(r.shape[0], -1) for r in reps]
-        out = [[r] for r in reps] if out is None else [o + [r] for o, r in zip(out, reps)]
-    return [torch.cat(o) for o in out]
+    pick = (lambda o: o.z) if representation == "sample" else (lambda o: o.representation)   # (B, T, C)
+    if features == "pooled":
+        take = lambda o: pick(o).mean(1)  # noqa: E731
+    else:
+        take = lambda o: pick(o).transpose(1, 2).reshape(o.z.shape[0], -1)  # noqa: E731
+    return encode_batches(model, audio, batch_size, representation, torch.Generator().manual_seed(seed), take=take)
 
 
 class FeatureDraws:
@@ -194,7 +193,7 @@ def probe_protocol(model, train_segments, test_segments, protocol: Protocol, see
         if acc is None:
             acc = [{t: ([], []) for t in protocol.tasks} for _ in x0]
         jobs = [(m, task) for m in range(len(x0)) for task in protocol.tasks]
-        norm = [_standardizer(x0[m]) if protocol.standardize else (lambda x: x) for m in range(len(x0))]
+        norm = [standardizer(x0[m]) if protocol.standardize else (lambda x: x) for m in range(len(x0))]
         probes = fit_linear_probes(lambda e: [norm[m](draws(e)[m]) for m, _ in jobs], [y_tr[t] for _, t in jobs],
                                    [TASKS[t] for _, t in jobs], protocol.epochs, protocol.lr, protocol.batch_size,
                                    seed=s)

@@ -44,7 +44,7 @@ def test_export_follows_percent_encoded_links_and_escaped_alt_text(tmp_path):
     and the copied report's link leads to it."""
     from urllib.parse import unquote
 
-    from sim_models.escaping import markdown_link_destination, markdown_text
+    from sim_models.util.escaping import markdown_link_destination, markdown_text
 
     out, name = tmp_path / "out", "run one #%41 [x] (y) ü音"
     (out / "runs" / name / "report").mkdir(parents=True)
