@@ -42,8 +42,8 @@ def _worker(rank, procs, port, config, negatives, steps, out):
 
     from sim_models.config import apply_overrides, get_config
     from sim_models.data.datasets import TensorAudioDataset
-    from sim_models.distributed import init_distributed, shutdown
-    from sim_models.distributed.data_parallel import DataParallelTrainer
+    from sim_models.training.strategies.env import init_distributed, shutdown
+    from sim_models.training.launch import DataParallelTrainer
 
     info = init_distributed("gloo", timeout_s=120)
     cfg = apply_overrides(get_config(config), [f"train.negatives={negatives}", "train.checkpoint_every=0",

@@ -12,7 +12,7 @@ changes from one second to the next).
 Autocast dimension (issue 17, item 2): ``precision`` "fp32" (every case) or "bf16-autocast" (the ``tiny``
 config, every backend): the step's forward and losses run under ``torch.autocast(<device type>,
 torch.bfloat16)``, the backward and the Adam step outside it, as the trainer does with
-``train.autocast=bfloat16`` (sim_models/mixed_precision.py). The autocast device type is the step's
+``train.autocast=bfloat16`` (sim_models/training/mixed_precision.py). The autocast device type is the step's
 device, so the CPU bf16 case runs only with ``--sim-device=cpu``. ``extra_info["autocast"]`` is None or
 "bfloat16".
 """
@@ -27,8 +27,8 @@ import torch
 
 from sim_kernels import _ext
 from sim_models.config import apply_overrides, get_config
-from sim_models.optim_step import optimizer_step
-from sim_models.trainer import build_model
+from sim_models.training.optim_step import optimizer_step
+from sim_models.model.greedy import build_model
 
 CONFIGS = {"sim-paper": 8, "tiny": 8}  # name -> batch
 BACKENDS = ["reference", "native", "triton"]
