@@ -9,7 +9,7 @@ Every test file (reference, native CPU, CUDA host emulation and GPU, Triton) bui
 
 Comparisons of a backend against the reference in one dtype use ``TOL[dtype]`` (``tol(dtype)``);
 dtypes are parametrized with ``DTYPES`` (ids fp32/fp64/fp16/bf16). Half precision against float64
-uses the 2x-error rule (DESIGN.md §3) where the tests say so, not this table.
+uses the 2x-error rule (flash-attention's: our error at most twice the reference's own in that dtype) where the tests say so, not this table.
 """
 from __future__ import annotations
 

@@ -129,7 +129,7 @@ def _check_grads_against_reference(args, backend, seed):
     """float64: equal to the float64 reference (1e-7). float32: our max error vs the float64 reference
     at most 4x the float32 reference's own, plus a floor of 1e-5 x the tensor's max.
 
-    DESIGN.md §3's 2x is for low precision over realistic tensors. At fuzz sizes (a few dozen rows)
+    The 2x rule (flash-attention's) is for low precision over realistic tensors. At fuzz sizes (a few dozen rows)
     one element's rounding luck in a score decides the max error: over 600 seeds at scale 30 the
     native kernel exceeded 2x the reference's error once (2.3x), while the reference exceeded 2x
     ours in 60 % of them (torch's log-softmax rounds relative to the log-sum-exp, ~1e-3 at |s| ~ 1e4;

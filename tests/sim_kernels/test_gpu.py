@@ -120,7 +120,7 @@ def test_low_precision_within_twice_the_reference_error(backend, dtype):
 
 @pytest.mark.parametrize("backend", GPU_BACKENDS)
 def test_gradients_bitwise_repeatable(backend):
-    """Same inputs, same gradients, bit for bit (DESIGN.md §2), with many duplicate negative rows."""
+    """Same inputs, same gradients, bit for bit (deterministic kernels: no atomics), with many duplicate negative rows."""
     _need(backend)
     x = make(2, 63, 37, 29, 5, 10, shared=True)
     first = run(x, backend)

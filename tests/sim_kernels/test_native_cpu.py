@@ -137,7 +137,7 @@ def test_deterministic_repeat_and_threads(dtype):
 def test_large_problem_deterministic_threads(shape):
     """Several row tiles (4096-row tiles; 1024-row tiles at K*Cz = 5120) and real BLAS splits.
 
-    Run after run at one thread count the gradients are bitwise equal (DESIGN.md §2). Across thread
+    Run after run at one thread count the gradients are bitwise equal (no atomics, fixed reduction order). Across thread
     counts they are equal only up to the BLAS: the tile GEMMs (dP·W, dPᵀ·C) go through at::mm, and
     MKL on an Intel processor splits their reduction differently with 1 and 2 threads (measured on
     this project's Intel Xeon machine: relative differences of a few fp32 ulps; on the AMD EPYC machine

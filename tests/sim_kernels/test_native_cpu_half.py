@@ -1,6 +1,6 @@
 """The native CPU kernel on float16 and bfloat16 inputs (issue 17, fault 2).
 
-DESIGN.md §3 (flash-attention's rule): against the float64 reference on the same (rounded) numbers'
+The 2x rule (flash-attention's): against the float64 reference on the same (rounded) numbers'
 source, our error must be at most 2x the error of the reference run in that dtype, for the loss and
 for every gradient under a random upstream gradient. `backend="auto"` picks the native kernel for
 CPU half dtypes (no warning). bf16/fp16 results: loss float32, gradients in the input dtype.

@@ -138,7 +138,7 @@ def test_deterministic_bitwise(device):
 
 
 def test_fp16_error_within_twice_reference_error(device):
-    """DESIGN.md §3: our fp16 error vs an fp32 reference <= 2x the reference's own fp16 error."""
+    """The 2x rule (flash-attention's): our fp16 error vs an fp32 reference <= 2x the reference's own fp16 error."""
     x32 = make(2, 13, 7, 7, 3, 5, device, per_k=True)
     x16 = {k: (v.detach().half().requires_grad_() if v.is_floating_point() else v) for k, v in x32.items()}
     truth, truth_g = loss_and_grads(x32, beta=0.1, backend="reference")
