@@ -22,6 +22,8 @@ from typing import Callable
 
 import torch
 
+from ._providers import unavailable_reason as fused_unavailable_reason
+
 __all__ = ["W2V_SHAPES", "W2V_PROVIDERS", "MODES", "Wav2Vec2Shape", "Wav2Vec2Inputs", "build", "make_step",
            "unavailable_reason", "hf_contrastive_loss"]
 
@@ -84,19 +86,25 @@ def build(shape: Wav2Vec2Shape, *, requires_grad: bool, device: str = "cpu", see
 
 def hf_contrastive_loss(transformer_features, quantized_features, sampled_negative_indices, mask_time_indices,
                         temperature=TEMPERATURE):
-    """Hugging Face's contrastive loss, step 3-6 of ``Wav2Vec2ForPreTraining.forward`` (transformers 4.57), with its
-    own static ``compute_contrastive_logits``."""
+    """Hugging Face's contrastive loss: its lines of ``Wav2Vec2ForPreTraining.forward`` (transformers 4.57.6, steps
+    3-6) in effect verbatim, with its own static ``compute_contrastive_logits``. Also the oracle of
+    tests/sim_kernels/test_wav2vec2.py."""
     from transformers.models.wav2vec2.modeling_wav2vec2 import Wav2Vec2ForPreTraining
 
+    mask_time_indices = mask_time_indices.to(torch.bool)  # forward's first line
     batch_size, sequence_length, hidden_size = quantized_features.shape
+    # 3. negatives: quantized_features.view(-1, hidden_size)[sampled_negative_indices.long().view(-1)]
     negative_quantized_features = quantized_features.view(-1, hidden_size)[sampled_negative_indices.long().view(-1)]
     negative_quantized_features = negative_quantized_features.view(
         batch_size, sequence_length, -1, hidden_size).permute(2, 0, 1, 3)
+    # 4. logits: HF's own static method
     logits = Wav2Vec2ForPreTraining.compute_contrastive_logits(
         quantized_features[None, :], negative_quantized_features, transformer_features, temperature)
+    # 5. neg_is_pos -> -inf
     neg_is_pos = (quantized_features == negative_quantized_features).all(-1)
     if neg_is_pos.any():
         logits[1:][neg_is_pos] = float("-inf")
+    # 6. cross-entropy with target 0 on masked frames, -100 elsewhere, summed
     logits = logits.transpose(0, 2).reshape(-1, logits.size(0))
     target = ((1 - mask_time_indices.long()) * -100).transpose(0, 1).flatten()
     return torch.nn.functional.cross_entropy(logits.float(), target, reduction="sum")
@@ -113,20 +121,8 @@ def unavailable_reason(provider: str, device: str = "cpu") -> str | None:
             import transformers  # noqa: F401
         except ImportError as e:
             return f"{provider} needs the transformers package (a test dependency: pip install -r requirements.txt): {e}"
-    if provider == "native":
-        from sim_kernels import available_backends
-
-        if "native" not in available_backends(device):
-            return f"native provider skipped: no native {device} kernel is built (make build; FORCE_CUDA=1 for CUDA)"
-    if provider == "triton":
-        if device != "cuda":
-            return "triton provider skipped: the Triton kernels need CUDA tensors (--sim-device=cuda)"
-        try:
-            from sim_kernels.triton.ops import _interpreted
-        except ImportError as e:
-            return f"triton provider skipped: sim_kernels.triton does not import ({e})"
-        if _interpreted():
-            return "triton provider skipped: triton runs in its interpreter (TRITON_INTERPRET=1 is set)"
+    if provider in ("native", "triton"):  # the SIM loss benchmarks' rule for the fused backends
+        return fused_unavailable_reason(provider, device)
     return None
 
 

@@ -1,7 +1,7 @@
 """wav2vec2_contrastive_loss against the installed Hugging Face transformers' own code, and
 wav2vec2_contrastive_loss_fairseq against fairseq's and torchaudio's published formula, on every backend.
 
-The oracle for HF is ``hf_contrastive_loss`` below: HF's loss lines of ``Wav2Vec2ForPreTraining.forward``
+The oracle for HF is ``hf_contrastive_loss`` (benchmarks/_wav2vec2.py): HF's loss lines of ``Wav2Vec2ForPreTraining.forward``
 (transformers 4.57.6, ``models/wav2vec2/modeling_wav2vec2.py``, steps 3-6) written out as HF writes them, calling
 HF's own static ``Wav2Vec2ForPreTraining.compute_contrastive_logits``; its masks and negatives come from HF's own
 ``_compute_mask_indices`` (with an ``attention_mask``: utterances of different lengths) and
@@ -14,38 +14,18 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers.models.wav2vec2.modeling_wav2vec2 import (
-    Wav2Vec2ForPreTraining,
-    _compute_mask_indices,
-    _sample_negative_indices,
-)
+from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
 
+from benchmarks._wav2vec2 import hf_contrastive_loss as _hf_contrastive_loss
 from sim_kernels import wav2vec2_contrastive_loss, wav2vec2_contrastive_loss_fairseq, wav2vec2_negatives
 
 B, T, C = 3, 24, 16
 LENGTHS = [24, 17, 11]  # real frames per utterance; the mask lies on real frames only (HF's attention_mask)
 
 
-def hf_contrastive_loss(transformer_features, quantized_features, sampled_negative_indices, mask_time_indices,
-                        temperature):
-    """HF's contrastive loss, its lines of Wav2Vec2ForPreTraining.forward (transformers 4.57.6) verbatim in effect."""
-    mask_time_indices = mask_time_indices.to(torch.bool)  # forward's first line
-    batch_size, sequence_length, hidden_size = quantized_features.shape
-    # 3. negatives: quantized_features.view(-1, hidden_size)[sampled_negative_indices.long().view(-1)]
-    negative_quantized_features = quantized_features.view(-1, hidden_size)[sampled_negative_indices.long().view(-1)]
-    negative_quantized_features = negative_quantized_features.view(
-        batch_size, sequence_length, -1, hidden_size).permute(2, 0, 1, 3)
-    # 4. logits: HF's own static method
-    logits = Wav2Vec2ForPreTraining.compute_contrastive_logits(
-        quantized_features[None, :], negative_quantized_features, transformer_features, temperature)
-    # 5. neg_is_pos -> -inf
-    neg_is_pos = (quantized_features == negative_quantized_features).all(-1)
-    if neg_is_pos.any():
-        logits[1:][neg_is_pos] = float("-inf")
-    # 6. cross-entropy with target 0 on masked frames, -100 elsewhere, summed
-    logits = logits.transpose(0, 2).reshape(-1, logits.size(0))
-    target = ((1 - mask_time_indices.long()) * -100).transpose(0, 1).flatten()
-    return F.cross_entropy(logits.float(), target, reduction="sum")
+# HF's lines of Wav2Vec2ForPreTraining.forward, with its own compute_contrastive_logits (one copy, shared with the
+# benchmarks): benchmarks/_wav2vec2.py
+hf_contrastive_loss = _hf_contrastive_loss
 
 
 def hf_inputs(seed, num_negatives, dtype=torch.float32, codebook=6):
