@@ -75,7 +75,7 @@ fuzz: setup
 # The CPU kernel built with AddressSanitizer + UndefinedBehaviorSanitizer in a copy of the tracked
 # tree (build/sanitize), then the op tests run against it with the sanitizer runtimes preloaded (the CUDA kernel's
 # host emulation, an uninstrumented test build, is left out: SIM_SKIP_CUDA_EMULATION=1).
-SAN_TESTS ?= tests/sim_kernels/test_native_cpu.py tests/sim_kernels/test_native_cpu_math.py tests/sim_kernels/test_native_cpu_half.py tests/sim_kernels/test_numerics.py tests/sim_kernels/test_fuzz.py
+SAN_TESTS ?= tests/sim_kernels/test_native_cpu.py tests/sim_kernels/test_native_cpu_math.py tests/sim_kernels/test_native_cpu_half.py tests/sim_kernels/test_numerics.py tests/sim_kernels/test_fuzz.py tests/sim_kernels/test_step_offsets_and_scores.py
 sanitize: deps
 	rm -rf build/sanitize && mkdir -p build/sanitize
 	git ls-files -z | xargs -0 tar -cf - | tar -xf - -C build/sanitize
