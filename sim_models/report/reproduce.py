@@ -153,7 +153,7 @@ def reproduce_blocks(out: Path, budget, seeds, beta, runs, probes, analyses, ver
                            anchor="analyses"),
                    Table(_AN_HEAD, tuple(map(tuple, _analysis_rows(analyses))))]
     blocks += [Heading("Step times"), Table(("step", "time"), tuple((k, f"{v:.0f} s") for k, v in times.items()))]
-    links = tuple(Link(f"{m} seed {s}", rd / "report.html") for (m, s), rd in runs.items()
+    links = tuple(Link(rd / "report.html", f"{m} seed {s}") for (m, s), rd in runs.items()
                   if (rd / "report.html").is_file())
     if links:
         blocks += [Heading("Per-run reports"), Bullets(links)]

@@ -9,7 +9,7 @@ Blocks (what a page holds):
                                       a section title; ``anchor``: an id to link to (HTML; the page's navigation)
     Paragraph(text, note=False)       prose; ``note``: a remark in smaller print (HTML)
     Table(header, rows)               cells: text or spans (below), or an Image
-    Image(path, alt)                  a figure
+    Image(path, label)                a figure (``label``: its alternative text)
     Players(items)                    Audio(path, label) items: <audio> players in HTML, links in markdown
     Bullets(items)                    a list, one text per item
     Gallery(names, rows)              the same figures of several runs side by side: rows are (label, images)
@@ -18,7 +18,7 @@ Text (``text``, a cell, an item) is a str or a tuple of str and spans; every str
 names, paths and words from the data are shown literally (sim_models/util/escaping.py):
 
     Code(text)   a name or path shown as code       Bold(text)   emphasis
-    Link(text, path)   a link to a file             Status(text) a verdict ("reproduced", ...), styled by class
+    Link(path, label)  a link to a file             Status(text) a verdict ("reproduced", ...), styled by class
 
 Paths (Image, Audio, Link) are file paths as the writer sees them (relative to the working directory, or
 absolute); the renderer makes them relative to ``base``, the folder the page is written to, and encodes them
@@ -40,36 +40,36 @@ __all__ = ["Title", "Heading", "Paragraph", "Table", "Image", "Audio", "Players"
 
 
 @dataclass(frozen=True)
-class Code:
-    text: str
-
-
-@dataclass(frozen=True)
-class Bold:
+class _Text:
     text: object
 
 
-@dataclass(frozen=True)
-class Link:
-    text: object
-    path: object
+class Code(_Text):
+    """A name or path shown as code."""
 
 
-@dataclass(frozen=True)
-class Status:
-    text: str
+class Bold(_Text):
+    """Emphasis."""
 
 
-@dataclass(frozen=True)
-class Title:
-    text: object
+class Status(_Text):
+    """A verdict ("reproduced", "not reproduced", "inconclusive"); HTML styles it by its class."""
+
+
+class Title(_Text):
+    """The page title."""
 
 
 @dataclass(frozen=True)
 class Heading:
+    """A section (level 2) or sub-section (level 3) title; ``anchor``: its id in the HTML page and navigation."""
     text: object
     anchor: str | None = None
     level: int = 2
+
+    def __post_init__(self):
+        if self.level not in (2, 3):
+            raise ValueError(f"Heading level must be 2 or 3 (1 is the Title), got {self.level}")
 
 
 @dataclass(frozen=True)
@@ -80,36 +80,58 @@ class Paragraph:
 
 @dataclass(frozen=True)
 class Table:
+    """A header and rows of cells (text, spans or an Image); every row as long as the header."""
     header: tuple
     rows: tuple
 
+    def __post_init__(self):
+        bad = [i for i, r in enumerate(self.rows) if len(r) != len(self.header)]
+        if bad:
+            raise ValueError(f"Table rows must have {len(self.header)} cells like the header; rows {bad} do not")
+
 
 @dataclass(frozen=True)
-class Image:
-    path: object
-    alt: str
-
-
-@dataclass(frozen=True)
-class Audio:
+class _File:
     path: object
     label: object
 
 
-@dataclass(frozen=True)
-class Players:
-    items: tuple
+class Image(_File):
+    """A figure; ``label`` is its alternative text."""
+
+
+class Audio(_File):
+    """A sound, played in HTML, linked in markdown."""
+
+
+class Link(_File):
+    """A link to the file ``path``, showing the text ``label``."""
 
 
 @dataclass(frozen=True)
-class Bullets:
+class _Items:
     items: tuple
+
+
+class Players(_Items):
+    """Audio items, one player each."""
+
+
+class Bullets(_Items):
+    """A list: one text per item."""
 
 
 @dataclass(frozen=True)
 class Gallery:
+    """The same figures of several runs: ``names`` one per run, ``rows`` ((label, (Image, ...)), ...) with one
+    image per name."""
     names: tuple
-    rows: tuple  # ((label, (Image, ...)), ...): one image per name
+    rows: tuple
+
+    def __post_init__(self):
+        bad = [label for label, images in self.rows if len(images) != len(self.names)]
+        if bad:
+            raise ValueError(f"Gallery rows must have one image per name ({len(self.names)}); {bad} do not")
 
 
 _BLOCKS = (Title, Heading, Paragraph, Table, Image, Players, Bullets, Gallery)
@@ -136,7 +158,7 @@ def plain_text(text) -> str:
     if isinstance(text, (Code, Bold, Status)):
         return plain_text(text.text)
     if isinstance(text, Link):
-        return plain_text(text.text)
+        return plain_text(text.label)
     return str(text)
 
 
@@ -156,9 +178,9 @@ def _md_inline(text, base, in_table: bool = False) -> str:
     if isinstance(text, Status):
         return markdown_text(text.text)
     if isinstance(text, Link):
-        return f"[{_md_inline(text.text, base, in_table)}]({markdown_link_destination(_relative(text.path, base))})"
+        return f"[{_md_inline(text.label, base, in_table)}]({markdown_link_destination(_relative(text.path, base))})"
     if isinstance(text, Image):
-        return f"![{markdown_text(text.alt)}]({markdown_link_destination(_relative(text.path, base))})"
+        return f"![{markdown_text(text.label)}]({markdown_link_destination(_relative(text.path, base))})"
     return markdown_text(text)
 
 
@@ -178,7 +200,7 @@ def _md_block(b, base) -> list:
     if isinstance(b, Image):
         return [_md_inline(b, base)]
     if isinstance(b, Players):
-        return [" · ".join(f"{_md_inline(a.label, base)}: {_md_inline(Link('audio', a.path), base)}" for a in b.items)]
+        return [" · ".join(f"{_md_inline(a.label, base)}: {_md_inline(Link(a.path, 'audio'), base)}" for a in b.items)]
     if isinstance(b, Bullets):
         return [f"- {_md_inline(t, base)}" for t in b.items]
     if isinstance(b, Gallery):
@@ -211,9 +233,9 @@ def _html_inline(text, base) -> str:
     if isinstance(text, Status):
         return f'<span class="{_e(str(text.text).replace(" ", "-"))}">{_e(str(text.text))}</span>'
     if isinstance(text, Link):
-        return f'<a href="{_e(url_path(_relative(text.path, base)))}">{_html_inline(text.text, base)}</a>'
+        return f'<a href="{_e(url_path(_relative(text.path, base)))}">{_html_inline(text.label, base)}</a>'
     if isinstance(text, Image):
-        return f'<img src="{_e(url_path(_relative(text.path, base)))}" alt="{_e(text.alt)}">'
+        return f'<img src="{_e(url_path(_relative(text.path, base)))}" alt="{_e(str(text.label))}">'
     return _e(str(text))
 
 
