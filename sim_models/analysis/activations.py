@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from sim_models.analysis.plotting import new_figure, save_figure
-from sim_models.analysis.sections import Heading, Image, Paragraph
+from sim_models.util.document import Heading, Image, Paragraph
 from sim_models.model.encode import encode_batches
 
 __all__ = ["THESIS_DIMS", "activation_values", "plot_activations", "compute", "section"]

@@ -41,7 +41,7 @@ import math
 
 import torch
 
-from sim_models.util.escaping import markdown_text
+from sim_models.util.document import Table
 
 __all__ = ["TABLE3_NS", "TABLE3_N", "PAPER_FRACTIONS", "most_different_dims", "swap_dims", "entanglement_delta", "delta_table",
            "ns_for_width", "paper_fraction_ns", "ordered_pairs"]
@@ -154,16 +154,11 @@ def entanglement_delta(decoder, latents: torch.Tensor, ns=TABLE3_NS, pairs=None,
             "mean_pair_distance": denom / len(pairs), "paper_fraction": frac | {"width": c}}
 
 
-def delta_table(results: dict) -> str:
-    """Markdown table: rows N, one column per key of ``results`` ({column name: entanglement_delta result}); the
-    column names (they hold run names) escaped."""
+def delta_table(results: dict) -> Table:
+    """A page table (sim_models/util/document.py): rows N, one column per key of ``results`` ({column name:
+    entanglement_delta result}); a column without that N has an empty cell."""
     names = list(results)
     all_ns = sorted({n for r in results.values() for n in r["ns"]})
-    lines = ["| N | " + " | ".join(map(markdown_text, names)) + " |", "|---|" + "---|" * len(names)]
-    for n in all_ns:
-        cells = []
-        for name in names:
-            r = results[name]
-            cells.append(f"{r['delta'][r['ns'].index(n)]:.3f}" if n in r["ns"] else "")
-        lines.append(f"| {n} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    rows = tuple((str(n), *(f"{results[k]['delta'][results[k]['ns'].index(n)]:.3f}" if n in results[k]["ns"] else ""
+                            for k in names)) for n in all_ns)
+    return Table(("N", *names), rows)

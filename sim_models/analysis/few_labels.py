@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from sim_models.analysis.plotting import new_figure, save_figure
-from sim_models.analysis.sections import Heading, Image, Paragraph, Table
+from sim_models.util.document import Heading, Image, Paragraph, Table
 from sim_models.evaluation.probes import train_probe
 from sim_models.evaluation.protocols import summarise_runs
 

@@ -18,7 +18,7 @@ import math
 from collections import defaultdict
 
 from sim_models.analysis.plotting import new_figure, save_figure
-from sim_models.analysis.sections import Heading, Image, Paragraph
+from sim_models.util.document import Heading, Image, Paragraph
 from sim_models.rundir.logs import read_metric_rows
 
 __all__ = ["epoch_curves", "plot_loss_curves", "compute", "section"]

@@ -14,7 +14,7 @@ import torch
 from sim_models.analysis.active_units import (ACTIVE_THRESHOLD, active_units, kl_per_dimension,
                                               mean_variance_per_dimension)
 from sim_models.analysis.plotting import new_figure, save_figure
-from sim_models.analysis.sections import Heading, Image, Paragraph, Table
+from sim_models.util.document import Heading, Image, Paragraph, Table
 from sim_models.model.encode import encode_batches
 
 __all__ = ["encode_posteriors", "posterior_usage", "plot_active_units", "compute", "section"]

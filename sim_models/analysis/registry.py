@@ -3,7 +3,8 @@
 An analysis is a module with two functions:
 
     compute(ctx: AnalysisContext) -> dict     its numbers, and "files": {key: path relative to the run folder}
-    section(result: dict, names: list, report_config: dict) -> list of sections.Heading / Paragraph / Table / Image
+    section(result: dict, names: list, report_config: dict) -> page blocks (sim_models/util/document.py), paths
+                                                relative to the run folder
 
 ``analyse_run`` (run_analysis.py) calls every registered ``compute`` in order and stores the merged results in
 the summary under "thesis" (the key analysis.json files have always used for them); the report writers
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from sim_models.analysis import activations, few_labels, loss_curves, posterior_usage
+from sim_models.util.document import rebase
 
 __all__ = ["AnalysisContext", "RunAnalysis", "ANALYSES", "register_analysis", "unregister_analysis", "run_analyses",
            "sections_of"]
@@ -76,7 +78,8 @@ def run_analyses(ctx: AnalysisContext) -> dict:
 
 
 def sections_of(summary: dict) -> list:
-    """The blocks of every registered analysis for one run's summary ([] when it has no results)."""
+    """The blocks of every registered analysis for one run's summary ([] when it has no results); their paths
+    prefixed by the run folder (sim_models/util/document.py: ``rebase``)."""
     th = summary.get("thesis")
     if not th:
         return []
@@ -84,7 +87,7 @@ def sections_of(summary: dict) -> list:
     blocks = []
     for a in ANALYSES.values():
         blocks += a.section(th, names, summary.get("report_config", {}))
-    return blocks
+    return rebase(blocks, summary["run"])
 
 
 register_analysis("loss_curves", loss_curves.compute, loss_curves.section)

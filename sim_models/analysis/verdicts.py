@@ -42,11 +42,11 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import resources
 
-from sim_models.util.escaping import markdown_text
+from sim_models.util.document import Bullets, Heading, Paragraph, Status, Table
 
 __all__ = ["Measurement", "Verdict", "paper_tables", "REPRODUCED", "NOT_REPRODUCED", "INCONCLUSIVE", "MIN_SEEDS",
            "CLOSE_PP", "FAR_PP", "WELL_BELOW_PP", "table2_close", "table2_above_random", "table2_supervised_best",
-           "table3_delta", "fig2_concentration", "all_verdicts", "verdicts_markdown", "verdicts_to_json",
+           "table3_delta", "fig2_concentration", "all_verdicts", "verdict_blocks", "verdicts_to_json",
            "verdicts_from_json"]
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
@@ -364,15 +364,17 @@ def all_verdicts(measured: dict) -> list:
     return out
 
 
-def verdicts_markdown(verdicts) -> list:
-    """A *Verdicts* section (markdown lines): one table row per claim, then the rules' reasons."""
+def verdict_blocks(verdicts, heading: str = "Verdicts: the paper's claims on our data",
+                   anchor: str | None = "verdicts") -> list:
+    """A *Verdicts* section as page blocks (sim_models/util/document.py): one table row per claim (claim, verdict,
+    ours, paper, rule), then the rules' reasons. ``verdicts``: Verdict objects or their dicts (a verdicts file
+    given to `sim report --verdicts` may hold any text: every cell is escaped by the renderer)."""
     vs = [v if isinstance(v, Verdict) else Verdict.from_dict(v) for v in verdicts]
-    esc = markdown_text  # a verdicts file given to `sim report --verdicts` may hold any text
-    out = ["## Verdicts: the paper's claims on our data", "",
-           "| claim | verdict | ours | paper | rule |", "|---|---|---|---|---|"]
-    out += [f"| {esc(v.claim)} | {esc(v.status)} | {esc(v.measured)} | {esc(v.paper)} | {esc(v.rule)} |" for v in vs]
-    out += ["", "Why:", ""] + [f"- {esc(v.claim)}: {esc(v.reason)}" for v in vs if v.reason] + [""]
-    return out
+    out = [Heading(heading, anchor=anchor),
+           Table(("claim", "verdict", "ours", "paper", "rule"),
+                 tuple((v.claim, Status(v.status), v.measured, v.paper, v.rule) for v in vs))]
+    reasons = tuple(f"{v.claim}: {v.reason}" for v in vs if v.reason)
+    return out + ([Paragraph("Why:"), Bullets(reasons)] if reasons else [])
 
 
 def verdicts_to_json(verdicts) -> str:

@@ -18,8 +18,7 @@ from sim_models.analysis.run_analysis import ReportConfig, analyse_run
 from sim_models.analysis.verdicts import verdicts_from_json
 from sim_models.cli.common import add_command, set_threads
 from sim_models.model.encode import REPRESENTATIONS
-from sim_models.report.html import write_html_reports
-from sim_models.report.markdown import write_reports
+from sim_models.report.write import write_reports
 from sim_models.rundir.run_info import resolve_data
 
 __all__ = ["add_parser", "run_report", "config_from_args"]
@@ -128,7 +127,7 @@ def run_report(args) -> int:
         print(f"sim report: error: {e}", file=sys.stderr)
         return 2
     summaries = [analyse_run(run, d, rcfg) for run, d in zip(args.runs, data)]
-    for path in write_html_reports(summaries, args.out, verdicts) + write_reports(summaries, args.out, verdicts):
+    for path in write_reports(summaries, args.out, verdicts):
         print(f"wrote {path}")
     print(f"report done in {time.time() - t0:.0f} s")
     return 0

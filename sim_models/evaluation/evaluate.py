@@ -14,9 +14,9 @@ from sim_models.model.encode import check_representation
 from sim_models.model.greedy import build_model, stage_names
 from sim_models.rundir.load import load_run
 from sim_models.util.atomic_write import atomic_write_text
-from sim_models.util.escaping import markdown_code, markdown_text
+from sim_models.util.document import Code, Paragraph, Table, to_markdown
 
-__all__ = ["evaluate_run", "markdown_table", "word_overlap"]
+__all__ = ["evaluate_run", "probe_blocks", "markdown_table", "word_overlap"]
 
 
 def word_overlap(train_items, test_items) -> dict:
@@ -85,23 +85,28 @@ def _cell(row, key) -> str:
     return f"{100 * row[key]:.1f} ± {100 * std:.1f} %" if std is not None else f"{100 * row[key]:.1f} %"
 
 
-def markdown_table(result: dict) -> str:
-    """The probes as markdown: a sentence on the setting, one table row per module, the word overlap."""
+def probe_blocks(result: dict) -> list:
+    """The probes as page blocks (sim_models/util/document.py): a sentence on the setting, one table row per
+    module and its random init, chance, the word overlap. ``result``: evaluate_run's dict (eval.json)."""
     p = result.get("protocol", {"name": "robust", "epochs": "?"})
     ov = result.get("word_overlap")
-    head = (f"Linear probes, test accuracy, mean ± std over {result.get('seeds', 1)} seeds "
-            f"({markdown_text(result['config'])}, {result['steps']} steps; protocol {markdown_code(p['name'])}, "
-            f"{p['epochs']} epochs, representation {markdown_text(result.get('representation', 'mean'))}; "
-            f"{result['n_train_syllables']} train / "
-            f"{result['n_test_syllables']} test syllables)")
-    lines = [head, "", "| module | vowel | vowel, random init | syllable | syllable, random init |", "|---|---|---|---|---|"]
-    for r in result["modules"]:
-        name = r["module"] + (" (Table 2 row)" if r.get("table2_row") else "")
-        lines.append(f"| {markdown_text(name)} | {_cell(r, 'vowel')} | {_cell(r, 'random_init_vowel')} | "
-                     f"{_cell(r, 'syllable')} | {_cell(r, 'random_init_syllable')} |")
-    lines.append(f"| chance | {100 / 3:.1f} % | | {100 / 9:.1f} % | |")
+    rows = tuple((r["module"] + (" (Table 2 row)" if r.get("table2_row") else ""), _cell(r, "vowel"),
+                  _cell(r, "random_init_vowel"), _cell(r, "syllable"), _cell(r, "random_init_syllable"))
+                 for r in result["modules"])
+    chance = result.get("chance", {"vowel": 1 / 3, "syllable": 1 / 9})
+    rows += (("chance", f"{100 * chance['vowel']:.1f} %", "", f"{100 * chance['syllable']:.1f} %", ""),)
+    out = [Paragraph((f"Linear probes, test accuracy, mean ± std over {result.get('seeds', 1)} seeds "
+                      f"({result['config']}, {result['steps']} steps; protocol ", Code(p["name"]),
+                      f", {p['epochs']} epochs, representation {result.get('representation', 'mean')}; "
+                      f"{result['n_train_syllables']} train / {result['n_test_syllables']} test syllables)")),
+           Table(("module", "vowel", "vowel, random init", "syllable", "syllable, random init"), rows)]
     if ov:
-        lines += ["", f"Split by word: {ov['test_words_sharing_a_train_word']} of {ov['test_words']} test words "
-                      f"({100 * ov['share']:.0f} %) share their syllable sequence with a training word (another "
-                      "recording of the same word; no recording is in both splits)."]
-    return "\n".join(lines)
+        out.append(Paragraph(f"Split by word: {ov['test_words_sharing_a_train_word']} of {ov['test_words']} test "
+                             f"words ({100 * ov['share']:.0f} %) share their syllable sequence with a training word "
+                             "(another recording of the same word; no recording is in both splits)."))
+    return out
+
+
+def markdown_table(result: dict) -> str:
+    """``probe_blocks`` as markdown (eval.md, the terminal)."""
+    return to_markdown(probe_blocks(result)).rstrip("\n")

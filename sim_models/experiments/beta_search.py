@@ -87,10 +87,11 @@ from sim_models.model.encode import eval_mode
 from sim_models.model.greedy import count_frames, describe_stages
 from sim_models.training.launch import prepare_run
 from sim_models.util.atomic_write import atomic_write_json
+from sim_models.util.document import Bullets, Paragraph, Table, to_markdown
 
 __all__ = ["DEFAULT_BETAS", "DEFAULT_EPOCHS", "PAPER_BETA", "PAPER_WIDTH", "VERDICTS", "SEARCH_VERDICTS",
            "CollapseRule", "default_betas", "stage_geometry", "price_per_nat", "heldout_metrics", "judge",
-           "choose_beta", "tune_beta", "plot_sweep", "sweep_table"]
+           "choose_beta", "tune_beta", "plot_sweep", "sweep_blocks", "sweep_table"]
 
 # The "dims" grid: 0 (no KL), the V-GIM thesis' 0.0035 and the paper's 0.01 inside a roughly geometric grid.
 DEFAULT_BETAS = (0.0, 0.0003, 0.001, 0.002, 0.0035, 0.005, 0.01, 0.02)
@@ -534,17 +535,17 @@ def plot_sweep(sweep: dict, path) -> Path:
     return save_figure(fig, path)
 
 
-def sweep_table(sweep: dict) -> str:
-    """Markdown: one row per β with the price per nat of every probabilistic module, each module's held-out
-    accuracy and active units by both criteria, and the verdict; then the search verdict, its reason, the
-    chosen β and a key to the columns."""
+def sweep_blocks(sweep: dict) -> list:
+    """The sweep as page blocks (sim_models/util/document.py): one table row per β with the price per nat of
+    every probabilistic module, each module's held-out accuracy and active units by both criteria, and the
+    verdict; then the search verdict, its reason, the chosen β, the notes and a key to the columns."""
     runs = sweep["runs"]
     n_st = len(runs[0]["modules"]) if runs else 0
     prob = [any(r["modules"][m].get("probabilistic") for r in runs) for m in range(n_st)]
     priced = [m for m in range(n_st) if prob[m]]
-    head = ("| β | price per nat (" + " / ".join(f"m{m + 1}" for m in priced) + ") | "
-            + " | ".join(f"module {m + 1}" for m in range(n_st)) + " | verdict |")
-    lines = [head, "|---|---|" + "---|" * (n_st + 1)]
+    header = ("β", "price per nat (" + " / ".join(f"m{m + 1}" for m in priced) + ")",
+              *(f"module {m + 1}" for m in range(n_st)), "verdict")
+    rows = []
     for r in runs:
         prices = r.get("price_per_nat") or [None] * n_st
         cells = []
@@ -554,21 +555,27 @@ def sweep_table(sweep: dict) -> str:
                 v = m.get("active_units_variance")
                 c += f", {_active_kl(m)} · {'?' if v is None else v} of {m['width']} active"
             cells.append(c)
-        lines.append(f"| {r['beta']:g} | " + " / ".join(_fmt_price(prices[m]) for m in priced) + " | "
-                     + " | ".join(cells) + f" | {_verdict(r)} |")
+        rows.append((f"{r['beta']:g}", " / ".join(_fmt_price(prices[m]) for m in priced), *cells, _verdict(r)))
     ch = sweep.get("chosen_beta")
     chance = runs[0]["modules"][-1]["chance"] if runs else None
     gain = sweep.get("rule", {}).get("min_accuracy_gain", 0.05)
-    lines += ["", f"search: {sweep.get('search_verdict', '?')} — {sweep.get('search_reason', '')}",
-              f"chosen β: {'none' if ch is None else f'{ch:g}'}"
-              + (f"; non-monotone (pass above a failure, not chosen): {sweep['non_monotone']}"
-                 if sweep.get("non_monotone") else "")]
-    notes = [f"β = {r['beta']:g}: {n}" for r in runs for n in r.get("notes", [])]
-    lines += [f"note: {n}" for n in notes]
+    out = [Table(header, tuple(rows)),
+           Paragraph(f"search: {sweep.get('search_verdict', '?')} — {sweep.get('search_reason', '')}"),
+           Paragraph(f"chosen β: {'none' if ch is None else f'{ch:g}'}"
+                     + (f"; non-monotone (pass above a failure, not chosen): {sweep['non_monotone']}"
+                        if sweep.get("non_monotone") else ""))]
+    notes = tuple(f"β = {r['beta']:g}: {n}" for r in runs for n in r.get("notes", []))
+    if notes:
+        out += [Paragraph("notes:"), Bullets(notes)]
     if chance is not None:
-        lines += ["", f"Columns: held-out NCE accuracy on μ (chance {100 * chance:.1f} %; 'did not learn' below "
-                      f"{100 * (chance + gain * (1 - chance)):.1f} %); active units by mean KL > 0.01 nats · by "
-                      f"Var_x[μ] > 0.01, of the width ('collapsed': 0 by KL); "
-                      + (sweep.get("price_text") or "price per nat: loss paid per nat of KL per frame in one unit")
-                      + "."]
-    return "\n".join(lines)
+        out.append(Paragraph(
+            f"Columns: held-out NCE accuracy on μ (chance {100 * chance:.1f} %; 'did not learn' below "
+            f"{100 * (chance + gain * (1 - chance)):.1f} %); active units by mean KL > 0.01 nats · by "
+            f"Var_x[μ] > 0.01, of the width ('collapsed': 0 by KL); "
+            + (sweep.get("price_text") or "price per nat: loss paid per nat of KL per frame in one unit") + "."))
+    return out
+
+
+def sweep_table(sweep: dict) -> str:
+    """``sweep_blocks`` as markdown (`sim tune-beta` prints it)."""
+    return to_markdown(sweep_blocks(sweep)).rstrip("\n")

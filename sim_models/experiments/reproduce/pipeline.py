@@ -36,7 +36,7 @@ from sim_models.config import apply_overrides, get_config, load_config
 from sim_models.data.paper_recordings import import_recordings, is_recordings_folder
 from sim_models.data.synth import generate
 from sim_models.evaluation.evaluate import evaluate_run
-from sim_models.experiments.beta_search import sweep_table, tune_beta
+from sim_models.experiments.beta_search import sweep_blocks, tune_beta
 from sim_models.experiments.reproduce.budgets import Budget
 from sim_models.experiments.reproduce.measure import measurements
 from sim_models.experiments.reproduce.steps import StepRunner
@@ -126,7 +126,7 @@ def _beta_step(budget: Budget, data_dir: Path, out: Path, progress: bool, log):
         used = min(budget.betas)
         note = f"no β of the grid was chosen ({verdict}); SIM trained at the smallest, {used:g}"
     return {"chosen_beta": chosen, "beta": used, "note": note + (f". {reason}" if reason else ""),
-            "search_verdict": verdict, "table": sweep_table(sweep), "plot": "beta_search/sweep.png"}
+            "search_verdict": verdict, "plot": "beta_search/sweep.png"}
 
 
 def _reuse_beta_run(cfg, beta_dir: Path, run_dir: Path, log) -> bool:
@@ -270,8 +270,10 @@ def reproduce(budget: Budget, data_dir, out, seeds: int | None = None, progress:
                 "measurements_by_representation": robust}
     ver = steps.run(f"verdicts_n{seeds}", verdict_step)
     verdicts = verdicts_from_json(json.dumps(ver["verdicts"]))
+    sweep_file = out / "beta_search" / "sweep.json"
+    sweep = sweep_blocks(json.loads(sweep_file.read_text())) if sweep_file.is_file() else []
     rep = steps.run(f"report_n{seeds}", lambda: write_report(out, budget, seeds, beta, runs, probes, analyses, ver,
-                                                              dict(steps.times), data_dir))
+                                                              dict(steps.times), data_dir, sweep))
     log(f"[reproduce] all steps done ({time.time() - t0:.0f} s this invocation; ran {len(steps.ran)}, "
         f"skipped {len(steps.skipped)})")
     return {"verdicts": verdicts, "other_verdicts": ver["other_protocols"], "report_md": rep["md"],

@@ -269,7 +269,7 @@ def test_a_new_analysis_is_one_file_and_one_registration(toy, tmp_path):
     import shutil
 
     from sim_models.analysis.registry import register_analysis, unregister_analysis
-    from sim_models.analysis.sections import Heading, Paragraph, Table
+    from sim_models.util.document import Heading, Paragraph, Table
 
     def compute(ctx):   # the toy's "file": its numbers (and files) from the loaded run and the test audio
         return {"toy_loudness": {"mean_abs": float(ctx.test_audio.abs().mean()), "utterances": len(ctx.test_audio)}}

@@ -116,9 +116,9 @@ def test_posterior_usage_counts_active_units_and_collapse(tmp_path):
     collapsed = posterior_usage(model, audio)
     assert collapsed[0]["active_kl"] == 0 and collapsed[0]["kl_total"] == 0.0
     assert usage[0]["active_kl"] > 0  # tiny's logvar bias -4 is far from the prior
-    from sim_models.report.blocks import markdown_lines
+    from sim_models.util.document import to_markdown
     blocks = active_units_section({"active_units": collapsed, "files": {"active_units_png": "au.png"}}, ["m1", "m2", "m3"], {})
-    table = "\n".join(markdown_lines(blocks, str))
+    table = to_markdown(blocks)
     assert "| m1 | 8 | 0 |" in table and "deterministic" in table
     assert plot_active_units(usage, tmp_path / "au.png").stat().st_size > 5000
 

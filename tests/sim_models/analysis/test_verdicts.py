@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from sim_models.analysis import verdicts as V
-from sim_models.analysis.verdicts import (INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Measurement, Verdict, all_verdicts, fig2_concentration, paper_tables, table2_above_random, table2_close, table2_supervised_best, table3_delta, verdicts_from_json, verdicts_markdown, verdicts_to_json)
+from sim_models.analysis.verdicts import (INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Measurement, Verdict, all_verdicts, fig2_concentration, paper_tables, table2_above_random, table2_close, table2_supervised_best, table3_delta, verdict_blocks, verdicts_from_json, verdicts_to_json)
+from sim_models.util.document import to_markdown
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -116,7 +117,7 @@ def test_all_verdicts_render_and_round_trip():
     assert [v.status for v in vs] == [INCONCLUSIVE, REPRODUCED, REPRODUCED, NOT_REPRODUCED, NOT_REPRODUCED]
     again = verdicts_from_json(verdicts_to_json(vs))
     assert [v.to_dict() for v in again] == json.loads(verdicts_to_json(vs))
-    md = "\n".join(verdicts_markdown(vs))
+    md = to_markdown(verdict_blocks(vs))
     assert md.startswith("## Verdicts") and md.count("| not reproduced |") == 2 and md.count("| reproduced |") == 2 and "| inconclusive |" in md
     with pytest.raises(ValueError, match="list"):
         verdicts_from_json("{}")

@@ -140,10 +140,12 @@ def test_cli_import(real_subset, tmp_path, capsys):
 
 def test_reports_name_the_source_and_license(imported, tmp_path):
     from sim_models.report.reproduce import data_description
+    from sim_models.util.document import plain_text
     out, _ = imported
-    text = data_description(out)
+    text = plain_text(data_description(out))
     assert "CC BY-NC-SA 4.0" in text and SOURCE["repository"] in text and "Bart de Boer" in text
     synth = tmp_path / "synth"
     synth.mkdir()
     (synth / "metadata.json").write_text(json.dumps({"items": [{}] * 3, "engine": "espeak-ng", "sample_rate": 16000}))
-    assert "synthesised with espeak-ng" in data_description(synth) and "CC BY" not in data_description(synth)
+    text = plain_text(data_description(synth))
+    assert "synthesised with espeak-ng" in text and "CC BY" not in text

@@ -173,8 +173,8 @@ def test_stored_sweep_is_rejudged_and_priced_time(tmp_path):
     assert f"| 0.01 | {0.01 * frames[0] / w:.3g} / {0.01 * frames[1] / w:.3g} / {0.01 * frames[2] / w:.3g} |" in table
     assert "| did not learn |" in table and "| collapsed |" in table and "8 · 8 of 8 active" in table
     assert "5.0 %, 3 · 0 of 8 active" in table
-    assert "search: chosen; the next β did not learn" in table and "β * T_m / C_m" in table
-    assert "note: β = 0.1: module 1: no active unit, yet held-out accuracy 30.0 %" in table
+    assert "search: chosen; the next β did not learn" in table and r"β \* T\_m / C\_m" in table
+    assert "- β = 0.1: module 1: no active unit, yet held-out accuracy 30.0 %" in table
 
 
 def test_stored_sweep_under_training_is_not_called_collapse_dims(tmp_path):

@@ -225,14 +225,15 @@ def test_report_html_renders_the_setting_paragraph_markup(tmp_path):
     """The setting paragraphs' bold and code are markup of each format (no literal asterisks in the HTML), and the
     data folder's name is escaped for it."""
     from sim_models.report.reproduce import _setting
+    from sim_models.util.document import to_html, to_markdown
 
     beta = {"beta": 0.0, "note": "none chosen"}
     args = (get_budget("tiny"), 2, beta, {"protocol": "paper"}, 60.0, tmp_path / "<b>data")
-    html = _setting(*args, "html")
+    html = [to_html([p]).removeprefix("<p>").removesuffix("</p>") for p in _setting(*args)]
     assert html[0].startswith("Budget <code>tiny</code>: ") and "the <code>paper</code> protocol" in html[0]
     assert html[1].startswith("<b>β = 0</b>: ") and "*" not in "".join(html)
     assert html[2] == f"Data: <code>{tmp_path}/&lt;b&gt;data</code>."
-    md = _setting(*args, "markdown")
+    md = [to_markdown([p]).strip() for p in _setting(*args)]
     assert md[0].startswith("Budget `tiny`: ") and md[1].startswith("**β = 0**: ")
     assert md[2] == f"Data: `{tmp_path}/<b>data`."
 

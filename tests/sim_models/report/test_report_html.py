@@ -14,7 +14,8 @@ import pytest
 import soundfile as sf
 
 from sim_models.report.browser_check import check_page, find_chromium
-from sim_models.report.html import page, write_html_reports
+from sim_models.report.html import page
+from sim_models.report.write import write_reports
 
 from tests.sim_models.analysis.test_analysis_run import LENGTH, SR, _report_args, make_toy_syllable_data, tiny_config
 
@@ -133,11 +134,9 @@ def test_verdicts_render_into_both_reports(reported, tmp_path):
     v = Verdict(claim="Table 2: supervised best on syllables", status="inconclusive", measured="x <1>",
                 paper="83.3 %", rule="interval rule", reason="1 seed")
     run = reported["runs"][0]
-    from sim_models.report.markdown import write_reports
     summaries = [__import__("json").loads((run / "report" / "analysis.json").read_text())]
-    write_html_reports(summaries, verdicts=[v])
     write_reports(summaries, verdicts=[v])
     text = (run / "report.html").read_text()
-    assert "Verdicts" in text and "x &lt;1&gt;" in text and "class='l inconclusive'" in text
+    assert "Verdicts" in text and "x &lt;1&gt;" in text and '<span class="inconclusive">inconclusive</span>' in text
     md = (run / "report.md").read_text()
     assert "## Verdicts" in md and "| Table 2: supervised best on syllables | inconclusive |" in md
