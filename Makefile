@@ -30,7 +30,7 @@ venv:
 deps: $(VENV)/.deps-stamp
 $(VENV)/.deps-stamp: requirements.txt | venv
 	set -o pipefail; $(PIP) install -q -r requirements.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
-	$(PY) -c "import torch, torchaudio, triton, soundfile, sklearn, hypothesis, pytest_benchmark, transformers"
+	$(PY) -c "import torch, torchaudio, triton, soundfile, sklearn, hypothesis, pytest_benchmark, xdist, transformers"
 	touch $@
 
 # Rebuilt when a source or a build switch changes (the stamp's name records FORCE_CUDA / FORCE_ONLY_CPU).
@@ -42,8 +42,11 @@ $(BUILD_STAMP): $(VENV)/.deps-stamp setup.py pyproject.toml $(wildcard csrc/*.cp
 	rm -f $(VENV)/.build-stamp-*
 	touch $@
 
+# Two pytest-xdist workers (one torch thread each: tests/conftest.py), each taking whole test files so a module's
+# trained fixtures are made once; TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
 # The tiny reproduction (docs/reproduce.md): data, β search, SIM and GIM over 2 seeds, probes, analyses, verdicts;
 # prints the verdict table and writes runs/demo/<data>/report.html. Resumable: a rerun skips what is done.

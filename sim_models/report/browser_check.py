@@ -13,7 +13,7 @@ Python, no browser download), loads the page from ``file://``, and returns::
 Only the tests use it (``tests/sim_models/report/test_report_html.py``); it is here so that anyone can run
 the same check on a report of their own::
 
-    python -m sim_models.analysis.browser_check runs/sim/report.html shot.png
+    python -m sim_models.report.browser_check runs/sim/report.html shot.png
 
 Flags: the ones that start Chromium headless as root in a container with no GPU and no network
 (--no-sandbox, --disable-gpu, ...) plus a throw-away --user-data-dir.
@@ -229,7 +229,7 @@ def _inspect(cdp: _CDP, html_path: Path, screenshot_path: Path, width, max_heigh
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
-        print("usage: python -m sim_models.analysis.browser_check PAGE.html SCREENSHOT.png", file=sys.stderr)
+        print("usage: python -m sim_models.report.browser_check PAGE.html SCREENSHOT.png", file=sys.stderr)
         return 2
     r = check_page(argv[0], argv[1])
     bad_audio = [a for a in r["audio"] if not a["duration"] > 0]
