@@ -128,7 +128,8 @@ def _setting(budget, seeds, beta, ver, total_seconds, data_dir) -> list:
 def reproduce_blocks(out: Path, budget, seeds, beta, runs, probes, analyses, ver, times, data_dir=None,
                      beta_search=(), summaries=()) -> list:
     """Every section of `sim reproduce`'s report. ``beta_search``: the β sweep's blocks (the search's own table);
-    ``summaries``: the analysed runs' summaries, shown side by side at the end."""
+    ``summaries``: analysed runs' summaries, shown side by side at the end (write_report passes each method's
+    first seed: the page stays readable; every run's own report has all of them side by side)."""
     verdicts = verdicts_from_json(json.dumps(ver["verdicts"]))
     out = Path(out)
     blocks = [Title(("sim reproduce: budget ", Code(budget.name))), Heading("Setting")]
@@ -167,11 +168,14 @@ def write_report(out, budget, seeds, beta, runs, probes, analyses, ver, times, d
     their own report pages with the verdicts and the side-by-side section (sim_models/report/write.py). Returns
     {"md", "html"}."""
     out = Path(out)
-    summaries = [json.loads(Path(analyses[k]["analysis"]).read_text()) for k in sorted(analyses)
-                 if Path(analyses[k]["analysis"]).is_file()]
+    keys = [k for k in sorted(analyses) if Path(analyses[k]["analysis"]).is_file()]
+    summaries = [json.loads(Path(analyses[k]["analysis"]).read_text()) for k in keys]
+    first_seed = {}
+    for (method, _), s in zip(keys, summaries):
+        first_seed.setdefault(method, s)
     if summaries:
         write_reports(summaries, None, verdicts_from_json(json.dumps(ver["verdicts"])))
     blocks = reproduce_blocks(out, budget, seeds, beta, runs, probes, analyses, ver, times, data_dir, beta_search,
-                              summaries)
+                              [first_seed[m] for m in budget.methods if m in first_seed])
     md, page = write_page(out / "report", f"sim reproduce ({budget.name})", blocks)
     return {"md": str(md), "html": str(page)}
