@@ -5,6 +5,7 @@
     sim eval      --run RUN_DIR [--protocol ...]               (cli/eval.py)
     sim demo      --out DIR                                    (cli/demo.py)
     sim report    RUN_DIR [RUN_DIR ...]                        (cli/report.py)
+    sim kl-trajectory RUN_DIR                                  (cli/kl_trajectory.py)
     sim tune-beta --config NAME --data DIR --out DIR           (cli/tune_beta.py)
     sim reproduce --budget tiny|cpu|paper --data DIR --out DIR (cli/reproduce.py)
 
@@ -15,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 
-from sim_models.cli import data, demo, eval as eval_cmd, report, reproduce, train, tune_beta
+from sim_models.cli import data, demo, eval as eval_cmd, kl_trajectory, report, reproduce, train, tune_beta
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS = (data, train, eval_cmd, demo, report, tune_beta, reproduce)
+COMMANDS = (data, train, eval_cmd, demo, report, kl_trajectory, tune_beta, reproduce)
 
 
 def build_parser() -> argparse.ArgumentParser:

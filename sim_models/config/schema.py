@@ -161,6 +161,8 @@ class TrainConfig:
     device: str = "auto"             # single process: "auto" (cuda when available) | "cpu" | "cuda" (torchrun: per rank)
     autocast: str | None = None      # None | "bfloat16" | "float16" (CUDA only): forward + losses under torch.autocast
     negatives: str = "global"        # data parallel: "global" (every process's targets) | "local" (its own batch's)
+    snapshot_every: int = 0          # epochs: also keep the weights at every N-th epoch end (and at the start) in
+                                     # RUN_DIR/snapshots/ for the per-unit KL trajectory (analysis/kl_trajectory.py); 0: none
 
     def __post_init__(self):
         if isinstance(self.autocast, str) and self.autocast.lower() in ("none", "null", ""):
@@ -173,6 +175,8 @@ class TrainConfig:
             raise ValueError(f"train.mode must be 'parallel' or 'sequential', got {self.mode!r}")
         if self.device not in DEVICES:
             raise ValueError(f"train.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if not isinstance(self.snapshot_every, int) or self.snapshot_every < 0:
+            raise ValueError(f"train.snapshot_every must be an int >= 0 (epochs; 0: no snapshots), got {self.snapshot_every!r}")
         if self.batch_size < 1 or self.epochs < 0:
             raise ValueError(f"train.batch_size must be >= 1 and train.epochs >= 0, got {self.batch_size}, {self.epochs}")
 

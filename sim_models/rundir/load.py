@@ -14,7 +14,7 @@ from sim_models.config import Config, load_config
 from sim_models.model.greedy import GreedyModel, build_model
 from sim_models.rundir.checkpoint import CHECKPOINT_NAME, load_checkpoint
 
-__all__ = ["LoadedRun", "load_run"]
+__all__ = ["LoadedRun", "load_run", "frozen_model"]
 
 
 @dataclass
@@ -37,9 +37,14 @@ def load_run(run_dir) -> LoadedRun:
         raise FileNotFoundError(f"run_dir {run_dir} has no config.yaml: is it a `sim train --out` folder?")
     cfg = load_config(run_dir / "config.yaml")
     state = load_checkpoint(run_dir / CHECKPOINT_NAME)
+    return LoadedRun(run_dir, cfg, frozen_model(cfg, state["model"]), int(state.get("position", {}).get("step", 0)))
+
+
+def frozen_model(cfg: Config, model_state: dict) -> GreedyModel:
+    """``build_model(cfg)`` with the weights of ``model_state``, in eval mode, every parameter without gradient."""
     model = build_model(cfg)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(model_state)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return LoadedRun(run_dir, cfg, model, int(state.get("position", {}).get("step", 0)))
+    return model

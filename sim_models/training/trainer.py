@@ -47,6 +47,7 @@ from sim_models.model.greedy import build_model, count_frames
 from sim_models.rundir.checkpoint import (CHECKPOINT_NAME, load_checkpoint, remove_stale_temp_files, save_checkpoint,
                                           to_cpu)
 from sim_models.rundir.logs import NullLogger, RunLogger
+from sim_models.rundir.snapshots import save_snapshot
 from sim_models.rundir.safety import (FiniteLossWatch, LOG_HEADROOM_BYTES, TrainingFailed, clear_failure,
                                       estimate_checkpoint_bytes, prepare_run_dir, record_failure, trim_logs)
 from sim_models.training.mixed_precision import MixedPrecision
@@ -193,6 +194,8 @@ class Trainer:
 
     def _run(self, epochs: int, log: RunLogger) -> bool:
         tc = self.cfg.train
+        if self.pos["step"] == 0:
+            self._snapshot(0, 0)  # the initialisation
         for unit, active, opt_ids in self._stage_plan():
             if unit < self.pos["unit"]:
                 continue
@@ -232,6 +235,8 @@ class Trainer:
                 for r in self._validate(active, unit, epoch):
                     log.log(r)
                 log.flush()
+                if (epoch + 1) % max(tc.snapshot_every, 1) == 0 or epoch + 1 == epochs:
+                    self._snapshot(unit, epoch + 1)
                 if stop:
                     return True
                 self.save()
@@ -302,6 +307,17 @@ class Trainer:
     def _check_finite(self):
         """Raise FloatingPointError if a loss so far was NaN or inf (on every rank at once when distributed)."""
         self._finite.check(self.strategy.first_bad_step(self._finite))
+
+    def _snapshot(self, unit: int, epochs_done: int):
+        """RUN_DIR/snapshots/: the weights after ``epochs_done`` epochs (of ``unit`` in sequential mode), when
+        ``train.snapshot_every`` asks for snapshots (sim_models/rundir/snapshots.py). The weights come from the
+        strategy's checkpoint state (a collective when distributed: every process calls this)."""
+        if not self.cfg.train.snapshot_every:
+            return
+        state = self.state_dict()
+        if self._writes_files():
+            save_snapshot(state["model"], self.dir, epochs_done, self.pos["step"],
+                          unit if self.cfg.train.mode == "sequential" else None)
 
     def _write_config(self):
         if self._writes_files():
