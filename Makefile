@@ -53,14 +53,16 @@ test: setup
 # The paper's recordings when PAPER_DATA holds a clone of them (default: beside this repository, where CI keeps
 # them), else words synthesised with espeak-ng; each in its own output folder. Progress: a bar per epoch on a
 # terminal; captured to a file (make demo > demo.log 2>&1), one line per epoch and per step.
+# DEMO_JOBS: training runs, probes and analyses side by side in that many processes (same results).
 PAPER_DATA ?= ../shared/data/artificial-speech-dataset
+DEMO_JOBS ?= 2
 demo: setup
 	@if [ -d "$(PAPER_DATA)/reshuffledv2" ]; then \
 	  echo "[demo] data: the paper's recordings in $(PAPER_DATA) (CC BY-NC-SA 4.0, github.com/fdenoodt/Artificial-Speech-Dataset)"; \
-	  $(PY) -m sim_models.cli reproduce --budget tiny --data "$(PAPER_DATA)" --out runs/demo/paper-recordings; \
+	  $(PY) -m sim_models.cli reproduce --budget tiny --jobs $(DEMO_JOBS) --data "$(PAPER_DATA)" --out runs/demo/paper-recordings; \
 	else \
 	  echo "[demo] data: no recordings in $(PAPER_DATA) (PAPER_DATA=DIR: a clone of github.com/fdenoodt/Artificial-Speech-Dataset); synthesising words with espeak-ng"; \
-	  $(PY) -m sim_models.cli reproduce --budget tiny --data runs/demo/data --out runs/demo/synthetic; \
+	  $(PY) -m sim_models.cli reproduce --budget tiny --jobs $(DEMO_JOBS) --data runs/demo/data --out runs/demo/synthetic; \
 	fi
 
 bench: setup

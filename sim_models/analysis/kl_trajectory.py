@@ -24,9 +24,10 @@ from sim_models.analysis.active_units import ACTIVE_THRESHOLD
 from sim_models.analysis.plotting import new_figure, save_figure
 from sim_models.analysis.posterior_usage import posterior_usage
 from sim_models.rundir.snapshots import list_snapshots, load_snapshot_model
+from sim_models.util.document import Heading, Image, Paragraph, Table
 
 __all__ = ["SETTLE_WINDOW", "SETTLE_TOLERANCE", "unit_kl_trajectory", "kl_movement", "settling_epoch",
-           "plot_kl_trajectory", "trajectory_table"]
+           "plot_kl_trajectory", "trajectory_table", "compute", "section"]
 
 SETTLE_WINDOW = 5        # epochs
 SETTLE_TOLERANCE = 0.05  # relative L1 change of the per-unit KL over the window
@@ -139,8 +140,8 @@ def plot_kl_trajectory(trajectory: dict, path, window: int = SETTLE_WINDOW, tole
         image = axes[0, j].imshow(np.maximum(kl[:, order].T, 1e-4), aspect="auto", origin="upper", cmap="viridis",
                                   norm=LogNorm(vmin=1e-3, vmax=max(10.0, kl.max())), interpolation="nearest",
                                   extent=(epochs[0] - 0.5, epochs[-1] + 0.5, kl.shape[1] - 0.5, -0.5))
-        axes[0, j].set_title(f"module {mod['module'] + 1}: {mod['active_kl'][-1]} of {mod['width']} active "
-                             f"(KL > {ACTIVE_THRESHOLD} nats) at epoch {epochs[-1]}", fontsize=8)
+        axes[0, j].set_title(f"module {mod['module'] + 1}: {mod['active_kl'][-1]}/{mod['width']} units active "
+                             f"at epoch {epochs[-1]}", fontsize=8)
         axes[0, j].set_ylabel("unit (sorted by last KL)", fontsize=8)
         series = moves[mod["module"]]
         ax = axes[1, j]
@@ -152,13 +153,46 @@ def plot_kl_trajectory(trajectory: dict, path, window: int = SETTLE_WINDOW, tole
         ax.set_yscale("log")
         ax.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
         ax.set_xlabel("epoch", fontsize=8)
-        ax.set_ylabel(f"KL movement over {window} epochs", fontsize=8)
+        ax.set_ylabel(f"relative change over {window} epochs", fontsize=8)
         ax.legend(fontsize=7)
         for a in axes[:, j]:
             a.tick_params(labelsize=7)
     cbar = fig.colorbar(image, ax=list(axes[0]), fraction=0.03, pad=0.02)
     cbar.set_label("mean KL to N(0, 1) (nats)", fontsize=8)
     verdict = f"settled at epoch {settled}" if settled is not None else "not settled by the last snapshot"
-    fig.suptitle(title or f"per-unit KL over training: {verdict} (movement <= {100 * tolerance:.0f} % over "
-                          f"{window} epochs)", fontsize=10)
+    fig.suptitle(title or f"per-unit KL over training (active: > {ACTIVE_THRESHOLD} nats): {verdict}", fontsize=10)
     return save_figure(fig, path)
+
+
+def compute(ctx) -> dict:
+    """Registered analysis (registry.py): the trajectory when the run has snapshots and a probabilistic module ->
+    report/kl_trajectory.png; {"kl_trajectory": None} otherwise (nothing to follow)."""
+    snaps = list_snapshots(ctx.run.run_dir)
+    if not snaps or any(s.unit is not None for s in snaps) or not any(
+            getattr(stage, "probabilistic", False) for stage in ctx.run.model.stages):
+        return {"kl_trajectory": None}
+    traj = unit_kl_trajectory(ctx.run.run_dir, ctx.test_audio, max_utterances=ctx.rcfg.activation_utterances)
+    settled = settling_epoch(traj)
+    png = plot_kl_trajectory(traj, ctx.out / "kl_trajectory.png")
+    ctx.log(f"  per-unit KL over {len(traj['epochs'])} snapshots: "
+            + (f"settled at epoch {settled}" if settled is not None else "not settled"))
+    return {"kl_trajectory": dict(traj, settled_epoch=settled, window=SETTLE_WINDOW, tolerance=SETTLE_TOLERANCE),
+            "files": {"kl_trajectory_png": ctx.rel(png)}}
+
+
+def section(res: dict, names: list, rc: dict) -> list:
+    """The settling epoch, the table at every snapshot and the figure; [] for a run without snapshots."""
+    traj = res.get("kl_trajectory")
+    if not traj:
+        return []
+    settled, last = traj["settled_epoch"], traj["epochs"][-1]
+    verdict = (f"The per-unit KL settled at epoch {settled} of {last}" if settled is not None else
+               f"The per-unit KL had not settled by epoch {last}: train longer")
+    header, rows = trajectory_table(traj, traj["window"])
+    return [Heading("Per-unit KL over training"),
+            Paragraph(f"{verdict} (settled: every probabilistic module's per-unit KL changes by at most "
+                      f"{100 * traj['tolerance']:.0f} % (relative L1) over {traj['window']} epochs from then on; "
+                      "rule fixed in advance). KL to N(0, 1) per unit on the test frames at every weight snapshot "
+                      "(train.snapshot_every)."),
+            Table(tuple(header), tuple(tuple(r) for r in rows)),
+            Image(res["files"]["kl_trajectory_png"], "per-unit KL over training")]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from sim_models.analysis import activations, few_labels, loss_curves, posterior_usage
+from sim_models.analysis import activations, few_labels, kl_trajectory, loss_curves, posterior_usage
 from sim_models.util.document import rebase
 
 __all__ = ["AnalysisContext", "RunAnalysis", "ANALYSES", "register_analysis", "unregister_analysis", "run_analyses",
@@ -94,3 +94,4 @@ register_analysis("loss_curves", loss_curves.compute, loss_curves.section)
 register_analysis("activations", activations.compute, activations.section)
 register_analysis("active_units", posterior_usage.compute, posterior_usage.section)
 register_analysis("few_labels", few_labels.compute, few_labels.section)
+register_analysis("kl_trajectory", kl_trajectory.compute, kl_trajectory.section)

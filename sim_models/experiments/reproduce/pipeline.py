@@ -213,12 +213,18 @@ def _primary_representation(analyses: dict) -> str:
     return reps.pop() if len(reps) == 1 else "mixed"
 
 
-def reproduce(budget: Budget, data_dir, out, seeds: int | None = None, progress: bool = True, log=log_line) -> dict:
+def reproduce(budget: Budget, data_dir, out, seeds: int | None = None, progress: bool = True, log=log_line,
+              jobs: int = 1) -> dict:
     """Run (or resume) every step; returns {"verdicts", "report_md", "report_html", "times", "skipped", "ran"}.
-    ``log`` gets one line per step (and per run started); ``progress``: the trainer's, per epoch (progress.py)."""
+    ``log`` gets one line per step (and per run started); ``progress``: the trainer's, per epoch (progress.py).
+    ``jobs``: the training runs, then the probes, then the analyses, that many at a time in worker processes, the
+    budget's torch threads shared among them (steps.py: ``run_many``); the results are the same as with 1 (each
+    run is seeded on its own). Raises ValueError for seeds or jobs < 1."""
     seeds = budget.seeds if seeds is None else int(seeds)
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
     budget = budget.with_(seeds=seeds)
     data_dir, out = Path(data_dir), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -233,24 +239,22 @@ def reproduce(budget: Budget, data_dir, out, seeds: int | None = None, progress:
     steps = StepRunner(out, log)
     steps.run("data", lambda: _data_step(budget, data_dir, log))
     beta = steps.run("beta_search", lambda: _beta_step(budget, data_dir, out, progress, log))
-    runs = {}
-    for method in budget.methods:
-        for s in range(seeds):
-            rd = out / "runs" / f"{method}_s{s}"
-            runs[(method, s)] = rd
-            steps.run(f"train_{method}_s{s}",
-                      lambda m=method, s=s, rd=rd: _train_step(budget, m, s, beta["beta"], data_dir, rd, progress, log,
-                                                               out / "beta_search" / f"beta_{beta['beta']:g}"))
-    probes, analyses = {}, {}
-    for (method, s), rd in runs.items():
-        for p in budget.protocols:
-            probes[(method, s, p)] = steps.run(f"probe_{method}_s{s}_{p}",
-                                               lambda rd=rd, p=p: _probe_step(budget, rd, data_dir, p))
+    runs = {(method, s): out / "runs" / f"{method}_s{s}" for method in budget.methods for s in range(seeds)}
+    # one process: this one's log and progress; several: each worker prints its own lines, no progress bars
+    wlog, wprogress = (log, progress) if jobs == 1 else (log_line, False)
+    threads = max(1, (budget.threads or os.cpu_count() or 1) // jobs)
+    beta_dir = out / "beta_search" / f"beta_{beta['beta']:g}"
+    steps.run_many([(f"train_{m}_s{s}", _train_step, (budget, m, s, beta["beta"], data_dir, rd, wprogress, wlog,
+                                                       beta_dir)) for (m, s), rd in runs.items()], jobs, threads)
+    probe_calls = {(m, s, p): (f"probe_{m}_s{s}_{p}", _probe_step, (budget, rd, data_dir, p))
+                   for (m, s), rd in runs.items() for p in budget.protocols}
+    done = steps.run_many(list(probe_calls.values()), jobs, threads)
+    probes = {key: done[call[0]] for key, call in probe_calls.items()}
     n_an = seeds if budget.analyse_seeds is None else min(seeds, budget.analyse_seeds)
-    for (method, s), rd in runs.items():
-        if method in ANALYSED_METHODS and s < n_an:
-            analyses[(method, s)] = steps.run(f"analyse_{method}_s{s}",
-                                              lambda rd=rd, s=s: _analyse_step(budget, rd, data_dir, s, log))
+    analyse_calls = {(m, s): (f"analyse_{m}_s{s}", _analyse_step, (budget, rd, data_dir, s, wlog))
+                     for (m, s), rd in runs.items() if m in ANALYSED_METHODS and s < n_an}
+    done = steps.run_many(list(analyse_calls.values()), jobs, threads)
+    analyses = {key: done[call[0]] for key, call in analyse_calls.items()}
     meas = {p: measurements(budget, seeds, probes, analyses, p) for p in budget.protocols}
     main = budget.protocols[0]
     # Table 3 and Fig. 2 on μ: the robustness row beside the samples the verdicts use (the SIM authors' measurement)

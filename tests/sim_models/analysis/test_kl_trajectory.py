@@ -127,3 +127,29 @@ def test_cli_writes_the_json_and_the_figure(syllable_data, tmp_path, capsys):
     assert (run / "report" / "kl_trajectory.png").stat().st_size > 10_000
     assert main(["kl-trajectory", str(tmp_path / "missing"), "--data", str(syllable_data)]) == 2
     assert "sim kl-trajectory: error" in capsys.readouterr().err
+
+
+def test_registered_analysis_reports_the_trajectory_only_when_there_is_one(trained, tmp_path):
+    from sim_models.analysis import kl_trajectory
+    from sim_models.analysis.registry import ANALYSES, AnalysisContext
+    from sim_models.analysis.run_analysis import ReportConfig
+    from sim_models.rundir.load import load_run
+    from sim_models.util.document import Heading, Image, Table
+
+    assert ANALYSES["kl_trajectory"].compute is kl_trajectory.compute
+    audio = torch.randn(4, 2560, generator=torch.Generator().manual_seed(2))
+    ctx = AnalysisContext(load_run(trained), audio, (), trained / "report", ["m1", "m2", "m3"], ReportConfig(),
+                          log=lambda *a: None)
+    res = kl_trajectory.compute(ctx)
+    assert res["kl_trajectory"]["epochs"] == [0, 1, 2] and res["kl_trajectory"]["settled_epoch"] is None
+    assert (trained / res["files"]["kl_trajectory_png"]).is_file()
+    blocks = kl_trajectory.section(res, ctx.names, {})
+    assert [type(b) for b in blocks] == [Heading, type(blocks[1]), Table, Image]
+    assert "had not settled by epoch 2" in blocks[1].text and len(blocks[2].rows) == 3
+
+    data = TensorAudioDataset(torch.randn(10, 2560, generator=torch.Generator().manual_seed(0)))
+    Trainer(_cfg("train.snapshot_every=0", "train.epochs=1"), data, tmp_path / "plain", progress=False,
+            tensorboard=False).fit()
+    ctx.run = load_run(tmp_path / "plain")
+    assert kl_trajectory.compute(ctx) == {"kl_trajectory": None}
+    assert kl_trajectory.section({"kl_trajectory": None}, ctx.names, {}) == []

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from sim_models.rundir.checkpoint import load_checkpoint
 from sim_models.experiments.reproduce.budgets import get_budget
@@ -36,7 +37,7 @@ b = get_budget("tiny").with_(words=24, epochs={"SIM": 2, "GIM": 2}, betas=(0.0, 
                 few_label_sizes=(1,), few_label_seeds=1, few_label_epochs=2, delta_utterances=3, probe_epochs=2,
                 traversal_steps=3, traversal_dims=1, interpolation_steps=3, audio_examples=1,
                 activation_utterances=8), analyse_seeds=1)
-reproduce(b, sys.argv[1], sys.argv[2], progress=False)
+reproduce(b, sys.argv[1], sys.argv[2], progress=False, jobs=int(sys.argv[3]) if len(sys.argv) > 3 else 1)
 """
 
 
@@ -58,6 +59,40 @@ def test_step_runner_keeps_nothing_of_a_failed_step(tmp_path):
         r.run("b", lambda: (_ for _ in ()).throw(RuntimeError("boom")))
     assert not r.done("b")
     assert r.run("b", lambda: 5) == 5
+
+
+def _pid_and(x):
+    return {"pid": os.getpid(), "x": x}
+
+
+def _fail_on(x):
+    if x == "bad":
+        raise ValueError("bad input")
+    return x
+
+
+def test_run_many_runs_steps_in_worker_processes_and_records_each(tmp_path):
+    StepRunner(tmp_path, log=lambda s: None).run("c", lambda: {"pid": 0, "x": "from before"})
+    r = StepRunner(tmp_path, log=lambda s: None)
+    out = r.run_many([("a", _pid_and, (1,)), ("b", _pid_and, (2,)), ("c", _pid_and, (3,))], jobs=2)
+    assert list(out) == ["a", "b", "c"] and [v["x"] for v in out.values()] == [1, 2, "from before"]
+    assert {out["a"]["pid"], out["b"]["pid"]}.isdisjoint({os.getpid(), 0})  # other processes
+    assert sorted(r.ran) == ["a", "b"] and r.skipped == ["c"]
+    again = StepRunner(tmp_path, log=lambda s: None).run_many([("a", _pid_and, (9,)), ("b", _pid_and, (9,))], jobs=2)
+    assert again == {"a": out["a"], "b": out["b"]}  # read back, not rerun
+    one = StepRunner(tmp_path, log=lambda s: None).run_many([("d", _pid_and, (4,)), ("e", _pid_and, (5,))], jobs=1)
+    assert one["d"]["pid"] == one["e"]["pid"] == os.getpid()
+
+
+def test_run_many_names_the_failed_step_and_keeps_the_others(tmp_path):
+    r = StepRunner(tmp_path, log=lambda s: None)
+    with pytest.raises(RuntimeError, match="step b failed: ValueError"):
+        r.run_many([("a", _fail_on, ("ok",)), ("b", _fail_on, ("bad",))], jobs=2)
+    assert r.done("a") and not r.done("b")
+    with pytest.raises(ValueError, match="jobs"):
+        r.run_many([("a", _fail_on, ("ok",))], jobs=0)
+    with pytest.raises(ValueError, match="step name"):
+        r.run_many([("../a", _fail_on, ("ok",)), ("b", _fail_on, ("ok",))], jobs=2)
 
 
 @pytest.mark.parametrize("name", ["", "../x", ".hidden"])
@@ -128,6 +163,8 @@ def test_cli_names_the_bad_argument(capsys):
     from sim_models.cli import main
     assert main(["reproduce", "--budget", "tiny", "--data", "x", "--out", "y", "--seeds", "0"]) == 2
     assert "--seeds" in capsys.readouterr().err
+    assert main(["reproduce", "--budget", "tiny", "--data", "x", "--out", "y", "--jobs", "0"]) == 2
+    assert "--jobs" in capsys.readouterr().err
 
 
 # ---- kill and rerun ----------------------------------------------------------------------------------------------
@@ -274,3 +311,22 @@ def test_measurements_on_the_robustness_representation():
     assert mean["fig2"][1]["SIM"] == pytest.approx([0.1])
     from sim_models.experiments.reproduce.pipeline import _analysed_with
     assert _analysed_with(analyses, "mean") and not _analysed_with({("SIM", 0): _analysis(0.3, 0.5)}, "mean")
+
+
+@needs_espeak
+def test_two_jobs_train_the_same_runs_as_one_process(tmp_path):
+    """--jobs 2: every step done, the report written, and a run trained in a worker equal to the same config
+    trained here."""
+    from sim_models.config import load_config
+    from sim_models.training.launch import prepare_run
+    data, out = tmp_path / "data", tmp_path / "out"
+    p = subprocess.run(_cmd(data, out) + ["2"], env=_env(), capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "steps in 2 processes" in p.stdout and (out / "report.html").is_file()
+    assert {"train_GIM_s1", "probe_GIM_s1_paper", "analyse_GIM_s0"} <= {f.stem for f in (out / "steps").glob("*.json")}
+    run = out / "runs" / "GIM_s1"
+    cfg = load_config(run / "config.yaml")
+    prepare_run(cfg, data, tmp_path / "here", progress=False, tensorboard=False).fit()
+    a, b = load_checkpoint(run / CHECKPOINT_NAME)["model"], load_checkpoint(tmp_path / "here" / CHECKPOINT_NAME)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=lambda s: f"{k}: {s}")
