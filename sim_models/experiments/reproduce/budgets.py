@@ -89,7 +89,7 @@ _SMALL_REPORT = dict(decoder_epochs=4, max_decoder_utterances=200, tsne_iteratio
                      traversal_steps=7, traversal_dims=1, audio_examples=2, activation_utterances=48)
 
 # cpu-long's length: the epoch at which SIM's per-unit KL settled at the paper's lr (pilot, docs/reproduce.md)
-EPOCHS_CPU_LONG = 70
+EPOCHS_CPU_LONG = 150
 
 BUDGETS = {
     # `make demo`: SIM and GIM on sim-small, 2 seeds, 6 epochs: the pipeline end to end in ≤ 10 min on a fresh
@@ -125,7 +125,7 @@ BUDGETS = {
     "cpu-long": Budget("cpu-long", words=600, seeds=1, methods=METHODS, configs=_SMALL_CONFIGS,
                        epochs={"SIM": EPOCHS_CPU_LONG, "GIM": EPOCHS_CPU_LONG, "CPC": EPOCHS_CPU_LONG,
                                "supervised": 30},
-                       common=("train.snapshot_every=5",), betas=(SMALL_BETA,), tune_epochs=EPOCHS_CPU_LONG,
+                       common=("train.snapshot_every=1",), betas=(SMALL_BETA,), tune_epochs=EPOCHS_CPU_LONG,
                        probe_epochs=None, probe_seeds=3, protocols=("paper",), threads=2,
                        report=dict(_SMALL_REPORT, decoder_preset="authors", decoder_epochs=30,
                                    max_decoder_utterances=None)),
